@@ -1,0 +1,250 @@
+"""The engine's torch-free interface: configs, frames, guides and the backend protocol.
+
+`ui/` imports only this module (and `editing/__init__` keeps torch lazy), so the studio can be
+tested with a fake backend and `import ui` never loads torch.
+
+Defaults live here, once, with the paper they come from. Every config validates itself in
+`__post_init__`: a bad value raises `ValueError` naming the allowed range.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+Stage = Literal["invert", "denoise", "optimize", "finetune", "done"]
+
+
+def _check_range(name: str, value: float, lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False) -> None:
+    ok_lo = value > lo if lo_open else value >= lo
+    ok_hi = value < hi if hi_open else value <= hi
+    if not (ok_lo and ok_hi) or value != value:  # NaN fails too
+        left = "(" if lo_open else "["
+        right = ")" if hi_open else "]"
+        raise ValueError(f"{name}={value!r} is out of range; allowed: {left}{lo}, {hi}{right}")
+
+
+def _check_int(name: str, value: int, lo: int, hi: int) -> None:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+        raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
+    _check_range(name, int(value), lo, hi)
+
+
+# --------------------------------------------------------------------------------------------
+# Configs (frozen; the UI builds its sliders from these fields and their defaults)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SDEditConfig:
+    """SDEdit (Meng et al., ICLR 2022): perturb the guide to time t0, then run the reverse SDE."""
+
+    # t0 in (0, 1]: fraction of the schedule re-run. The paper's default for stroke-based
+    # synthesis and editing is t0 = 0.5 (Sec. 4, "we use t0 = 0.5 unless stated otherwise").
+    t0: float = 0.5
+    # Reverse steps for the *whole* schedule (t0 = 1); a run takes ceil(t0 * steps) of them.
+    # The official code runs every one of the 1000 training timesteps; 100 respaced ancestral
+    # steps (improved-diffusion's respacing) are visually indistinguishable and 10x faster.
+    steps: int = 100
+    # K: the official code's repeat count (`--sample_step`): perturb-and-denoise K times,
+    # each round starting from the previous round's output (Algorithm 1's outer loop).
+    repeats: int = 1
+    # VP sampler: "ddpm" is the reverse SDE (ancestral, eta=1) of the paper; "ddim" is the
+    # deterministic probability-flow discretisation (eta=0), offered as a faster option.
+    sampler: Literal["ddpm", "ddim"] = "ddpm"
+    # Classifier-free guidance for text-conditioned models (ignored by unconditional ones).
+    guidance_scale: float = 3.0
+    seed: int = 0
+    # Yield a preview frame every k steps (k >= 1); the final frame always comes.
+    preview_every: int = 5
+
+    def __post_init__(self) -> None:
+        _check_range("t0", self.t0, 0.0, 1.0, lo_open=True)
+        _check_int("steps", self.steps, 1, 1000)
+        _check_int("repeats", self.repeats, 1, 10)
+        if self.sampler not in ("ddpm", "ddim"):
+            raise ValueError(f"sampler={self.sampler!r}; allowed: 'ddpm' or 'ddim'")
+        _check_range("guidance_scale", self.guidance_scale, 0.0, 30.0)
+        _check_int("seed", self.seed, 0, 2**63 - 1)
+        _check_int("preview_every", self.preview_every, 1, 1000)
+
+
+@dataclass(frozen=True)
+class InversionConfig:
+    """Edit-friendly DDPM inversion (Huberman-Spiegelglas et al., CVPR 2024), Sec. 3 / Alg. 1."""
+
+    # Paper, Sec. 4: 100 inference steps, eta = 1, source guidance 3.5 (their SD experiments).
+    steps: int = 100
+    eta: float = 1.0
+    source_guidance_scale: float = 3.5
+    seed: int = 0
+    preview_every: int = 5
+
+    def __post_init__(self) -> None:
+        _check_int("steps", self.steps, 2, 1000)
+        _check_range("eta", self.eta, 0.0, 1.0)
+        _check_range("source_guidance_scale", self.source_guidance_scale, 0.0, 30.0)
+        _check_int("seed", self.seed, 0, 2**63 - 1)
+        _check_int("preview_every", self.preview_every, 1, 1000)
+
+
+@dataclass(frozen=True)
+class EditConfig:
+    """Regeneration under a target prompt from the extracted noise maps."""
+
+    # Paper, Sec. 4: T_skip = 36 (of 100 steps) and target guidance 15.
+    skip: int = 36
+    guidance_scale: float = 15.0
+    preview_every: int = 5
+
+    def __post_init__(self) -> None:
+        _check_int("skip", self.skip, 0, 999)
+        _check_range("guidance_scale", self.guidance_scale, 0.0, 30.0)
+        _check_int("preview_every", self.preview_every, 1, 1000)
+
+
+@dataclass(frozen=True)
+class ColorEditConfig:
+    """Colour manipulation through the noise maps (paper, Sec. 5 "colour manipulation").
+
+    The predicted x0 inside the mask is pulled towards the colour image with strength s at the
+    steps whose index lies in [t1, t2] (counted from the noisiest step, as T_skip is).
+    """
+
+    strength: float = 0.5
+    t1: int = 0
+    t2: int = 60
+    skip: int = 0
+    guidance_scale: float = 3.5
+    preview_every: int = 5
+
+    def __post_init__(self) -> None:
+        _check_range("strength", self.strength, 0.0, 1.0)
+        _check_int("t1", self.t1, 0, 999)
+        _check_int("t2", self.t2, 0, 999)
+        if self.t2 < self.t1:
+            raise ValueError(f"t2={self.t2} must be >= t1={self.t1}")
+        _check_int("skip", self.skip, 0, 999)
+        _check_range("guidance_scale", self.guidance_scale, 0.0, 30.0)
+        _check_int("preview_every", self.preview_every, 1, 1000)
+
+
+@dataclass(frozen=True)
+class ShiftConfig:
+    """Image shift: the noise maps rolled by (dx, dy) pixels of model space before regeneration."""
+
+    dx: int = 0
+    dy: int = 0
+    skip: int = 0
+    guidance_scale: float = 3.5
+    preview_every: int = 5
+
+    def __post_init__(self) -> None:
+        _check_int("dx", self.dx, -4096, 4096)
+        _check_int("dy", self.dy, -4096, 4096)
+        _check_int("skip", self.skip, 0, 999)
+        _check_range("guidance_scale", self.guidance_scale, 0.0, 30.0)
+        _check_int("preview_every", self.preview_every, 1, 1000)
+
+
+def config_fields(config_cls: type) -> list[tuple[str, Any]]:
+    """(name, default) of a config dataclass, in declaration order: what the UI builds sliders from."""
+    return [(f.name, f.default) for f in fields(config_cls)]
+
+
+# --------------------------------------------------------------------------------------------
+# Values that flow between the UI and the engine
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Guide:
+    """What the user painted: an RGB image, an optional edit mask and an optional colour mask.
+
+    image: (H, W, 3) uint8. mask: (H, W) bool, True where SDEdit may change pixels; None means
+    everywhere. color_mask: (H, W) bool, the region a colour edit applies to.
+    """
+
+    image: np.ndarray
+    mask: np.ndarray | None = None
+    color_mask: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        img = self.image
+        if not isinstance(img, np.ndarray) or img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
+            raise ValueError("Guide.image must be a uint8 array of shape (H, W, 3)")
+        for name in ("mask", "color_mask"):
+            m = getattr(self, name)
+            if m is not None and (not isinstance(m, np.ndarray) or m.shape != img.shape[:2]):
+                raise ValueError(f"Guide.{name} must be an (H, W) array matching the image, got {getattr(m, 'shape', m)}")
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One streamed update of a running method.
+
+    step/total count the method's steps (total = steps it will take). xt and x0 are cheap uint8
+    (H, W, 3) previews of the current sample and of the predicted clean image; either may be None
+    between previews. On the last frame `stage == "done"`, `result` is the method's result
+    (a uint8 image, or an `Inversion` / `ImagicState` value) and `image` the uint8 image if any.
+    """
+
+    step: int
+    total: int
+    stage: Stage = "denoise"
+    xt: np.ndarray | None = None
+    x0: np.ndarray | None = None
+    image: np.ndarray | None = None
+    result: Any = None
+    loss: float | None = None
+    info: dict = field(default_factory=dict)
+
+    @property
+    def done(self) -> bool:
+        return self.stage == "done"
+
+
+def final(frames: Iterable[Frame]) -> Any:
+    """Drain a method's frames and return its result (a uint8 image for image methods)."""
+    last = None
+    for last in frames:
+        pass
+    if last is None or not last.done:
+        raise RuntimeError("the method stopped before producing a result")
+    return last.result
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str  # preset name, folder or hub id as given
+    family: Literal["pixel-text", "pixel-ddpm", "ve", "latent-sd"]
+    resolution: int  # image side the model works at, in pixels
+    conditional: bool  # takes prompts
+    kind: Literal["vp", "ve"]
+    num_train_timesteps: int
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What the studio needs from the engine; `editing.backend.EngineBackend` implements it.
+
+    Every method is a generator of `Frame`; the last frame carries the result. Handles returned
+    by `invert` are opaque to the UI (kept in `gr.State`).
+    """
+
+    def info(self) -> ModelInfo: ...
+
+    def sdedit(self, guide: Guide, config: SDEditConfig, prompt: str = "") -> Iterator[Frame]: ...
+
+    def invert(self, image: np.ndarray, source_prompt: str, config: InversionConfig) -> Iterator[Frame]: ...
+
+    def edit(self, inversion: Any, target_prompt: str, config: EditConfig) -> Iterator[Frame]: ...
+
+    def color_edit(self, inversion: Any, color: np.ndarray, mask: np.ndarray, prompt: str, config: ColorEditConfig) -> Iterator[Frame]: ...
+
+    def shift(self, inversion: Any, prompt: str, config: ShiftConfig) -> Iterator[Frame]: ...
+
+    def metrics(self, guide: np.ndarray, images: list[np.ndarray], mask: np.ndarray | None = None) -> list[dict[str, float]]: ...

@@ -1,0 +1,108 @@
+"""The model bundle: one small object per model family that turns any network into one call.
+
+Samplers and methods see only this interface (k-diffusion's "external" wrappers): they never know
+about text encoders, VAEs or UNet quirks.
+
+- `encode_image(image)`: uint8 (H, W, 3) at the model's resolution -> model space (1, C, h, w)
+- `decode(x)`: model space (B, C, h, w) -> uint8 (B, H, W, 3) (full quality; the VAE for latents)
+- `preview(x)`: a cheap uint8 decode for streaming (a linear latent->RGB map for latents)
+- `encode_prompt(prompts)`: list of str -> conditioning tensor (B, L, D), or None if unconditional
+- `eps(x_t, t, cond)`: the noise prediction. `t` is a float tensor (B,): for VP models the
+  continuous timestep of `editing.schedule.VPSchedule`; for VE models sigma. For VE models eps is
+  -sigma * score, so x0 = x_t - sigma * eps in both kinds' own parametrisation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from editing.interface import ModelInfo
+from editing.schedule import VESchedule, VPSchedule
+
+Family = Literal["pixel-text", "pixel-ddpm", "ve", "latent-sd"]
+
+
+class ModelBundle(ABC):
+    family: Family
+    model_id: str  # what the user passed: preset name, folder or hub id
+    weights_hash: str  # sha256 prefix of the weight files, for recipes and cache keys
+    resolution: int  # image side in pixels
+    schedule: VPSchedule | VESchedule
+
+    @property
+    def kind(self) -> Literal["vp", "ve"]:
+        return "ve" if isinstance(self.schedule, VESchedule) else "vp"
+
+    @property
+    @abstractmethod
+    def conditional(self) -> bool: ...
+
+    @property
+    @abstractmethod
+    def device(self) -> torch.device: ...
+
+    @property
+    @abstractmethod
+    def dtype(self) -> torch.dtype: ...
+
+    @property
+    @abstractmethod
+    def latent_shape(self) -> tuple[int, int, int]:
+        """(C, h, w) of model space."""
+
+    @abstractmethod
+    def encode_image(self, image: np.ndarray) -> torch.Tensor: ...
+
+    @abstractmethod
+    def decode(self, x: torch.Tensor) -> np.ndarray: ...
+
+    def preview(self, x: torch.Tensor) -> np.ndarray:
+        return self.decode(x)
+
+    @abstractmethod
+    def encode_prompt(self, prompts: list[str]) -> torch.Tensor | None: ...
+
+    @abstractmethod
+    def eps(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor: ...
+
+    def info(self) -> ModelInfo:
+        n = self.schedule.num_train_timesteps if isinstance(self.schedule, VPSchedule) else 1000
+        return ModelInfo(self.model_id, self.family, self.resolution, self.conditional, self.kind, n)
+
+
+def pixels_to_tensor(image: np.ndarray, device, dtype) -> torch.Tensor:
+    """uint8 (H, W, 3) -> (1, 3, H, W) in [-1, 1]."""
+    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].to(device=device, dtype=torch.float32)
+    return (x / 127.5 - 1.0).to(dtype)
+
+
+def tensor_to_pixels(x: torch.Tensor) -> np.ndarray:
+    """(B, 3, H, W) in [-1, 1] -> uint8 (B, H, W, 3), rounded."""
+    x = ((x.detach().float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
+    return x.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def hash_files(paths: list[Path]) -> str:
+    """sha256 over the given files' bytes (sorted by name), first 16 hex digits."""
+    h = hashlib.sha256()
+    for p in sorted(paths, key=lambda p: str(p)):
+        h.update(p.name.encode())
+        with open(p, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def hash_module(module: torch.nn.Module) -> str:
+    """sha256 of a module's state (for models built in memory, e.g. tests)."""
+    h = hashlib.sha256()
+    for k, v in sorted(module.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().float().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
