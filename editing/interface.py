@@ -85,7 +85,8 @@ class InversionConfig:
 
     def __post_init__(self) -> None:
         _check_int("steps", self.steps, 2, 1000)
-        _check_range("eta", self.eta, 0.0, 1.0)
+        # eta = 0 leaves no noise to extract (z_t = (x_{t-1} - mu_t) / sigma_t divides by zero).
+        _check_range("eta", self.eta, 0.0, 1.0, lo_open=True)
         _check_range("source_guidance_scale", self.source_guidance_scale, 0.0, 30.0)
         _check_int("seed", self.seed, 0, 2**63 - 1)
         _check_int("preview_every", self.preview_every, 1, 1000)
