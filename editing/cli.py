@@ -1,0 +1,368 @@
+"""Command line: `python -m editing sdedit|edit|color|shift|sweep|replay ...`.
+
+Each run reads image files, shows a progress bar, writes the result PNG (recipe embedded as a PNG
+text chunk) and a recipe JSON beside it, which `python -m editing replay recipe.json` re-runs.
+Parameters are generated from the config dataclasses, so defaults live in one place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import typing
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from editing import interface as itf
+from editing.recipe import make_recipe, pixel_sha256, read_recipe, recipe_path_for, write_recipe
+
+
+# ----------------------------------------------------------------------------- method table
+@dataclass(frozen=True)
+class MethodSpec:
+    name: str
+    help: str
+    configs: dict[str, type]  # role -> config dataclass
+    inputs: tuple[str, ...]  # required image roles
+    optional_inputs: tuple[str, ...]
+    masks: tuple[str, ...]  # roles read as binary masks (white = selected)
+    prompts: dict[str, str]  # prompt role -> help
+    run: Callable[..., Iterator[itf.Frame]]
+
+
+def _run_sdedit(model, images, prompts, configs):
+    from editing.sdedit import sdedit
+
+    return sdedit(model, images["guide"], configs["sdedit"], mask=images.get("mask"), prompt=prompts.get("prompt", ""))
+
+
+def _inverted(model, images, prompts, configs) -> Iterator[itf.Frame | Any]:
+    """Stream the inversion's frames; the last item yielded is the Inversion value itself."""
+    from editing.inversion import invert
+
+    for frame in invert(model, images["image"], prompts.get("source", ""), configs["inversion"]):
+        if frame.done:
+            yield frame.result
+        else:
+            yield frame
+
+
+def _then(model, images, prompts, configs, regenerate):
+    inversion = None
+    for item in _inverted(model, images, prompts, configs):
+        if isinstance(item, itf.Frame):
+            yield item
+        else:
+            inversion = item
+    yield from regenerate(inversion)
+
+
+def _run_edit(model, images, prompts, configs):
+    from editing.inversion import edit
+
+    return _then(model, images, prompts, configs, lambda inv: edit(model, inv, prompts.get("target", ""), configs["edit"]))
+
+
+def _run_color(model, images, prompts, configs):
+    from editing.inversion import color_edit
+
+    return _then(
+        model, images, prompts, configs,
+        lambda inv: color_edit(model, inv, images["colour"], images["mask"], prompts.get("target", ""), configs["color"]),
+    )
+
+
+def _run_shift(model, images, prompts, configs):
+    from editing.inversion import shift
+
+    return _then(model, images, prompts, configs, lambda inv: shift(model, inv, prompts.get("target", ""), configs["shift"]))
+
+
+_SOURCE = "prompt describing the input image (text-conditioned models)"
+_TARGET = "prompt to regenerate under"
+METHODS: dict[str, MethodSpec] = {
+    m.name: m
+    for m in [
+        MethodSpec("sdedit", "SDEdit: stroke painting or photo -> realistic image (optionally inside a mask)",
+                   {"sdedit": itf.SDEditConfig}, ("guide",), ("mask",), ("mask",),
+                   {"prompt": "optional text prompt (text-conditioned models only)"}, _run_sdedit),
+        MethodSpec("edit", "edit-friendly DDPM inversion, then regeneration under a target prompt",
+                   {"inversion": itf.InversionConfig, "edit": itf.EditConfig}, ("image",), (), (),
+                   {"source": _SOURCE, "target": _TARGET}, _run_edit),
+        MethodSpec("color", "colour manipulation through the inverted noise maps",
+                   {"inversion": itf.InversionConfig, "color": itf.ColorEditConfig}, ("image", "colour", "mask"), (), ("mask",),
+                   {"source": _SOURCE, "target": _TARGET}, _run_color),
+        MethodSpec("shift", "image shift: regenerate from shifted noise maps",
+                   {"inversion": itf.InversionConfig, "shift": itf.ShiftConfig}, ("image",), (), (),
+                   {"source": _SOURCE, "target": _TARGET}, _run_shift),
+    ]
+}
+
+
+def register_method(spec: MethodSpec) -> None:
+    """Other engine modules (Imagic) add their command here."""
+    METHODS[spec.name] = spec
+
+
+# ----------------------------------------------------------------------------- arguments
+def _add_config_args(parser: argparse.ArgumentParser, configs: dict[str, type]) -> None:
+    seen: set[str] = set()
+    for cls in configs.values():
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if f.name in seen:
+                continue  # shared names (seed, preview_every) set every config that has them
+            seen.add(f.name)
+            flag = "--" + f.name.replace("_", "-")
+            choices = typing.get_args(hints[f.name]) if typing.get_origin(hints[f.name]) is typing.Literal else None
+            kind = type(f.default)
+            parser.add_argument(flag, dest=f.name, type=kind, default=f.default, choices=choices,
+                                help=f"default {f.default!r}")
+
+
+def _build_configs(args: argparse.Namespace | dict, configs: dict[str, type]) -> dict[str, Any]:
+    values = vars(args) if isinstance(args, argparse.Namespace) else args
+    out = {}
+    for role, cls in configs.items():
+        kw = {f.name: values[f.name] for f in dataclasses.fields(cls) if f.name in values}
+        out[role] = cls(**kw)
+    return out
+
+
+def _add_model_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="emoji", help="preset name (emoji, sd15, sd21-base, church, bedroom, celebahq, "
+                        "ncsnpp-celebahq), a local diffusers folder or a hub id (default: emoji)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: cuda if available)")
+    parser.add_argument("--dtype", default=None, choices=["float32", "float16", "bfloat16"],
+                        help="default: float16 on CUDA, float32 elsewhere")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import importlib.util
+
+    if importlib.util.find_spec("editing.imagic") is not None:
+        import editing.imagic  # noqa: F401  (registers the `imagic` command)
+    parser = argparse.ArgumentParser(prog="python -m editing", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for spec in METHODS.values():
+        p = sub.add_parser(spec.name, help=spec.help, description=spec.help)
+        for role in spec.inputs:
+            p.add_argument(f"--{role}", required=True, help=f"{role} image file" + (" (white = selected)" if role in spec.masks else ""))
+        for role in spec.optional_inputs:
+            p.add_argument(f"--{role}", default=None, help=f"optional {role} image file" + (" (white = selected)" if role in spec.masks else ""))
+        for role, text in spec.prompts.items():
+            p.add_argument(f"--{role}", default="", help=text)
+        _add_config_args(p, spec.configs)
+        _add_model_args(p)
+        p.add_argument("--out", default=f"outputs/{spec.name}.png", help="output PNG; the recipe JSON is written beside it")
+        p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    sw = sub.add_parser("sweep", help="run SDEdit (or an edit) over several values of one parameter and seeds, with metrics")
+    sw.add_argument("method", choices=["sdedit", "edit"])
+    sw.add_argument("--param", required=True, help="parameter to sweep: t0, steps, guidance_scale (sdedit); skip, guidance_scale, eta (edit)")
+    sw.add_argument("--values", required=True, help="comma-separated values, e.g. 0.2,0.35,0.5,0.65,0.8,0.95")
+    sw.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
+    sw.add_argument("--guide", help="guide image (sdedit)")
+    sw.add_argument("--mask", default=None, help="optional mask image (sdedit)")
+    sw.add_argument("--image", help="input image (edit)")
+    sw.add_argument("--prompt", default="")
+    sw.add_argument("--source", default="")
+    sw.add_argument("--target", default="")
+    sw.add_argument("--out-dir", default="outputs/sweep")
+    sw.add_argument("--quiet", action="store_true")
+    _add_model_args(sw)
+
+    rp = sub.add_parser("replay", help="re-run a recipe JSON and check the pixels match")
+    rp.add_argument("recipe")
+    rp.add_argument("--out", default=None, help="output PNG (default: beside the recipe, with -replay)")
+    rp.add_argument("--device", default=None)
+    rp.add_argument("--quiet", action="store_true")
+    return parser
+
+
+# ----------------------------------------------------------------------------- running
+def load_mask(path: str | Path) -> np.ndarray:
+    from editing.images import load_image
+
+    img = load_image(path)
+    return img.astype(np.float32).mean(axis=2) > 127.5
+
+
+def _read_inputs(spec: MethodSpec, paths: dict[str, str | None]) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
+    from editing.images import load_image
+
+    images, record = {}, {}
+    for role in spec.inputs + spec.optional_inputs:
+        path = paths.get(role)
+        if path is None:
+            continue
+        arr = load_mask(path) if role in spec.masks else load_image(path)
+        images[role] = arr
+        record[role] = {"path": str(Path(path).resolve()), "sha256": pixel_sha256(arr)}
+    return images, record
+
+
+def _drain(frames: Iterator[itf.Frame], quiet: bool, desc: str) -> np.ndarray:
+    from tqdm import tqdm
+
+    bar = None
+    stage = None
+    result = None
+    try:
+        for frame in frames:
+            if frame.done:
+                result = frame.result
+                break
+            if quiet:
+                continue
+            if frame.stage != stage:
+                if bar is not None:
+                    bar.close()
+                stage = frame.stage
+                bar = tqdm(total=frame.total, desc=f"{desc}: {stage}", unit="step", file=sys.stderr)
+            bar.update(frame.step - bar.n)
+            if frame.loss is not None:
+                bar.set_postfix(loss=f"{frame.loss:.4f}")
+    finally:
+        if bar is not None:
+            bar.close()
+    if result is None:
+        raise RuntimeError(f"{desc} stopped before producing a result")
+    return result
+
+
+def save_png(image: np.ndarray, path: str | Path, recipe: dict | None = None) -> Path:
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    info = PngInfo()
+    if recipe is not None:
+        info.add_text("recipe", json.dumps(recipe))
+    Image.fromarray(image).save(path, pnginfo=info)
+    return path
+
+
+def run_to_files(spec: MethodSpec, model, images, record, prompts, configs, out: str | Path, quiet: bool, extra=None) -> tuple[np.ndarray, Path]:
+    result = _drain(spec.run(model, images, prompts, configs), quiet, spec.name)
+    recipe = make_recipe(spec.name, configs, model=model, inputs=record, prompts=prompts, output=result,
+                         output_path=str(Path(out).resolve()), extra=extra)
+    save_png(result, out, recipe)
+    write_recipe(recipe, recipe_path_for(out))
+    return result, recipe_path_for(out)
+
+
+def _load(args) -> Any:
+    from editing.models import load_model
+
+    dtype = None
+    if getattr(args, "dtype", None):
+        import torch
+
+        dtype = getattr(torch, args.dtype)
+    return load_model(args.model, device=args.device, dtype=dtype)
+
+
+def cmd_method(args) -> int:
+    spec = METHODS[args.command]
+    configs = _build_configs(args, spec.configs)
+    images, record = _read_inputs(spec, {r: getattr(args, r) for r in spec.inputs + spec.optional_inputs})
+    prompts = {role: getattr(args, role) for role in spec.prompts}
+    model = _load(args)
+    _, recipe_file = run_to_files(spec, model, images, record, prompts, configs, args.out, args.quiet)
+    print(f"wrote {args.out} and {recipe_file}")
+    return 0
+
+
+def _parse_values(text: str, kind: type) -> list:
+    try:
+        return [kind(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"could not read '{text}' as comma-separated {kind.__name__} values") from None
+
+
+def cmd_sweep(args) -> int:
+    from editing.metrics import l2, ssim
+
+    spec = METHODS[args.method]
+    roles = {"guide": args.guide, "mask": args.mask} if args.method == "sdedit" else {"image": args.image}
+    for role in spec.inputs:
+        if not roles.get(role):
+            raise ValueError(f"sweep {args.method} needs --{role}")
+    fields = {f.name: f for cls in spec.configs.values() for f in dataclasses.fields(cls)}
+    if args.param not in fields:
+        raise ValueError(f"--param {args.param!r} is not a parameter of {args.method}; choose from {sorted(fields)}")
+    values = _parse_values(args.values, type(fields[args.param].default))
+    seeds = _parse_values(args.seeds, int)
+    base = {name: f.default for name, f in fields.items()}
+    images, record = _read_inputs(spec, roles)
+    prompts = {"prompt": args.prompt} if args.method == "sdedit" else {"source": args.source, "target": args.target}
+    reference = images["guide"] if args.method == "sdedit" else images["image"]
+    model = _load(args)
+    out_dir = Path(args.out_dir)
+    rows = []
+    for value in values:
+        for seed in seeds:
+            configs = _build_configs({**base, args.param: value, "seed": seed}, spec.configs)
+            out = out_dir / f"{args.method}-{args.param}{value}-seed{seed}.png"
+            result, _ = run_to_files(spec, model, images, record, prompts, configs, out, args.quiet)
+            rows.append({args.param: value, "seed": seed, "path": str(out), "l2": l2(reference, result), "ssim": ssim(reference, result)})
+    (out_dir / "metrics.json").write_text(json.dumps(rows, indent=2) + "\n")
+    print(f"{args.param:>16} {'seed':>5} {'L2':>8} {'SSIM':>7}")
+    for r in rows:
+        print(f"{r[args.param]:>16} {r['seed']:>5} {r['l2']:>8.4f} {r['ssim']:>7.4f}")
+    print(f"wrote {len(rows)} images and {out_dir / 'metrics.json'}")
+    return 0
+
+
+def cmd_replay(args) -> int:
+    recipe = read_recipe(args.recipe)
+    spec = METHODS.get(recipe["method"])
+    if spec is None:
+        raise ValueError(f"the recipe's method {recipe['method']!r} is not known; known: {sorted(METHODS)}")
+    known = {cls.__name__: cls for cls in spec.configs.values()}
+    configs = {}
+    for role, entry in recipe["configs"].items():
+        if entry["class"] not in known:
+            raise ValueError(f"the recipe's config class {entry['class']!r} does not belong to {spec.name}")
+        configs[role] = known[entry["class"]](**entry["values"])
+    paths = {role: rec["path"] for role, rec in recipe["inputs"].items()}
+    images, record = _read_inputs(spec, paths)
+    for role, rec in recipe["inputs"].items():
+        if record[role]["sha256"] != rec["sha256"]:
+            raise ValueError(f"the {role} image at {rec['path']} has changed since the recipe was written")
+    from editing.models import load_model
+
+    model = load_model(recipe["model"]["id"], device=args.device or recipe.get("device"),
+                       dtype=__import__("torch").__dict__[recipe.get("dtype", "float32")])
+    if model.weights_hash != recipe["model"]["weights_hash"]:
+        warnings.warn(f"model weights differ from the recipe's ({model.weights_hash} != {recipe['model']['weights_hash']})", stacklevel=1)
+    out = args.out or str(Path(args.recipe).with_name(Path(args.recipe).stem + "-replay.png"))
+    result, _ = run_to_files(spec, model, images, record, recipe.get("prompts", {}), configs, out, args.quiet)
+    expected = recipe.get("output", {}).get("sha256")
+    same = expected == pixel_sha256(result)
+    print(f"wrote {out}; pixels {'identical to' if same else 'DIFFERENT from'} the recipe's output")
+    return 0 if same or expected is None else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from editing.models import ModelNotFoundError
+
+    try:
+        if args.command == "sweep":
+            return cmd_sweep(args)
+        if args.command == "replay":
+            return cmd_replay(args)
+        return cmd_method(args)
+    except (ValueError, ModelNotFoundError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
