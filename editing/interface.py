@@ -211,8 +211,8 @@ class Frame:
 def final(frames: Iterable[Frame]) -> Any:
     """Drain a method's frames and return its result (a uint8 image for image methods)."""
     last = None
-    for last in frames:
-        pass
+    for frame in frames:
+        last = frame
     if last is None or not last.done:
         raise RuntimeError("the method stopped before producing a result")
     return last.result
