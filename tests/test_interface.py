@@ -1,0 +1,65 @@
+"""Configs validate their ranges; the interface stays torch-free."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from editing.interface import (
+    EditConfig,
+    Frame,
+    Guide,
+    InversionConfig,
+    SDEditConfig,
+    config_fields,
+    final,
+)
+
+
+@pytest.mark.parametrize(
+    "make, text",
+    [
+        (lambda: SDEditConfig(t0=0.0), r"t0=0.0 is out of range; allowed: \(0.0, 1.0\]"),
+        (lambda: SDEditConfig(t0=1.5), "t0=1.5"),
+        (lambda: SDEditConfig(t0=float("nan")), "t0=nan"),
+        (lambda: SDEditConfig(steps=0), r"steps=0 is out of range; allowed: \[1, 1000\]"),
+        (lambda: SDEditConfig(steps=2.5), "steps must be an integer"),
+        (lambda: SDEditConfig(sampler="euler"), "sampler"),
+        (lambda: InversionConfig(eta=0.0), r"eta=0.0 is out of range; allowed: \(0.0, 1.0\]"),
+        (lambda: EditConfig(guidance_scale=-1), "guidance_scale=-1"),
+        (lambda: EditConfig(skip=-1), "skip=-1"),
+    ],
+)
+def test_bad_values_name_the_allowed_range(make, text):
+    with pytest.raises(ValueError, match=text):
+        make()
+
+
+def test_paper_defaults():
+    inv, ed, sd = InversionConfig(), EditConfig(), SDEditConfig()
+    assert (inv.steps, inv.eta, inv.source_guidance_scale) == (100, 1.0, 3.5)
+    assert (ed.skip, ed.guidance_scale) == (36, 15.0)
+    assert sd.t0 == 0.5
+    assert [n for n, _ in config_fields(EditConfig)] == ["skip", "guidance_scale", "preview_every"]
+
+
+def test_guide_checks_shapes():
+    img = np.zeros((8, 6, 3), np.uint8)
+    Guide(img, mask=np.ones((8, 6), bool))
+    with pytest.raises(ValueError, match="uint8"):
+        Guide(img.astype(np.float32))
+    with pytest.raises(ValueError, match="mask"):
+        Guide(img, mask=np.ones((6, 8), bool))
+
+
+def test_final_returns_the_done_frames_result_and_rejects_truncated_streams():
+    frames = [Frame(1, 2), Frame(2, 2, stage="done", result="R")]
+    assert final(iter(frames)) == "R"
+    with pytest.raises(RuntimeError):
+        final(iter(frames[:1]))
+
+
+def test_interface_and_package_import_without_torch():
+    code = "import sys, editing, editing.interface; assert 'torch' not in sys.modules, 'torch was imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
