@@ -1,0 +1,219 @@
+"""Image operations on uint8 RGB arrays: loading, resizing, masks, colour quantisation, compositing.
+
+Everything here is OpenCV/Pillow on numpy arrays (no torch). Conventions:
+
+- an *image* is a uint8 array of shape (H, W, 3), RGB;
+- a *mask* is a bool array of shape (H, W), True where an edit may change pixels;
+- an *alpha* is a float32 array of shape (H, W) in [0, 1].
+
+Non-square inputs: methods resize the image to the model's square resolution (the aspect ratio is
+distorted inside the model) and resize the result back to the input's (H, W), so the aspect ratio
+is restored on return. This keeps every input pixel in view (centre-cropping would drop content the
+user painted) and needs no padding colour that the model would then have to "explain".
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+ImageLike = str | Path | bytes | Image.Image | np.ndarray
+
+
+def _check_image(image: np.ndarray, name: str = "image") -> np.ndarray:
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(
+            f"{name} must be a uint8 array of shape (H, W, 3), got {getattr(image, 'dtype', type(image))} {getattr(image, 'shape', '')}"
+        )
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise ValueError(f"{name} is empty: shape {image.shape}")
+    return image
+
+
+def _on_white(rgba: np.ndarray) -> np.ndarray:
+    """Composite an RGBA uint8 array over a white background (what a painted canvas shows)."""
+    rgb = rgba[..., :3].astype(np.float32)
+    a = rgba[..., 3:4].astype(np.float32) / 255.0
+    return np.clip(rgb * a + 255.0 * (1.0 - a) + 0.5, 0, 255).astype(np.uint8)
+
+
+def _from_array(arr: np.ndarray) -> np.ndarray:
+    arr = np.asarray(arr)
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.uint8) * 255
+    elif arr.dtype == np.uint16:
+        arr = (arr.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
+    elif np.issubdtype(arr.dtype, np.floating):
+        if arr.size and (np.nanmin(arr) < 0.0 or np.nanmax(arr) > 1.0):
+            raise ValueError("a float image must hold values in [0, 1]")
+        arr = (np.nan_to_num(arr) * 255.0 + 0.5).astype(np.uint8)
+    elif arr.dtype != np.uint8:
+        raise ValueError(f"unsupported image dtype {arr.dtype}; use uint8, uint16 or float in [0, 1]")
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    if arr.ndim != 3 or arr.shape[2] not in (1, 2, 3, 4) or arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise ValueError(f"unsupported image shape {arr.shape}; expected (H, W), (H, W, 1|2|3|4)")
+    c = arr.shape[2]
+    if c == 1:
+        return np.repeat(arr, 3, axis=2)
+    if c == 2:  # grey + alpha
+        return _on_white(np.concatenate([np.repeat(arr[..., :1], 3, axis=2), arr[..., 1:]], axis=2))
+    if c == 4:
+        return _on_white(arr)
+    return np.ascontiguousarray(arr)
+
+
+def _from_pil(img: Image.Image) -> np.ndarray:
+    img = ImageOps.exif_transpose(img)
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I"):  # 16/32-bit greyscale (16-bit PNGs open as "I")
+        arr = np.asarray(img, dtype=np.float64)
+        scale = 257.0 if arr.max(initial=0) > 255 else 1.0
+        return _from_array(np.clip(arr / scale + 0.5, 0, 255).astype(np.uint8))
+    if mode == "F":
+        return _from_array(np.clip(np.asarray(img, dtype=np.float32), 0, 1))
+    if mode in ("RGBA", "LA", "PA", "La", "RGBa") or (mode == "P" and "transparency" in img.info):
+        return _on_white(np.asarray(img.convert("RGBA")))
+    return np.ascontiguousarray(np.asarray(img.convert("RGB")))
+
+
+def load_image(src: ImageLike) -> np.ndarray:
+    """Any image (path, bytes, PIL image or array) -> uint8 (H, W, 3) RGB.
+
+    Transparency is composited on white; greyscale, palette, CMYK and 16-bit images are converted;
+    EXIF orientation is applied. An unreadable or unsupported file raises ValueError.
+    """
+    if isinstance(src, np.ndarray):
+        return _from_array(src)
+    if isinstance(src, Image.Image):
+        return _from_pil(src)
+    if isinstance(src, (str, Path, bytes)):
+        what = "the uploaded bytes" if isinstance(src, bytes) else str(src)
+        try:
+            with Image.open(io.BytesIO(src) if isinstance(src, bytes) else src) as img:
+                img.load()
+                return _from_pil(img)
+        except FileNotFoundError as e:
+            raise ValueError(f"cannot read image {what}: no such file") from e
+        except (UnidentifiedImageError, OSError, SyntaxError) as e:
+            raise ValueError(f"cannot read image {what}: not a supported or intact image file ({e})") from e
+    raise ValueError(f"cannot read an image from {type(src).__name__}")
+
+
+def resize_image(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Resize to (H, W): area interpolation when shrinking, bicubic when enlarging."""
+    _check_image(image)
+    h, w = int(shape[0]), int(shape[1])
+    if (h, w) == image.shape[:2]:
+        return image.copy()
+    shrink = h * w < image.shape[0] * image.shape[1]
+    return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+
+
+def to_model_size(image: np.ndarray, size: int) -> np.ndarray:
+    """uint8 (H, W, 3) -> (size, size, 3): the model's square resolution (aspect not kept, see module doc)."""
+    return resize_image(image, (size, size))
+
+
+def from_model_size(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The model's square output back to the input's (H, W): the aspect ratio is restored."""
+    return resize_image(image, shape)
+
+
+def check_mask(mask: np.ndarray, shape: tuple[int, int], name: str = "mask") -> np.ndarray:
+    """Validate an (H, W) mask for an image of `shape` and return it as bool (nonzero = selected)."""
+    m = np.asarray(mask)
+    if m.ndim == 3 and m.shape[2] in (1, 3, 4):  # a painted layer: any channel (or its alpha) counts
+        m = m[..., 3] if m.shape[2] == 4 else m.max(axis=2)
+    if m.shape != tuple(shape[:2]):
+        raise ValueError(f"{name} has shape {m.shape}; it must match the image's (H, W) = {tuple(shape[:2])}")
+    return m.astype(bool)
+
+
+def resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Resize a bool mask with nearest-neighbour sampling (then threshold): stays binary."""
+    m = np.asarray(mask).astype(np.uint8) * 255
+    out = cv2.resize(m, (int(shape[1]), int(shape[0])), interpolation=cv2.INTER_NEAREST)
+    return out > 127
+
+
+def mask_coverage(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Fraction of each target cell covered by the mask (area interpolation), float32 (h, w) in [0, 1].
+
+    Used to bring a pixel mask into model space (e.g. 8x smaller latents): a cell touched by the
+    mask has coverage > 0.
+    """
+    m = np.asarray(mask).astype(np.float32)
+    h, w = int(shape[0]), int(shape[1])
+    if m.shape == (h, w):
+        return m
+    interp = cv2.INTER_AREA if h * w < m.size else cv2.INTER_LINEAR
+    return np.clip(cv2.resize(m, (w, h), interpolation=interp), 0.0, 1.0)
+
+
+def _disk(radius: int) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+
+
+def dilate_mask(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Grow a bool mask by `radius` pixels (a disk structuring element)."""
+    if radius <= 0:
+        return np.asarray(mask).astype(bool)
+    return cv2.dilate(np.asarray(mask).astype(np.uint8), _disk(int(radius))) > 0
+
+
+def feather_mask(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Soft alpha that is exactly 0 outside the mask and ramps to 1 within `radius` pixels inside it.
+
+    alpha = clip(d / radius, 0, 1), d the Euclidean distance to the nearest unmasked pixel. Pixels
+    outside the mask therefore keep the original exactly when this alpha composites an edit.
+    """
+    m = np.asarray(mask).astype(bool)
+    if radius <= 0 or not m.any():
+        return m.astype(np.float32)
+    if m.all():
+        return np.ones(m.shape, np.float32)
+    d = cv2.distanceTransform(m.astype(np.uint8), cv2.DIST_L2, 5)
+    return np.clip(d / float(radius), 0.0, 1.0).astype(np.float32) * m
+
+
+def quantize_colors(image: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """Reduce an image to `n` flat colours by k-means (cv2.kmeans): the SDEdit paper's stroke simulator.
+
+    The paper builds its stroke-painting inputs from real images by median-filtering and
+    colour-quantising them; this is the quantisation step (blur first with `cv2.medianBlur` for the
+    full simulator). Deterministic for a given seed.
+    """
+    _check_image(image)
+    if not 1 <= int(n) <= 256:
+        raise ValueError(f"n={n!r} is out of range; allowed: [1, 256]")
+    pixels = image.reshape(-1, 3).astype(np.float32)
+    k = min(int(n), len(np.unique(pixels, axis=0)))
+    cv2.setRNGSeed(int(seed))
+    criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.5)
+    _, labels, centers = cv2.kmeans(pixels, k, None, criteria, 3, cv2.KMEANS_PP_CENTERS)
+    centers = np.clip(centers + 0.5, 0, 255).astype(np.uint8)
+    return centers[labels.ravel()].reshape(image.shape)
+
+
+def composite(background: np.ndarray, patch: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Paste `patch` onto `background` where `mask` is set (bool) or blend by it (float alpha in [0, 1]).
+
+    Both images are uint8 (H, W, 3) of the same size; this builds SDEdit's image-compositing guide.
+    """
+    _check_image(background, "background")
+    _check_image(patch, "patch")
+    if patch.shape != background.shape:
+        raise ValueError(f"patch {patch.shape} and background {background.shape} must have the same shape")
+    m = np.asarray(mask)
+    if m.shape != background.shape[:2]:
+        raise ValueError(f"mask {m.shape} must match the images' (H, W) = {background.shape[:2]}")
+    if m.dtype == np.bool_:
+        return np.where(m[..., None], patch, background)
+    a = np.clip(m.astype(np.float32), 0.0, 1.0)[..., None]
+    out = patch.astype(np.float32) * a + background.astype(np.float32) * (1.0 - a)
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)

@@ -1,0 +1,285 @@
+"""Edit-friendly DDPM inversion (Huberman-Spiegelglas, Kulikov, Michaeli, CVPR 2024, arXiv 2304.06140).
+
+Reference code: inbarhub/DDPM_inversion, `inversion_forward_process` / `inversion_reverse_process`.
+With the run's times t_0 > t_1 > ... > t_n = -1 (VPSchedule.times(steps): t_n is the clean image):
+
+    invert (paper Alg. 1):
+      (6)  x_{t_i} = sqrt(abar_i) x0 + sqrt(1 - abar_i) eps_i,  eps_i ~ N(0, I) INDEPENDENT, i < n
+      (5)  z_i = (x_{t_{i+1}} - mu_i(x_{t_i})) / sigma_i,   i = 0..n-1 (noisiest first)
+           mu_i, sigma_i: DDIM eq. (12) with sigma_i = eta * DDIM's sigma (editing.samplers.ddim_mean_and_std),
+           eps from the model under the source prompt with source guidance (CFG).
+           x_{t_{i+1}} is then recomputed as mu_i + sigma_i z_i (the reference's "correction to avoid
+           error accumulation"), so regeneration repeats the inversion's arithmetic exactly.
+    regenerate (the paper's eq. (4) with the stored z's):
+           x_{t_{i+1}} = mu_i(x_{t_i}; target prompt, target guidance) + sigma_i z_i,
+           starting at x_{t_skip} (skipping the `skip` noisiest steps, the paper's T - T_skip).
+
+The last step goes to the clean image (abar = 1), where sigma = 0 for every eta: there is no noise
+to extract. We KEEP that step's map as the residual z_{n-1} = x0 - mu_{n-1} (unit scale), so that
+regeneration with the source prompt returns x0 to float precision; in an edit it carries the
+source's finest detail (the reference code zeroes it; it also loses exactness there).
+
+Note: our mu uses DDIM's sqrt(1 - abar_prev - sigma^2), with sigma^2 = eta^2 var; the reference code
+writes eta * var there, which agrees for the paper's eta = 1 only.
+
+Colour manipulation and shift (paper Sec. 3.3, "edit friendly noise space" properties, Fig. 5):
+see `color_edit` and `shift`.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from editing import images as im
+from editing.interface import ColorEditConfig, EditConfig, Frame, InversionConfig, ShiftConfig
+from editing.samplers import EpsFn, ddim_mean, ddim_mean_and_std, prompt_denoiser, randn, working_dtype
+from editing.schedule import VPSchedule
+
+
+@dataclass(frozen=True, eq=False)
+class Inversion:
+    """The edit-friendly noise space of one image: a value, never hidden state.
+
+    xts:   (n + 1, C, h, w) samples at `times`; xts[n] is x0, the encoded image
+    zs:    (n, C, h, w) noise maps; z_i takes xts[i] to xts[i + 1]; zs[n - 1] is the residual of the
+           final, noise-free step (see the module doc)
+    times: the n + 1 descending continuous times (VPSchedule.times(steps)); times[n] = -1
+    """
+
+    xts: torch.Tensor
+    zs: torch.Tensor
+    times: tuple[float, ...]
+    source_prompt: str
+    config: InversionConfig
+    model_id: str
+    weights_hash: str
+    image_shape: tuple[int, int]  # (H, W) of the input image: results come back at this size
+
+    @property
+    def steps(self) -> int:
+        return len(self.times) - 1
+
+
+# --------------------------------------------------------------------------------------------
+# The maths on tensors (used by the methods below and by tests on toy data)
+# --------------------------------------------------------------------------------------------
+
+
+def _abars(schedule: VPSchedule, times) -> list[float]:
+    return schedule.alpha_bar(torch.tensor([float(t) for t in times], dtype=torch.float64)).tolist()
+
+
+def invert_latents(
+    eps_fn: EpsFn, schedule: VPSchedule, x0: torch.Tensor, times, eta: float, generator: torch.Generator
+) -> Iterator[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Eqs. (6) and (5) on tensors x0 (B, C, h, w). Yields (i, xts, zs, x0_pred) after extracting z_i;
+    xts (n + 1, B, C, h, w) and zs (n, B, C, h, w) are filled in place as it goes."""
+    n = len(times) - 1
+    abar = _abars(schedule, times)
+    noise = randn((n, *x0.shape), generator, x0.device, x0.dtype)  # eq. (6): independent eps_i
+    xts = torch.empty((n + 1, *x0.shape), device=x0.device, dtype=x0.dtype)
+    for i in range(n):
+        xts[i] = math.sqrt(abar[i]) * x0 + math.sqrt(1.0 - abar[i]) * noise[i]
+    xts[n] = x0
+    zs = torch.empty((n, *x0.shape), device=x0.device, dtype=x0.dtype)
+    for i in range(n):
+        eps = eps_fn(xts[i], times[i])
+        mean, std, x0_pred = ddim_mean_and_std(xts[i], eps, abar[i], abar[i + 1], eta)
+        if std > 0.0:
+            zs[i] = (xts[i + 1] - mean) / std  # eq. (5)
+            xts[i + 1] = mean + std * zs[i]
+        else:  # the clean end: keep the residual so regeneration is exact
+            zs[i] = xts[i + 1] - mean
+        yield i, xts, zs, x0_pred
+
+
+X0Hook = Callable[[int, torch.Tensor], torch.Tensor]
+
+
+def regenerate(
+    eps_fn: EpsFn,
+    schedule: VPSchedule,
+    x: torch.Tensor,
+    zs: torch.Tensor,
+    times,
+    eta: float,
+    start: int = 0,
+    x0_hook: X0Hook | None = None,
+) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+    """x_{i+1} = mu_i(x_i) + sigma_i z_i for i = start..n-1 from x = x_{t_start}; yields (i, x, x0_pred).
+
+    `x0_hook(i, x0_pred)` may change the predicted x0 before the step's mean is formed (colour edits).
+    """
+    abar = _abars(schedule, times)
+    for i in range(start, len(times) - 1):
+        eps = eps_fn(x, times[i])
+        mean, std, x0_pred = ddim_mean_and_std(x, eps, abar[i], abar[i + 1], eta)
+        if x0_hook is not None:
+            x0_pred = x0_hook(i, x0_pred)
+            mean = ddim_mean(x0_pred, eps, abar[i + 1], std)
+        x = mean + (std if std > 0.0 else 1.0) * zs[i]  # the last map is the unit-scale residual
+        yield i, x, x0_pred
+
+
+# --------------------------------------------------------------------------------------------
+# The methods: images in, Frames out
+# --------------------------------------------------------------------------------------------
+
+
+def _require_vp(model) -> None:
+    if not isinstance(model.schedule, VPSchedule):
+        raise ValueError(f"DDPM inversion needs a VP (DDPM) model; {model.model_id} is a VE score model")
+
+
+def _denoiser(model, prompt: str, scale: float) -> EpsFn:
+    if prompt and not model.conditional:
+        warnings.warn(f"{model.model_id} is unconditional: the prompt {prompt!r} is ignored", stacklevel=3)
+    return prompt_denoiser(model, prompt, scale)
+
+
+def _check_inversion(model, inversion: Inversion) -> None:
+    if not isinstance(inversion, Inversion):
+        raise ValueError(f"expected an Inversion (the result of invert), got {type(inversion).__name__}")
+    if inversion.model_id != model.model_id or inversion.weights_hash != model.weights_hash:
+        raise ValueError(
+            f"this inversion was made with model {inversion.model_id!r}; invert the image again with {model.model_id!r}"
+        )
+
+
+def _check_skip(skip: int, n: int) -> None:
+    if not 0 <= skip < n:
+        raise ValueError(f"skip={skip} is out of range; allowed: [0, {n - 1}] for an inversion with {n} steps")
+
+
+def invert(model, image: np.ndarray, source_prompt: str, config: InversionConfig) -> Iterator[Frame]:
+    """Invert an image (uint8 (H, W, 3), any size) into edit-friendly noise maps.
+
+    Yields a Frame(stage="invert") every `preview_every` steps below the total, then
+    Frame(stage="done", result=Inversion): ceil(steps / k) frames.
+    """
+    _require_vp(model)
+    image = im.load_image(image)
+    return _invert_frames(model, image, source_prompt, config, _denoiser(model, source_prompt, config.source_guidance_scale))
+
+
+def _invert_frames(model, image: np.ndarray, source_prompt: str, config: InversionConfig, eps_fn: EpsFn) -> Iterator[Frame]:
+    dtype = working_dtype(model)
+    x0 = model.encode_image(im.to_model_size(image, model.resolution)).to(dtype)  # (1, C, h, w)
+    times = model.schedule.times(config.steps)
+    gen = torch.Generator(device="cpu").manual_seed(config.seed)
+    n, k = len(times) - 1, config.preview_every
+    state = None
+    for state in invert_latents(eps_fn, model.schedule, x0, times, config.eta, gen):
+        i, xts, _, x0_pred = state
+        if (i + 1) % k == 0 and i + 1 < n:
+            yield Frame(i + 1, n, "invert", xt=model.preview(xts[i])[0], x0=model.preview(x0_pred)[0])
+    _, xts, zs, _ = state
+    inv = Inversion(
+        xts=xts[:, 0],
+        zs=zs[:, 0],
+        times=tuple(float(t) for t in times),
+        source_prompt=source_prompt,
+        config=config,
+        model_id=model.model_id,
+        weights_hash=model.weights_hash,
+        image_shape=tuple(image.shape[:2]),
+    )
+    yield Frame(n, n, "done", result=inv, info={"latents": x0})
+
+
+def _run(model, inversion: Inversion, eps_fn: EpsFn, x: torch.Tensor, zs: torch.Tensor, start: int, k: int, x0_hook=None):
+    n = inversion.steps
+    total = n - start
+    run = regenerate(eps_fn, model.schedule, x[None], zs[:, None], inversion.times, inversion.config.eta, start, x0_hook)
+    for i, x, x0_pred in run:  # x: (1, C, h, w)
+        step = i + 1 - start
+        if step % k == 0 and step < total:
+            yield Frame(step, total, "denoise", xt=model.preview(x)[0], x0=model.preview(x0_pred)[0])
+    out = im.from_model_size(model.decode(x)[0], inversion.image_shape)
+    yield Frame(total, total, "done", image=out, result=out, info={"latents": x})
+
+
+def edit(model, inversion: Inversion, target_prompt: str, config: EditConfig) -> Iterator[Frame]:
+    """Regenerate from the noise maps under a target prompt, skipping the `skip` noisiest steps.
+
+    Frames: ceil((steps - skip) / k) (previews below the total, then the done frame with the image).
+    """
+    _check_inversion(model, inversion)
+    _check_skip(config.skip, inversion.steps)
+    eps_fn = _denoiser(model, target_prompt, config.guidance_scale)
+    xs = inversion.xts.to(working_dtype(model))
+    return _run(model, inversion, eps_fn, xs[config.skip], inversion.zs.to(xs.dtype), config.skip, config.preview_every)
+
+
+def color_edit(
+    model,
+    inversion: Inversion,
+    color_image: np.ndarray,
+    mask: np.ndarray,
+    prompt: str,
+    config: ColorEditConfig,
+) -> Iterator[Frame]:
+    """Colour manipulation through the edit-friendly noise maps (paper Sec. 3.3, "color manipulations").
+
+    During regeneration with `prompt`, at each step i with t1 <= i <= t2 (counted from the noisiest
+    step, as skip is; steps outside the run are unaffected), the predicted clean image is pulled
+    towards the colour image inside the model-space mask B (the mask's area coverage on the model grid):
+
+        x0_pred' = x0_pred + s B (c - x0_pred)                       (= (1 - s) x0_pred + s c where B = 1)
+        x_{i+1}  = sqrt(abar_{i+1}) x0_pred' + sqrt(1 - abar_{i+1} - sigma_i^2) eps + sigma_i z_i
+
+    eps is the model's prediction, unchanged. This is exactly a push on the noise maps,
+    z_i' = z_i + sqrt(abar_{i+1}) s B (c - x0_pred) / sigma_i, so the trajectory and every later
+    step follow. (The paper writes the push on z_i directly, z_i + s B (M - P(f_t(x_t))); our form
+    scales it per step so that s is a blend weight in [0, 1] in image terms.) c = encode(colour image).
+    """
+    _check_inversion(model, inversion)
+    n = inversion.steps
+    _check_skip(config.skip, n)
+    if config.t1 >= n:
+        raise ValueError(f"t1={config.t1} is out of range; allowed: [0, {n - 1}] for an inversion with {n} steps")
+    color = im.load_image(color_image)
+    H, W = inversion.image_shape
+    if color.shape[:2] != (H, W):
+        raise ValueError(f"the colour image is {color.shape[:2]}; it must match the inverted image's (H, W) = {(H, W)}")
+    m = im.check_mask(mask, (H, W), "color mask")
+    if not m.any():
+        raise ValueError("the colour mask is empty: paint the region to recolour")
+    dtype = working_dtype(model)
+    c = model.encode_image(im.to_model_size(color, model.resolution)).to(dtype)
+    _, h, w = model.latent_shape
+    b = torch.from_numpy(im.mask_coverage(m, (h, w)))[None, None].to(device=c.device, dtype=dtype)
+    s = config.strength
+
+    def hook(i: int, x0_pred: torch.Tensor) -> torch.Tensor:
+        return x0_pred + s * b * (c - x0_pred) if config.t1 <= i <= config.t2 else x0_pred
+
+    eps_fn = _denoiser(model, prompt, config.guidance_scale)
+    xs = inversion.xts.to(dtype)
+    return _run(model, inversion, eps_fn, xs[config.skip], inversion.zs.to(dtype), config.skip, config.preview_every, hook)
+
+
+def shift(model, inversion: Inversion, prompt: str, config: ShiftConfig) -> Iterator[Frame]:
+    """Image shift (paper Sec. 3.3, Fig. 5): regenerate from noise maps shifted by (dx, dy).
+
+    Every map z_i and the starting sample x_{t_skip} are rolled (torch.roll, circular) by dx
+    columns and dy rows of model space (latent cells for latent models; positive = right/down).
+    A roll only permutes each map's entries, so the maps keep their statistics; the strip that
+    wraps around is the one region whose content the shifted maps do not describe well.
+    """
+    _check_inversion(model, inversion)
+    _check_skip(config.skip, inversion.steps)
+    eps_fn = _denoiser(model, prompt, config.guidance_scale)
+    dtype = working_dtype(model)
+
+    def roll(x: torch.Tensor) -> torch.Tensor:
+        return torch.roll(x, shifts=(config.dy, config.dx), dims=(-2, -1))
+
+    x = roll(inversion.xts[config.skip].to(dtype))
+    return _run(model, inversion, eps_fn, x, roll(inversion.zs.to(dtype)), config.skip, config.preview_every)
