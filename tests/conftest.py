@@ -36,3 +36,54 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason="Debian chromium not installed"))
         if "weights" in item.keywords and not run_weights:
             item.add_marker(pytest.mark.skip(reason="needs real weights: use --runweights"))
+
+
+# --------------------------------------------------------------------------------------------
+# Tiny random models of every family (tests/tiny_models.py), saved once per session and loaded
+# through editing.load_model, so every test that uses them exercises the real loading code.
+# Bundles are shared across the session: never mutate them (use bundle.replace(unet=...)).
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory):
+    """A folder with every tiny model saved: tiny_dir / "pixel-text", "pixel-ddpm", "ve", "latent-sd"."""
+    from tests.tiny_models import save_all
+
+    root = tmp_path_factory.mktemp("tiny_models")
+    save_all(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_pixel_text(tiny_dir):
+    from editing.models import load_model
+
+    return load_model(tiny_dir / "pixel-text", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_pixel_ddpm(tiny_dir):
+    from editing.models import load_model
+
+    return load_model(tiny_dir / "pixel-ddpm", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_ve(tiny_dir):
+    from editing.models import load_model
+
+    return load_model(tiny_dir / "ve", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_latent_sd(tiny_dir):
+    from editing.models import load_model
+
+    return load_model(tiny_dir / "latent-sd", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tiny_pixel_text, tiny_pixel_ddpm, tiny_ve, tiny_latent_sd):
+    """family -> loaded tiny bundle, for tests that run over every family."""
+    return {"pixel-text": tiny_pixel_text, "pixel-ddpm": tiny_pixel_ddpm, "ve": tiny_ve, "latent-sd": tiny_latent_sd}

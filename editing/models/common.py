@@ -1,0 +1,116 @@
+"""What every diffusers-backed bundle shares: the network slot, argument plumbing and eps conversion.
+
+`eps(x_t, t, cond)` of every family goes through `DiffusersBundle._args`, so the argument rules are
+the same everywhere:
+
+- x_t: (B, C, h, w), any float dtype; cast to the network's dtype.
+- t: a scalar or a (B,) tensor/float, kept in float (never rounded to an integer timestep).
+- cond: (1, L, D) is broadcast to B, (B, L, D) is used as is; None means the empty prompt for
+  conditional models (the unconditional embedding of classifier-free guidance).
+
+The output is always float32. Nothing here forces `torch.no_grad()`: callers wrap sampling in it,
+and Imagic's fine-tuning deliberately calls `eps` with gradients on.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from editing.models.base import ModelBundle
+from editing.schedule import VPSchedule
+
+PredictionType = Literal["epsilon", "v_prediction", "sample"]
+
+
+class DiffusersBundle(ModelBundle):
+    """A ModelBundle around one diffusers denoising network `unet` (eval mode, frozen)."""
+
+    unet: torch.nn.Module
+    # Range that clean model-space samples live in (what x0 predictions may be clipped to);
+    # None for latent spaces, which have no fixed range.
+    clip_range: tuple[float, float] | None = (-1.0, 1.0)
+    # Guidance scale the model was tuned for (text-conditioned models), or None.
+    recommended_guidance_scale: float | None = None
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.unet.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.unet.parameters()).dtype
+
+    def replace(self, *, unet: torch.nn.Module) -> DiffusersBundle:
+        """A shallow copy of this bundle that runs `unet` instead (Imagic fine-tunes a copy)."""
+        new = copy.copy(self)
+        new.unet = unet
+        return new
+
+    # -- plumbing shared by the families' eps ------------------------------------------------
+
+    def _args(self, x_t: torch.Tensor, t, cond: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(x_t in the network dtype, t as float32 (B,), cond as (B, L, D) in the network dtype or None)."""
+        if x_t.ndim != 4:
+            raise ValueError(f"x_t must be (B, C, h, w), got shape {tuple(x_t.shape)}")
+        b = x_t.shape[0]
+        device, dtype = self.device, self.dtype
+        t = torch.as_tensor(t, device=device).to(torch.float32)
+        if t.ndim == 0:
+            t = t.expand(b)
+        elif t.shape != (b,):
+            raise ValueError(f"t must be a scalar or have shape ({b},), got {tuple(t.shape)}")
+        if cond is not None:
+            if cond.ndim != 3 or cond.shape[0] not in (1, b):
+                raise ValueError(f"cond must be (1, L, D) or ({b}, L, D), got {tuple(cond.shape)}")
+            cond = cond.to(device=device, dtype=dtype).expand(b, -1, -1)
+        return x_t.to(device=device, dtype=dtype), t, cond
+
+
+def to_eps(out: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, schedule: VPSchedule, prediction_type: str) -> torch.Tensor:
+    """Convert a VP network output to eps (float32), with abar at the continuous time t.
+
+    x_t = sqrt(abar) x0 + sqrt(1 - abar) eps, and v = sqrt(abar) eps - sqrt(1 - abar) x0
+    (Salimans & Ho 2022), so eps = sqrt(abar) v + sqrt(1 - abar) x_t and, for x0-prediction,
+    eps = (x_t - sqrt(abar) x0) / sqrt(1 - abar).
+    """
+    out = out.float()
+    if prediction_type == "epsilon":
+        return out
+    abar = schedule.alpha_bar(t.detach().double().cpu()).to(device=out.device, dtype=torch.float32).view(-1, 1, 1, 1)
+    x_t = x_t.to(device=out.device, dtype=torch.float32)
+    if prediction_type == "v_prediction":
+        return abar.sqrt() * out + (1 - abar).sqrt() * x_t
+    if prediction_type == "sample":
+        return (x_t - abar.sqrt() * out) / (1 - abar).sqrt()
+    raise ValueError(f"unknown prediction_type {prediction_type!r}; allowed: 'epsilon', 'v_prediction', 'sample'")
+
+
+def read_json(path: Path) -> dict:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def frozen(module: torch.nn.Module, device) -> torch.nn.Module:
+    """A loaded module (already in its dtype, set at from_pretrained) on device, eval mode, gradients off."""
+    return module.to(device=device).eval().requires_grad_(False)
+
+
+@contextmanager
+def quiet_loading() -> Iterator[None]:
+    """Silence transformers' per-tensor "Loading weights" bar while loading from a local folder."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
