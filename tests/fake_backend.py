@@ -1,0 +1,112 @@
+"""A deterministic numpy Backend for the studio's tests: no torch, no model, counted calls.
+
+Its outputs follow simple rules the tests can check: SDEdit blends the guide towards a
+seed-dependent pattern by t0 (only inside the mask); an edit tints the inverted image by a colour
+derived from the target prompt, less so as T_skip grows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from editing.interface import (
+    ColorEditConfig,
+    EditConfig,
+    Frame,
+    Guide,
+    InversionConfig,
+    ModelInfo,
+    SDEditConfig,
+    ShiftConfig,
+)
+
+
+def pattern(seed: int, shape: tuple[int, ...]) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
+
+
+def prompt_colour(prompt: str) -> np.ndarray:
+    return np.frombuffer(hashlib.sha256(prompt.encode()).digest()[:3], np.uint8).astype(np.float32)
+
+
+def blend(a: np.ndarray, b: np.ndarray, w: float) -> np.ndarray:
+    return np.clip(np.rint(a.astype(np.float32) * (1 - w) + b.astype(np.float32) * w), 0, 255).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class FakeInversion:
+    image: np.ndarray
+    source_prompt: str
+    config: InversionConfig
+
+
+class FakeBackend:
+    def __init__(self, step_delay: float = 0.0, family: str = "pixel-text"):
+        self.calls: Counter[str] = Counter()
+        self.step_delay = step_delay  # seconds per step, to test Stop
+        self.steps_run = 0
+        self._info = ModelInfo("fake", family, 32, True, "vp", 1000)  # type: ignore[arg-type]
+
+    def info(self) -> ModelInfo:
+        return self._info
+
+    def _frames(self, total: int, every: int, stage: str, start: np.ndarray, end: np.ndarray, result) -> Iterator[Frame]:
+        for i in range(total):
+            if self.step_delay:
+                time.sleep(self.step_delay)
+            self.steps_run += 1
+            w = (i + 1) / total
+            preview = (i + 1) % every == 0
+            yield Frame(i + 1, total, stage, xt=blend(start, end, w) if preview else None, x0=end if preview else None)
+        image = result if isinstance(result, np.ndarray) else None
+        yield Frame(total, total, "done", image=image, result=result)
+
+    def sdedit(self, guide: Guide, config: SDEditConfig, prompt: str = "") -> Iterator[Frame]:
+        self.calls["sdedit"] += 1
+        out = blend(guide.image, pattern(config.seed, guide.image.shape), config.t0)
+        if prompt:
+            out = blend(out, np.broadcast_to(prompt_colour(prompt), out.shape), 0.1)
+        if guide.mask is not None:
+            out = np.where(guide.mask[..., None], out, guide.image)
+        total = math.ceil(config.t0 * config.steps) * config.repeats
+        return self._frames(total, config.preview_every, "denoise", pattern(config.seed, guide.image.shape), out, out)
+
+    def invert(self, image: np.ndarray, source_prompt: str, config: InversionConfig) -> Iterator[Frame]:
+        self.calls["invert"] += 1
+        inv = FakeInversion(image.copy(), source_prompt, config)
+        return self._frames(config.steps, config.preview_every, "invert", image, pattern(config.seed, image.shape), inv)
+
+    def edit(self, inversion: FakeInversion, target_prompt: str, config: EditConfig) -> Iterator[Frame]:
+        self.calls["edit"] += 1
+        steps = inversion.config.steps
+        if config.skip >= steps:
+            raise ValueError(f"skip={config.skip} must be < steps={steps}")
+        tint = np.broadcast_to(prompt_colour(target_prompt), inversion.image.shape)
+        out = blend(inversion.image, tint, 0.5 * (1 - config.skip / steps))
+        return self._frames(steps - config.skip, config.preview_every, "denoise", inversion.image, out, out)
+
+    def color_edit(self, inversion: FakeInversion, color: np.ndarray, mask: np.ndarray, prompt: str, config: ColorEditConfig) -> Iterator[Frame]:
+        self.calls["color_edit"] += 1
+        out = np.where(mask[..., None], blend(inversion.image, color, config.strength), inversion.image)
+        return self._frames(inversion.config.steps - config.skip, config.preview_every, "denoise", inversion.image, out, out)
+
+    def shift(self, inversion: FakeInversion, prompt: str, config: ShiftConfig) -> Iterator[Frame]:
+        self.calls["shift"] += 1
+        out = np.roll(inversion.image, (config.dy, config.dx), axis=(0, 1))
+        return self._frames(inversion.config.steps - config.skip, config.preview_every, "denoise", inversion.image, out, out)
+
+    def metrics(self, guide: np.ndarray, images: list[np.ndarray], mask: np.ndarray | None = None) -> list[dict[str, float]]:
+        self.calls["metrics"] += 1
+        g = guide.astype(np.float32) / 255
+        out = []
+        for im in images:
+            d = (im.astype(np.float32) / 255 - g) ** 2
+            out.append({"l2": float(np.sqrt(d.sum(axis=2)).mean()), "ssim": float(1 - d.mean())})
+        return out

@@ -1,0 +1,102 @@
+"""Named API endpoints (/sdedit, /edit, /imagic, /sweep) for gradio_client.
+
+They take a plain image instead of the editor's layered value and run through the same handlers
+as the page. Their components sit in a hidden column: Gradio exposes an event's api_name whatever
+triggers it, so a hidden button is the trigger and the API page documents plain parameters.
+Each call streams (image, info) pairs: previews with info {"step": [i, n, stage]}, then the
+result with info {"recipe": ..., "status": ...}.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import gradio as gr
+import numpy as np
+
+from editing.interface import EditConfig, InversionConfig, SDEditConfig
+from ui.canvas import image_to_editor_value
+from ui.compare import Compare
+from ui.defaults import studio_default
+from ui.handlers import Studio, Updates
+from ui.state import Session
+
+IMAGIC_MISSING = "Imagic is not available yet in this studio: its engine module has not landed. Use /edit meanwhile."
+
+
+def _canvas(image: np.ndarray | None) -> dict:
+    if image is None:
+        raise gr.Error("Send an image (gradio_client: handle_file('path.png')).")
+    return image_to_editor_value(image)
+
+
+def _stream(updates: Iterator[Updates]) -> Iterator[tuple[Any, dict]]:
+    """Handler updates -> (image, info) pairs, one per preview, then the final image with its recipe."""
+    for up in updates:
+        if up.get("files"):
+            with open(up["files"][1]) as f:
+                yield up["output"], {"recipe": json.load(f), "status": up.get("status", "")}
+        elif up.get("output") is not None:
+            yield up["output"], {"step": up.get("step")}
+
+
+def add_api(studio: Studio, compare: Compare) -> None:
+    """Register the endpoints inside the current Blocks."""
+    info = studio.info
+
+    def num(cls: type, name: str, label: str | None = None, integer: bool = False) -> gr.Number:
+        return gr.Number(value=studio_default(info, cls, name), label=label or name, precision=0 if integer else None)
+
+    with gr.Column(visible=False):
+        session = gr.State(Session())
+        image = gr.Image(type="numpy", image_mode="RGB", label="image")
+        out_image = gr.Image(type="numpy", format="png", label="image")
+        out_info = gr.JSON(label="info")
+        prompt = gr.Textbox(label="prompt")
+        source, target = gr.Textbox(label="source_prompt"), gr.Textbox(label="target_prompt")
+        t0, steps = num(SDEditConfig, "t0"), num(SDEditConfig, "steps", integer=True)
+        guidance, seed = num(SDEditConfig, "guidance_scale"), num(SDEditConfig, "seed", integer=True)
+        inv_steps, eta = num(InversionConfig, "steps", integer=True), num(InversionConfig, "eta")
+        src_guidance = num(InversionConfig, "source_guidance_scale")
+        skip, tgt_guidance = num(EditConfig, "skip", integer=True), num(EditConfig, "guidance_scale")
+        param = gr.Radio(["t0", "T_skip", "η"], value="t0", label="param")
+        n_values, n_seeds = gr.Number(6, precision=0, label="n_values"), gr.Number(1, precision=0, label="n_seeds")
+        gallery = gr.Gallery(label="images")
+        trigger = gr.Button()
+
+    def sdedit(image, prompt, t0, steps, guidance_scale, seed, session):
+        """SDEdit on a guide image (strokes or photo): returns previews, then the result at the guide's size."""
+        yield from _stream(studio.sdedit(canvas=_canvas(image), prompt=prompt or "", t0=t0, steps=steps,
+                                         guidance_scale=guidance_scale, seed=seed, preview_every=1, session=session))  # fmt: skip
+
+    def edit(image, source_prompt, target_prompt, steps, eta, source_guidance_scale, skip, guidance_scale, seed, session):
+        """Edit-friendly DDPM inversion of the image under the source prompt, regenerated under the target prompt."""
+        yield from _stream(studio.text_edit(
+            canvas=_canvas(image), source_prompt=source_prompt or "", target_prompt=target_prompt or "", steps=steps, eta=eta,
+            source_guidance_scale=source_guidance_scale, seed=seed, skip=skip, guidance_scale=guidance_scale,
+            preview_every=1, session=session))  # fmt: skip
+
+    def imagic(image, target_prompt, seed):
+        """Imagic (text-embedding optimisation + fine-tuning): not available yet."""
+        raise gr.Error(IMAGIC_MISSING)
+
+    def sweep(image, prompt, param, n_values, n_seeds, t0, steps, skip, eta, guidance_scale, seed, source_prompt, target_prompt, session):
+        """Sweep t0 (SDEdit) or T_skip / η (inversion + edit): one result per value and seed, with metrics."""
+        last: Updates = {}
+        for up in compare.sweep(canvas=_canvas(image), param=param, n_values=n_values, n_seeds=n_seeds, prompt=prompt or "",
+                                source_prompt=source_prompt or "", target_prompt=target_prompt or "", t0=t0, steps=steps, skip=skip,
+                                eta=eta, guidance_scale=guidance_scale, seed=seed, session=session):  # fmt: skip
+            last = up if "gallery" in up else last
+        items = last.get("session", session).sweep
+        results = [{"param": param, "value": it.value, "seed": it.seed, **it.metrics} for it in items]
+        return [(it.image, it.label) for it in items], results
+
+    common = {"concurrency_id": "model", "show_progress": "hidden"}
+    trigger.click(sdedit, [image, prompt, t0, steps, guidance, seed, session], [out_image, out_info], api_name="sdedit", **common)
+    trigger.click(edit, [image, source, target, inv_steps, eta, src_guidance, skip, tgt_guidance, seed, session],
+                  [out_image, out_info], api_name="edit", **common)  # fmt: skip
+    trigger.click(imagic, [image, target, seed], [out_image, out_info], api_name="imagic", **common)
+    trigger.click(sweep, [image, prompt, param, n_values, n_seeds, t0, inv_steps, skip, eta, guidance, seed, source, target, session],
+                  [gallery, out_info], api_name="sweep", **common)  # fmt: skip

@@ -1,0 +1,161 @@
+"""The paint canvas as numpy: gr.ImageEditor's value -> a Guide the engine understands.
+
+The editor (image_mode="RGBA", type="numpy") hands over `{background, layers, composite}`.
+The studio gives the editor two layers, in this order:
+
+    layers[0]  "strokes": coloured paint, composited over the background (it is the guide)
+    layers[1]  "mask":    where the model may change pixels (any paint, alpha > 0, counts)
+
+Extra layers a user adds are treated as more strokes. Pure numpy + Pillow, no engine imports.
+
+Gradio's editor is known to disagree with itself about sizes (layers at the canvas size while the
+background keeps its own, layers missing or None, no composite), so everything is brought to one
+native size here: the background's when there is one, else the composite's, else a layer's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from editing.interface import Guide
+
+STROKES, MASK = 0, 1  # layer positions; layout.py names them in LayerOptions in this order
+MAX_SIDE = 1024  # larger guides are downscaled (with a notice): the models work at <= 512 px
+
+
+class CanvasError(ValueError):
+    """A canvas the studio cannot run on; the message is shown to the user as is."""
+
+
+@dataclass(frozen=True)
+class Canvas:
+    """What the user painted, at the editor's native resolution (or downscaled, see notices)."""
+
+    guide: Guide  # image = background + strokes; mask from the mask layer; color_mask = strokes
+    background: np.ndarray  # (H, W, 3) uint8, the photo without strokes (colour edit inverts it)
+    notices: list[str] = field(default_factory=list)
+
+
+def _as_rgba(a: Any) -> np.ndarray | None:
+    if a is None:
+        return None
+    a = np.asarray(a)
+    if a.ndim == 2:  # grey
+        a = np.repeat(a[..., None], 3, axis=2)
+    if a.ndim != 3 or a.shape[2] not in (3, 4) or a.size == 0:
+        raise CanvasError(f"Unsupported canvas image of shape {a.shape}: use an RGB or RGBA picture.")
+    if a.dtype != np.uint8:
+        a = np.clip(a, 0, 255).astype(np.uint8)
+    if a.shape[2] == 3:
+        a = np.concatenate([a, np.full(a.shape[:2] + (1,), 255, np.uint8)], axis=2)
+    return a
+
+
+def _resize(a: np.ndarray, size: tuple[int, int], *, nearest: bool) -> np.ndarray:
+    """Resize (H, W, C) uint8 to size=(H, W). Area-like (BOX) for pictures, nearest for paint alpha."""
+    if a.shape[:2] == size:
+        return a
+    if nearest:
+        resample = Image.Resampling.NEAREST
+    elif a.shape[0] > size[0]:
+        resample = Image.Resampling.BOX  # area averaging when shrinking
+    else:
+        resample = Image.Resampling.BILINEAR  # BOX would be blocky when enlarging
+    return np.asarray(Image.fromarray(a).resize((size[1], size[0]), resample))
+
+
+def over(dst_rgb: np.ndarray, src_rgba: np.ndarray) -> np.ndarray:
+    """Porter-Duff 'over' of a straight-alpha RGBA layer onto an opaque RGB image."""
+    alpha = src_rgba[..., 3:4].astype(np.float32) / 255.0
+    out = src_rgba[..., :3].astype(np.float32) * alpha + dst_rgb.astype(np.float32) * (1.0 - alpha)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def flatten_on_white(rgba: np.ndarray) -> np.ndarray:
+    return over(np.full(rgba.shape[:2] + (3,), 255, np.uint8), rgba)
+
+
+def editor_to_canvas(value: dict | None, max_side: int = MAX_SIDE) -> Canvas:
+    """ImageEditor value -> Canvas. Raises CanvasError with a user-facing sentence when empty."""
+    empty = CanvasError("The canvas is empty: paint some strokes, upload a photo or pick an example first.")
+    if not value:
+        raise empty
+    background = _as_rgba(value.get("background"))
+    composite = _as_rgba(value.get("composite"))
+    layers = [_as_rgba(x) for x in (value.get("layers") or [])]
+    ref = next((a for a in (background, composite, *layers) if a is not None), None)
+    if ref is None:
+        raise empty
+    size = ref.shape[:2]
+    notices: list[str] = []
+    if any(a is not None and a.shape[:2] != size for a in (background, composite, *layers)):
+        notices.append(f"The editor sent layers of different sizes; they were fitted to {size[1]}x{size[0]}.")
+
+    painted = [_resize(x, size, nearest=True) for x in layers if x is not None]
+    strokes = [x for i, x in enumerate(painted) if i != MASK]
+    mask_layer = painted[MASK] if len(painted) > MASK else None
+
+    if background is not None:
+        base = flatten_on_white(_resize(background, size, nearest=False))
+    elif composite is not None and not painted:
+        base = flatten_on_white(composite)  # only a composite came: it is all we know
+    else:
+        base = np.full(size + (3,), 255, np.uint8)  # blank canvas: paint on white paper
+
+    image = base
+    for layer in strokes:
+        image = over(image, layer)
+    color_mask = np.zeros(size, bool)
+    for layer in strokes:
+        color_mask |= layer[..., 3] > 0
+    mask = mask_layer[..., 3] > 0 if mask_layer is not None else None
+
+    if not color_mask.any() and np.ptp(base.reshape(-1, 3), axis=0).max() == 0:
+        raise empty  # a uniform sheet with nothing painted on it
+    if mask is not None and not mask.any():
+        mask = None  # an untouched mask layer means "edit everywhere"
+
+    if max(size) > max_side:
+        s = max_side / max(size)
+        new = (max(1, round(size[0] * s)), max(1, round(size[1] * s)))
+        notices.append(f"The image was {size[1]}x{size[0]}; it was downscaled to {new[1]}x{new[0]} (max side {max_side}).")
+        image, base = _resize(image, new, nearest=False), _resize(base, new, nearest=False)
+        mask = None if mask is None else _resize(mask.astype(np.uint8) * 255, new, nearest=True) > 127
+        color_mask = _resize(color_mask.astype(np.uint8) * 255, new, nearest=True) > 127
+
+    guide = Guide(image=image, mask=mask, color_mask=color_mask if color_mask.any() else None)
+    return Canvas(guide=guide, background=base, notices=notices)
+
+
+def image_to_editor_value(image: np.ndarray) -> dict:
+    """A picture as the editor's background. No layers are sent: the editor then creates its own
+    named ones ("strokes", "mask") from LayerOptions, which it does not do for layers it is given."""
+    rgba = _as_rgba(image)
+    return {"background": rgba, "layers": [], "composite": rgba.copy()}
+
+
+def paste_patch(background: np.ndarray, patch: np.ndarray, cx: float, cy: float, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """Paste `patch` (RGB or RGBA) centred at (cx, cy) in [0, 1] of the background, `scale` of its width.
+
+    Returns the composite image and the patch's footprint (its alpha > 0): SDEdit's compositing
+    mask, so the model blends the patch in without touching the rest of the photo.
+    """
+    bg = background[..., :3]
+    h, w = bg.shape[:2]
+    p = _as_rgba(patch)
+    pw = max(1, round(w * scale))
+    ph = max(1, round(p.shape[0] * pw / p.shape[1]))
+    p = _resize(p, (ph, pw), nearest=False)
+    x0, y0 = round(cx * w - pw / 2), round(cy * h - ph / 2)
+    # The part of the patch that lands on the canvas.
+    sx0, sy0 = max(0, -x0), max(0, -y0)
+    dx0, dy0 = max(0, x0), max(0, y0)
+    dx1, dy1 = min(w, x0 + pw), min(h, y0 + ph)
+    layer = np.zeros((h, w, 4), np.uint8)
+    if dx1 > dx0 and dy1 > dy0:
+        layer[dy0:dy1, dx0:dx1] = p[sy0 : sy0 + dy1 - dy0, sx0 : sx0 + dx1 - dx0]
+    return over(bg, layer), layer[..., 3] > 0

@@ -1,0 +1,176 @@
+"""Compare: sweeps with metrics, the realism-faithfulness plot, t0 binary search, methods side by side.
+
+SDEdit's central trade-off (paper, Fig. 3): larger t0 gives more realistic but less faithful
+results. A sweep shows it; the "More faithful" / "More realistic" buttons walk it by bisection,
+as the paper suggests for interactive use (Sec. 5: the user narrows t0 in a few clicks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Literal
+
+import gradio as gr
+import numpy as np
+import pandas as pd
+
+from editing.interface import EditConfig, Frame, InversionConfig, SDEditConfig, final
+from ui.handlers import Show, Studio, Updates, make_config, progress_html, read_canvas
+from ui.state import Session, SweepItem, image_key
+
+Param = Literal["t0", "T_skip", "η"]
+NO_REALISM = "realism: needs the emoji encoder"
+
+
+def sweep_values(param: Param, n: int, steps: int) -> list[float]:
+    """n evenly spaced values over the parameter's useful range (T_skip: whole steps, no repeats)."""
+    if param == "t0":
+        return [round(float(v), 3) for v in np.linspace(0.1, 1.0, n)]
+    if param == "η":
+        return [round(float(v), 3) for v in np.linspace(0.1, 1.0, n)]
+    return sorted({int(round(v)) for v in np.linspace(0, 0.8 * (steps - 1), n)})
+
+
+def caption(label: str, m: dict[str, float]) -> str:
+    realism = f"realism {m['realism']:.3f}" if "realism" in m else NO_REALISM
+    return f"{label} · L2 {m['l2']:.3f} · SSIM {m['ssim']:.3f} · {realism}"
+
+
+def plot_frame(items: list[SweepItem], selected: int | None = None) -> pd.DataFrame:
+    """One row per result. x = faithfulness (L2 to the guide); y = realism when the backend has a
+    realism score, else SSIM (so the plot is still a faithfulness picture, and says so)."""
+    rows = []
+    for i, it in enumerate(items):
+        rows.append({
+            "L2 to guide (lower = more faithful)": it.metrics["l2"],
+            "y": it.metrics.get("realism", it.metrics["ssim"]),
+            "result": "selected" if i == selected else f"seed {it.seed}",
+            "value": it.value,
+            "index": i,
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def y_title(items: list[SweepItem]) -> str:
+    return "realism (encoder score)" if items and "realism" in items[0].metrics else "SSIM (realism needs the emoji encoder)"
+
+
+class Compare:
+    def __init__(self, studio: Studio):
+        self.studio = studio
+        self.backend = studio.backend
+
+    def _outputs(self, items: list[SweepItem], session: Session, status: str, selected: int | None = None) -> Updates:
+        plot = gr.ScatterPlot(value=plot_frame(items, selected), y_title=y_title(items))
+        return {
+            "gallery": [(it.image, it.label) for it in items],
+            "plot": plot,
+            "table": [[it.value, it.seed, it.metrics["l2"], it.metrics["ssim"], it.metrics.get("realism")] for it in items],
+            "status": status,
+            "session": session,
+        }
+
+    def sweep(
+        self, *, canvas: dict | None, param: Param, n_values: int, n_seeds: int, prompt: str, source_prompt: str,
+        target_prompt: str, t0: float, steps: int, skip: int, eta: float, guidance_scale: float, seed: int,
+        session: Session | None = None,
+    ) -> Iterator[Updates]:  # fmt: skip
+        """Run `param` over n_values values x n_seeds seeds; results appear as they finish."""
+        session = session if session is not None else Session()
+        c = read_canvas(canvas)
+        guide = c.guide
+        values = sweep_values(param, int(n_values), int(steps))
+        seeds = [int(seed) + k for k in range(int(n_seeds))]
+        total, items = len(values) * len(seeds), []
+        session.sweep, session.selected = items, None
+        for s in seeds:
+            for v in values:
+                yield {"progress": progress_html(len(items), total, f"Sweep over {param}")}
+                if param == "t0":
+                    cfg = make_config(SDEditConfig, t0=v, steps=steps, guidance_scale=guidance_scale, seed=s, preview_every=1000)
+                    image = self._drain(self.backend.sdedit(guide, cfg, prompt))
+                else:
+                    inv_cfg = make_config(InversionConfig, steps=steps, eta=v if param == "η" else eta, seed=s, preview_every=1000)
+                    cfg = make_config(EditConfig, skip=v if param == "T_skip" else skip, guidance_scale=guidance_scale,
+                                      preview_every=1000)  # fmt: skip
+                    inv = self._cached_inversion(guide.image, source_prompt, inv_cfg, session)
+                    image = self._drain(self.backend.edit(inv, target_prompt, cfg))
+                m = self.backend.metrics(guide.image, [image], guide.mask)[0]
+                items.append(SweepItem(image, v, s, m, caption(f"{param}={v} seed {s}", m)))
+                yield self._outputs(items, session, f"{len(items)} of {total} done.")
+        yield {"progress": progress_html(total, total, f"Sweep over {param}")}
+
+    def _drain(self, frames: Iterator[Frame]) -> np.ndarray:
+        try:
+            return final(frames)
+        except (RuntimeError, ValueError) as e:  # stopped early, or a setting the engine refuses
+            raise gr.Error(str(e)) from e
+
+    def _cached_inversion(self, image: np.ndarray, source_prompt: str, cfg: InversionConfig, session: Session) -> Any:
+        for _ in self.studio.ensure_inversion(image, source_prompt, cfg, session, "predicted x0"):
+            pass
+        return session.inversion
+
+    def select_point(self, session: Session, evt: gr.SelectData) -> Updates:
+        """A brushed x-range on the plot selects the result nearest its centre."""
+        items = session.sweep
+        if not items or not isinstance(evt.index, (list, tuple)) or len(evt.index) != 2:
+            return {}
+        lo, hi = sorted(float(x) for x in evt.index)
+        centre = (lo + hi) / 2
+        i = min(range(len(items)), key=lambda k: abs(items[k].metrics["l2"] - centre))
+        return self._select(session, i)
+
+    def select_image(self, session: Session, evt: gr.SelectData) -> Updates:
+        """Clicking a result in the gallery highlights its point in the plot."""
+        return self._select(session, int(evt.index))
+
+    def _select(self, session: Session, i: int) -> Updates:
+        session.selected = i
+        it = session.sweep[i]
+        return {"selected_image": it.image, "selected_caption": it.label, "plot": gr.ScatterPlot(value=plot_frame(session.sweep, i)),
+                "session": session, "index": i}  # fmt: skip
+
+    # ---------------------------------------------------------------- t0 by bisection
+
+    def search(self, *, direction: Literal["faithful", "realistic"], canvas: dict | None, t0: float, session: Session | None,
+               **sdedit_args: Any) -> Iterator[Updates]:  # fmt: skip
+        """Halve [lo, hi] around the current t0 towards the side the user asked for, then run once."""
+        session = session if session is not None else Session()
+        key = image_key(read_canvas(canvas).guide.image)
+        if session.search_guide != key:  # a new drawing starts a new search
+            session.search_guide, session.search = key, (0.0, 1.0)
+        lo, hi = session.search
+        if direction == "faithful":
+            hi = min(hi, float(t0))
+        else:
+            lo = max(lo, float(t0))
+        session.search = (lo, hi)
+        new_t0 = round(max(0.01, (lo + hi) / 2), 3)
+        yield {"t0": new_t0, "status": f"t0 = {new_t0} (searching between {lo:.3f} and {hi:.3f})", "session": session}
+        yield from self.studio.sdedit(canvas=canvas, t0=new_t0, session=session, **sdedit_args)
+
+    # ---------------------------------------------------------------- methods side by side
+
+    def cross(
+        self, *, canvas: dict | None, prompt: str, source_prompt: str, t0: float, steps: int, skip: int, guidance_scale: float,
+        seed: int, session: Session | None = None, show: Show = "predicted x0",
+    ) -> Iterator[Updates]:  # fmt: skip
+        """SDEdit and inversion + edit on the same input and seed (Imagic joins when it is available)."""
+        session = session if session is not None else Session()
+        c = read_canvas(canvas)
+        guide = c.guide
+        runs: list[tuple[str, np.ndarray]] = []
+        yield {"progress": progress_html(0, 2, "Methods"), "status": "Running SDEdit…"}
+        cfg = make_config(SDEditConfig, t0=t0, steps=steps, guidance_scale=guidance_scale, seed=seed, preview_every=1000)
+        runs.append((f"SDEdit t0={cfg.t0}", self._drain(self.backend.sdedit(guide, cfg, prompt))))
+        yield {"progress": progress_html(1, 2, "Methods"), "status": "Running inversion + edit…"}
+        inv_cfg = make_config(InversionConfig, steps=steps, seed=seed, preview_every=1000)
+        ecfg = make_config(EditConfig, skip=min(int(skip), inv_cfg.steps - 1), guidance_scale=EditConfig().guidance_scale, preview_every=1000)
+        inv = self._cached_inversion(guide.image, source_prompt, inv_cfg, session)
+        runs.append((f"Inversion + edit T_skip={ecfg.skip}", self._drain(self.backend.edit(inv, prompt, ecfg))))
+        metrics = self.backend.metrics(guide.image, [im for _, im in runs], guide.mask)
+        gallery = [(guide.image, "input")] + [(im, caption(name, m)) for (name, im), m in zip(runs, metrics, strict=True)]
+        note = "" if hasattr(self.backend, "imagic") else " Imagic is not available yet."
+        yield {"cross_gallery": gallery, "progress": progress_html(2, 2, "Methods"), "status": f"Same input, seed {seed}.{note}",
+               "session": session}  # fmt: skip

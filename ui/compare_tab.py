@@ -1,0 +1,81 @@
+"""The Compare tab: a sweep with metrics and the realism-faithfulness plot, and methods side by side."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from editing.interface import EditConfig, InversionConfig, ModelInfo, SDEditConfig
+from ui.compare import Compare
+from ui.widgets import bind, howto, seed_row, slider
+
+
+def compare_tab(info: ModelInfo, compare: Compare, shared: dict, out: dict, text: bool) -> list[Any]:
+    """Build the tab; return its run events (so Stop can cancel them)."""
+    howto("Sweep one setting over the canvas and compare the results: faithfulness (L2 to the guide, SSIM) and realism under "
+          "each. Drag across points on the plot to open their image; clicking an image highlights its point. "
+          "Gradio's plot selects x-ranges, not single points, so the nearest result to the range's centre is opened.")  # fmt: skip
+    with gr.Row(equal_height=True):
+        param = gr.Radio(["t0", "T_skip", "η"], value="t0", label="Sweep", info="t0: SDEdit; T_skip and η: inversion + edit", scale=2)
+        n_values = gr.Slider(2, 8, 6, step=1, label="Values", scale=1)
+        n_seeds = gr.Slider(1, 4, 2, step=1, label="Seeds", scale=1)
+        go = gr.Button("Run sweep", variant="primary", scale=1)
+    with gr.Row():
+        prompt = gr.Textbox(label="Prompt (SDEdit)", value="a smiling face emoji", visible=text)
+        source = gr.Textbox(label="Source prompt (inversion)", visible=text)
+        target = gr.Textbox(label="Target prompt (inversion)", visible=text)
+    with gr.Accordion("Settings held fixed during the sweep", open=False), gr.Row():
+        fixed = {
+            "t0": slider(info, SDEditConfig, "t0"),
+            "steps": slider(info, InversionConfig, "steps", maximum=500),
+            "skip": slider(info, EditConfig, "skip", maximum=499),
+            "eta": slider(info, InversionConfig, "eta"),
+            "guidance_scale": slider(info, SDEditConfig, "guidance_scale", visible=text),
+            "seed": seed_row(info, SDEditConfig),
+        }
+    gallery = gr.Gallery(label="Results (captions: setting · L2 · SSIM · realism)", columns=6, height=300, elem_classes="ss-gallery")
+    with gr.Row(equal_height=False):
+        plot = gr.ScatterPlot(x="L2 to guide (lower = more faithful)", y="y", color="result", y_title="SSIM", height=300,
+                              label="Realism against faithfulness (SDEdit's trade-off)", scale=3)  # fmt: skip
+        with gr.Column(scale=2):
+            selected = gr.Image(label="Selected result", type="numpy", interactive=False, height=220, elem_id="ss-selected")
+            selected_caption = gr.Markdown()
+    table = gr.Dataframe(headers=["value", "seed", "L2", "SSIM", "realism"], label="Metrics", interactive=False)
+
+    gr.Markdown("### Methods side by side\nSDEdit and inversion + edit on the canvas with the same seed "
+                "(prompt = the SDEdit prompt above, source prompt for the inversion).")  # fmt: skip
+    cross_go = gr.Button("Compare methods")
+    cross_gallery = gr.Gallery(label="Input, SDEdit, inversion + edit", columns=4, height=260, elem_classes="ss-gallery")
+
+    sweep_out = {"gallery": gallery, "plot": plot, "table": table, "status": out["status"], "session": out["session"],
+                 "progress": out["progress"]}  # fmt: skip
+    sweep = go.click(
+        bind(compare.sweep, sweep_out),
+        inputs_kwargs={"canvas": shared["canvas"], "session": shared["session"], "param": param, "n_values": n_values,
+                       "n_seeds": n_seeds, "prompt": prompt, "source_prompt": source, "target_prompt": target, **fixed},
+        outputs=list(sweep_out.values()), concurrency_id="model", show_progress="hidden", api_visibility="private",
+    )  # fmt: skip
+    sel_out = [selected, selected_caption, plot, out["session"], gallery]
+
+    def as_list(up: dict) -> list:
+        return [up.get("selected_image"), up.get("selected_caption"), up.get("plot"), up.get("session"), gr.Gallery(selected_index=up.get("index"))]
+
+    def on_plot(session, evt: gr.SelectData):
+        return as_list(compare.select_point(session, evt)) if session.sweep else [gr.skip()] * len(sel_out)
+
+    def on_gallery(session, evt: gr.SelectData):
+        return as_list(compare.select_image(session, evt)) if session.sweep else [gr.skip()] * len(sel_out)
+
+    plot.select(on_plot, shared["session"], sel_out, api_visibility="private")
+    gallery.select(on_gallery, shared["session"], sel_out, api_visibility="private")
+
+    cross_out = {"cross_gallery": cross_gallery, "status": out["status"], "progress": out["progress"], "session": out["session"]}
+    cross = cross_go.click(
+        bind(compare.cross, cross_out),
+        inputs_kwargs={"canvas": shared["canvas"], "session": shared["session"], "prompt": prompt, "source_prompt": source,
+                       "t0": fixed["t0"], "steps": fixed["steps"], "skip": fixed["skip"], "guidance_scale": fixed["guidance_scale"],
+                       "seed": fixed["seed"]},
+        outputs=list(cross_out.values()), concurrency_id="model", show_progress="hidden", api_visibility="private",
+    )  # fmt: skip
+    return [sweep, cross]

@@ -1,0 +1,83 @@
+"""Slider specs and studio defaults, in one place.
+
+The paper defaults live in the engine's config dataclasses (editing.interface); the studio reads
+them from there. The only overrides are per model family, in STUDIO_DEFAULTS below: the embedded
+32-px emoji model runs on a laptop CPU, where 100 steps per click would feel slow, so the studio
+starts it at fewer steps (T_skip scaled to keep the paper's 36/100 ratio).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from editing.interface import (
+    ColorEditConfig,
+    EditConfig,
+    InversionConfig,
+    ModelInfo,
+    SDEditConfig,
+    ShiftConfig,
+    config_fields,
+)
+
+
+@dataclass(frozen=True)
+class SliderSpec:
+    minimum: float
+    maximum: float
+    step: float
+    label: str
+    info: str = ""
+
+
+# Ranges mirror the configs' __post_init__ checks (narrowed to what is useful in a slider).
+SLIDERS: dict[str, SliderSpec] = {
+    "t0": SliderSpec(0.01, 1.0, 0.01, "t0 (strength)", "How much of the schedule is re-run: low = faithful, high = realistic"),
+    "steps": SliderSpec(2, 1000, 1, "Steps", "Denoising steps for the whole schedule"),
+    "repeats": SliderSpec(1, 10, 1, "Repeats K", "SDEdit's outer loop: perturb and denoise K times"),
+    "guidance_scale": SliderSpec(0.0, 30.0, 0.5, "Guidance", "Classifier-free guidance of the prompt"),
+    "source_guidance_scale": SliderSpec(0.0, 30.0, 0.5, "Source guidance", "Guidance while inverting"),
+    "eta": SliderSpec(0.01, 1.0, 0.01, "η", "Noise level of the inversion (1 = DDPM)"),
+    "skip": SliderSpec(0, 999, 1, "T_skip", "Steps skipped at the start: higher = closer to the input"),
+    "strength": SliderSpec(0.0, 1.0, 0.05, "Colour strength"),
+    "t1": SliderSpec(0, 999, 1, "From step t1"),
+    "t2": SliderSpec(0, 999, 1, "To step t2"),
+    "dx": SliderSpec(-256, 256, 1, "Shift x (px of model space)"),
+    "dy": SliderSpec(-256, 256, 1, "Shift y (px of model space)"),
+    "seed": SliderSpec(0, 2**31 - 1, 1, "Seed"),
+    "preview_every": SliderSpec(1, 50, 1, "Preview every k steps"),
+}
+
+# Per model family: overrides of the paper defaults ("Config.field") that make the studio pleasant
+# on that model, plus the canvas side in pixels.
+STUDIO_DEFAULTS: dict[str, dict[str, Any]] = {
+    "pixel-text": {
+        "SDEditConfig.steps": 50,
+        "SDEditConfig.preview_every": 1,
+        "InversionConfig.steps": 50,
+        "InversionConfig.preview_every": 2,
+        "EditConfig.skip": 18,
+        "EditConfig.preview_every": 1,
+        "ColorEditConfig.t2": 30,
+        "ColorEditConfig.preview_every": 1,
+        "ShiftConfig.preview_every": 1,
+        "canvas": 256,
+    },
+    "latent-sd": {"SDEditConfig.steps": 50, "InversionConfig.steps": 50, "EditConfig.skip": 18, "ColorEditConfig.t2": 30, "canvas": 512},
+}
+
+CONFIGS = (SDEditConfig, InversionConfig, EditConfig, ColorEditConfig, ShiftConfig)
+
+
+def studio_default(info: ModelInfo, config_cls: type, name: str) -> Any:
+    """A field's starting value in the studio: the family override if any, else the paper default."""
+    override = STUDIO_DEFAULTS.get(info.family, {})
+    key = f"{config_cls.__name__}.{name}"
+    if key in override:
+        return override[key]
+    return dict(config_fields(config_cls))[name]
+
+
+def canvas_side(info: ModelInfo) -> int:
+    return STUDIO_DEFAULTS.get(info.family, {}).get("canvas", max(256, info.resolution))

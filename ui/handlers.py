@@ -1,0 +1,230 @@
+"""Event handlers: generators that stream a method's frames into the page.
+
+Every handler takes keyword arguments named like the controls (layout.py binds components by
+name, never by position) and yields dicts of updates keyed by output name:
+
+    output    the image shown on the right (preview while running, result at the end)
+    progress  an HTML progress bar with the step count
+    files     [PNG with the recipe embedded, recipe JSON] when a run finishes
+    status    a short Markdown line (notices, cache hits, errors the user can fix)
+    session   the per-browser Session (gr.State)
+
+Errors the user can fix raise gr.Error: Gradio shows the message and leaves the canvas alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterator
+from typing import Any, Literal
+
+import gradio as gr
+import numpy as np
+
+from editing.interface import (
+    Backend,
+    ColorEditConfig,
+    EditConfig,
+    Frame,
+    InversionConfig,
+    SDEditConfig,
+    ShiftConfig,
+)
+from ui.canvas import Canvas, CanvasError, editor_to_canvas, paste_patch
+from ui.recipe import make_recipe, save_result
+from ui.state import Session, inversion_key
+
+Show = Literal["predicted x0", "current x_t"]
+Updates = dict[str, Any]
+
+
+def progress_html(step: int, total: int, label: str) -> str:
+    pct = 100.0 * step / max(total, 1)
+    return (
+        f'<div class="ss-progress"><div class="ss-bar" style="width:{pct:.1f}%"></div>'
+        f"<span>{label}: step {step} / {total}</span></div>"
+    )
+
+
+def make_config(cls: type, **kwargs: Any) -> Any:
+    """Build a config from slider values (floats from the browser become ints where the field is int)."""
+    defaults = cls()
+    fixed = {k: type(getattr(defaults, k))(v) if isinstance(getattr(defaults, k), (int, float)) else v for k, v in kwargs.items()}
+    try:
+        return cls(**fixed)
+    except ValueError as e:
+        raise gr.Error(str(e)) from e
+
+
+def read_canvas(canvas: dict | None) -> Canvas:
+    try:
+        return editor_to_canvas(canvas)
+    except CanvasError as e:
+        raise gr.Error(str(e)) from e
+
+
+def stream(frames: Iterator[Frame], show: Show, label: str) -> Iterator[tuple[Frame, Updates]]:
+    """Pair every frame with its page update: the chosen preview (when this frame has one) and progress."""
+    for frame in frames:
+        up: Updates = {"progress": progress_html(frame.step, frame.total, label), "step": [frame.step, frame.total, frame.stage]}
+        preview = frame.x0 if show == "predicted x0" else frame.xt
+        if preview is None:  # between previews, or a preview kind this stage does not produce
+            preview = frame.xt if frame.x0 is None else frame.x0
+        if preview is not None and not frame.done:
+            up["output"] = preview
+        yield frame, up
+
+
+class Studio:
+    """The studio's handlers over one backend (the loaded model)."""
+
+    def __init__(self, backend: Backend):
+        self.backend = backend
+        self.info = backend.info()
+
+    def _finish(self, image: np.ndarray, method: str, configs: dict, prompts: dict, guide: np.ndarray, notices: list[str]) -> Updates:
+        recipe = make_recipe(method, self.info, configs, prompts, guide)
+        png, js = save_result(image, recipe)
+        h, w = image.shape[:2]
+        return {"output": image, "files": [png, js], "status": " ".join([*notices, f"Done: {w}x{h} PNG with its recipe."])}
+
+    def _run(self, frames: Iterator[Frame], show: Show, label: str) -> Generator[Updates, None, np.ndarray]:
+        """Stream frames into the page; return the result image."""
+        result = None
+        try:
+            for frame, up in stream(frames, show, label):
+                if frame.done:
+                    result = frame.image if frame.image is not None else frame.result
+                yield up
+        except ValueError as e:  # a setting the engine refuses (e.g. T_skip >= steps): the user can fix it
+            raise gr.Error(str(e)) from e
+        if not isinstance(result, np.ndarray):
+            raise gr.Error(f"{label} stopped before producing an image.")
+        return result
+
+    # ---------------------------------------------------------------- SDEdit family
+
+    def sdedit(
+        self,
+        *,
+        canvas: dict | None,
+        prompt: str,
+        t0: float,
+        steps: int,
+        guidance_scale: float,
+        seed: int,
+        repeats: int = 1,
+        sampler: str = "ddpm",
+        preview_every: int = 1,
+        show: Show = "predicted x0",
+        session: Session | None = None,
+        need_mask: bool = False,
+        patch: np.ndarray | None = None,
+        patch_x: float = 0.5,
+        patch_y: float = 0.5,
+        patch_scale: float = 0.3,
+    ) -> Iterator[Updates]:
+        """Stroke -> image (whole canvas), stroke edit (inside the mask layer) and composite (a pasted patch)."""
+        c = read_canvas(canvas)
+        guide, method = c.guide, "sdedit"
+        if patch is not None:
+            image, footprint = paste_patch(guide.image, patch, patch_x, patch_y, patch_scale)
+            mask = footprint if guide.mask is None else footprint | guide.mask
+            guide, method = type(guide)(image=image, mask=mask, color_mask=guide.color_mask), "sdedit-composite"
+        elif need_mask:
+            if guide.mask is None:
+                raise gr.Error("Paint the region to change on the 'mask' layer first (layers menu at the bottom of the canvas).")
+            method = "sdedit-masked"
+        cfg = make_config(
+            SDEditConfig, t0=t0, steps=steps, repeats=repeats, sampler=sampler, guidance_scale=guidance_scale, seed=seed,
+            preview_every=preview_every,
+        )  # fmt: skip
+        for notice in c.notices:
+            gr.Info(notice)
+        yield {"status": " ".join(c.notices) or "Running…", "files": None}
+        image = yield from self._run(self.backend.sdedit(guide, cfg, prompt), show, "SDEdit")
+        yield {**self._finish(image, method, {"sdedit": cfg}, {"prompt": prompt}, guide.image, c.notices), "session": session}
+
+    # ---------------------------------------------------------------- inversion family
+
+    def ensure_inversion(self, image: np.ndarray, source_prompt: str, cfg: InversionConfig, session: Session, show: Show) -> Iterator[Updates]:
+        """Invert `image` unless this session already holds the same inversion (same image, prompt,
+        steps, η, source guidance and seed); sets session.inversion."""
+        key = inversion_key(image, source_prompt, cfg)
+        if session.inversion_key == key:
+            yield {"status": "Reusing this session's inversion (only target-side settings changed)."}
+            return
+        session.inversion_key, session.inversion = None, None  # never keep a stale handle on failure
+        inv = None
+        for frame, up in stream(self.backend.invert(image, source_prompt, cfg), show, "Inverting"):
+            if frame.done:
+                inv = frame.result
+            yield up
+        if inv is None:
+            raise gr.Error("The inversion stopped before finishing.")
+        session.inversion_key, session.inversion = key, inv
+
+    def _inverted_run(self, method, image, source_prompt, inv_cfg, session, show, run, configs, prompts, notices):
+        session = session if session is not None else Session()
+        yield {"status": " ".join(notices) or "Running…", "files": None}
+        yield from self.ensure_inversion(image, source_prompt, inv_cfg, session, show)
+        try:
+            frames = run(session.inversion)
+        except ValueError as e:  # an engine that checks its settings before returning the generator
+            raise gr.Error(str(e)) from e
+        result = yield from self._run(frames, show, method)
+        yield {**self._finish(result, method, {"inversion": inv_cfg, **configs}, prompts, image, notices), "session": session}
+
+    def text_edit(
+        self, *, canvas: dict | None, source_prompt: str, target_prompt: str, steps: int, eta: float, source_guidance_scale: float,
+        seed: int, skip: int, guidance_scale: float, preview_every: int = 1, show: Show = "predicted x0",
+        session: Session | None = None,
+    ) -> Iterator[Updates]:  # fmt: skip
+        """Edit-friendly DDPM inversion, then regeneration under the target prompt."""
+        c = read_canvas(canvas)
+        if not target_prompt.strip():
+            raise gr.Error("Write a target prompt: the text the edited image should match.")
+        inv_cfg = make_config(InversionConfig, steps=steps, eta=eta, source_guidance_scale=source_guidance_scale, seed=seed,
+                              preview_every=preview_every)  # fmt: skip
+        cfg = make_config(EditConfig, skip=skip, guidance_scale=guidance_scale, preview_every=preview_every)
+        if cfg.skip >= inv_cfg.steps:
+            raise gr.Error(f"T_skip ({cfg.skip}) must be smaller than the number of steps ({inv_cfg.steps}).")
+        yield from self._inverted_run(
+            "edit", c.guide.image, source_prompt, inv_cfg, session, show,
+            lambda inv: self.backend.edit(inv, target_prompt, cfg), {"edit": cfg},
+            {"source": source_prompt, "target": target_prompt}, c.notices,
+        )  # fmt: skip
+
+    def color_edit(
+        self, *, canvas: dict | None, prompt: str, steps: int, eta: float, source_guidance_scale: float, seed: int,
+        strength: float, t1: int, t2: int, skip: int, guidance_scale: float, preview_every: int = 1,
+        show: Show = "predicted x0", session: Session | None = None,
+    ) -> Iterator[Updates]:  # fmt: skip
+        """Colour manipulation: invert the photo (background), push the painted colours into the noise maps."""
+        c = read_canvas(canvas)
+        mask = c.guide.mask if c.guide.mask is not None else c.guide.color_mask
+        if mask is None:
+            raise gr.Error("Paint the new colour on the 'strokes' layer over the region to recolour.")
+        inv_cfg = make_config(InversionConfig, steps=steps, eta=eta, source_guidance_scale=source_guidance_scale, seed=seed,
+                              preview_every=preview_every)  # fmt: skip
+        cfg = make_config(ColorEditConfig, strength=strength, t1=t1, t2=t2, skip=skip, guidance_scale=guidance_scale,
+                          preview_every=preview_every)  # fmt: skip
+        yield from self._inverted_run(
+            "color_edit", c.background, prompt, inv_cfg, session, show,
+            lambda inv: self.backend.color_edit(inv, c.guide.image, mask, prompt, cfg), {"color_edit": cfg},
+            {"prompt": prompt}, c.notices,
+        )  # fmt: skip
+
+    def shift(
+        self, *, canvas: dict | None, prompt: str, steps: int, eta: float, source_guidance_scale: float, seed: int,
+        dx: int, dy: int, skip: int, guidance_scale: float, preview_every: int = 1, show: Show = "predicted x0",
+        session: Session | None = None,
+    ) -> Iterator[Updates]:  # fmt: skip
+        """Image shift: the noise maps are rolled by (dx, dy) and the image regenerated around the move."""
+        c = read_canvas(canvas)
+        inv_cfg = make_config(InversionConfig, steps=steps, eta=eta, source_guidance_scale=source_guidance_scale, seed=seed,
+                              preview_every=preview_every)  # fmt: skip
+        cfg = make_config(ShiftConfig, dx=dx, dy=dy, skip=skip, guidance_scale=guidance_scale, preview_every=preview_every)
+        yield from self._inverted_run(
+            "shift", c.guide.image, prompt, inv_cfg, session, show,
+            lambda inv: self.backend.shift(inv, prompt, cfg), {"shift": cfg}, {"prompt": prompt}, c.notices,
+        )  # fmt: skip

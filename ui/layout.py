@@ -1,0 +1,220 @@
+"""The studio page: canvas on the left, result on the right, one tab per method below.
+
+Components are bound to handlers by name (`inputs_kwargs`), never by position, and handlers
+yield dicts keyed by output name; `bind` maps those names to components.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import numpy as np
+from PIL import Image
+
+from editing.interface import Backend, ColorEditConfig, EditConfig, InversionConfig, SDEditConfig, ShiftConfig
+from ui.api import add_api
+from ui.canvas import image_to_editor_value
+from ui.compare import Compare
+from ui.compare_tab import compare_tab
+from ui.defaults import canvas_side, studio_default
+from ui.handlers import Studio
+from ui.state import Session
+from ui.widgets import bind, howto, seed_row, slider
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
+# Brush palette: saturated colours that read well as SDEdit strokes, plus the custom picker.
+PALETTE = ["#1f1f1f", "#ffffff", "#d93025", "#f29900", "#fbd23c", "#1e8e3e", "#4285f4", "#9334e6", "#8d5524", "#ff8fb1"]
+CSS = """
+.ss-progress {position: relative; height: 22px; border-radius: 6px; background: var(--block-background-fill);
+  border: 1px solid var(--border-color-primary); overflow: hidden}
+.ss-bar {position: absolute; inset: 0 auto 0 0; background: var(--color-accent-soft); transition: width .2s}
+.ss-progress span {position: relative; padding-left: 8px; font-size: 13px; line-height: 22px}
+#ss-output img, #ss-selected img, .ss-gallery img {image-rendering: pixelated}
+.ss-howto {font-size: 14px; opacity: .85}
+"""
+THEME = gr.themes.Soft(primary_hue="indigo", secondary_hue="amber")
+
+
+def example_files() -> list[Path]:
+    return sorted(p for p in EXAMPLES.glob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp"))
+
+
+def build_ui(backend: Backend) -> gr.Blocks:
+    """The whole studio over one backend. Nothing heavy happens here: the model is already loaded."""
+    studio, info = Studio(backend), backend.info()
+    compare = Compare(studio)
+    side = canvas_side(info)
+    text = info.conditional
+    with gr.Blocks(title="Stroke Studio") as demo:
+        session = gr.State(Session())
+        gr.Markdown(
+            f"## Stroke Studio\nPaint, then let a diffusion model make it real. Model: **{info.name}** "
+            f"({info.family}, {info.resolution} px{', text prompts' if text else ', unconditional'})."
+        )
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=5, min_width=380):
+                canvas = gr.ImageEditor(
+                    value=None, label="Canvas: layer 'strokes' is the picture, layer 'mask' marks where to edit",
+                    type="numpy", image_mode="RGBA", format="png", sources=("upload", "clipboard"),
+                    brush=gr.Brush(colors=PALETTE, default_color=PALETTE[6], default_size=max(4, side // 20), color_mode="defaults"),
+                    eraser=gr.Eraser(default_size=max(6, side // 12)), layers=gr.LayerOptions(layers=["strokes", "mask"]),
+                    canvas_size=(side, side), height=440, elem_id="ss-canvas",
+                )  # fmt: skip
+                with gr.Row(equal_height=True):
+                    blank = gr.Button("New blank canvas", size="sm", scale=1)
+                    examples = gr.Gallery(
+                        [str(p) for p in example_files()], label="Examples (click to load)", columns=8, height=96,
+                        allow_preview=False, interactive=False, scale=4, elem_classes="ss-gallery", visible=bool(example_files()),
+                    )  # fmt: skip
+            with gr.Column(scale=4, min_width=320):
+                output = gr.Image(label="Result", type="numpy", format="png", interactive=False, height=360, elem_id="ss-output")
+                progress = gr.HTML('<div class="ss-progress"><span>Ready</span></div>')
+                with gr.Row(equal_height=True):
+                    show = gr.Radio(["predicted x0", "current x_t"], value="predicted x0", label="Stream", scale=3)
+                    stop = gr.Button("■ Stop", variant="stop", scale=1, min_width=80)
+                files = gr.File(label="Download: PNG (recipe embedded) + recipe JSON", file_count="multiple", interactive=False, height=70)
+                status = gr.Markdown(elem_id="ss-status")
+        out = {"output": output, "progress": progress, "files": files, "status": status, "session": session}
+        shared = {"canvas": canvas, "show": show, "session": session}
+        runs = []
+
+        def run(button: gr.Button, fn: Callable, controls: dict, outputs: dict | None = None, **fixed: Any) -> None:
+            outs = outputs or out
+            runs.append(button.click(bind(fn, outs, **fixed), inputs_kwargs={**shared, **controls}, outputs=list(outs.values()),
+                                     concurrency_id="model", show_progress="hidden", api_visibility="private"))  # fmt: skip
+
+        def prompt_box(label: str, value: str = "", **kw: Any) -> gr.Textbox:
+            return gr.Textbox(value=value, label=label, visible=text, **kw)
+
+        def inversion_controls() -> dict:
+            with gr.Accordion("Inversion settings", open=False):
+                return {
+                    "steps": slider(info, InversionConfig, "steps", maximum=500),
+                    "eta": slider(info, InversionConfig, "eta"),
+                    "source_guidance_scale": slider(info, InversionConfig, "source_guidance_scale"),
+                    "seed": seed_row(info, InversionConfig),
+                    "preview_every": slider(info, InversionConfig, "preview_every"),
+                }
+
+        with gr.Tabs():
+            with gr.Tab("Stroke → image"):
+                howto("Paint coarse coloured blobs (or load an example), describe it, press **Generate**. "
+                      "Low t0 keeps your strokes; high t0 gives a more realistic picture.")  # fmt: skip
+                with gr.Row(equal_height=True):
+                    s_prompt = prompt_box("Prompt", "a smiling face emoji", scale=4)
+                    s_t0 = slider(info, SDEditConfig, "t0", scale=3)
+                    s_go = gr.Button("Generate", variant="primary", scale=1)
+                with gr.Row():
+                    faithful = gr.Button("◀ More faithful")
+                    realistic = gr.Button("More realistic ▶")
+                with gr.Accordion("Advanced", open=False):
+                    s_adv = {
+                        "steps": slider(info, SDEditConfig, "steps", maximum=500),
+                        "guidance_scale": slider(info, SDEditConfig, "guidance_scale", visible=text),
+                        "repeats": slider(info, SDEditConfig, "repeats"),
+                        "sampler": gr.Radio(["ddpm", "ddim"], value=studio_default(info, SDEditConfig, "sampler"), label="Sampler"),
+                        "seed": seed_row(info, SDEditConfig),
+                        "preview_every": slider(info, SDEditConfig, "preview_every"),
+                    }
+                s_controls = {"prompt": s_prompt, "t0": s_t0, **s_adv}
+                run(s_go, studio.sdedit, s_controls)
+                search_out = {**out, "t0": s_t0}
+                for button, direction in ((faithful, "faithful"), (realistic, "realistic")):
+                    run(button, compare.search, s_controls, search_out, direction=direction)
+
+            with gr.Tab("Stroke edit"):
+                howto("Load a picture, switch to the **mask** layer and paint over the part to change, then paint new strokes "
+                      "on the **strokes** layer. Only the masked region is re-generated.")  # fmt: skip
+                with gr.Row(equal_height=True):
+                    e_prompt = prompt_box("Prompt", scale=4)
+                    e_t0 = slider(info, SDEditConfig, "t0", scale=3)
+                    e_go = gr.Button("Edit inside mask", variant="primary", scale=1)
+                with gr.Accordion("Advanced", open=False):
+                    e_adv = {
+                        "steps": slider(info, SDEditConfig, "steps", maximum=500),
+                        "guidance_scale": slider(info, SDEditConfig, "guidance_scale", visible=text),
+                        "seed": seed_row(info, SDEditConfig),
+                    }
+                run(e_go, studio.sdedit, {"prompt": e_prompt, "t0": e_t0, **e_adv}, need_mask=True)
+
+            with gr.Tab("Composite"):
+                howto("Load a background picture on the canvas, add a patch here and place it; SDEdit blends the patch in "
+                      "(the patch's footprint, plus any painted mask, is the region re-generated).")  # fmt: skip
+                with gr.Row():
+                    patch = gr.Image(label="Patch (PNG with transparency works best)", type="numpy", image_mode="RGBA", height=180)
+                    with gr.Column():
+                        c_geo = {
+                            "patch_x": gr.Slider(0, 1, 0.5, step=0.01, label="Centre x"),
+                            "patch_y": gr.Slider(0, 1, 0.5, step=0.01, label="Centre y"),
+                            "patch_scale": gr.Slider(0.05, 1, 0.35, step=0.01, label="Patch width (fraction of canvas)"),
+                        }
+                with gr.Row(equal_height=True):
+                    c_prompt = prompt_box("Prompt", scale=4)
+                    c_t0 = slider(info, SDEditConfig, "t0", scale=3)
+                    c_go = gr.Button("Blend patch", variant="primary", scale=1)
+                with gr.Accordion("Advanced", open=False):
+                    c_adv = {"steps": slider(info, SDEditConfig, "steps", maximum=500),
+                             "guidance_scale": slider(info, SDEditConfig, "guidance_scale", visible=text),
+                             "seed": seed_row(info, SDEditConfig)}  # fmt: skip
+                run(c_go, studio.sdedit, {"prompt": c_prompt, "t0": c_t0, "patch": patch, **c_geo, **c_adv})
+
+            with gr.Tab("Text edit"):
+                howto("Describe the picture as it is (source) and as you want it (target). The picture is inverted once per "
+                      "session; changing only the target, T_skip or guidance re-renders without inverting again.")  # fmt: skip
+                with gr.Row(equal_height=True):
+                    t_src = prompt_box("Source prompt (what the picture shows)", scale=3)
+                    t_tgt = prompt_box("Target prompt (what it should show)", scale=3)
+                    t_go = gr.Button("Edit", variant="primary", scale=1)
+                with gr.Row():
+                    t_skip = slider(info, EditConfig, "skip", maximum=499)
+                    t_cfg = slider(info, EditConfig, "guidance_scale", label="Target guidance")
+                t_inv = inversion_controls()
+                run(t_go, studio.text_edit, {"source_prompt": t_src, "target_prompt": t_tgt, "skip": t_skip, "guidance_scale": t_cfg,
+                                             **t_inv})  # fmt: skip
+
+            with gr.Tab("Colour edit"):
+                howto("Load a picture and paint the new colour on the **strokes** layer over what should change colour "
+                      "(or mark the region on the **mask** layer). The colour is pushed in through the noise maps.")  # fmt: skip
+                with gr.Row(equal_height=True):
+                    k_prompt = prompt_box("Prompt (what the picture shows)", scale=4)
+                    k_strength = slider(info, ColorEditConfig, "strength", scale=3)
+                    k_go = gr.Button("Recolour", variant="primary", scale=1)
+                with gr.Accordion("Advanced", open=False), gr.Row():
+                    k_adv = {"t1": slider(info, ColorEditConfig, "t1", maximum=499), "t2": slider(info, ColorEditConfig, "t2", maximum=499),
+                             "skip": slider(info, ColorEditConfig, "skip", maximum=499),
+                             "guidance_scale": slider(info, ColorEditConfig, "guidance_scale")}  # fmt: skip
+                k_inv = inversion_controls()
+                run(k_go, studio.color_edit, {"prompt": k_prompt, "strength": k_strength, **k_adv, **k_inv})
+
+            with gr.Tab("Shift"):
+                howto("Move the picture's content: the noise maps are shifted and the model fills in what the move uncovers.")
+                with gr.Row(equal_height=True):
+                    h_prompt = prompt_box("Prompt (what the picture shows)", scale=3)
+                    h_dx = slider(info, ShiftConfig, "dx", minimum=-info.resolution, maximum=info.resolution, scale=2)
+                    h_dy = slider(info, ShiftConfig, "dy", minimum=-info.resolution, maximum=info.resolution, scale=2)
+                    h_go = gr.Button("Shift", variant="primary", scale=1)
+                with gr.Accordion("Advanced", open=False), gr.Row():
+                    h_adv = {"skip": slider(info, ShiftConfig, "skip", maximum=499), "guidance_scale": slider(info, ShiftConfig, "guidance_scale")}
+                h_inv = inversion_controls()
+                run(h_go, studio.shift, {"prompt": h_prompt, "dx": h_dx, "dy": h_dy, **h_adv, **h_inv})
+
+            with gr.Tab("Imagic"):
+                gr.Markdown("**Imagic is not available yet** in this studio: its optimisation and fine-tuning step has not "
+                            "landed in the engine. Use *Text edit* for prompt-driven edits meanwhile.")  # fmt: skip
+
+            with gr.Tab("Compare"):
+                runs.extend(compare_tab(info, compare, shared, out, text))
+
+        stop.click(None, None, None, cancels=runs, api_visibility="private")
+        blank.click(lambda: None, None, canvas, queue=False, api_visibility="private")
+        examples.select(_load_example, None, canvas, queue=False, api_visibility="private")
+        add_api(studio, compare)
+    return demo
+
+
+def _load_example(evt: gr.SelectData) -> dict:
+    image = np.asarray(Image.open(example_files()[evt.index]).convert("RGBA"))
+    return image_to_editor_value(image)

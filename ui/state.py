@@ -1,0 +1,45 @@
+"""Per-browser-session state, kept in gr.State (Gradio deep-copies the initial value per session,
+so sessions never see each other's inversions, searches or sweeps)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from editing.interface import InversionConfig
+
+
+def image_key(image: np.ndarray) -> str:
+    """Content hash of a picture: the cache key's stand-in for the image itself."""
+    h = hashlib.sha256(str(image.shape).encode())
+    h.update(np.ascontiguousarray(image).tobytes())
+    return h.hexdigest()[:16]
+
+
+def inversion_key(image: np.ndarray, source_prompt: str, config: InversionConfig) -> tuple:
+    """Everything that changes an inversion. preview_every only changes what is streamed, so it is left out;
+    target prompt, T_skip and target guidance act after inversion, so they are not in the key either."""
+    return (image_key(image), source_prompt, config.steps, config.eta, config.source_guidance_scale, config.seed)
+
+
+@dataclass
+class SweepItem:
+    image: np.ndarray
+    value: float
+    seed: int
+    metrics: dict[str, float]
+    label: str
+
+
+@dataclass
+class Session:
+    inversion_key: tuple | None = None
+    inversion: Any = None  # the backend's opaque handle for inversion_key
+    # Binary search over t0 (SDEdit paper, Sec. 5: the user says "more faithful" or "more realistic").
+    search_guide: str | None = None  # image_key of the guide the interval belongs to
+    search: tuple[float, float] = (0.0, 1.0)
+    sweep: list[SweepItem] = field(default_factory=list)
+    selected: int | None = None  # index into sweep highlighted in the plot
