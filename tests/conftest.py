@@ -87,3 +87,15 @@ def tiny_latent_sd(tiny_dir):
 def tiny_models(tiny_pixel_text, tiny_pixel_ddpm, tiny_ve, tiny_latent_sd):
     """family -> loaded tiny bundle, for tests that run over every family."""
     return {"pixel-text": tiny_pixel_text, "pixel-ddpm": tiny_pixel_ddpm, "ve": tiny_ve, "latent-sd": tiny_latent_sd}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _single_torch_thread():
+    """Run torch single-threaded in tests (override with STROKE_TEST_THREADS).
+
+    The tiny models are far too small to gain from intra-op threads, and on a shared 2-core machine
+    the second thread only spins: a tiny UNet call measured 2.4 s with 2 threads, 0.03 s with 1.
+    """
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("STROKE_TEST_THREADS", "1")))

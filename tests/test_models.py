@@ -1,0 +1,419 @@
+"""Model bundles and load_model, on the tiny random models of every family (tests/tiny_models.py).
+
+The reference checks call the diffusers networks directly, the way their own pipelines do, and
+compare with `bundle.eps`; loading always goes through `load_model` on real saved folders.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import editing.models as models
+from editing.models import PRESETS, ModelNotFoundError, detect_family, hash_weights, load_model
+from editing.models.latent_sd import LATENT_RGB_FACTORS
+from editing.models.minilm import shared_minilm
+from editing.schedule import VESchedule, VPSchedule
+from tests import tiny_models
+
+FAMILIES = ["pixel-text", "pixel-ddpm", "ve", "latent-sd"]
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _image(res: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (res, res, 3), dtype=np.uint8)
+
+
+def _x(bundle, batch: int = 2, seed: int = 0) -> torch.Tensor:
+    return torch.randn(batch, *bundle.latent_shape, generator=torch.Generator().manual_seed(seed))
+
+
+def _t(bundle, batch: int = 2) -> torch.Tensor:
+    """Fractional VP times, or sigmas for VE."""
+    return torch.tensor([617.25, 40.5][:batch]) if bundle.kind == "vp" else torch.tensor([12.5, 0.3][:batch])
+
+
+# ---------------------------------------------------------------------------------------------
+# Shapes, ranges and round trips
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_bundle_shapes_and_dtypes(tiny_models, family):
+    b = tiny_models[family]
+    assert b.family == family and detect_family(Path(b.model_id)) == family
+    assert b.device == torch.device("cpu") and b.dtype == torch.float32  # load_model's CPU defaults
+    assert not b.unet.training and not any(p.requires_grad for p in b.unet.parameters())
+    res = b.resolution
+    x = b.encode_image(_image(res))
+    assert x.shape == (1, *b.latent_shape) and x.dtype == torch.float32
+    for out in (b.decode(x), b.preview(x)):
+        assert out.shape == (1, res, res, 3) and out.dtype == np.uint8
+    cond = b.encode_prompt(["a photo of a cat", "a red car"])
+    if b.conditional:
+        assert cond.ndim == 3 and cond.shape[0] == 2 and cond.dtype == torch.float32
+    else:
+        assert cond is None
+    with torch.no_grad():
+        e = b.eps(_x(b), _t(b), cond)
+    assert e.shape == (2, *b.latent_shape) and e.dtype == torch.float32 and torch.isfinite(e).all()
+    info = b.info()
+    assert (info.family, info.resolution, info.conditional) == (family, res, b.conditional)
+    assert info.kind == ("ve" if family == "ve" else "vp")
+
+
+def test_latent_shapes_follow_configs(tiny_latent_sd, tiny_pixel_text):
+    b = tiny_latent_sd
+    assert b.vae_scale_factor == 2 ** (len(b.vae.config.block_out_channels) - 1) == 2
+    assert b.latent_shape == (4, b.unet.config.sample_size, b.unet.config.sample_size)
+    assert b.resolution == b.unet.config.sample_size * b.vae_scale_factor
+    assert tiny_pixel_text.latent_shape == (3, 16, 16)
+    assert b.encode_prompt(["a cat"]).shape == (1, b.tokenizer.model_max_length, b.text_encoder.config.hidden_size)
+
+
+@pytest.mark.parametrize("family", ["pixel-text", "pixel-ddpm", "ve"])
+def test_pixel_round_trip_is_exact(tiny_models, family):
+    b = tiny_models[family]
+    img = _image(b.resolution, seed=1)
+    np.testing.assert_array_equal(b.decode(b.encode_image(img))[0], img)
+    np.testing.assert_array_equal(b.preview(b.encode_image(img))[0], img)
+
+
+def test_pixel_ranges(tiny_pixel_ddpm, tiny_ve):
+    black, white = np.zeros((16, 16, 3), np.uint8), np.full((16, 16, 3), 255, np.uint8)
+    # VP pixel models work on [-1, 1]; NCSN++ (ScoreSdeVePipeline) on [0, 1].
+    assert tiny_pixel_ddpm.encode_image(black).min() == -1 and tiny_pixel_ddpm.encode_image(white).max() == 1
+    assert tiny_ve.encode_image(black).min() == 0 and tiny_ve.encode_image(white).max() == 1
+    assert tiny_pixel_ddpm.clip_range == (-1.0, 1.0) and tiny_ve.clip_range == (0.0, 1.0)
+
+
+def test_latent_encode_is_the_scaled_posterior_mean(tiny_latent_sd):
+    b = tiny_latent_sd
+    img = _image(b.resolution, seed=2)
+    z = b.encode_image(img)
+    x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 127.5 - 1
+    with torch.no_grad():
+        ref = b.vae.encode(x).latent_dist.mean * b.vae.config.scaling_factor
+        torch.testing.assert_close(z, ref)
+        assert torch.equal(b.encode_image(img), z)  # deterministic: the mean, not a sample
+        dec = b.vae.decode(z / b.vae.config.scaling_factor).sample
+    ref_img = ((dec.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    np.testing.assert_array_equal(b.decode(z), ref_img)
+
+
+def test_latent_preview_is_the_linear_map_upsampled(tiny_latent_sd):
+    b = tiny_latent_sd
+    z = _x(b, batch=1, seed=3)
+    rgb = torch.einsum("bchw,cr->brhw", z, LATENT_RGB_FACTORS)  # (1, 3, 8, 8)
+    expected = ((rgb.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    prev = b.preview(z)
+    f = b.vae_scale_factor
+    np.testing.assert_array_equal(prev[:, ::f, ::f], expected)
+    np.testing.assert_array_equal(prev[:, 1::f, 1::f], expected)  # nearest: constant f x f blocks
+
+
+# ---------------------------------------------------------------------------------------------
+# eps against the diffusers networks called directly
+# ---------------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def test_pixel_ddpm_eps_matches_unet(tiny_pixel_ddpm):
+    b = tiny_pixel_ddpm
+    x, t = _x(b), _t(b)
+    torch.testing.assert_close(b.eps(x, t, None), b.unet(x, t).sample)
+    # the fractional time reaches the network (no rounding to an integer timestep)
+    assert not torch.allclose(b.eps(x, torch.tensor([617.25, 40.5]), None), b.eps(x, torch.tensor([617.0, 40.0]), None))
+    # a scalar t is broadcast to the batch
+    torch.testing.assert_close(b.eps(x, 617.25, None), b.eps(x, torch.full((2,), 617.25), None))
+
+
+@torch.no_grad()
+def test_pixel_text_eps_matches_unet_with_minilm(tiny_pixel_text):
+    b = tiny_pixel_text
+    prompts = ["a smiling face", "a red car"]
+    cond = b.encode_prompt(prompts)
+    torch.testing.assert_close(cond, shared_minilm(16).pooled(prompts)[:, None, :])  # "pooled": (B, 1, 384)
+    x, t = _x(b), _t(b)
+    torch.testing.assert_close(b.eps(x, t, cond), b.unet(x, t, encoder_hidden_states=cond).sample)
+    assert not torch.allclose(b.eps(x, t, cond), b.eps(x, t.round(), cond))
+    # None is the empty prompt, the unconditional half of classifier-free guidance
+    torch.testing.assert_close(b.eps(x, t, None), b.eps(x, t, b.encode_prompt([""])))
+    assert b.recommended_guidance_scale == 3.0
+
+
+@torch.no_grad()
+def test_ve_eps_is_minus_sigma_times_score(tiny_ve):
+    b = tiny_ve
+    assert isinstance(b.schedule, VESchedule) and (b.schedule.sigma_min, b.schedule.sigma_max) == (0.01, 50.0)
+    x, sigma = _x(b), _t(b)
+    score = b.unet(x, sigma).sample  # diffusers' fourier UNet2DModel already divides by sigma
+    torch.testing.assert_close(b.eps(x, sigma, None), -sigma.view(-1, 1, 1, 1) * score)
+
+
+@torch.no_grad()
+def test_latent_sd_eps_matches_unet_with_clip(tiny_latent_sd):
+    b = tiny_latent_sd
+    prompts = ["a photo of a cat", "a dog"]
+    ids = b.tokenizer(prompts, padding="max_length", max_length=b.tokenizer.model_max_length, return_tensors="pt").input_ids
+    states = b.text_encoder(ids).last_hidden_state
+    torch.testing.assert_close(b.encode_prompt(prompts), states)
+    x, t = _x(b), _t(b)
+    torch.testing.assert_close(b.eps(x, t, states), b.unet(x, t, encoder_hidden_states=states).sample)
+
+
+@pytest.mark.parametrize("family", ["pixel-text", "latent-sd"])
+@torch.no_grad()
+def test_cond_of_batch_one_is_broadcast(tiny_models, family):
+    b = tiny_models[family]
+    cond = b.encode_prompt(["a smiling cat"])
+    x, t = _x(b, batch=2), _t(b)
+    torch.testing.assert_close(b.eps(x, t, cond), b.eps(x, t, cond.expand(2, -1, -1)))
+    with pytest.raises(ValueError, match="cond must be"):
+        b.eps(_x(b, batch=3), 10.0, b.encode_prompt(["a", "b"]))
+
+
+def test_eps_keeps_autograd_for_imagic(tiny_pixel_text):
+    b = tiny_pixel_text
+    emb = b.encode_prompt(["a smiling face"]).clone().requires_grad_(True)
+    with torch.enable_grad():
+        b.eps(_x(b, batch=1), 300.0, emb).square().mean().backward()
+    assert emb.grad is not None and emb.grad.abs().sum() > 0
+    assert all(p.grad is None for p in b.unet.parameters())  # the loaded network stays frozen
+
+
+def test_v_prediction_and_vae_scale_from_config(tmp_path):
+    """A latent model with v-prediction and a non-default VAE scale: both read from the folder."""
+    folder = tiny_models.save_tiny_latent_sd(tmp_path / "sd-v", prediction_type="v_prediction", scaling_factor=0.5)
+    b = load_model(folder, device="cpu")
+    assert b.prediction_type == "v_prediction" and b.scaling_factor == 0.5
+    img = _image(b.resolution, seed=4)
+    x_img = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 127.5 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(b.encode_image(img), b.vae.encode(x_img).latent_dist.mean * 0.5)
+        # eps = sqrt(abar) v + sqrt(1 - abar) x_t, abar from diffusers' own scheduler at integer t
+        from diffusers import DDIMScheduler
+
+        abar = DDIMScheduler.from_pretrained(folder / "scheduler").alphas_cumprod[torch.tensor([700, 25])].view(-1, 1, 1, 1)
+        x, t = _x(b), torch.tensor([700.0, 25.0])
+        cond = b.encode_prompt(["a cat"])
+        v = b.unet(x, t, encoder_hidden_states=cond.expand(2, -1, -1)).sample
+        torch.testing.assert_close(b.eps(x, t, cond), abar.sqrt() * v + (1 - abar).sqrt() * x)
+        # and x0 from that eps is the v-parametrisation's x0 = sqrt(abar) x_t - sqrt(1 - abar) v
+        x0 = (x - (1 - abar).sqrt() * b.eps(x, t, cond)) / abar.sqrt()
+        torch.testing.assert_close(x0, abar.sqrt() * x - (1 - abar).sqrt() * v, atol=1e-4, rtol=1e-4)
+
+
+def test_pixel_text_tokens_with_attention_mask(tmp_path):
+    """ "tokens" + use_attention_mask: padded states are zero and eps equals the masked network call."""
+    folder = tiny_models.save_tiny_pixel_text(tmp_path / "pt", text_conditioning="tokens", use_attention_mask=True)
+    b = load_model(folder, device="cpu")
+    prompts = ["a cat", "a smiling face with sunglasses"]
+    states, mask = shared_minilm(16).tokens(prompts)
+    cond = b.encode_prompt(prompts)
+    assert cond.shape == (2, 16, 384)
+    assert (cond[mask == 0] == 0).all() and (cond[mask == 1] != 0).any(-1).all()
+    x, t = _x(b), _t(b)
+    with torch.no_grad():
+        ref = b.unet(x, t, encoder_hidden_states=states, encoder_attention_mask=mask).sample
+        torch.testing.assert_close(b.eps(x, t, cond), ref)
+        assert not torch.allclose(ref, b.unet(x, t, encoder_hidden_states=states).sample)  # the mask matters
+
+
+@torch.no_grad()
+def test_replace_runs_a_copy_and_leaves_the_original_untouched(tiny_pixel_ddpm):
+    b = tiny_pixel_ddpm
+    before = {k: v.clone() for k, v in b.unet.state_dict().items()}
+    x, t = _x(b), _t(b)
+    eps_before = b.eps(x, t, None)
+    tuned = copy.deepcopy(b.unet)
+    tuned.conv_out.bias.add_(0.5)
+    b2 = b.replace(unet=tuned)
+    assert b2.unet is tuned and b.unet is not tuned and b2.schedule is b.schedule and b2.family == b.family
+    torch.testing.assert_close(b2.eps(x, t, None), eps_before + 0.5)
+    torch.testing.assert_close(b.eps(x, t, None), eps_before, rtol=0, atol=0)
+    assert all(torch.equal(v, before[k]) for k, v in b.unet.state_dict().items())
+
+
+def test_dtype_flows_from_load_model(tiny_dir):
+    b = load_model(tiny_dir / "pixel-ddpm", device="cpu", dtype=torch.bfloat16)
+    assert b.dtype == torch.bfloat16 and b.unet.dtype == torch.bfloat16
+    x = _x(b)
+    with torch.no_grad():
+        e = b.eps(x, _t(b), None)
+    assert e.dtype == torch.float32 and b.encode_image(_image(16)).dtype == torch.float32
+
+
+# ---------------------------------------------------------------------------------------------
+# load_model: presets, errors, hashes
+# ---------------------------------------------------------------------------------------------
+
+
+def test_presets_table():
+    assert PRESETS == {
+        "emoji": None,
+        "sd15": "stable-diffusion-v1-5/stable-diffusion-v1-5",
+        "sd21-base": "stabilityai/stable-diffusion-2-1-base",
+        "church": "google/ddpm-ema-church-256",
+        "bedroom": "google/ddpm-ema-bedroom-256",
+        "celebahq": "google/ddpm-ema-celebahq-256",
+        "ncsnpp-celebahq": "google/ncsnpp-celebahq-256",
+    }
+    assert models.EMOJI_DIR == REPO / "assets" / "models" / "emoji"  # from the package, not the cwd
+
+
+def test_emoji_preset_resolves_to_the_embedded_folder(monkeypatch, tiny_dir, tmp_path):
+    monkeypatch.setattr(models, "EMOJI_DIR", tiny_dir / "pixel-text")
+    b = load_model("emoji", device="cpu")
+    assert b.family == "pixel-text" and b.model_id == "emoji"
+    monkeypatch.setattr(models, "EMOJI_DIR", tmp_path / "missing")
+    with pytest.raises(ModelNotFoundError, match=r"python -m training\.train_diffusion"):
+        load_model("emoji")
+
+
+def _one_sentence(msg: str) -> bool:
+    body = msg.replace("e.g.", "")
+    return "\n" not in msg and msg.endswith(".") and ". " not in body
+
+
+@pytest.fixture
+def offline_hub(monkeypatch, tmp_path):
+    """Hub offline with an empty cache, so no test ever touches a developer's downloaded weights."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setattr(models, "LOCAL_MODELS_DIR", tmp_path / "models")
+
+
+def test_unknown_hub_id_offline_says_what_to_download(offline_hub):
+    with pytest.raises(ModelNotFoundError) as err:
+        load_model("nobody-here/no-such-model")
+    msg = str(err.value)
+    assert _one_sentence(msg), msg
+    assert "huggingface-cli download nobody-here/no-such-model --local-dir models/no-such-model" in msg
+    assert isinstance(err.value, FileNotFoundError) and err.value.__cause__ is None
+
+
+def test_hub_preset_offline_names_the_repo(offline_hub):
+    with pytest.raises(ModelNotFoundError) as err:
+        load_model("sd15")
+    msg = str(err.value)
+    assert _one_sentence(msg), msg
+    assert "'sd15' (stable-diffusion-v1-5/stable-diffusion-v1-5)" in msg and "--model models/sd15" in msg
+
+
+def test_hub_id_found_in_local_cache_offline(offline_hub, tiny_dir):
+    """The offline fallback really loads a cached snapshot (laid out as huggingface_hub stores it)."""
+    from huggingface_hub import constants
+
+    repo = Path(constants.HF_HUB_CACHE) / "models--someone--tiny-ddpm"
+    shutil.copytree(tiny_dir / "pixel-ddpm", repo / "snapshots" / "abc123")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("abc123")
+    b = load_model("someone/tiny-ddpm", device="cpu")
+    assert b.family == "pixel-ddpm" and b.model_id == "someone/tiny-ddpm"
+
+
+def test_missing_local_path(tmp_path):
+    with pytest.raises(ModelNotFoundError) as err:
+        load_model(tmp_path / "nothing" / "here")
+    assert str(err.value).startswith(f"No model folder at '{tmp_path / 'nothing' / 'here'}'")
+    assert _one_sentence(str(err.value))
+
+
+def test_unknown_folder_formats(tmp_path, tiny_dir):
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "notes.txt").write_text("hi")
+    with pytest.raises(ValueError, match="neither stroke_studio.json nor a diffusers model_index.json"):
+        load_model(tmp_path / "junk")
+    xl = tmp_path / "xl"
+    xl.mkdir()
+    (xl / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionXLPipeline"}))
+    with pytest.raises(ValueError, match="StableDiffusionXLPipeline"):
+        load_model(xl)
+    with pytest.raises(ValueError, match="is a file"):
+        load_model(tiny_dir / "pixel-ddpm" / "model_index.json")
+
+
+def test_incomplete_folder_is_reported(tmp_path, tiny_dir):
+    folder = tmp_path / "partial"
+    shutil.copytree(tiny_dir / "latent-sd", folder)
+    for w in (folder / "vae").glob("*.safetensors"):
+        w.unlink()
+    with pytest.raises(ModelNotFoundError, match=r"incomplete \(vae/ weights missing\)"):
+        load_model(folder)
+
+
+def test_weights_hash_is_stable_and_tracks_the_weights(tmp_path, tiny_dir, tiny_pixel_ddpm):
+    folder = tiny_dir / "pixel-ddpm"
+    assert tiny_pixel_ddpm.weights_hash == hash_weights(folder) == load_model(folder).weights_hash
+    assert len(tiny_pixel_ddpm.weights_hash) == 16
+    other = tiny_models.save_tiny_pixel_ddpm(tmp_path / "other", seed=1)
+    assert hash_weights(other) != hash_weights(folder)
+    copied = shutil.copytree(folder, tmp_path / "copy")
+    assert hash_weights(copied) == hash_weights(folder)  # content, not location
+
+
+def test_weights_hash_samples_large_files(tmp_path):
+    """Large files: names, sizes and the first and last MiB are hashed (documented speed trade-off)."""
+    big = tmp_path / "diffusion_pytorch_model.safetensors"
+    data = bytearray(np.random.default_rng(0).integers(0, 256, 3 << 20, dtype=np.uint8).tobytes())
+    big.write_bytes(data)
+    h0 = hash_weights(tmp_path)
+    for pos in (0, len(data) - 1):
+        changed = bytearray(data)
+        changed[pos] ^= 1
+        big.write_bytes(changed)
+        assert hash_weights(tmp_path) != h0
+    big.write_bytes(data + b"\0")
+    assert hash_weights(tmp_path) != h0
+
+
+def test_import_editing_does_not_load_torch():
+    code = "import sys, editing, editing.interface; assert 'torch' not in sys.modules, 'torch was imported'"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, timeout=120)
+
+
+def test_vp_schedules_come_from_the_scheduler_configs(tiny_pixel_ddpm, tiny_latent_sd):
+    from diffusers import DDIMScheduler, DDPMScheduler
+
+    ref = DDPMScheduler(num_train_timesteps=1000).alphas_cumprod.double()
+    assert isinstance(tiny_pixel_ddpm.schedule, VPSchedule)
+    torch.testing.assert_close(tiny_pixel_ddpm.schedule.alphas_cumprod, ref)
+    sd = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear").alphas_cumprod.double()
+    torch.testing.assert_close(tiny_latent_sd.schedule.alphas_cumprod, sd)
+
+
+@pytest.mark.gpu
+def test_cuda_defaults_half_precision_with_fp32_vae(tiny_dir, tiny_latent_sd):
+    b = load_model(tiny_dir / "latent-sd")  # device None -> cuda, dtype None -> float16
+    assert b.device.type == "cuda" and b.dtype == torch.float16 and b.vae.dtype == torch.float32  # force_upcast
+    x, t = _x(b), _t(b)
+    cond = tiny_latent_sd.encode_prompt(["a cat"])
+    with torch.no_grad():
+        e = b.eps(x.cuda(), t.cuda(), cond.cuda())
+        ref = tiny_latent_sd.eps(x, t, cond)
+    assert e.dtype == torch.float32
+    torch.testing.assert_close(e.cpu(), ref, atol=2e-2, rtol=2e-2)
+    assert b.decode(b.encode_image(_image(b.resolution))).shape == (1, b.resolution, b.resolution, 3)
+
+
+@pytest.mark.weights
+@pytest.mark.parametrize("preset", ["emoji", "church", "ncsnpp-celebahq", "sd15"])
+def test_real_presets_load(preset):
+    """Opt-in (--runweights): the presets load from their real folders and run one eps call."""
+    b = load_model(preset)
+    x = b.encode_image(np.full((b.resolution, b.resolution, 3), 128, np.uint8))
+    t = torch.tensor([b.schedule.sigma_max * 0.1 if b.kind == "ve" else 500.0], device=b.device)
+    with torch.no_grad():
+        e = b.eps(x, t, b.encode_prompt(["a photo"]) if b.conditional else None)
+    assert e.shape == x.shape and torch.isfinite(e).all()
