@@ -38,7 +38,17 @@ import torch
 
 from editing import images as im
 from editing.interface import ColorEditConfig, EditConfig, Frame, InversionConfig, ShiftConfig
-from editing.samplers import EpsFn, ddim_mean, ddim_mean_and_std, prompt_denoiser, randn, working_dtype
+from editing.samplers import (
+    EpsFn,
+    clip_range,
+    ddim_mean,
+    ddim_mean_and_std,
+    ddim_sigma,
+    predict_x0_clipped,
+    prompt_denoiser,
+    randn,
+    working_dtype,
+)
 from editing.schedule import VPSchedule
 
 
@@ -76,7 +86,13 @@ def _abars(schedule: VPSchedule, times) -> list[float]:
 
 
 def invert_latents(
-    eps_fn: EpsFn, schedule: VPSchedule, x0: torch.Tensor, times, eta: float, generator: torch.Generator
+    eps_fn: EpsFn,
+    schedule: VPSchedule,
+    x0: torch.Tensor,
+    times,
+    eta: float,
+    generator: torch.Generator,
+    clip: tuple[float, float] | None = None,
 ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Eqs. (6) and (5) on tensors x0 (B, C, h, w). Yields (i, xts, zs, x0_pred) after extracting z_i;
     xts (n + 1, B, C, h, w) and zs (n, B, C, h, w) are filled in place as it goes."""
@@ -90,7 +106,7 @@ def invert_latents(
     zs = torch.empty((n, *x0.shape), device=x0.device, dtype=x0.dtype)
     for i in range(n):
         eps = eps_fn(xts[i], times[i])
-        mean, std, x0_pred = ddim_mean_and_std(xts[i], eps, abar[i], abar[i + 1], eta)
+        mean, std, x0_pred = ddim_mean_and_std(xts[i], eps, abar[i], abar[i + 1], eta, clip)
         if std > 0.0:
             zs[i] = (xts[i + 1] - mean) / std  # eq. (5)
             xts[i + 1] = mean + std * zs[i]
@@ -111,6 +127,7 @@ def regenerate(
     eta: float,
     start: int = 0,
     x0_hook: X0Hook | None = None,
+    clip: tuple[float, float] | None = None,
 ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
     """x_{i+1} = mu_i(x_i) + sigma_i z_i for i = start..n-1 from x = x_{t_start}; yields (i, x, x0_pred).
 
@@ -119,10 +136,12 @@ def regenerate(
     abar = _abars(schedule, times)
     for i in range(start, len(times) - 1):
         eps = eps_fn(x, times[i])
-        mean, std, x0_pred = ddim_mean_and_std(x, eps, abar[i], abar[i + 1], eta)
+        # = ddim_mean_and_std, spelled out so the hook can act on x0_pred before the mean is formed
+        x0_pred, eps = predict_x0_clipped(x, eps, abar[i], clip)
         if x0_hook is not None:
             x0_pred = x0_hook(i, x0_pred)
-            mean = ddim_mean(x0_pred, eps, abar[i + 1], std)
+        std = ddim_sigma(abar[i], abar[i + 1], eta)
+        mean = ddim_mean(x0_pred, eps, abar[i + 1], std)
         x = mean + (std if std > 0.0 else 1.0) * zs[i]  # the last map is the unit-scale residual
         yield i, x, x0_pred
 
@@ -168,6 +187,7 @@ def invert(model, image: np.ndarray, source_prompt: str, config: InversionConfig
     return _invert_frames(model, image, source_prompt, config, _denoiser(model, source_prompt, config.source_guidance_scale))
 
 
+@torch.no_grad()
 def _invert_frames(model, image: np.ndarray, source_prompt: str, config: InversionConfig, eps_fn: EpsFn) -> Iterator[Frame]:
     dtype = working_dtype(model)
     x0 = model.encode_image(im.to_model_size(image, model.resolution)).to(dtype)  # (1, C, h, w)
@@ -175,7 +195,7 @@ def _invert_frames(model, image: np.ndarray, source_prompt: str, config: Inversi
     gen = torch.Generator(device="cpu").manual_seed(config.seed)
     n, k = len(times) - 1, config.preview_every
     state = None
-    for state in invert_latents(eps_fn, model.schedule, x0, times, config.eta, gen):
+    for state in invert_latents(eps_fn, model.schedule, x0, times, config.eta, gen, clip_range(model)):
         i, xts, _, x0_pred = state
         if (i + 1) % k == 0 and i + 1 < n:
             yield Frame(i + 1, n, "invert", xt=model.preview(xts[i])[0], x0=model.preview(x0_pred)[0])
@@ -193,10 +213,13 @@ def _invert_frames(model, image: np.ndarray, source_prompt: str, config: Inversi
     yield Frame(n, n, "done", result=inv, info={"latents": x0})
 
 
+@torch.no_grad()
 def _run(model, inversion: Inversion, eps_fn: EpsFn, x: torch.Tensor, zs: torch.Tensor, start: int, k: int, x0_hook=None):
     n = inversion.steps
     total = n - start
-    run = regenerate(eps_fn, model.schedule, x[None], zs[:, None], inversion.times, inversion.config.eta, start, x0_hook)
+    run = regenerate(
+        eps_fn, model.schedule, x[None], zs[:, None], inversion.times, inversion.config.eta, start, x0_hook, clip_range(model)
+    )
     for i, x, x0_pred in run:  # x: (1, C, h, w)
         step = i + 1 - start
         if step % k == 0 and step < total:

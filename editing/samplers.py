@@ -84,12 +84,31 @@ def ddim_mean(x0_pred: torch.Tensor, eps: torch.Tensor, abar_prev: float, std: f
     return math.sqrt(ap) * x0_pred + math.sqrt(max(1.0 - ap - std * std, 0.0)) * eps
 
 
+def predict_x0_clipped(
+    x_t: torch.Tensor, eps: torch.Tensor, abar_t: float, clip: tuple[float, float] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x0_pred, eps) by eq. (1). With `clip` (pixel models: (-1, 1), diffusers' `clip_sample`),
+    x0_pred is clamped and eps re-derived from it, so that with eta = 1 the step is still DDPM's
+    posterior (4) at the clipped x0."""
+    x0_pred = predict_x0(x_t, eps, abar_t)
+    if clip is None:
+        return x0_pred, eps
+    x0_pred = x0_pred.clamp(*clip)
+    a = float(abar_t)
+    return x0_pred, (x_t - math.sqrt(a) * x0_pred) / math.sqrt(1.0 - a)
+
+
 def ddim_mean_and_std(
-    x_t: torch.Tensor, eps: torch.Tensor, abar_t: float, abar_prev: float, eta: float
+    x_t: torch.Tensor,
+    eps: torch.Tensor,
+    abar_t: float,
+    abar_prev: float,
+    eta: float,
+    clip: tuple[float, float] | None = None,
 ) -> tuple[torch.Tensor, float, torch.Tensor]:
     """(mean, std, x0_pred) of the step x_t -> x_prev, eqs. (1)-(3). The one place both sampling
-    and edit-friendly inversion compute mu_t and sigma_t."""
-    x0_pred = predict_x0(x_t, eps, abar_t)
+    and edit-friendly inversion compute mu_t and sigma_t (`clip`: see `predict_x0_clipped`)."""
+    x0_pred, eps = predict_x0_clipped(x_t, eps, abar_t, clip)
     std = ddim_sigma(abar_t, abar_prev, eta)
     return ddim_mean(x0_pred, eps, abar_prev, std), std, x0_pred
 
@@ -101,13 +120,14 @@ def ddim_step(
     abar_prev: float,
     eta: float = 0.0,
     noise: torch.Tensor | None = None,
+    clip: tuple[float, float] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """DDIM eq. (12) (our eq. 2) with sigma_t(eta): returns (x_prev, x0_pred).
 
     `noise` is the z of eq. (2); it may be None only when the step adds none (eta = 0, or the last
-    step to the clean image).
+    step to the clean image). `clip`: see `ddim_mean_and_std`.
     """
-    mean, std, x0_pred = ddim_mean_and_std(x_t, eps, abar_t, abar_prev, eta)
+    mean, std, x0_pred = ddim_mean_and_std(x_t, eps, abar_t, abar_prev, eta, clip)
     if std == 0.0:
         return mean, x0_pred
     if noise is None:
@@ -161,9 +181,15 @@ def ve_denoise(x: torch.Tensor, score: torch.Tensor, sigma: float) -> torch.Tens
 # --------------------------------------------------------------------------------------------
 
 
+def clip_range(model) -> tuple[float, float] | None:
+    """The range clean samples live in (pixel models: (-1, 1)); None for latents and test bundles."""
+    return getattr(model, "clip_range", None)
+
+
 def _call(model, x: torch.Tensor, t: float, cond: torch.Tensor | None) -> torch.Tensor:
     tt = torch.full((x.shape[0],), float(t), device=model.device, dtype=torch.float32)
-    return model.eps(x.to(device=model.device, dtype=model.dtype), tt, cond).to(x.dtype)
+    with torch.no_grad():
+        return model.eps(x.to(device=model.device, dtype=model.dtype), tt, cond).to(x.dtype)
 
 
 def _batch(cond: torch.Tensor, n: int) -> torch.Tensor:
@@ -219,12 +245,13 @@ def sample_vp(
     generator: torch.Generator | None,
     noises: Sequence[torch.Tensor] | None = None,
     after_step: AfterStep | None = None,
+    clip: tuple[float, float] | None = None,
 ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
     """DDIM/DDPM sampling over descending `times` (eta = 1: ancestral DDPM; eta = 0: DDIM).
 
     Yields (i, x_prev, x0_pred) after step i (times[i] -> times[i+1]). Noise for step i is
     `noises[i]` if given, else drawn from `generator` on the CPU (only for steps that add noise).
-    `after_step(i, x_prev)` may replace the sample (SDEdit's masked editing).
+    `after_step(i, x_prev)` may replace the sample (SDEdit's masked editing); `clip` clamps x0_pred.
     """
     abar = schedule.alpha_bar(torch.tensor([float(t) for t in times], dtype=torch.float64)).tolist()
     for i in range(len(times) - 1):
@@ -233,7 +260,7 @@ def sample_vp(
         noise = None
         if std > 0.0:
             noise = noises[i] if noises is not None else randn(x.shape, generator, x.device, x.dtype)
-        x, x0_pred = ddim_step(x, eps, abar[i], abar[i + 1], eta, noise)
+        x, x0_pred = ddim_step(x, eps, abar[i], abar[i + 1], eta, noise, clip)
         if after_step is not None:
             x = after_step(i, x)
         yield i, x, x0_pred

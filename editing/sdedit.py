@@ -37,7 +37,7 @@ import torch
 
 from editing import images as im
 from editing.interface import Frame, Guide, SDEditConfig
-from editing.samplers import prompt_denoiser, randn, sample_ve, sample_vp, working_dtype
+from editing.samplers import clip_range, prompt_denoiser, randn, sample_ve, sample_vp, working_dtype
 from editing.schedule import VESchedule
 
 EMPTY_MASK = "the mask is empty: paint the region to edit"
@@ -108,6 +108,7 @@ def sdedit(
     return _frames(model, image, mask, config, prompt_denoiser(model, prompt, config.guidance_scale))
 
 
+@torch.no_grad()
 def _frames(model, image: np.ndarray, mask: np.ndarray | None, config: SDEditConfig, eps_fn) -> Iterator[Frame]:
     dtype, device = working_dtype(model), model.device
     x_orig = model.encode_image(im.to_model_size(image, model.resolution)).to(dtype)  # (1, C, h, w)
@@ -143,7 +144,7 @@ def _frames(model, image: np.ndarray, mask: np.ndarray | None, config: SDEditCon
         else:
             x = math.sqrt(levels[0]) * x0 + math.sqrt(1.0 - levels[0]) * z
             eta = 1.0 if config.sampler == "ddpm" else 0.0
-            run = sample_vp(eps_fn, x, model.schedule, times, eta, gen, after_step=after)
+            run = sample_vp(eps_fn, x, model.schedule, times, eta, gen, after_step=after, clip=clip_range(model))
         for _, x, x0_pred in run:
             step += 1
             if step % k == 0 and step < total:

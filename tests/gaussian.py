@@ -18,6 +18,7 @@ Images are 3 x 8 x 8 pixels; encode/decode map uint8 <-> [-1, 1] and are exact o
 from __future__ import annotations
 
 import hashlib
+import math
 
 import numpy as np
 import torch
@@ -29,6 +30,13 @@ from editing.schedule import VESchedule, VPSchedule
 def linear_schedule(n: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> VPSchedule:
     """DDPM's linear beta schedule (Ho et al. 2020)."""
     return VPSchedule.from_betas(torch.linspace(beta_start, beta_end, n, dtype=torch.float64))
+
+
+def cosine_schedule(n: int = 1000, offset: float = 0.008) -> VPSchedule:
+    """Improved DDPM's cosine schedule (Nichol & Dhariwal 2021, eq. 17): abar spread evenly over t."""
+    t = torch.arange(n + 1, dtype=torch.float64) / n
+    f = torch.cos((t + offset) / (1 + offset) * math.pi / 2) ** 2
+    return VPSchedule((f[1:] / f[0]).clamp(min=1e-8))
 
 
 def prompt_offset(prompt: str, channels: int = 3) -> torch.Tensor:
