@@ -1,0 +1,209 @@
+"""Batched SDEdit sweeps: several SDEdit configs (t0 values, seeds, guidance...) as ONE batch.
+
+A sweep over t0 is the studio's realism-faithfulness curve (SDEdit, Meng et al. 2022, Fig. 3).
+Run one config at a time, six t0 values cost six passes over the schedule, each at batch 1 (2 with
+classifier-free guidance), which leaves a GPU (or a CPU's vector units) mostly idle. Here every
+sample keeps its own exact SDEdit run, and the runs share the network calls:
+
+    sample i: times_i = schedule.times(steps_i, t0_i)       # its own start time and n_i steps
+              K_i rounds of n_i steps: total_i = n_i K_i
+    right-aligned: N = max_i total_i; sample i starts at iteration N - total_i, so all finish together
+    iteration j: the samples that have started go through the model in one call, each at its own
+                 time (eps(x_t, t, cond) takes a (B,) time), guided with its own scale; then each
+                 takes its own sampler step (`editing.samplers.ddim_step`, the same function the
+                 single run uses) with noise from its own torch.Generator(seed_i)
+
+so sample i draws exactly the random numbers, in the same order, and takes exactly the steps of
+`editing.sdedit(model, guide, configs[i], mask, prompt)`: its result equals that run's to float
+tolerance (only the batch size of the network call differs; tests/test_sweep.py checks it).
+
+Supported in one batch: VP models (DDPM ancestral and DDIM), masked or not, any repeats. VE models
+fall back to one `editing.sdedit` run per config: their sampler ends with an extra Tweedie call
+(eq. 6 of `editing.samplers`) that would need its own slot in the right-aligned batch, and the
+VE presets are unconditional 256 px models that the studio rarely sweeps.
+
+Frames: a preview Frame every k = min(preview_every) iterations (xt/x0 are the samples' previews
+side by side, `info["active"]` how many have started), then Frame(stage="done", result=[uint8
+image per config, in config order], image=the results side by side).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from editing import images as im
+from editing.interface import Frame, Guide, SDEditConfig
+from editing.samplers import _batch, ddim_sigma, ddim_step, randn, working_dtype
+from editing.schedule import VESchedule
+
+# editing.sdedit's helpers (private ones named here on purpose: one implementation of guide
+# unpacking, the model-space mask and the final compositing for both the single run and sweeps).
+from editing.sdedit import _unpack, model_mask, num_steps, paste_outside, sdedit
+
+
+class _Run:
+    """One config's SDEdit run, advanced one step at a time by the sweep (sdedit's loop, unrolled)."""
+
+    def __init__(self, config: SDEditConfig, model, x_orig: torch.Tensor, offset: int):
+        self.config = config
+        self.times = model.schedule.times(config.steps, config.t0)
+        self.abar = model.schedule.alpha_bar(torch.tensor(self.times, dtype=torch.float64)).tolist()
+        self.n = len(self.times) - 1
+        self.total = self.n * config.repeats
+        self.offset = offset  # first global iteration of this run
+        self.eta = 1.0 if config.sampler == "ddpm" else 0.0
+        self.gen = torch.Generator(device="cpu").manual_seed(config.seed)
+        self.x_orig = x_orig
+        self.x0 = x_orig  # start of the current round
+        self.x = x_orig  # current sample (the guide until the run starts)
+        self.x0_pred = x_orig
+        self.z: torch.Tensor | None = None
+
+    def local(self, j: int) -> int:
+        return j - self.offset
+
+    def begin_step(self, j: int) -> None:
+        """At a round's first step: draw z and noise the round's start to the exact start time."""
+        if self.local(j) % self.n == 0:
+            self.z = randn(self.x0.shape, self.gen, self.x0.device, self.x0.dtype)
+            a = self.abar[0]
+            self.x = math.sqrt(a) * self.x0 + math.sqrt(1.0 - a) * self.z
+
+    def time(self, j: int) -> float:
+        return self.times[self.local(j) % self.n]
+
+    def end_step(self, j: int, eps: torch.Tensor, m: torch.Tensor | None) -> None:
+        """`sample_vp`'s step i (noise only when the step adds some), then sdedit's mask and round end."""
+        i = self.local(j) % self.n
+        std = ddim_sigma(self.abar[i], self.abar[i + 1], self.eta)
+        noise = randn(self.x.shape, self.gen, self.x.device, self.x.dtype) if std > 0.0 else None
+        self.x, self.x0_pred = ddim_step(self.x, eps, self.abar[i], self.abar[i + 1], self.eta, noise)
+        if m is not None:  # the known region re-noised with the round's z to the next time
+            a = self.abar[i + 1]
+            self.x = m * self.x + (1 - m) * (math.sqrt(a) * self.x_orig + math.sqrt(1.0 - a) * self.z)
+        if i == self.n - 1:  # round done: the next round starts from this output
+            self.x0 = self.x if m is None else m * self.x + (1 - m) * self.x_orig
+
+
+def batched_eps(model, xs: Sequence[torch.Tensor], times: Sequence[float], scales: Sequence[float],
+                cond: torch.Tensor | None, uncond: torch.Tensor | None) -> list[torch.Tensor]:
+    """Guided eps of several samples, each at its own time and guidance scale, in ONE model call.
+
+    Per sample, the rows `editing.samplers.cfg_denoiser` would evaluate: (uncond, cond) for a
+    scale other than 0 and 1, cond alone for scale 1, uncond alone for scale 0, the plain model
+    for an unconditional one; combined as eps_u + scale (eps_c - eps_u) (Ho & Salimans 2022).
+    xs: (1, C, h, w) each, in the working dtype. Returns one (1, C, h, w) eps per sample.
+    """
+    rows: list[tuple[torch.Tensor, float, torch.Tensor | None]] = []
+    kinds: list[str] = []
+    for x, t, s in zip(xs, times, scales, strict=True):
+        if cond is None:
+            kind = "plain"
+        elif uncond is None or s == 1.0:
+            kind = "cond"
+        elif s == 0.0:
+            kind = "uncond"
+        else:
+            kind = "pair"
+        kinds.append(kind)
+        if kind in ("uncond", "pair"):
+            rows.append((x, t, uncond))
+        if kind in ("cond", "pair", "plain"):
+            rows.append((x, t, cond))
+    x_all = torch.cat([r[0] for r in rows])  # (R, C, h, w)
+    t_all = torch.tensor([float(r[1]) for r in rows], dtype=torch.float32, device=model.device)
+    c_all = None if cond is None else torch.cat([_batch(r[2], r[0].shape[0]) for r in rows])
+    out = model.eps(x_all.to(device=model.device, dtype=model.dtype), t_all, c_all).to(x_all.dtype)
+    eps, r = [], 0
+    for kind, s in zip(kinds, scales, strict=True):
+        if kind == "pair":
+            eps_u, eps_c = out[r : r + 1], out[r + 1 : r + 2]
+            eps.append(eps_u + s * (eps_c - eps_u))
+            r += 2
+        else:
+            eps.append(out[r : r + 1])
+            r += 1
+    return eps
+
+
+def _strip(images: np.ndarray) -> np.ndarray:
+    """(B, H, W, 3) -> (H, B * W, 3): the samples side by side."""
+    return np.concatenate(list(images), axis=1)
+
+
+def sdedit_sweep(
+    model,
+    guide: np.ndarray | Guide,
+    configs: Sequence[SDEditConfig],
+    mask: np.ndarray | None = None,
+    prompt: str = "",
+) -> Iterator[Frame]:
+    """Run several SDEdit configs on one guide as one batch; each result equals `editing.sdedit`'s
+    with the same config (to float tolerance). The last Frame's result is a list of uint8 images
+    in config order, at the guide's size."""
+    configs = list(configs)
+    if not configs:
+        raise ValueError("sdedit_sweep needs at least one SDEditConfig")
+    if isinstance(model.schedule, VESchedule):
+        yield from _sequential(model, guide, configs, mask, prompt)
+        return
+    image, mask = _unpack(guide, mask)
+    if prompt and not model.conditional:
+        warnings.warn(f"{model.model_id} is unconditional: the prompt {prompt!r} is ignored", stacklevel=2)
+    dtype, device = working_dtype(model), model.device
+    x_orig = model.encode_image(im.to_model_size(image, model.resolution)).to(dtype)  # (1, C, h, w)
+    m = model_mask(mask, model, device, dtype) if mask is not None else None
+    cond = uncond = None
+    if model.conditional:  # as prompt_denoiser: the "" prompt only where some config guides
+        cond = model.encode_prompt([prompt])
+        if any(c.guidance_scale != 1.0 for c in configs):
+            uncond = model.encode_prompt([""])
+
+    totals = [num_steps(c) for c in configs]
+    total = max(totals)
+    runs = [_Run(c, model, x_orig, total - n) for c, n in zip(configs, totals, strict=True)]
+    k = min(c.preview_every for c in configs)
+    for j in range(total):
+        active = [r for r in runs if j >= r.offset]
+        for r in active:
+            r.begin_step(j)
+        eps = batched_eps(model, [r.x for r in active], [r.time(j) for r in active],
+                          [r.config.guidance_scale for r in active], cond, uncond)
+        for r, e in zip(active, eps, strict=True):
+            r.end_step(j, e, m)
+        step = j + 1
+        if step % k == 0 and step < total:
+            xt = model.preview(torch.cat([r.x for r in runs]))
+            x0 = model.preview(torch.cat([r.x0_pred for r in runs]))
+            yield Frame(step, total, "denoise", xt=_strip(xt), x0=_strip(x0), info={"active": len(active)})
+
+    decoded = model.decode(torch.cat([r.x0 for r in runs]))  # (B, H, W, 3): one VAE batch
+    results = []
+    for out in decoded:
+        out = im.from_model_size(out, image.shape[:2])
+        if mask is not None:
+            out = paste_outside(image, out, mask, model.resolution)
+        results.append(out)
+    yield Frame(total, total, "done", image=_strip(np.stack(results)), result=results,
+                info={"latents": [r.x0 for r in runs], "configs": configs})
+
+
+def _sequential(model, guide, configs: list[SDEditConfig], mask, prompt: str) -> Iterator[Frame]:
+    """One `editing.sdedit` run per config (VE models), re-counted as one sweep's frames."""
+    total = sum(num_steps(c) for c in configs)
+    done, results, latents = 0, [], []
+    for c in configs:
+        for frame in sdedit(model, guide, c, mask=mask, prompt=prompt):
+            if frame.done:
+                results.append(frame.result)
+                latents.append(frame.info.get("latents"))
+            else:
+                yield Frame(done + frame.step, total, "denoise", xt=frame.xt, x0=frame.x0, info={"active": 1})
+        done += num_steps(c)
+    yield Frame(total, total, "done", image=_strip(np.stack(results)), result=results,
+                info={"latents": latents, "configs": configs})

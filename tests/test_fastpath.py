@@ -1,0 +1,109 @@
+"""The fast path computes the same eps, and leaves the bundle it was given untouched."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from editing.fastpath import accelerate, plain_unet
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from editing.models import load_model
+    from tests.tiny_models import save_tiny_latent_sd, save_tiny_pixel_ddpm
+
+    root = tmp_path_factory.mktemp("fastpath-models")
+    return {
+        "pixel-ddpm": load_model(save_tiny_pixel_ddpm(root / "ddpm"), device="cpu"),
+        "latent-sd": load_model(save_tiny_latent_sd(root / "sd"), device="cpu"),
+    }
+
+
+def _inputs(model, batch: int = 2):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn((batch, *model.latent_shape), generator=g)
+    t = torch.tensor([731.25, 12.5][:batch])
+    cond = model.encode_prompt(["a red apple"] * batch) if model.conditional else None
+    return x, t, cond
+
+
+def _processors(module: torch.nn.Module) -> dict[str, type]:
+    return {name: type(m.processor) for name, m in module.named_modules() if hasattr(m, "set_processor")}
+
+
+def _set_processors(module: torch.nn.Module, processor) -> None:
+    for m in module.modules():
+        if hasattr(m, "set_processor"):
+            m.set_processor(processor)
+
+
+def _snapshot(module: torch.nn.Module):
+    return {k: (v.clone(), v.stride()) for k, v in module.state_dict().items()}, _processors(module)
+
+
+@pytest.mark.parametrize(("family", "options"), [
+    ("pixel-ddpm", {"channels_last": True}),
+    ("latent-sd", {"channels_last": True}),
+    # torch.compile's wrapper and the graph-safe output copy, traced by dynamo (the "eager" backend
+    # keeps it fast on a CPU; inductor's kernels are the benchmarks' business)
+    ("latent-sd", {"channels_last": False, "cuda_graphs": True, "compile_backend": "eager"}),
+])
+def test_accelerated_eps_matches_and_original_unchanged(tiny, family, options):
+    from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
+
+    model = tiny[family]
+    x, t, cond = _inputs(model)
+    with torch.no_grad():
+        ref = model.eps(x, t, cond)
+    # a UNet that some pipeline switched to the classic attention processor: sdpa=True restores SDPA
+    # on the copy only
+    _set_processors(model.unet, AttnProcessor())
+    assert set(_processors(model.unet).values()) == {AttnProcessor}
+    unet_before = model.unet
+    params_before, procs_before = _snapshot(model.unet)
+    fast = accelerate(model, **options)
+    with torch.no_grad():
+        out = fast.eps(x, t, cond)
+    torch.testing.assert_close(out, ref, atol=2e-5, rtol=1e-4)
+    assert fast is not model and fast.unet is not model.unet
+    # the original: same module, same parameters bit for bit (and layout), same processors
+    assert model.unet is unet_before
+    params_after, procs_after = _snapshot(model.unet)
+    assert procs_after == procs_before
+    for k, (v, stride) in params_before.items():
+        assert torch.equal(params_after[k][0], v) and params_after[k][1] == stride, k
+    assert set(_processors(plain_unet(fast.unet)).values()) == {AttnProcessor2_0}
+    if options.get("channels_last"):
+        w = next(p for p in plain_unet(fast.unet).parameters() if p.ndim == 4)
+        assert w.is_contiguous(memory_format=torch.channels_last)
+    assert fast.fastpath["channels_last"] == options.get("channels_last")
+    # restore the shared fixture's default processors for the next case
+    _set_processors(model.unet, AttnProcessor2_0())
+
+
+def test_accelerated_bundle_runs_a_whole_edit(tiny):
+    from editing.interface import SDEditConfig, final
+    from editing.sdedit import sdedit
+
+    model = tiny["latent-sd"]
+    guide = (torch.rand(model.resolution, model.resolution, 3, generator=torch.Generator().manual_seed(1)) * 255).byte().numpy()
+    cfg = SDEditConfig(t0=0.5, steps=10, guidance_scale=4.0, seed=3)
+    ref = final(sdedit(model, guide, cfg, prompt="a cat"))
+    out = final(sdedit(accelerate(model), guide, cfg, prompt="a cat"))
+    assert abs(out.astype(int) - ref.astype(int)).max() <= 1
+
+
+def test_nothing_to_change_keeps_the_modules():
+    unet = torch.nn.Conv2d(3, 3, 1)
+
+    class B:
+        def __init__(self, unet):
+            self.unet = unet
+
+        def replace(self, *, unet):
+            return B(unet)
+
+    b = B(unet)
+    fast = accelerate(b, channels_last=False)
+    assert fast.unet is unet  # no copy when no toggle changes anything

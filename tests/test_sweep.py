@@ -1,0 +1,123 @@
+"""Batched sweeps: each sample of `sdedit_sweep` equals the single `editing.sdedit` run with its config.
+
+Checked on the exact Gaussian denoiser (every code path: DDPM/DDIM, guidance 0/1/other, seeds,
+repeats, masks, the VE fallback) and on tiny real networks (a pixel DDPM and a latent SD model,
+where the batch really changes the network's batch size), and the batch's point: fewer model calls.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from editing.interface import SDEditConfig, final
+from editing.sdedit import num_steps, sdedit
+from editing.sweep import sdedit_sweep
+from tests.gaussian import gaussian_pixel
+
+
+def _guide(size: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, size=(size, size, 3), dtype=np.uint8)
+
+
+def _single(model, guide, cfg, mask=None, prompt=""):
+    frames = list(sdedit(model, guide, cfg, mask=mask, prompt=prompt))
+    return frames[-1]
+
+
+def _check_equal(model, guide, configs, mask=None, prompt="", atol=1e-5):
+    frames = list(sdedit_sweep(model, guide, configs, mask=mask, prompt=prompt))
+    last = frames[-1]
+    assert last.done and len(last.result) == len(configs)
+    for i, cfg in enumerate(configs):
+        ref = _single(model, guide, cfg, mask, prompt)
+        torch.testing.assert_close(last.info["latents"][i], ref.info["latents"], atol=atol, rtol=1e-4)
+        diff = np.abs(last.result[i].astype(int) - ref.result.astype(int)).max()
+        assert diff <= 1, f"config {i} ({cfg}) differs by {diff} grey levels"
+    return frames
+
+
+T0S = (0.1, 0.25, 0.4, 0.55, 0.7, 0.9)
+
+
+def test_gaussian_t0_sweep_matches_single_runs_and_batches_calls():
+    model = gaussian_pixel(conditional=True)
+    guide = _guide(8)
+    configs = [SDEditConfig(t0=t, steps=40, guidance_scale=3.0, seed=7 + i, preview_every=4) for i, t in enumerate(T0S)]
+    frames = _check_equal(model, guide, configs, prompt="a red square")
+    results = frames[-1].result
+    assert len({r.tobytes() for r in results}) == len(configs)  # different t0 -> different results
+    # previews: strips of all samples; the final frame's image is the results side by side
+    assert frames[0].xt.shape == (8, 8 * len(configs), 3)
+    assert frames[-1].image.shape == (8, 8 * len(configs), 3)
+    assert [f.step for f in frames] == [4, 8, 12, 16, 20, 24, 28, 32, 36]
+
+
+def test_sweep_makes_one_model_call_per_iteration():
+    model = gaussian_pixel(conditional=True)
+    configs = [SDEditConfig(t0=t, steps=40, guidance_scale=3.0) for t in T0S]
+    final(sdedit_sweep(model, _guide(8), configs, prompt="x"))
+    assert model.calls == max(num_steps(c) for c in configs) == 36
+    model.calls = 0
+    for c in configs:
+        final(sdedit(model, _guide(8), c, prompt="x"))
+    assert model.calls == sum(num_steps(c) for c in configs)
+
+
+def test_gaussian_mixed_samplers_scales_seeds_repeats():
+    model = gaussian_pixel(conditional=True)
+    configs = [
+        SDEditConfig(t0=0.5, steps=20, sampler="ddpm", guidance_scale=0.0, seed=1),
+        SDEditConfig(t0=0.5, steps=20, sampler="ddim", guidance_scale=1.0, seed=1),
+        SDEditConfig(t0=0.33, steps=30, sampler="ddpm", guidance_scale=5.0, seed=2, repeats=2),
+        SDEditConfig(t0=1.0, steps=10, sampler="ddim", guidance_scale=3.0, seed=3),
+        SDEditConfig(t0=0.5, steps=20, sampler="ddpm", guidance_scale=3.0, seed=4),
+    ]
+    _check_equal(model, _guide(8, 1), configs, prompt="a cat")
+
+
+def test_gaussian_masked_and_unconditional():
+    model = gaussian_pixel(conditional=False)
+    guide = _guide(16, 2)  # larger than the model: resized in, resized out, pasted outside the mask
+    mask = np.zeros((16, 16), bool)
+    mask[4:12, 2:9] = True
+    configs = [SDEditConfig(t0=t, steps=25, seed=s) for t, s in ((0.3, 0), (0.6, 1), (0.6, 2))]
+    frames = _check_equal(model, guide, configs, mask=mask)
+    for out in frames[-1].result:
+        assert (out[~mask] == guide[~mask]).all()  # outside the mask: the input's pixels exactly
+
+
+def test_ve_falls_back_to_single_runs():
+    model = gaussian_pixel(kind="ve")
+    configs = [SDEditConfig(t0=t, steps=10, seed=3) for t in (0.3, 0.6)]
+    frames = _check_equal(model, _guide(8, 3), configs)
+    assert frames[-1].total == sum(num_steps(c) for c in configs)
+
+
+def test_empty_sweep_is_an_error():
+    with pytest.raises(ValueError, match="at least one"):
+        final(sdedit_sweep(gaussian_pixel(), _guide(8), []))
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from editing.models import load_model
+    from tests.tiny_models import save_tiny_latent_sd, save_tiny_pixel_ddpm
+
+    root = tmp_path_factory.mktemp("sweep-models")
+    return {
+        "pixel-ddpm": load_model(save_tiny_pixel_ddpm(root / "ddpm"), device="cpu"),
+        "latent-sd": load_model(save_tiny_latent_sd(root / "sd"), device="cpu"),
+    }
+
+
+@pytest.mark.parametrize("family", ["pixel-ddpm", "latent-sd"])
+def test_tiny_networks_match_single_runs(tiny, family):
+    model = tiny[family]
+    torch.manual_seed(0)
+    configs = [SDEditConfig(t0=t, steps=8, seed=i, guidance_scale=4.0, sampler="ddpm" if i % 2 else "ddim")
+               for i, t in enumerate((0.2, 0.5, 0.75))]
+    prompt = "a red apple" if model.conditional else ""
+    _check_equal(model, _guide(model.resolution, 4), configs, prompt=prompt, atol=1e-4)
