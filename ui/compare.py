@@ -128,7 +128,7 @@ class Compare:
     def _select(self, session: Session, i: int) -> Updates:
         session.selected = i
         it = session.sweep[i]
-        return {"selected_image": it.image, "selected_caption": it.label, "plot": gr.ScatterPlot(value=plot_frame(session.sweep, i)),
+        return {"selected_image": it.image, "selected_caption": it.label, "plot": plot_frame(session.sweep, i),
                 "session": session, "index": i}  # fmt: skip
 
     # ---------------------------------------------------------------- t0 by bisection

@@ -1,0 +1,246 @@
+"""The studio's handlers against the fake backend: streaming, recipes, the session cache, compare."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import gradio as gr
+import numpy as np
+import pytest
+
+from editing.interface import EditConfig, InversionConfig, SDEditConfig
+from tests.fake_backend import FakeBackend
+from ui.canvas import image_to_editor_value
+from ui.compare import NO_REALISM, Compare, plot_frame, sweep_values
+from ui.defaults import studio_default
+from ui.handlers import Studio
+from ui.recipe import read_recipe
+from ui.state import Session
+
+
+def painting(h: int = 40, w: int = 56) -> dict:
+    rng = np.random.default_rng(1)
+    return image_to_editor_value(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+
+
+def with_mask(value: dict, box=(slice(5, 15), slice(5, 25))) -> dict:
+    h, w = value["background"].shape[:2]
+    strokes, mask = np.zeros((h, w, 4), np.uint8), np.zeros((h, w, 4), np.uint8)
+    strokes[box] = (255, 0, 0, 255)
+    mask[box + (3,)] = 255
+    return {**value, "layers": [strokes, mask]}
+
+
+SD = {"prompt": "a face", "t0": 0.5, "steps": 20, "guidance_scale": 3.0, "seed": 3, "preview_every": 2}
+TE = {"source_prompt": "a cat", "target_prompt": "a dog", "steps": 10, "eta": 1.0, "source_guidance_scale": 3.5, "seed": 0,
+      "skip": 3, "guidance_scale": 10.0}  # fmt: skip
+
+
+def run(gen) -> list[dict]:
+    return list(gen)
+
+
+def test_import_ui_does_not_load_torch():
+    code = "import sys, ui, ui.layout, ui.handlers, ui.canvas, ui.compare, ui.api; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=".")
+    assert out.stdout.strip() == "False"
+
+
+def test_sdedit_streams_previews_then_a_result_with_its_recipe():
+    backend = FakeBackend()
+    ups = run(Studio(backend).sdedit(canvas=painting(), **SD))
+    previews = [u["output"] for u in ups[:-1] if "output" in u]
+    assert len(previews) == 5  # 10 steps (t0 0.5 of 20), a preview every 2
+    assert all("progress" in u for u in ups[1:-1])
+    assert "step 10 / 10" in ups[-2]["progress"]
+    last = ups[-1]
+    assert last["output"].shape == (40, 56, 3)
+    png, js = last["files"]
+    recipe = read_recipe(png)
+    with open(js) as f:
+        assert recipe == json.load(f)
+    assert recipe["method"] == "sdedit" and recipe["seed"] == 3 and recipe["prompts"] == {"prompt": "a face"}
+    assert recipe["config"]["sdedit"]["t0"] == 0.5 and recipe["model"]["name"] == "fake"
+    from PIL import Image
+
+    np.testing.assert_array_equal(np.asarray(Image.open(png)), last["output"])
+
+
+def test_stream_toggle_shows_xt_or_predicted_x0():
+    x0 = run(Studio(FakeBackend()).sdedit(canvas=painting(), show="predicted x0", **SD))
+    xt = run(Studio(FakeBackend()).sdedit(canvas=painting(), show="current x_t", **SD))
+    first = next(u["output"] for u in x0 if "output" in u)
+    first_t = next(u["output"] for u in xt if "output" in u)
+    assert not np.array_equal(first, first_t)
+    np.testing.assert_array_equal(x0[-1]["output"], xt[-1]["output"])
+
+
+@pytest.mark.parametrize("canvas", [None, {"background": None, "layers": [], "composite": None}])
+def test_empty_canvas_gives_a_message_and_no_run(canvas):
+    backend = FakeBackend()
+    with pytest.raises(gr.Error, match="canvas is empty"):
+        run(Studio(backend).sdedit(canvas=canvas, **SD))
+    assert backend.calls["sdedit"] == 0
+
+
+def test_bad_settings_become_user_messages():
+    studio = Studio(FakeBackend())
+    with pytest.raises(gr.Error, match=r"t0=1.5 is out of range"):
+        run(studio.sdedit(canvas=painting(), **{**SD, "t0": 1.5}))
+    with pytest.raises(gr.Error, match="T_skip"):
+        run(studio.text_edit(canvas=painting(), **{**TE, "skip": 10}))
+    with pytest.raises(gr.Error, match="target prompt"):
+        run(studio.text_edit(canvas=painting(), **{**TE, "target_prompt": "  "}))
+
+
+def test_stroke_edit_needs_a_mask_and_changes_only_inside_it():
+    backend = FakeBackend()
+    studio = Studio(backend)
+    with pytest.raises(gr.Error, match="mask"):
+        run(studio.sdedit(canvas=painting(), need_mask=True, **SD))
+    v = with_mask(painting())
+    out = run(studio.sdedit(canvas=v, need_mask=True, **SD))[-1]["output"]
+    guide = v["background"][..., :3].copy()
+    guide[5:15, 5:25] = (255, 0, 0)
+    outside = np.ones(guide.shape[:2], bool)
+    outside[5:15, 5:25] = False
+    np.testing.assert_array_equal(out[outside], guide[outside])
+    assert not np.array_equal(out[~outside], guide[~outside])
+
+
+def test_composite_pastes_the_patch_and_edits_its_footprint_only():
+    v = painting()
+    patch = np.full((8, 8, 3), 7, np.uint8)
+    out = run(Studio(FakeBackend()).sdedit(canvas=v, patch=patch, patch_x=0.5, patch_y=0.5, patch_scale=0.25, **SD))[-1]
+    bg = v["background"][..., :3]
+    changed = np.any(out["output"] != bg, axis=2)
+    ys, xs = np.nonzero(changed)
+    assert xs.min() >= 14 and xs.max() < 42 and ys.min() >= 6 and ys.max() < 34  # inside the 14 x 14 patch box
+    assert read_recipe(out["files"][0])["method"] == "sdedit-composite"
+
+
+def test_inversion_is_reused_only_when_target_side_settings_change():
+    backend = FakeBackend()
+    studio, session = Studio(backend), Session()
+    v = painting()
+
+    def edit(**over):
+        return run(studio.text_edit(canvas=v, session=session, **{**TE, **over}))
+
+    edit()
+    assert backend.calls["invert"] == 1
+    for over in ({"target_prompt": "a fox"}, {"skip": 5}, {"guidance_scale": 2.0}, {"preview_every": 3}):
+        ups = edit(**over)
+        assert any("Reusing" in str(u.get("status")) for u in ups)
+    assert backend.calls["invert"] == 1 and backend.calls["edit"] == 5
+    for n, over in enumerate(({"source_prompt": "a lynx"}, {"steps": 12}, {"eta": 0.5}, {"source_guidance_scale": 1.0}, {"seed": 9}), 2):
+        edit(**over)
+        assert backend.calls["invert"] == n, over
+    run(studio.text_edit(canvas=painting(40, 57), session=session, **TE))  # a new image
+    assert backend.calls["invert"] == 7
+
+
+def test_sessions_never_share_inversions():
+    backend = FakeBackend()
+    studio, a, b = Studio(backend), Session(), Session()
+    run(studio.text_edit(canvas=painting(), session=a, **TE))
+    run(studio.text_edit(canvas=painting(), session=b, **TE))
+    assert backend.calls["invert"] == 2
+    assert a.inversion is not b.inversion
+
+
+def test_colour_edit_inverts_the_photo_and_recolours_the_painted_region():
+    backend = FakeBackend()
+    v = with_mask(painting())
+    v["layers"] = v["layers"][:1]  # strokes only: the painted region is the colour mask
+    args = {k: TE[k] for k in ("steps", "eta", "source_guidance_scale", "seed")}
+    ups = run(Studio(backend).color_edit(canvas=v, prompt="", strength=1.0, t1=0, t2=5, skip=0, guidance_scale=3.5, **args))
+    out = ups[-1]["output"]
+    assert (out[5:15, 5:25] == (255, 0, 0)).all()
+    np.testing.assert_array_equal(out[20:], v["background"][20:, :, :3])
+    with pytest.raises(gr.Error, match="Paint the new colour"):
+        run(Studio(backend).color_edit(canvas=painting(), prompt="", strength=1.0, t1=0, t2=5, skip=0, guidance_scale=3.5, **args))
+
+
+def test_shift_rolls_the_image():
+    v = painting()
+    args = {k: TE[k] for k in ("steps", "eta", "source_guidance_scale", "seed")}
+    out = run(Studio(FakeBackend()).shift(canvas=v, prompt="", dx=3, dy=-2, skip=0, guidance_scale=3.5, **args))[-1]["output"]
+    np.testing.assert_array_equal(out, np.roll(v["background"][..., :3], (-2, 3), axis=(0, 1)))
+
+
+def test_sliders_start_at_the_config_defaults_or_the_family_table():
+    info = FakeBackend().info()
+    assert studio_default(info, SDEditConfig, "t0") == SDEditConfig().t0
+    assert studio_default(info, EditConfig, "guidance_scale") == EditConfig().guidance_scale
+    assert studio_default(info, InversionConfig, "steps") == 50  # pixel-text override
+    other = FakeBackend(family="pixel-ddpm").info()
+    assert studio_default(other, InversionConfig, "steps") == InversionConfig().steps
+
+
+def test_sweep_gives_one_result_per_value_and_seed_with_metrics():
+    backend = FakeBackend()
+    compare, session = Compare(Studio(backend)), Session()
+    ups = run(compare.sweep(canvas=painting(), param="t0", n_values=4, n_seeds=2, prompt="", source_prompt="", target_prompt="x",
+                            t0=0.5, steps=10, skip=2, eta=1.0, guidance_scale=3.0, seed=0, session=session))  # fmt: skip
+    items = session.sweep
+    assert [(it.value, it.seed) for it in items] == [(v, s) for s in (0, 1) for v in sweep_values("t0", 4, 10)]
+    l2 = [it.metrics["l2"] for it in items[:4]]
+    assert l2 == sorted(l2) and l2[0] < l2[-1]  # the fake blends further from the guide as t0 grows
+    assert all(NO_REALISM in it.label for it in items)
+    gallery = [u for u in ups if "gallery" in u][-1]["gallery"]
+    assert len(gallery) == 8
+    df = plot_frame(items)
+    assert len(df) == 8 and (df["y"] == [it.metrics["ssim"] for it in items]).all()
+
+
+def test_sweep_over_t_skip_inverts_once():
+    backend = FakeBackend()
+    compare, session = Compare(Studio(backend)), Session()
+    run(compare.sweep(canvas=painting(), param="T_skip", n_values=3, n_seeds=1, prompt="", source_prompt="a", target_prompt="b",
+                      t0=0.5, steps=10, skip=2, eta=1.0, guidance_scale=3.0, seed=0, session=session))  # fmt: skip
+    assert backend.calls["invert"] == 1 and backend.calls["edit"] == 3
+    assert [it.value for it in session.sweep] == [0, 4, 7]
+
+
+def test_gallery_selection_highlights_its_point_and_plot_range_selects_an_image():
+    compare, session = Compare(Studio(FakeBackend())), Session()
+    run(compare.sweep(canvas=painting(), param="t0", n_values=3, n_seeds=1, prompt="", source_prompt="", target_prompt="x",
+                      t0=0.5, steps=10, skip=2, eta=1.0, guidance_scale=3.0, seed=0, session=session))  # fmt: skip
+    up = compare.select_image(session, gr.SelectData(None, {"index": 2, "value": None}))
+    assert session.selected == 2 and up["index"] == 2
+    assert list(up["plot"]["result"]) == ["seed 0", "seed 0", "selected"]
+    target = session.sweep[1].metrics["l2"]
+    up = compare.select_point(session, gr.SelectData(None, {"index": [target - 1e-6, target + 1e-6], "value": None}))
+    assert up["index"] == 1
+    np.testing.assert_array_equal(up["selected_image"], session.sweep[1].image)
+
+
+def test_more_faithful_and_more_realistic_bisect_t0():
+    backend = FakeBackend()
+    compare, session = Compare(Studio(backend)), Session()
+    args = {k: v for k, v in SD.items() if k != "t0"}
+
+    def click(direction, t0):
+        ups = run(compare.search(direction=direction, canvas=painting(), t0=t0, session=session, **args))
+        return ups[0]["t0"]
+
+    assert click("faithful", 0.5) == 0.25  # [0, 0.5]
+    assert click("realistic", 0.25) == 0.375  # [0.25, 0.5]
+    assert click("realistic", 0.375) == 0.438  # [0.375, 0.5]
+    assert session.search == (0.375, 0.5)
+    assert backend.calls["sdedit"] == 3
+    ups = run(compare.search(direction="faithful", canvas=painting(41, 56), t0=0.5, session=session, **args))
+    assert ups[0]["t0"] == 0.25  # a new drawing restarts the search from [0, 1]
+
+
+def test_cross_method_runs_sdedit_and_inversion_on_the_same_seed():
+    backend = FakeBackend()
+    ups = run(Compare(Studio(backend)).cross(canvas=painting(), prompt="a dog", source_prompt="a cat", t0=0.5, steps=10, skip=3,
+                                             guidance_scale=3.0, seed=4))  # fmt: skip
+    gallery = ups[-1]["cross_gallery"]
+    assert [c.split(" ")[0] for _, c in gallery] == ["input", "SDEdit", "Inversion"]
+    assert backend.calls["sdedit"] == 1 and backend.calls["invert"] == 1 and backend.calls["edit"] == 1
+    assert "Imagic is not available yet" in ups[-1]["status"]
