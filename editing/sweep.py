@@ -38,7 +38,7 @@ import torch
 
 from editing import images as im
 from editing.interface import Frame, Guide, SDEditConfig
-from editing.samplers import _batch, ddim_sigma, ddim_step, randn, working_dtype
+from editing.samplers import _batch, clip_range, ddim_sigma, ddim_step, randn, working_dtype
 from editing.schedule import VESchedule
 
 # editing.sdedit's helpers (private ones named here on purpose: one implementation of guide
@@ -57,6 +57,7 @@ class _Run:
         self.total = self.n * config.repeats
         self.offset = offset  # first global iteration of this run
         self.eta = 1.0 if config.sampler == "ddpm" else 0.0
+        self.clip = clip_range(model)  # pixel models clamp x0_pred to (-1, 1), as sdedit's sampler does
         self.gen = torch.Generator(device="cpu").manual_seed(config.seed)
         self.x_orig = x_orig
         self.x0 = x_orig  # start of the current round
@@ -82,7 +83,7 @@ class _Run:
         i = self.local(j) % self.n
         std = ddim_sigma(self.abar[i], self.abar[i + 1], self.eta)
         noise = randn(self.x.shape, self.gen, self.x.device, self.x.dtype) if std > 0.0 else None
-        self.x, self.x0_pred = ddim_step(self.x, eps, self.abar[i], self.abar[i + 1], self.eta, noise)
+        self.x, self.x0_pred = ddim_step(self.x, eps, self.abar[i], self.abar[i + 1], self.eta, noise, self.clip)
         if m is not None:  # the known region re-noised with the round's z to the next time
             a = self.abar[i + 1]
             self.x = m * self.x + (1 - m) * (math.sqrt(a) * self.x_orig + math.sqrt(1.0 - a) * self.z)
@@ -150,11 +151,15 @@ def sdedit_sweep(
     if not configs:
         raise ValueError("sdedit_sweep needs at least one SDEditConfig")
     if isinstance(model.schedule, VESchedule):
-        yield from _sequential(model, guide, configs, mask, prompt)
-        return
-    image, mask = _unpack(guide, mask)
+        return _sequential(model, guide, configs, mask, prompt)
+    image, mask = _unpack(guide, mask)  # bad input raises here, at the call (as sdedit)
     if prompt and not model.conditional:
         warnings.warn(f"{model.model_id} is unconditional: the prompt {prompt!r} is ignored", stacklevel=2)
+    return _sweep_frames(model, image, mask, configs, prompt)
+
+
+@torch.no_grad()
+def _sweep_frames(model, image: np.ndarray, mask: np.ndarray | None, configs: list[SDEditConfig], prompt: str) -> Iterator[Frame]:
     dtype, device = working_dtype(model), model.device
     x_orig = model.encode_image(im.to_model_size(image, model.resolution)).to(dtype)  # (1, C, h, w)
     m = model_mask(mask, model, device, dtype) if mask is not None else None
