@@ -1,0 +1,187 @@
+"""Edit-friendly DDPM inversion: exact reconstruction, the paper's 2-D toy statistics, edits, colour, shift."""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+import pytest
+import torch
+
+from editing.interface import ColorEditConfig, EditConfig, InversionConfig, ShiftConfig, final
+from editing.inversion import Inversion, color_edit, edit, invert, invert_latents, shift
+from editing.metrics import l2
+from editing.samplers import cfg_denoiser, last, sample_vp
+from tests.gaussian import GaussianBundle, ToyBundle, gaussian_pixel
+
+
+def _img(seed: int, shape=(8, 8)) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (*shape, 3), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def text():
+    return gaussian_pixel(conditional=True)
+
+
+@pytest.fixture(scope="module")
+def inv(text):
+    return final(invert(text, _img(0), "a photo of a cat", InversionConfig(steps=50, preview_every=10)))
+
+
+def _latents(frames) -> torch.Tensor:
+    return list(frames)[-1].info["latents"]
+
+
+def test_inversion_is_a_value(inv):
+    assert isinstance(inv, Inversion) and inv.steps == 50
+    assert inv.xts.shape == (51, 3, 8, 8) and inv.zs.shape == (50, 3, 8, 8)
+    assert inv.times[0] == 999 and inv.times[-1] == -1 and inv.image_shape == (8, 8)
+    with pytest.raises(AttributeError):
+        inv.zs = None
+
+
+@pytest.mark.parametrize("eta,guidance", [(1.0, 3.5), (0.5, 7.0), (1.0, 1.0)])
+def test_regeneration_with_source_prompt_reproduces_x0(text, eta, guidance):
+    image = _img(1)
+    inv = final(invert(text, image, "a photo of a cat", InversionConfig(steps=40, eta=eta, source_guidance_scale=guidance)))
+    x = _latents(edit(text, inv, "a photo of a cat", EditConfig(skip=0, guidance_scale=guidance)))
+    err = (x[0] - inv.xts[-1]).abs().max().item()
+    assert err < 1e-4, err
+    assert np.array_equal(final(edit(text, inv, "a photo of a cat", EditConfig(skip=0, guidance_scale=guidance))), image)
+
+
+def test_regeneration_on_tiny_ddpm_families(tiny_pixel_text, tiny_pixel_ddpm, tiny_latent_sd):
+    """Compared in model space (the latents for latent-sd) in fp32."""
+    image = _img(2, (16, 16))
+    for model in (tiny_pixel_text, tiny_pixel_ddpm, tiny_latent_sd):
+        prompt = "a cat" if model.conditional else ""
+        frames = list(invert(model, image, prompt, InversionConfig(steps=8, preview_every=3)))
+        inv, x0 = frames[-1].result, frames[-1].info["latents"]
+        assert len(frames) == 3  # ceil(8 / 3)
+        x = _latents(edit(model, inv, prompt, EditConfig(skip=0, guidance_scale=3.5)))
+        err = (x - x0).abs().max().item()
+        assert err < 1e-4, (model.family, err)
+
+
+def _toy_maps(n_samples: int = 2000, steps: int = 100, seed: int = 0):
+    """Sample the toy's data with native DDPM noise, then invert those samples edit-friendly."""
+    m = ToyBundle()
+    eps_fn = cfg_denoiser(m, None)
+    times = m.schedule.times(steps)
+    g = torch.Generator().manual_seed(seed)
+    native = torch.randn((steps, n_samples, 2, 1, 1), generator=g)
+    x_T = torch.randn((n_samples, 2, 1, 1), generator=g)
+    x0 = last(sample_vp(eps_fn, x_T, m.schedule, times, 1.0, None, noises=native))
+    zs = deque(invert_latents(eps_fn, m.schedule, x0, times, 1.0, torch.Generator().manual_seed(seed + 1)), maxlen=1)[0][2]
+    # the last step to the clean image adds no noise (its map is the residual): leave it out
+    return native[:-1].reshape(steps - 1, n_samples, 2), zs[:-1].reshape(steps - 1, n_samples, 2)
+
+
+def _consecutive_corr(z: torch.Tensor) -> torch.Tensor:
+    a, b = z[:-1], z[1:]
+    a, b = a - a.mean(1, keepdim=True), b - b.mean(1, keepdim=True)
+    return (a * b).mean(1) / (a.std(1) * b.std(1))  # (steps - 2, 2)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_toy_edit_friendly_maps_have_high_variance_and_negative_correlation(seed):
+    """Paper Sec. 3 / Fig. 3 toy, data N((10, 10), I): the edit-friendly maps are not standard normal
+    (variance > 1, consecutive maps negatively correlated); the native maps are."""
+    native, ef = _toy_maps(seed=seed)
+    ef_var, native_var = ef.var(dim=1), native.var(dim=1)  # per step and coordinate
+    assert ef_var.mean() > 5.0 and (ef_var > 2.0).all(), ef_var.mean()  # measured: ~15 (range ~5 .. 20)
+    assert 0.95 < native_var.mean() < 1.05 and (native_var < 1.3).all()
+    ef_corr, native_corr = _consecutive_corr(ef), _consecutive_corr(native)
+    assert ef_corr.mean() < -0.4 and (ef_corr < -0.2).all(), ef_corr.mean()  # measured: ~ -0.50
+    assert native_corr.mean().abs() < 0.02
+
+
+def test_seeds_and_frames(text):
+    image = _img(3)
+    cfg = InversionConfig(steps=20, preview_every=6)
+    frames = list(invert(text, image, "a cat", cfg))
+    assert len(frames) == 4 and [f.step for f in frames] == [6, 12, 18, 20]  # ceil(20 / 6)
+    assert frames[0].stage == "invert" and frames[-1].done and frames[0].xt.shape == (8, 8, 3)
+    a = frames[-1].result
+    b = final(invert(text, image, "a cat", cfg))
+    c = final(invert(text, image, "a cat", InversionConfig(steps=20, seed=1)))
+    assert torch.equal(a.xts, b.xts) and torch.equal(a.zs, b.zs)
+    assert not torch.allclose(a.xts[:-1], c.xts[:-1])
+    ecfg = EditConfig(skip=4, guidance_scale=7.0, preview_every=5)
+    frames = list(edit(text, a, "a dog", ecfg))
+    assert len(frames) == 4 and [f.step for f in frames] == [5, 10, 15, 16]  # ceil((20 - 4) / 5)
+    assert all(f.total == 16 for f in frames) and frames[-1].image.shape == image.shape
+    ea, eb, ec = frames[-1].result, final(edit(text, b, "a dog", ecfg)), final(edit(text, c, "a dog", ecfg))
+    assert np.array_equal(ea, eb) and not np.array_equal(ea, ec)  # new seed -> new x_t's -> new edit
+
+
+def test_target_prompt_edits_and_skip_keeps_structure(text):
+    """A different target prompt changes the image; more skipped steps stay closer to the source."""
+    image = _img(4)
+    inv = final(invert(text, image, "a cat", InversionConfig(steps=50)))
+    dists = [l2(image, final(edit(text, inv, "a dog", EditConfig(skip=s, guidance_scale=7.0)))) for s in (0, 20, 40)]
+    assert dists[0] > 0 and dists[0] > dists[1] > dists[2], dists
+
+
+def test_bad_requests_then_a_good_one(text, inv):
+    with pytest.raises(ValueError, match=r"skip=50 is out of range; allowed: \[0, 49\]"):
+        edit(text, inv, "a dog", EditConfig(skip=50))
+    for bad in (dict(steps=1), dict(eta=0.0), dict(source_guidance_scale=31.0)):
+        with pytest.raises(ValueError, match="allowed|integer in"):
+            InversionConfig(**bad)
+    with pytest.raises(ValueError, match="allowed"):
+        EditConfig(guidance_scale=-1.0)
+    other = GaussianBundle(torch.zeros(3, 8, 8), 0.3, conditional=True, model_id="other")
+    with pytest.raises(ValueError, match="invert the image again"):
+        edit(other, inv, "a dog", EditConfig(skip=0))
+    with pytest.raises(ValueError, match="VP"):
+        invert(gaussian_pixel(kind="ve"), _img(0), "", InversionConfig())
+    assert final(edit(text, inv, "a dog", EditConfig(skip=10))).shape == (8, 8, 3)
+
+
+def test_unconditional_model_warns_on_prompt_and_odd_images():
+    m = gaussian_pixel()
+    rgba = np.concatenate([_img(5, (11, 6)), np.full((11, 6, 1), 128, np.uint8)], axis=2)
+    with pytest.warns(UserWarning, match="unconditional"):
+        inv = final(invert(m, rgba, "a cat", InversionConfig(steps=10)))
+    assert inv.image_shape == (11, 6)
+    out = final(edit(m, inv, "", EditConfig(skip=0)))
+    assert out.shape == (11, 6, 3)
+
+
+def test_color_edit(text, inv):
+    """Pixels are independent under the Gaussian denoiser: outside the mask the regeneration is the
+    source exactly; inside, the colour pulls the result towards it, more with a larger strength."""
+    image = _img(0)
+    red = np.zeros_like(image)
+    red[..., 0] = 255
+    mask = np.zeros((8, 8), bool)
+    mask[2:6, 2:6] = True
+    dists = []
+    for s in (0.0, 0.3, 0.9):
+        cfg = ColorEditConfig(strength=s, t1=0, t2=45, guidance_scale=3.5, preview_every=7)
+        frames = list(color_edit(text, inv, red, mask, "a photo of a cat", cfg))
+        assert len(frames) == 8  # ceil(50 / 7)
+        out = frames[-1].result
+        assert np.array_equal(out[~mask], image[~mask])
+        dists.append(l2(red[mask][None], out[mask][None]))
+    assert np.array_equal(final(color_edit(text, inv, red, mask, "a photo of a cat", ColorEditConfig(strength=0.0))), image)
+    assert dists[0] > dists[1] > dists[2], dists
+    with pytest.raises(ValueError, match="empty"):
+        color_edit(text, inv, red, np.zeros((8, 8), bool), "a cat", ColorEditConfig())
+    with pytest.raises(ValueError, match="t1"):
+        color_edit(text, inv, red, mask, "a cat", ColorEditConfig(t1=60, t2=70))
+
+
+def test_shift_rolls_the_image_under_a_translation_equivariant_model():
+    """With a per-channel constant mean the exact denoiser commutes with translations, so rolling the
+    noise maps and the start rolls the reconstruction exactly (paper Fig. 5's property, in closed form)."""
+    m = GaussianBundle(torch.tensor([0.3, -0.2, 0.1])[:, None, None].expand(3, 8, 8).clone(), 0.4, conditional=True)
+    image = _img(6)
+    inv = final(invert(m, image, "a cat", InversionConfig(steps=30)))
+    out = final(shift(m, inv, "a cat", ShiftConfig(dx=3, dy=-2, guidance_scale=3.5)))
+    assert np.array_equal(out, np.roll(image, (-2, 3), axis=(0, 1)))
+    assert np.array_equal(final(shift(m, inv, "a cat", ShiftConfig(guidance_scale=3.5))), image)
+    frames = list(shift(m, inv, "a cat", ShiftConfig(dx=1, skip=10, preview_every=4)))
+    assert len(frames) == 5  # ceil(20 / 4)
