@@ -25,6 +25,7 @@ from editing.interface import (
     ModelInfo,
     SDEditConfig,
     ShiftConfig,
+    final,
 )
 
 
@@ -110,3 +111,13 @@ class FakeBackend:
             d = (im.astype(np.float32) / 255 - g) ** 2
             out.append({"l2": float(np.sqrt(d.sum(axis=2)).mean()), "ssim": float(1 - d.mean())})
         return out
+
+
+class FakeBatchBackend(FakeBackend):
+    """Also offers the optional `sdedit_batch` capability (a t0 sweep as one batch)."""
+
+    def sdedit_batch(self, guide: Guide, configs: list[SDEditConfig], prompt: str = "") -> Iterator[Frame]:
+        self.calls["sdedit_batch"] += 1
+        results = [final(self.sdedit(guide, c, prompt)) for c in configs]
+        self.calls["sdedit"] -= len(configs)  # counted as one batched call, not as single runs
+        yield Frame(1, 1, "done", result=results)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from editing.interface import EditConfig, InversionConfig, SDEditConfig
-from tests.fake_backend import FakeBackend
+from tests.fake_backend import FakeBackend, FakeBatchBackend
 from ui.canvas import image_to_editor_value
 from ui.compare import NO_REALISM, Compare, plot_frame, sweep_values
 from ui.defaults import studio_default
@@ -180,8 +180,9 @@ def test_sliders_start_at_the_config_defaults_or_the_family_table():
     assert studio_default(other, InversionConfig, "steps") == InversionConfig().steps
 
 
-def test_sweep_gives_one_result_per_value_and_seed_with_metrics():
-    backend = FakeBackend()
+@pytest.mark.parametrize("backend_cls", [FakeBackend, FakeBatchBackend])
+def test_sweep_gives_one_result_per_value_and_seed_with_metrics(backend_cls):
+    backend = backend_cls()
     compare, session = Compare(Studio(backend)), Session()
     ups = run(compare.sweep(canvas=painting(), param="t0", n_values=4, n_seeds=2, prompt="", source_prompt="", target_prompt="x",
                             t0=0.5, steps=10, skip=2, eta=1.0, guidance_scale=3.0, seed=0, session=session))  # fmt: skip
@@ -192,6 +193,7 @@ def test_sweep_gives_one_result_per_value_and_seed_with_metrics():
     assert all(NO_REALISM in it.label for it in items)
     gallery = [u for u in ups if "gallery" in u][-1]["gallery"]
     assert len(gallery) == 8
+    assert backend.calls["sdedit_batch"] == (2 if backend_cls is FakeBatchBackend else 0)  # one batch per seed
     df = plot_frame(items)
     assert len(df) == 8 and (df["y"] == [it.metrics["ssim"] for it in items]).all()
 

@@ -14,7 +14,7 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
-from editing.interface import EditConfig, Frame, InversionConfig, SDEditConfig, final
+from editing.interface import EditConfig, Frame, Guide, InversionConfig, SDEditConfig, final
 from ui.handlers import Show, Studio, Updates, make_config, progress_html, read_canvas
 from ui.state import Session, SweepItem, image_key
 
@@ -60,8 +60,8 @@ class Compare:
         self.studio = studio
         self.backend = studio.backend
 
-    def _outputs(self, items: list[SweepItem], session: Session, status: str, selected: int | None = None) -> Updates:
-        plot = gr.ScatterPlot(value=plot_frame(items, selected), y_title=y_title(items))
+    def _outputs(self, items: list[SweepItem], session: Session, status: str) -> Updates:
+        plot = gr.ScatterPlot(value=plot_frame(items), y_title=y_title(items))
         return {
             "gallery": [(it.image, it.label) for it in items],
             "plot": plot,
@@ -83,7 +83,16 @@ class Compare:
         seeds = [int(seed) + k for k in range(int(n_seeds))]
         total, items = len(values) * len(seeds), []
         session.sweep, session.selected = items, None
+        batched = param == "t0" and hasattr(self.backend, "sdedit_batch")  # one batch per seed through the model
         for s in seeds:
+            if batched:
+                yield {"progress": progress_html(len(items), total, f"Sweep over {param} (batched)")}
+                cfgs = [make_config(SDEditConfig, t0=v, steps=steps, guidance_scale=guidance_scale, seed=s, preview_every=1000)
+                        for v in values]  # fmt: skip
+                images = self._drain(self.backend.sdedit_batch(guide, cfgs, prompt))
+                self._add(items, guide, param, values, s, images)
+                yield self._outputs(items, session, f"{len(items)} of {total} done.")
+                continue
             for v in values:
                 yield {"progress": progress_html(len(items), total, f"Sweep over {param}")}
                 if param == "t0":
@@ -95,12 +104,15 @@ class Compare:
                                       preview_every=1000)  # fmt: skip
                     inv = self._cached_inversion(guide.image, source_prompt, inv_cfg, session)
                     image = self._drain(self.backend.edit(inv, target_prompt, cfg))
-                m = self.backend.metrics(guide.image, [image], guide.mask)[0]
-                items.append(SweepItem(image, v, s, m, caption(f"{param}={v} seed {s}", m)))
+                self._add(items, guide, param, [v], s, [image])
                 yield self._outputs(items, session, f"{len(items)} of {total} done.")
         yield {"progress": progress_html(total, total, f"Sweep over {param}")}
 
-    def _drain(self, frames: Iterator[Frame]) -> np.ndarray:
+    def _add(self, items: list[SweepItem], guide: Guide, param: str, values: list[float], seed: int, images: list[np.ndarray]) -> None:
+        for v, image, m in zip(values, images, self.backend.metrics(guide.image, images, guide.mask), strict=True):
+            items.append(SweepItem(image, v, seed, m, caption(f"{param}={v} seed {seed}", m)))
+
+    def _drain(self, frames: Iterator[Frame]) -> Any:
         try:
             return final(frames)
         except (RuntimeError, ValueError) as e:  # stopped early, or a setting the engine refuses
