@@ -1,0 +1,134 @@
+"""Image loading, resizing, masks, quantisation and compositing."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from editing import images as im
+
+
+def _img(seed: int, shape=(8, 8)) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (*shape, 3), dtype=np.uint8)
+
+
+def _png(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG" if img.mode != "CMYK" else "JPEG")
+    return buf.getvalue()
+
+
+def test_rgba_is_composited_on_white(tmp_path):
+    rgba = np.zeros((4, 5, 4), np.uint8)
+    rgba[..., 2] = 255
+    rgba[:, :2, 3] = 255  # opaque blue on the left, transparent on the right
+    rgba[:, 2, 3] = 128
+    path = tmp_path / "a.png"
+    Image.fromarray(rgba, "RGBA").save(path)
+    for src in (path, str(path), path.read_bytes(), Image.open(path), rgba):
+        out = im.load_image(src)
+        assert out.dtype == np.uint8 and out.shape == (4, 5, 3)
+        assert (out[:, :2] == [0, 0, 255]).all() and (out[:, 3:] == 255).all()
+        assert (out[:, 2] == [127, 127, 255]).all()
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "P", "CMYK", "I;16", "1"])
+def test_other_modes_become_rgb(mode):
+    base = Image.fromarray(_img(0, (6, 7)))
+    if mode == "I;16":
+        src = Image.fromarray(np.arange(42, dtype=np.uint16).reshape(6, 7) * 1500)
+    elif mode == "P":
+        src = base.convert("P", palette=Image.Palette.ADAPTIVE, colors=8)
+    else:
+        src = base.convert(mode)
+    out = im.load_image(_png(src))
+    assert out.dtype == np.uint8 and out.shape == (6, 7, 3)
+    if mode == "I;16":
+        assert out[0, 0].tolist() == [0, 0, 0] and out[-1, -1, 0] == round(41 * 1500 / 257)
+
+
+def test_palette_with_transparency_and_arrays():
+    p = Image.new("P", (3, 3))
+    p.putpalette([255, 0, 0] + [0, 0, 0] * 255)
+    p.info["transparency"] = 0
+    assert (im.load_image(_png(p)) == 255).all()  # palette index 0 is transparent -> white
+    assert im.load_image(np.zeros((2, 3), np.uint8)).shape == (2, 3, 3)
+    assert im.load_image(np.ones((2, 3, 3), np.float32))[0, 0].tolist() == [255, 255, 255]
+    assert im.load_image(np.full((2, 2, 3), 65535, np.uint16))[0, 0, 0] == 255
+    with pytest.raises(ValueError, match="float"):
+        im.load_image(np.full((2, 2, 3), 2.0))
+
+
+def test_corrupt_missing_and_unsupported(tmp_path):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    with pytest.raises(ValueError, match="cannot read image"):
+        im.load_image(bad)
+    truncated = tmp_path / "trunc.png"
+    truncated.write_bytes(_png(Image.fromarray(_img(0, (32, 32))))[:60])
+    with pytest.raises(ValueError, match="cannot read image"):
+        im.load_image(truncated)
+    with pytest.raises(ValueError, match="no such file"):
+        im.load_image(tmp_path / "missing.png")
+    with pytest.raises(ValueError, match="shape"):
+        im.load_image(np.zeros((2, 2, 5), np.uint8))
+    with pytest.raises(ValueError):
+        im.load_image(3.0)
+
+
+def test_resize_area_down_cubic_up_and_back():
+    checker = np.indices((8, 8)).sum(0) % 2 * 255
+    checker = np.repeat(checker[..., None], 3, axis=2).astype(np.uint8)
+    small = im.to_model_size(checker, 4)
+    assert small.shape == (4, 4, 3) and np.abs(small.astype(int) - 128).max() <= 1  # area averages
+    odd = _img(1, (13, 7))
+    back = im.from_model_size(im.to_model_size(odd, 16), (13, 7))
+    assert back.shape == (13, 7, 3)  # aspect restored
+    flat = np.full((5, 9, 3), 77, np.uint8)
+    assert (im.from_model_size(im.to_model_size(flat, 32), (5, 9)) == 77).all()
+
+
+def test_masks():
+    m = np.zeros((10, 10), bool)
+    m[3:7, 3:7] = True
+    r = im.resize_mask(m, (20, 20))
+    assert r.dtype == bool and r.sum() == 64
+    cov = im.mask_coverage(m, (5, 5))
+    assert cov.dtype == np.float32 and cov.max() == 1.0 and 0 < cov[1, 1] < 1
+    d = im.dilate_mask(m, 1)
+    assert d.sum() > m.sum() and d[m].all()
+    f = im.feather_mask(m, 2)
+    assert (f[~m] == 0).all() and f[5, 5] == 1.0 and 0 < f[3, 3] < 1
+    assert (im.feather_mask(np.ones((4, 4), bool), 3) == 1).all()
+    with pytest.raises(ValueError, match="match"):
+        im.check_mask(np.zeros((3, 3)), (4, 4))
+    assert im.check_mask(np.dstack([np.zeros((4, 4)), np.eye(4), np.zeros((4, 4))]).astype(np.uint8), (4, 4)).sum() == 4
+
+
+def test_quantize_colors():
+    img = _img(2, (16, 16))
+    q = im.quantize_colors(img, 4)
+    assert q.shape == img.shape and len(np.unique(q.reshape(-1, 3), axis=0)) <= 4
+    assert np.array_equal(q, im.quantize_colors(img, 4))
+    three = np.zeros((6, 6, 3), np.uint8)
+    three[:2] = [255, 0, 0]
+    three[2:4] = [0, 255, 0]
+    assert np.array_equal(im.quantize_colors(three, 3), three)
+    assert np.array_equal(im.quantize_colors(three, 8), three)  # k capped at the number of colours
+    with pytest.raises(ValueError, match="allowed"):
+        im.quantize_colors(img, 0)
+
+
+def test_composite():
+    bg, patch = _img(3), _img(4)
+    m = np.zeros((8, 8), bool)
+    m[:3] = True
+    out = im.composite(bg, patch, m)
+    assert np.array_equal(out[m], patch[m]) and np.array_equal(out[~m], bg[~m])
+    half = im.composite(np.zeros_like(bg), np.full_like(bg, 200), np.full((8, 8), 0.5))
+    assert (half == 100).all()
+    with pytest.raises(ValueError, match="same shape"):
+        im.composite(bg, _img(0, (4, 4)), m)
