@@ -323,6 +323,74 @@ def test_hub_id_found_in_local_cache_offline(offline_hub, tiny_dir):
     assert b.family == "pixel-ddpm" and b.model_id == "someone/tiny-ddpm"
 
 
+def _flatten(folder: Path) -> Path:
+    """The layout of google/ddpm-ema-*-256 and google/ncsnpp-*: UNet and scheduler files at the root."""
+    for part in ("unet", "scheduler"):
+        for f in (folder / part).iterdir():
+            f.rename(folder / f.name)
+        (folder / part).rmdir()
+    return folder
+
+
+@pytest.mark.parametrize("family", ["pixel-ddpm", "ve"])
+def test_flat_google_layout_loads(tmp_path, tiny_dir, tiny_models, family):
+    folder = _flatten(shutil.copytree(tiny_dir / family, tmp_path / family))
+    assert (folder / "config.json").is_file() and (folder / "scheduler_config.json").is_file()
+    b = load_model(folder, device="cpu")
+    ref = tiny_models[family]
+    assert b.family == family and b.latent_shape == ref.latent_shape
+    x, t = _x(b), _t(b)
+    with torch.no_grad():
+        torch.testing.assert_close(b.eps(x, t, None), ref.eps(x, t, None))
+
+
+class FakeHub:
+    """snapshot_download over local "remote" folders, honouring allow/ignore patterns like the hub."""
+
+    def __init__(self, cache: Path, remotes: dict[str, Path]):
+        self.cache, self.remotes, self.calls = cache, remotes, []
+
+    def __call__(self, repo_id, *, allow_patterns=None, ignore_patterns=None, local_files_only=False, **kw):
+        from huggingface_hub.utils import filter_repo_objects
+
+        self.calls.append((allow_patterns, local_files_only))
+        remote, local = self.remotes[repo_id], self.cache / repo_id.replace("/", "--")
+        files = [p.relative_to(remote).as_posix() for p in remote.rglob("*") if p.is_file()]
+        for rel in filter_repo_objects(files, allow_patterns=allow_patterns, ignore_patterns=ignore_patterns):
+            (local / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(remote / rel, local / rel)
+        return str(local)
+
+
+def test_hub_download_fetches_only_what_the_bundle_reads(monkeypatch, tmp_path, tiny_dir):
+    import huggingface_hub
+
+    sd = shutil.copytree(tiny_dir / "latent-sd", tmp_path / "remote-sd")
+    (sd / "unet" / "diffusion_pytorch_model.fp16.safetensors").write_bytes(b"fp16 variant")
+    (sd / "v1-5-pruned.ckpt").write_bytes(b"single-file checkpoint")
+    (sd / "safety_checker").mkdir()
+    (sd / "safety_checker" / "model.safetensors").write_bytes(b"safety checker")
+    index = json.loads((sd / "model_index.json").read_text())
+    index["safety_checker"] = ["stable_diffusion", "StableDiffusionSafetyChecker"]
+    (sd / "model_index.json").write_text(json.dumps(index))
+    # a flat repo with .bin weights only, as google/ddpm-ema-church-256
+    ddpm = _flatten(shutil.copytree(tiny_dir / "pixel-ddpm", tmp_path / "remote-ddpm"))
+    from diffusers import UNet2DModel
+
+    UNet2DModel.from_pretrained(ddpm).save_pretrained(ddpm, safe_serialization=False)
+    (ddpm / "diffusion_pytorch_model.safetensors").unlink()
+
+    hub = FakeHub(tmp_path / "cache", {"org/tiny-sd": sd, "org/tiny-ddpm": ddpm})
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", hub)
+    b = load_model("org/tiny-sd", device="cpu")
+    got = {p.relative_to(hub.cache / "org--tiny-sd").as_posix() for p in (hub.cache / "org--tiny-sd").rglob("*") if p.is_file()}
+    assert b.family == "latent-sd" and "unet/diffusion_pytorch_model.safetensors" in got
+    assert not {"unet/diffusion_pytorch_model.fp16.safetensors", "v1-5-pruned.ckpt", "safety_checker/model.safetensors"} & got
+    assert all(not offline for _, offline in hub.calls)  # online worked: no cache fallback
+    b = load_model("org/tiny-ddpm", device="cpu")
+    assert b.family == "pixel-ddpm" and (hub.cache / "org--tiny-ddpm" / "diffusion_pytorch_model.bin").is_file()
+
+
 def test_missing_local_path(tmp_path):
     with pytest.raises(ModelNotFoundError) as err:
         load_model(tmp_path / "nothing" / "here")
@@ -349,8 +417,14 @@ def test_incomplete_folder_is_reported(tmp_path, tiny_dir):
     shutil.copytree(tiny_dir / "latent-sd", folder)
     for w in (folder / "vae").glob("*.safetensors"):
         w.unlink()
-    with pytest.raises(ModelNotFoundError, match=r"incomplete \(vae/ weights missing\)"):
+    with pytest.raises(ModelNotFoundError) as err:
         load_model(folder)
+    assert str(err.value) == f"The model folder '{folder}' is incomplete (vae weights missing): download the whole model again."
+    flat = tmp_path / "no-unet"
+    flat.mkdir()
+    shutil.copy(tiny_dir / "pixel-ddpm" / "model_index.json", flat)
+    with pytest.raises(ModelNotFoundError, match=r"incomplete \(unet/ missing\)"):
+        load_model(flat)
 
 
 def test_weights_hash_is_stable_and_tracks_the_weights(tmp_path, tiny_dir, tiny_pixel_ddpm):

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from editing.models.base import ModelBundle, hash_files, hash_module, pixels_to_tensor, tensor_to_pixels
-from editing.models.common import DiffusersBundle, read_json
+from editing.models.common import DiffusersBundle, component_dir, read_json
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EMOJI_DIR = REPO_ROOT / "assets" / "models" / "emoji"
@@ -51,6 +51,8 @@ _REQUIRED = {
     "ve": ("unet", "scheduler"),
     "latent-sd": ("unet", "scheduler", "vae", "text_encoder", "tokenizer"),
 }
+_FLAT_OK = ("unet", "scheduler")  # components early diffusers repos keep at the root
+_WEIGHT_PARTS = ("unet", "vae", "text_encoder")  # the components load_model downloads weights for
 _WEIGHT_SUFFIXES = (".safetensors", ".bin")
 _CONFIG_PATTERNS = ["*.json", "*.txt"]
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -142,20 +144,27 @@ def _from_hub(repo_id: str, label: str) -> Path:
 
 
 def _download(repo_id: str) -> Path:
-    """Configs first, then each component's weights (safetensors if the repo has them, else .bin)."""
+    """Configs first, then the needed components' weights: safetensors where the repo has them, else .bin.
+
+    Skips what no bundle reads (safety checker, fp16/non-EMA variants, single-file checkpoints).
+    """
     from huggingface_hub import snapshot_download
 
     skip = ["*.fp16.*", "*.non_ema.*", "*.ckpt", "*.msgpack", "*.onnx", "*.h5", "*.pb"]
     root = Path(snapshot_download(repo_id, allow_patterns=_CONFIG_PATTERNS))
     if (root / "model_index.json").is_file():
-        index = read_json(root / "model_index.json")
-        parts = [k for k, v in index.items() if not k.startswith("_") and isinstance(v, list) and v[0] is not None]
+        parts = [p for p in read_json(root / "model_index.json") if p in _WEIGHT_PARTS]
     else:
         parts = ["unet"]
-    snapshot_download(repo_id, allow_patterns=[f"{p}/*.safetensors" for p in parts], ignore_patterns=skip)
-    missing = [p for p in parts if (root / p).is_dir() and not _weights(root / p) and (root / p / "config.json").is_file()]
+
+    def patterns(suffix: str, names: list[str]) -> list[str]:
+        # a component's subfolder, or the root for flat repos (google/ddpm-ema-*, google/ncsnpp-*)
+        return [f"{p}/*{suffix}" if (root / p).is_dir() else f"diffusion_pytorch_model{suffix}" for p in names]
+
+    snapshot_download(repo_id, allow_patterns=patterns(".safetensors", parts), ignore_patterns=skip)
+    missing = [p for p in parts if not _weights(component_dir(root, p))]
     if missing:
-        snapshot_download(repo_id, allow_patterns=[f"{p}/*.bin" for p in missing], ignore_patterns=skip)
+        snapshot_download(repo_id, allow_patterns=patterns(".bin", missing), ignore_patterns=skip)
     return root
 
 
@@ -187,13 +196,18 @@ def detect_family(folder: Path) -> str:
 
 def _check_complete(folder: Path, family: str, label: str) -> None:
     for part in _REQUIRED[family]:
-        sub = folder / part
-        needs_weights = part not in ("scheduler", "tokenizer")
-        if not sub.is_dir() or (needs_weights and not _weights(sub)):
-            what = f"{part}/ weights" if sub.is_dir() else f"{part}/"
-            raise ModelNotFoundError(
-                f"The model folder '{folder}' for '{label}' is incomplete ({what} missing): download the whole model again."
-            )
+        where = component_dir(folder, part)  # flat repos keep unet and scheduler at the root
+        config = {"scheduler": "scheduler_config.json", "tokenizer": None}.get(part, "config.json")
+        if where == folder and (part not in _FLAT_OK or not (folder / config).is_file()):
+            missing = f"{part}/"
+        elif part not in ("scheduler", "tokenizer") and not _weights(where):
+            missing = f"{part} weights"
+        else:
+            continue
+        named = "" if Path(label).expanduser().resolve() == Path(folder).resolve() else f" for '{label}'"
+        raise ModelNotFoundError(
+            f"The model folder '{folder}'{named} is incomplete ({missing} missing): download the whole model again."
+        )
 
 
 def _weights(folder: Path) -> list[Path]:

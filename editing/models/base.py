@@ -10,6 +10,12 @@ about text encoders, VAEs or UNet quirks.
 - `eps(x_t, t, cond)`: the noise prediction. `t` is a float tensor (B,): for VP models the
   continuous timestep of `editing.schedule.VPSchedule`; for VE models sigma. For VE models eps is
   -sigma * score, so x0 = x_t - sigma * eps in both kinds' own parametrisation.
+- `clip_range`: the range of clean model-space samples ((-1, 1) VP pixels, (0, 1) VE pixels,
+  None for latents); `recommended_guidance_scale`: the CFG scale a text model was tuned for.
+
+Bundles built on diffusers networks (`editing.models.common.DiffusersBundle`: every family that
+`load_model` returns) also have `unet`, the frozen denoising network, and `replace(unet=...)`, a
+shallow copy that runs another network (Imagic fine-tunes a copy, never the loaded model).
 """
 
 from __future__ import annotations
@@ -34,6 +40,11 @@ class ModelBundle(ABC):
     weights_hash: str  # sha256 prefix of the weight files, for recipes and cache keys
     resolution: int  # image side in pixels
     schedule: VPSchedule | VESchedule
+    # Range clean model-space samples live in (what x0 predictions may be clipped to): (-1, 1) for
+    # VP pixel models, (0, 1) for VE score models (NCSN++ works on [0, 1] pixels), None for latents.
+    clip_range: tuple[float, float] | None = (-1.0, 1.0)
+    # Classifier-free guidance scale the model was tuned for (text-conditioned models), or None.
+    recommended_guidance_scale: float | None = None
 
     @property
     def kind(self) -> Literal["vp", "ve"]:

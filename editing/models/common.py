@@ -32,12 +32,7 @@ PredictionType = Literal["epsilon", "v_prediction", "sample"]
 class DiffusersBundle(ModelBundle):
     """A ModelBundle around one diffusers denoising network `unet` (eval mode, frozen)."""
 
-    unet: torch.nn.Module
-    # Range that clean model-space samples live in (what x0 predictions may be clipped to);
-    # None for latent spaces, which have no fixed range.
-    clip_range: tuple[float, float] | None = (-1.0, 1.0)
-    # Guidance scale the model was tuned for (text-conditioned models), or None.
-    recommended_guidance_scale: float | None = None
+    unet: torch.nn.Module  # the denoising network (eval mode, requires_grad False)
 
     @property
     def device(self) -> torch.device:
@@ -90,6 +85,16 @@ def to_eps(out: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, schedule: VPSc
     if prediction_type == "sample":
         return (x_t - abar.sqrt() * out) / (1 - abar).sqrt()
     raise ValueError(f"unknown prediction_type {prediction_type!r}; allowed: 'epsilon', 'v_prediction', 'sample'")
+
+
+def component_dir(folder: Path, name: str) -> Path:
+    """Where a pipeline component lives: folder/name, or the folder itself for flat repos.
+
+    Early diffusers repos (google/ddpm-ema-*-256, google/ncsnpp-*) keep the UNet's config.json and
+    weights and scheduler_config.json at the root; diffusers' own loader falls back the same way.
+    """
+    sub = Path(folder) / name
+    return sub if sub.is_dir() else Path(folder)
 
 
 def read_json(path: Path) -> dict:

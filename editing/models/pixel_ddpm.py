@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from editing.models.base import pixels_to_tensor, tensor_to_pixels
-from editing.models.common import DiffusersBundle, frozen, to_eps
+from editing.models.common import DiffusersBundle, component_dir, frozen, to_eps
 from editing.schedule import VPSchedule
 
 
@@ -46,9 +46,9 @@ class PixelDDPMBundle(DiffusersBundle):
     def from_folder(cls, folder: Path, *, model_id: str, weights_hash: str, device, dtype) -> PixelDDPMBundle:
         from diffusers import DDPMScheduler, UNet2DModel
 
-        unet = UNet2DModel.from_pretrained(folder / "unet", torch_dtype=dtype)
+        unet = UNet2DModel.from_pretrained(component_dir(folder, "unet"), torch_dtype=dtype)
         # Any VP scheduler config (DDPM, DDIM) holds the training betas; DDPMScheduler rebuilds them.
-        scheduler = DDPMScheduler.from_config(DDPMScheduler.load_config(folder / "scheduler"))
+        scheduler = DDPMScheduler.from_config(DDPMScheduler.load_config(component_dir(folder, "scheduler")))
         return cls(
             frozen(unet, device),
             VPSchedule.from_diffusers(scheduler),

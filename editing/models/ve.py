@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from editing.models.base import tensor_to_pixels
-from editing.models.common import DiffusersBundle, frozen
+from editing.models.common import DiffusersBundle, component_dir, frozen
 from editing.schedule import VESchedule
 
 
@@ -43,13 +43,13 @@ class VEBundle(DiffusersBundle):
     def from_folder(cls, folder: Path, *, model_id: str, weights_hash: str, device, dtype) -> VEBundle:
         from diffusers import ScoreSdeVeScheduler, UNet2DModel
 
-        unet = UNet2DModel.from_pretrained(folder / "unet", torch_dtype=dtype)
+        unet = UNet2DModel.from_pretrained(component_dir(folder, "unet"), torch_dtype=dtype)
         if unet.config.time_embedding_type != "fourier":
             raise ValueError(
                 f"{folder}: a VE score model needs a UNet2DModel with fourier time embedding (fed sigma), "
                 f"got time_embedding_type={unet.config.time_embedding_type!r}"
             )
-        scheduler = ScoreSdeVeScheduler.from_pretrained(folder / "scheduler")
+        scheduler = ScoreSdeVeScheduler.from_pretrained(component_dir(folder, "scheduler"))
         return cls(
             frozen(unet, device),
             VESchedule.from_diffusers(scheduler),
