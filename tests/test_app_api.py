@@ -1,0 +1,142 @@
+"""The studio served on 127.0.0.1 with a real model, driven by gradio_client through its named endpoints."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+EMOJI = Path(__file__).resolve().parent.parent / "assets" / "models" / "emoji"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def backend(request):
+    """The embedded emoji model when it has landed, else the tiny random text-conditioned pixel model."""
+    from editing.backend import EngineBackend
+
+    if (EMOJI / "model_index.json").exists() or (EMOJI / "config.json").exists():
+        return EngineBackend.load("emoji", device="cpu")
+    return EngineBackend(request.getfixturevalue("tiny_pixel_text"))
+
+
+@pytest.fixture(scope="module")
+def server(backend):
+    import app
+    import ui
+
+    demo = ui.build_ui(backend)
+    url, _ = app.serve(demo, host="127.0.0.1", port=free_port(), block=False)
+    yield url
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    from gradio_client import Client
+
+    return Client(server, verbose=False, analytics_enabled=False)
+
+
+@pytest.fixture()
+def guide_png(tmp_path) -> tuple[str, tuple[int, int]]:
+    image = np.full((48, 64, 3), 255, np.uint8)
+    image[10:30, 8:40] = (220, 40, 40)  # a red blob on white: a stroke painting
+    path = tmp_path / "guide.png"
+    Image.fromarray(image).save(path)
+    return str(path), (64, 48)
+
+
+def test_only_the_named_endpoints_are_public(client):
+    names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    assert names == {"/sdedit", "/edit", "/imagic", "/sweep"}
+
+
+def test_sdedit_streams_frames_then_a_result_of_the_guides_size(client, guide_png):
+    from gradio_client import handle_file
+
+    path, size = guide_png
+    job = client.submit(handle_file(path), "a red apple", 0.6, 10, 3.0, 7, api_name="/sdedit")
+    image_path, info = job.result(timeout=300)
+    outputs = job.outputs()
+    previews = [o for o in outputs[:-1] if "step" in o[1]]
+    assert len(previews) >= 2
+    with Image.open(image_path) as im:
+        assert im.size == size
+    assert info["recipe"]["method"] == "sdedit" and info["recipe"]["seed"] == 7
+    assert info["recipe"]["config"]["sdedit"]["t0"] == 0.6
+    steps = [o[1]["step"][0] for o in previews]
+    assert steps == sorted(steps) and steps[-1] <= 6  # ceil(0.6 * 10) steps, streamed in order
+
+
+def test_sweep_returns_one_result_per_value_with_metrics(client, guide_png):
+    from gradio_client import handle_file
+
+    path, _ = guide_png
+    gallery, results = client.predict(handle_file(path), "a red apple", "t0", 4, 1, 0.5, 10, 3, 1.0, 3.0, 0, "", "",
+                                      api_name="/sweep")  # fmt: skip
+    assert len(gallery) == 4 and len(results) == 4
+    assert [r["value"] for r in results] == [0.1, 0.4, 0.7, 1.0]
+    for r in results:
+        assert r["l2"] >= 0 and -1 <= r["ssim"] <= 1
+    assert results[0]["l2"] < results[-1]["l2"]  # t0 = 0.1 stays closer to the guide than t0 = 1
+
+
+def test_edit_endpoint_reuses_the_clients_inversion(client, guide_png):
+    from gradio_client import handle_file
+
+    path, size = guide_png
+    args = (handle_file(path), "a red blob", "a blue blob", 8, 1.0, 3.5)
+    first = client.submit(*args, 2, 5.0, 0, api_name="/edit")
+    first.result(timeout=300)
+    assert any(o[1].get("step", [0, 0, ""])[2] == "invert" for o in first.outputs())
+    second = client.submit(*args, 4, 5.0, 0, api_name="/edit")  # only T_skip changed
+    image_path, info = second.result(timeout=300)
+    assert not any(o[1].get("step", [0, 0, ""])[2] == "invert" for o in second.outputs())
+    with Image.open(image_path) as im:
+        assert im.size == size
+    assert info["recipe"]["config"]["edit"]["skip"] == 4
+
+
+def test_imagic_endpoint_says_when_it_is_not_available(client, guide_png):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="not available"):
+        client.predict(handle_file(guide_png[0]), "a blue blob", 0, api_name="/imagic")
+
+
+def test_a_full_queue_refuses_with_a_message(guide_png):
+    """Gradio's own queue limit (--queue-size): the extra request gets 'Queue is full', the others finish."""
+    from gradio_client import Client, handle_file
+
+    import app
+    import ui
+    from tests.fake_backend import FakeBackend
+
+    demo = ui.build_ui(FakeBackend(step_delay=0.2))
+    url, _ = app.serve(demo, port=free_port(), queue_size=1, block=False)
+    try:
+        clients = [Client(url, verbose=False, analytics_enabled=False) for _ in range(3)]
+        jobs = []
+        for c in clients:
+            jobs.append(c.submit(handle_file(guide_png[0]), "", 0.5, 20, 3.0, 0, api_name="/sdedit"))
+            time.sleep(0.5)  # the first is running, the second waits, the third finds the queue full
+        errors = []
+        for j in jobs:
+            try:
+                j.result(timeout=120)
+            except Exception as e:  # noqa: BLE001 - the client raises a generic error carrying the server's message
+                errors.append(str(e))
+        assert len(errors) == 1 and "Queue is full" in errors[0]
+    finally:
+        demo.close()
