@@ -109,17 +109,23 @@ class EditConfig:
 
 @dataclass(frozen=True)
 class ColorEditConfig:
-    """Colour manipulation through the noise maps (paper, Sec. 5 "colour manipulation").
+    """Colour manipulation through the edit-friendly noise maps (arXiv 2304.06140, the noise space's
+    "color manipulation" property; implemented in `editing.inversion.color_edit`).
 
-    The predicted x0 inside the mask is pulled towards the colour image with strength s at the
-    steps whose index lies in [t1, t2] (counted from the noisiest step, as T_skip is).
+    While regenerating from the inversion, at the steps whose index i lies in [t1, t2] (counted from
+    the noisiest step, as skip is; steps the run does not take are simply not affected) the
+    predicted x0 inside the mask B is pulled towards the colour image c before the step's mean is
+    formed: x0' = x0 + s B (c - x0). This equals adding sqrt(abar_prev) s B (c - x0) / sigma_i to the
+    noise map z_i, so the rest of the trajectory follows. The defaults are the project's choices
+    (the paper shows the effect, not these numbers): a half-strength pull over the first 60 of 100
+    steps sets the colour while the last 40 restore texture and shading.
     """
 
-    strength: float = 0.5
-    t1: int = 0
-    t2: int = 60
-    skip: int = 0
-    guidance_scale: float = 3.5
+    strength: float = 0.5  # s in [0, 1]: 1 replaces x0 inside the mask by the colour at those steps
+    t1: int = 0  # first step (from the noisiest) that is pulled
+    t2: int = 60  # last step that is pulled (inclusive)
+    skip: int = 0  # steps skipped from the noisiest end, as EditConfig.skip
+    guidance_scale: float = 3.5  # regeneration guidance; the inversion's source guidance reproduces the rest
     preview_every: int = 5
 
     def __post_init__(self) -> None:
@@ -135,7 +141,11 @@ class ColorEditConfig:
 
 @dataclass(frozen=True)
 class ShiftConfig:
-    """Image shift: the noise maps rolled by (dx, dy) pixels of model space before regeneration."""
+    """Image shift (arXiv 2304.06140, the noise space's "image shifting" property; implemented in
+    `editing.inversion.shift`): every noise map and the starting sample are rolled circularly
+    (torch.roll) by dx columns and dy rows of model space (latent cells for latent models; positive
+    = right / down), then the image is regenerated.
+    """
 
     dx: int = 0
     dy: int = 0

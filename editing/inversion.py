@@ -22,8 +22,8 @@ source's finest detail (the reference code zeroes it; it also loses exactness th
 Note: our mu uses DDIM's sqrt(1 - abar_prev - sigma^2), with sigma^2 = eta^2 var; the reference code
 writes eta * var there, which agrees for the paper's eta = 1 only.
 
-Colour manipulation and shift (paper Sec. 3.3, "edit friendly noise space" properties, Fig. 5):
-see `color_edit` and `shift`.
+Colour manipulation and image shift (the paper's simple manipulations of the noise maps): see
+`color_edit` and `shift`.
 """
 
 from __future__ import annotations
@@ -248,7 +248,7 @@ def color_edit(
     prompt: str,
     config: ColorEditConfig,
 ) -> Iterator[Frame]:
-    """Colour manipulation through the edit-friendly noise maps (paper Sec. 3.3, "color manipulations").
+    """Colour manipulation through the edit-friendly noise maps (arXiv 2304.06140, "color manipulation").
 
     During regeneration with `prompt`, at each step i with t1 <= i <= t2 (counted from the noisiest
     step, as skip is; steps outside the run are unaffected), the predicted clean image is pulled
@@ -257,10 +257,12 @@ def color_edit(
         x0_pred' = x0_pred + s B (c - x0_pred)                       (= (1 - s) x0_pred + s c where B = 1)
         x_{i+1}  = sqrt(abar_{i+1}) x0_pred' + sqrt(1 - abar_{i+1} - sigma_i^2) eps + sigma_i z_i
 
-    eps is the model's prediction, unchanged. This is exactly a push on the noise maps,
-    z_i' = z_i + sqrt(abar_{i+1}) s B (c - x0_pred) / sigma_i, so the trajectory and every later
-    step follow. (The paper writes the push on z_i directly, z_i + s B (M - P(f_t(x_t))); our form
-    scales it per step so that s is a blend weight in [0, 1] in image terms.) c = encode(colour image).
+    with eps the model's prediction (re-derived from the clipped x0 for pixel models), unchanged by
+    the pull, and c = encode(colour image). This is exactly a push on the noise maps,
+    z_i' = z_i + sqrt(abar_{i+1}) s B (c - x0_pred) / sigma_i, so the trajectory and every later step
+    follow; the paper presents the manipulation as such a masked modification of the noise maps over a
+    range of timesteps. We parametrise it by x0 so that s is a blend weight in [0, 1] in image terms.
+    With s = 0 (or an empty step range) this is plain regeneration, i.e. the source image.
     """
     _check_inversion(model, inversion)
     n = inversion.steps
@@ -289,7 +291,7 @@ def color_edit(
 
 
 def shift(model, inversion: Inversion, prompt: str, config: ShiftConfig) -> Iterator[Frame]:
-    """Image shift (paper Sec. 3.3, Fig. 5): regenerate from noise maps shifted by (dx, dy).
+    """Image shift (arXiv 2304.06140, "image shifting"): regenerate from noise maps shifted by (dx, dy).
 
     Every map z_i and the starting sample x_{t_skip} are rolled (torch.roll, circular) by dx
     columns and dy rows of model space (latent cells for latent models; positive = right/down).
