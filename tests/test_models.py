@@ -268,6 +268,9 @@ def test_presets_table():
         "ncsnpp-celebahq": "google/ncsnpp-celebahq-256",
     }
     assert models.EMOJI_DIR == REPO / "assets" / "models" / "emoji"  # from the package, not the cwd
+    import editing
+
+    assert editing.load_model is load_model  # the public, lazily imported name
 
 
 def test_emoji_preset_resolves_to_the_embedded_folder(monkeypatch, tiny_dir, tmp_path):

@@ -41,8 +41,9 @@ class ModelBundle(ABC):
     resolution: int  # image side in pixels
     schedule: VPSchedule | VESchedule
     # Range clean model-space samples live in (what x0 predictions may be clipped to): (-1, 1) for
-    # VP pixel models, (0, 1) for VE score models (NCSN++ works on [0, 1] pixels), None for latents.
-    clip_range: tuple[float, float] | None = (-1.0, 1.0)
+    # VP pixel models, (0, 1) for VE score models (NCSN++ works on [0, 1] pixels), None (no
+    # clipping) for latents and for bundles that do not declare one.
+    clip_range: tuple[float, float] | None = None
     # Classifier-free guidance scale the model was tuned for (text-conditioned models), or None.
     recommended_guidance_scale: float | None = None
 

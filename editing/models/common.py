@@ -33,6 +33,7 @@ class DiffusersBundle(ModelBundle):
     """A ModelBundle around one diffusers denoising network `unet` (eval mode, frozen)."""
 
     unet: torch.nn.Module  # the denoising network (eval mode, requires_grad False)
+    clip_range: tuple[float, float] | None = (-1.0, 1.0)  # pixels; VE and latent bundles override
 
     @property
     def device(self) -> torch.device:
