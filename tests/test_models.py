@@ -22,7 +22,7 @@ from editing.models import PRESETS, ModelNotFoundError, detect_family, hash_weig
 from editing.models.latent_sd import LATENT_RGB_FACTORS
 from editing.models.minilm import shared_minilm
 from editing.schedule import VESchedule, VPSchedule
-from tests import tiny_models
+from tests import tiny_models as tiny
 
 FAMILIES = ["pixel-text", "pixel-ddpm", "ve", "latent-sd"]
 REPO = Path(__file__).resolve().parents[1]
@@ -192,7 +192,7 @@ def test_eps_keeps_autograd_for_imagic(tiny_pixel_text):
 
 def test_v_prediction_and_vae_scale_from_config(tmp_path):
     """A latent model with v-prediction and a non-default VAE scale: both read from the folder."""
-    folder = tiny_models.save_tiny_latent_sd(tmp_path / "sd-v", prediction_type="v_prediction", scaling_factor=0.5)
+    folder = tiny.save_tiny_latent_sd(tmp_path / "sd-v", prediction_type="v_prediction", scaling_factor=0.5)
     b = load_model(folder, device="cpu")
     assert b.prediction_type == "v_prediction" and b.scaling_factor == 0.5
     img = _image(b.resolution, seed=4)
@@ -212,9 +212,23 @@ def test_v_prediction_and_vae_scale_from_config(tmp_path):
         torch.testing.assert_close(x0, abar.sqrt() * x - (1 - abar).sqrt() * v, atol=1e-4, rtol=1e-4)
 
 
+@torch.no_grad()
+def test_sample_prediction_is_converted_at_fractional_times(tmp_path):
+    """An x0-predicting model: eps = (x_t - sqrt(abar) x0) / sqrt(1 - abar), abar interpolated at fractional t."""
+    b = load_model(tiny.save_tiny_pixel_ddpm(tmp_path / "x0", prediction_type="sample"), device="cpu")
+    assert b.prediction_type == "sample"
+    x, t = _x(b), torch.tensor([300.0, 12.5])
+    abar = b.schedule.alpha_bar(t.double()).float().view(-1, 1, 1, 1)
+    ac = b.schedule.alphas_cumprod
+    assert torch.isclose(abar[0, 0, 0, 0].double(), ac[300], rtol=1e-6)
+    assert torch.isclose(abar[1, 0, 0, 0].double(), (ac[12] * ac[13]).sqrt(), rtol=1e-6)  # log-linear midpoint
+    x0 = b.unet(x, t).sample
+    torch.testing.assert_close(b.eps(x, t, None), (x - abar.sqrt() * x0) / (1 - abar).sqrt())
+
+
 def test_pixel_text_tokens_with_attention_mask(tmp_path):
     """ "tokens" + use_attention_mask: padded states are zero and eps equals the masked network call."""
-    folder = tiny_models.save_tiny_pixel_text(tmp_path / "pt", text_conditioning="tokens", use_attention_mask=True)
+    folder = tiny.save_tiny_pixel_text(tmp_path / "pt", text_conditioning="tokens", use_attention_mask=True)
     b = load_model(folder, device="cpu")
     prompts = ["a cat", "a smiling face with sunglasses"]
     states, mask = shared_minilm(16).tokens(prompts)
@@ -434,8 +448,9 @@ def test_weights_hash_is_stable_and_tracks_the_weights(tmp_path, tiny_dir, tiny_
     folder = tiny_dir / "pixel-ddpm"
     assert tiny_pixel_ddpm.weights_hash == hash_weights(folder) == load_model(folder).weights_hash
     assert len(tiny_pixel_ddpm.weights_hash) == 16
-    other = tiny_models.save_tiny_pixel_ddpm(tmp_path / "other", seed=1)
+    other = tiny.save_tiny_pixel_ddpm(tmp_path / "other", seed=1)
     assert hash_weights(other) != hash_weights(folder)
+    assert hash_weights(tiny.save_tiny_pixel_ddpm(tmp_path / "again")) == hash_weights(folder)  # seeded builders
     copied = shutil.copytree(folder, tmp_path / "copy")
     assert hash_weights(copied) == hash_weights(folder)  # content, not location
 
