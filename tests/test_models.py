@@ -316,7 +316,7 @@ def test_unknown_hub_id_offline_says_what_to_download(offline_hub):
         load_model("nobody-here/no-such-model")
     msg = str(err.value)
     assert _one_sentence(msg), msg
-    assert "huggingface-cli download nobody-here/no-such-model --local-dir models/no-such-model" in msg
+    assert "hf download nobody-here/no-such-model --local-dir models/no-such-model" in msg
     assert isinstance(err.value, FileNotFoundError) and err.value.__cause__ is None
 
 
@@ -406,6 +406,25 @@ def test_hub_download_fetches_only_what_the_bundle_reads(monkeypatch, tmp_path, 
     assert all(not offline for _, offline in hub.calls)  # online worked: no cache fallback
     b = load_model("org/tiny-ddpm", device="cpu")
     assert b.family == "pixel-ddpm" and (hub.cache / "org--tiny-ddpm" / "diffusion_pytorch_model.bin").is_file()
+
+
+@pytest.mark.parametrize("error", ["RepositoryNotFoundError", "GatedRepoError"])
+def test_hub_refusals_are_one_sentence(monkeypatch, offline_hub, error):
+    import httpx
+    import huggingface_hub
+    from huggingface_hub import errors
+
+    response = httpx.Response(401, request=httpx.Request("GET", "https://huggingface.co/api/models/org/x"))
+
+    def refuse(repo_id, **kw):
+        raise getattr(errors, error)("refused", response=response)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", refuse)
+    with pytest.raises(ModelNotFoundError) as err:
+        load_model("org/x")
+    msg = str(err.value)
+    assert _one_sentence(msg), msg
+    assert ("hf auth login" in msg) and (("gated" in msg) == (error == "GatedRepoError"))
 
 
 def test_missing_local_path(tmp_path):

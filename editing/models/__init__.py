@@ -127,14 +127,17 @@ def _from_hub(repo_id: str, label: str) -> Path:
         pass
     shown = f"'{label}' ({repo_id})" if label != repo_id else f"'{repo_id}'"
     local = f"models/{label.split('/')[-1]}"
-    get = f"huggingface-cli download {repo_id} --local-dir {local}"
+    get = f"hf download {repo_id} --local-dir {local}"  # the CLI of huggingface_hub >= 1.0
     if isinstance(online_error, GatedRepoError):
         msg = (
             f"Model {shown} is gated on the Hugging Face Hub: accept its licence on https://huggingface.co/{repo_id}, "
-            f"run `huggingface-cli login`, then `{get}` and pass --model {local}."
+            f"run `hf auth login`, then `{get}` and pass --model {local}."
         )
     elif isinstance(online_error, RepositoryNotFoundError):
-        msg = f"Model {shown} does not exist on the Hugging Face Hub and is not on this machine: check the name, or pass a local diffusers model folder."
+        msg = (
+            f"Model {shown} was not found on the Hugging Face Hub (it does not exist, or is private and you are not logged in "
+            "with `hf auth login`) and is not on this machine: check the name, or pass a local diffusers model folder."
+        )
     else:
         msg = (
             f"Model {shown} is not on this machine and the hub cannot be reached: download it on a machine with network "
