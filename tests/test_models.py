@@ -448,6 +448,14 @@ def test_unknown_folder_formats(tmp_path, tiny_dir):
         load_model(tiny_dir / "pixel-ddpm" / "model_index.json")
 
 
+def test_inpainting_unet_is_refused(tmp_path, tiny_dir):
+    folder = shutil.copytree(tiny_dir / "latent-sd", tmp_path / "inpaint")
+    cfg = json.loads((folder / "unet" / "config.json").read_text())
+    (folder / "unet" / "config.json").write_text(json.dumps({**cfg, "in_channels": 9}))
+    with pytest.raises(ValueError, match="inpainting or upscaling"):
+        load_model(folder)
+
+
 def test_incomplete_folder_is_reported(tmp_path, tiny_dir):
     folder = tmp_path / "partial"
     shutil.copytree(tiny_dir / "latent-sd", folder)

@@ -69,7 +69,9 @@ class DiffusersBundle(ModelBundle):
         return x_t.to(device=device, dtype=dtype), t, cond
 
 
-def to_eps(out: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, schedule: VPSchedule, prediction_type: str) -> torch.Tensor:
+def to_eps(
+    out: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, schedule: VPSchedule, prediction_type: PredictionType
+) -> torch.Tensor:
     """Convert a VP network output to eps (float32), with abar at the continuous time t.
 
     x_t = sqrt(abar) x0 + sqrt(1 - abar) eps, and v = sqrt(abar) eps - sqrt(1 - abar) x0

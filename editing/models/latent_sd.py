@@ -72,6 +72,13 @@ class LatentSDBundle(DiffusersBundle):
         from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
         from transformers import CLIPTextModel, CLIPTokenizer
 
+        unet_in = UNet2DConditionModel.load_config(folder / "unet").get("in_channels", 4)
+        latent_ch = AutoencoderKL.load_config(folder / "vae").get("latent_channels", 4)
+        if unet_in != latent_ch:  # inpainting (9) and upscaling (7) UNets take extra input channels
+            raise ValueError(
+                f"'{folder}': the UNet takes {unet_in} input channels but the VAE makes {latent_ch}-channel latents "
+                "(an inpainting or upscaling model); only text-to-image Stable Diffusion models are supported."
+            )
         unet = UNet2DConditionModel.from_pretrained(folder / "unet", torch_dtype=dtype)
         # diffusers' pipelines run a force_upcast VAE in float32 (SD's VAE overflows in fp16).
         upcast = dtype == torch.float16 and AutoencoderKL.load_config(folder / "vae").get("force_upcast", True)
