@@ -144,6 +144,18 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
                         help="default: float16 on CUDA, float32 elsewhere")
 
 
+def _add_method_args(p: argparse.ArgumentParser, spec: MethodSpec) -> None:
+    for role in spec.inputs:
+        p.add_argument(f"--{role}", required=True, help=f"{role} image file" + (" (white = selected)" if role in spec.masks else ""))
+    for role in spec.optional_inputs:
+        p.add_argument(f"--{role}", default=None, help=f"optional {role} image file" + (" (white = selected)" if role in spec.masks else ""))
+    for role, text in spec.prompts.items():
+        p.add_argument(f"--{role}", default="", help=text)
+    _add_config_args(p, spec.configs)
+    _add_model_args(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     import importlib.util
 
@@ -153,31 +165,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for spec in METHODS.values():
         p = sub.add_parser(spec.name, help=spec.help, description=spec.help)
-        for role in spec.inputs:
-            p.add_argument(f"--{role}", required=True, help=f"{role} image file" + (" (white = selected)" if role in spec.masks else ""))
-        for role in spec.optional_inputs:
-            p.add_argument(f"--{role}", default=None, help=f"optional {role} image file" + (" (white = selected)" if role in spec.masks else ""))
-        for role, text in spec.prompts.items():
-            p.add_argument(f"--{role}", default="", help=text)
-        _add_config_args(p, spec.configs)
-        _add_model_args(p)
+        _add_method_args(p, spec)
         p.add_argument("--out", default=f"outputs/{spec.name}.png", help="output PNG; the recipe JSON is written beside it")
-        p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     sw = sub.add_parser("sweep", help="run SDEdit (or an edit) over several values of one parameter and seeds, with metrics")
-    sw.add_argument("method", choices=["sdedit", "edit"])
-    sw.add_argument("--param", required=True, help="parameter to sweep: t0, steps, guidance_scale (sdedit); skip, guidance_scale, eta (edit)")
-    sw.add_argument("--values", required=True, help="comma-separated values, e.g. 0.2,0.35,0.5,0.65,0.8,0.95")
-    sw.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
-    sw.add_argument("--guide", help="guide image (sdedit)")
-    sw.add_argument("--mask", default=None, help="optional mask image (sdedit)")
-    sw.add_argument("--image", help="input image (edit)")
-    sw.add_argument("--prompt", default="")
-    sw.add_argument("--source", default="")
-    sw.add_argument("--target", default="")
-    sw.add_argument("--out-dir", default="outputs/sweep")
-    sw.add_argument("--quiet", action="store_true")
-    _add_model_args(sw)
+    sw_sub = sw.add_subparsers(dest="method", required=True)
+    for spec in (METHODS["sdedit"], METHODS["edit"]):
+        p = sw_sub.add_parser(spec.name, help=f"sweep {spec.name}")
+        _add_method_args(p, spec)
+        names = sorted({f.name for cls in spec.configs.values() for f in dataclasses.fields(cls)} - {"seed", "preview_every"})
+        p.add_argument("--param", required=True, choices=names, help="the parameter to sweep")
+        p.add_argument("--values", required=True, help="comma-separated values, e.g. 0.2,0.35,0.5,0.65,0.8,0.95")
+        p.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
+        p.add_argument("--out-dir", default="outputs/sweep")
 
     rp = sub.add_parser("replay", help="re-run a recipe JSON and check the pixels match")
     rp.add_argument("recipe")
@@ -290,31 +290,35 @@ def _parse_values(text: str, kind: type) -> list:
 
 
 def cmd_sweep(args) -> int:
+    """Every (value, seed) pair, written with its recipe; SDEdit sweeps run as one batch."""
     from editing.metrics import l2, ssim
 
     spec = METHODS[args.method]
-    roles = {"guide": args.guide, "mask": args.mask} if args.method == "sdedit" else {"image": args.image}
-    for role in spec.inputs:
-        if not roles.get(role):
-            raise ValueError(f"sweep {args.method} needs --{role}")
     fields = {f.name: f for cls in spec.configs.values() for f in dataclasses.fields(cls)}
-    if args.param not in fields:
-        raise ValueError(f"--param {args.param!r} is not a parameter of {args.method}; choose from {sorted(fields)}")
     values = _parse_values(args.values, type(fields[args.param].default))
     seeds = _parse_values(args.seeds, int)
-    base = {name: f.default for name, f in fields.items()}
-    images, record = _read_inputs(spec, roles)
-    prompts = {"prompt": args.prompt} if args.method == "sdedit" else {"source": args.source, "target": args.target}
-    reference = images["guide"] if args.method == "sdedit" else images["image"]
+    images, record = _read_inputs(spec, {r: getattr(args, r) for r in spec.inputs + spec.optional_inputs})
+    prompts = {role: getattr(args, role) for role in spec.prompts}
+    reference = images[spec.inputs[0]]
+    base = vars(args)
+    runs = [(v, s, _build_configs({**base, args.param: v, "seed": s}, spec.configs)) for v in values for s in seeds]
     model = _load(args)
     out_dir = Path(args.out_dir)
+    if args.method == "sdedit":
+        from editing.sweep import sdedit_sweep
+
+        results = _drain(sdedit_sweep(model, images["guide"], [c["sdedit"] for _, _, c in runs], mask=images.get("mask"),
+                                      prompt=prompts["prompt"]), args.quiet, "sweep")
+    else:
+        results = [_drain(spec.run(model, images, prompts, c), args.quiet, f"{args.param}={v} seed={s}") for v, s, c in runs]
     rows = []
-    for value in values:
-        for seed in seeds:
-            configs = _build_configs({**base, args.param: value, "seed": seed}, spec.configs)
-            out = out_dir / f"{args.method}-{args.param}{value}-seed{seed}.png"
-            result, _ = run_to_files(spec, model, images, record, prompts, configs, out, args.quiet)
-            rows.append({args.param: value, "seed": seed, "path": str(out), "l2": l2(reference, result), "ssim": ssim(reference, result)})
+    for (value, seed, configs), result in zip(runs, results, strict=True):
+        out = out_dir / f"{args.method}-{args.param}{value}-seed{seed}.png"
+        recipe = make_recipe(spec.name, configs, model=model, inputs=record, prompts=prompts, output=result,
+                             output_path=str(out.resolve()))
+        save_png(result, out, recipe)
+        write_recipe(recipe, recipe_path_for(out))
+        rows.append({args.param: value, "seed": seed, "path": str(out), "l2": l2(reference, result), "ssim": ssim(reference, result)})
     (out_dir / "metrics.json").write_text(json.dumps(rows, indent=2) + "\n")
     print(f"{args.param:>16} {'seed':>5} {'L2':>8} {'SSIM':>7}")
     for r in rows:
