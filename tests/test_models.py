@@ -257,6 +257,22 @@ def test_replace_runs_a_copy_and_leaves_the_original_untouched(tiny_pixel_ddpm):
     assert all(torch.equal(v, before[k]) for k, v in b.unet.state_dict().items())
 
 
+@pytest.mark.parametrize("family", ["pixel-text", "latent-sd"])
+def test_finetuning_a_replaced_copy_never_touches_the_loaded_model(tiny_models, family):
+    """Imagic's stage 2: gradients reach the copy's weights only; the loaded bundle stays bit-identical."""
+    b = tiny_models[family]
+    before = {k: v.clone() for k, v in b.unet.state_dict().items()}
+    tuned = b.replace(unet=copy.deepcopy(b.unet).requires_grad_(True))
+    opt = torch.optim.SGD(tuned.unet.parameters(), lr=0.1)
+    with torch.enable_grad():
+        tuned.eps(_x(b, batch=1), 300.0, b.encode_prompt(["a cat"])).square().mean().backward()
+    opt.step()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in tuned.unet.parameters())
+    assert all(p.grad is None and not p.requires_grad for p in b.unet.parameters())
+    assert all(torch.equal(v, before[k]) for k, v in b.unet.state_dict().items())
+    assert not all(torch.equal(v, before[k]) for k, v in tuned.unet.state_dict().items())
+
+
 def test_dtype_flows_from_load_model(tiny_dir):
     b = load_model(tiny_dir / "pixel-ddpm", device="cpu", dtype=torch.bfloat16)
     assert b.dtype == torch.bfloat16 and b.unet.dtype == torch.bfloat16
