@@ -73,7 +73,8 @@ class LatentSDBundle(DiffusersBundle):
         from transformers import CLIPTextModel, CLIPTokenizer
 
         unet_in = UNet2DConditionModel.load_config(folder / "unet").get("in_channels", 4)
-        latent_ch = AutoencoderKL.load_config(folder / "vae").get("latent_channels", 4)
+        vae_config = AutoencoderKL.load_config(folder / "vae")
+        latent_ch = vae_config.get("latent_channels", 4)
         if unet_in != latent_ch:  # inpainting (9) and upscaling (7) UNets take extra input channels
             raise ValueError(
                 f"'{folder}': the UNet takes {unet_in} input channels but the VAE makes {latent_ch}-channel latents "
@@ -81,7 +82,7 @@ class LatentSDBundle(DiffusersBundle):
             )
         unet = UNet2DConditionModel.from_pretrained(folder / "unet", torch_dtype=dtype)
         # diffusers' pipelines run a force_upcast VAE in float32 (SD's VAE overflows in fp16).
-        upcast = dtype == torch.float16 and AutoencoderKL.load_config(folder / "vae").get("force_upcast", True)
+        upcast = dtype == torch.float16 and vae_config.get("force_upcast", True)
         vae = AutoencoderKL.from_pretrained(folder / "vae", torch_dtype=torch.float32 if upcast else dtype)
         with quiet_loading():
             text_encoder = CLIPTextModel.from_pretrained(folder / "text_encoder", dtype=dtype)
