@@ -132,11 +132,14 @@ def slug_table() -> dict[str, str]:
 # --- fetching ------------------------------------------------------------------------------------
 
 
-def fetch(pkgs: Path) -> dict[str, Path]:
+def fetch(pkgs: Path, sources: set[str] | None = None) -> dict[str, Path]:
     """npm pack / apt-get download into `pkgs` (skipped when already there); returns package roots."""
+    sources = set(STYLES) if sources is None else sources
     pkgs.mkdir(parents=True, exist_ok=True)
     roots = {}
     for key, name in NPM.items():
+        if key not in sources and not (key == "fluent" and "fluent3d" in sources):
+            continue
         root = pkgs / key
         if not (root / "package").exists():
             tgz = subprocess.run(["npm", "pack", name, "--silent"], cwd=pkgs, check=True, capture_output=True, text=True)
@@ -145,6 +148,8 @@ def fetch(pkgs: Path) -> dict[str, Path]:
             with tarfile.open(pkgs / tgz_name) as tf:
                 tf.extractall(root, filter="data")
         roots[key] = root / "package"
+    if "noto" not in sources:
+        return roots
     noto = pkgs / "noto"
     if not noto.exists():
         debs = list(pkgs.glob("fonts-noto-color-emoji_*.deb"))
@@ -345,9 +350,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--sources", default=",".join(STYLES), help="comma-separated subset of " + ",".join(STYLES))
     args = ap.parse_args(argv)
 
-    roots = fetch(args.pkgs or args.out / "pkgs")
     wanted = set(args.sources.split(","))
-    roots = {k: v for k, v in roots.items() if k in wanted or (k == "fluent" and "fluent3d" in wanted)}
+    roots = fetch(args.pkgs or args.out / "pkgs", wanted)
     items = [it for it in list_items(roots) if it.source in wanted]
     data = build(items, args.size, google_categories(roots["google"]) if "google" in roots else {}, args.workers)
     args.out.mkdir(parents=True, exist_ok=True)
