@@ -6,8 +6,9 @@ Euclidean norm over all H * W * 3 values,
 
     l2(guide, image) = || guide / 255 - image / 255 ||_2,
 
-which is what the paper's magnitudes (tens, for 256 x 256 images) correspond to; a per-pixel mean
-would be below 1. It therefore grows with resolution: compare values at one resolution only.
+the reading consistent with the magnitudes the paper reports (tens, for 256 x 256 images; a
+per-pixel mean or RMS would be below 1). It therefore grows with resolution: compare values at one
+resolution only.
 `masked_l2` is the same norm over the masked pixels only (the region an edit may change, or its
 complement to check that the rest was kept).
 """

@@ -51,6 +51,30 @@ def test_regeneration_with_source_prompt_reproduces_x0(text, eta, guidance):
     assert np.array_equal(final(edit(text, inv, "a photo of a cat", EditConfig(skip=0, guidance_scale=guidance))), image)
 
 
+class _LowPrecisionGaussian(GaussianBundle):
+    """The Gaussian denoiser behind a bfloat16 "network": inputs and outputs rounded to bfloat16."""
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return torch.bfloat16
+
+    def eps(self, x_t, t, cond):
+        return super().eps(x_t.float(), t, cond).to(torch.bfloat16)
+
+
+def test_regeneration_is_exact_with_a_low_precision_model():
+    """The samplers keep their state in float32 whatever the model's dtype, and regeneration repeats
+    the inversion's arithmetic, so a bfloat16 model still reconstructs to float32 precision."""
+    m = _LowPrecisionGaussian(gaussian_pixel().mu, 0.2, conditional=True)
+    image = _img(8)
+    frames = list(invert(m, image, "a cat", InversionConfig(steps=30)))
+    inv = frames[-1].result
+    assert inv.zs.dtype == torch.float32
+    x = _latents(edit(m, inv, "a cat", EditConfig(skip=0, guidance_scale=3.5)))
+    assert (x[0] - inv.xts[-1]).abs().max().item() < 1e-5
+    assert np.array_equal(final(edit(m, inv, "a cat", EditConfig(skip=0, guidance_scale=3.5))), image)
+
+
 def test_regeneration_on_tiny_ddpm_families(tiny_pixel_text, tiny_pixel_ddpm, tiny_latent_sd):
     """Compared in model space (the latents for latent-sd) in fp32."""
     image = _img(2, (16, 16))
