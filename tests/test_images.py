@@ -122,6 +122,15 @@ def test_quantize_colors():
         im.quantize_colors(img, 0)
 
 
+def test_stroke_painting_is_flat_and_faithful():
+    yy, xx = np.mgrid[0:64, 0:64]
+    photo = np.dstack([xx * 4, yy * 4, (xx + yy) * 2]).astype(np.uint8)
+    noisy = np.clip(photo.astype(int) + np.random.default_rng(0).integers(-20, 21, photo.shape), 0, 255).astype(np.uint8)
+    strokes = im.stroke_painting(noisy, n_colors=5)
+    assert strokes.shape == photo.shape and len(np.unique(strokes.reshape(-1, 3), axis=0)) <= 5
+    assert np.abs(strokes.astype(int) - photo).mean() < 30  # coarse, but the same picture
+
+
 def test_composite():
     bg, patch = _img(3), _img(4)
     m = np.zeros((8, 8), bool)
