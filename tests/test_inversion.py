@@ -137,6 +137,11 @@ def test_seeds_and_frames(text):
     assert len(frames) == 4 and [f.step for f in frames] == [5, 10, 15, 16]  # ceil((20 - 4) / 5)
     assert all(f.total == 16 for f in frames) and frames[-1].image.shape == image.shape
     assert np.array_equal(frames[-1].result, final(edit(text, b, "a dog", ecfg)))
+    before = (a.xts.clone(), a.zs.clone())
+    torch.manual_seed(1234)  # the methods never touch the global RNG
+    final(edit(text, a, "a dog", ecfg))
+    final(shift(text, a, "a dog", ShiftConfig(dx=1)))
+    assert torch.equal(a.xts, before[0]) and torch.equal(a.zs, before[1])  # the Inversion is never mutated
 
 
 def test_new_seed_new_edit(tiny_pixel_text):
