@@ -161,6 +161,119 @@ class ShiftConfig:
         _check_int("preview_every", self.preview_every, 1, 1000)
 
 
+# Imagic presets per model family: the fields `ImagicConfig.from_preset(name, family)` sets.
+# "paper": Kawar et al., CVPR 2023 (arXiv 2210.09276), Sec. 4 and the appendix's Stable Diffusion
+#   settings: embedding optimisation 1000 steps at lr 2e-3, then 1500 steps of full fine-tuning
+#   at lr 5e-7, Adam, one image per step; eta ~ 0.7, classifier-free guidance 7.5, 50 DDIM steps.
+# "fast": a LoRA adapter on the attention layers and far fewer steps.
+#   latent-sd: NOT measured here (no Stable Diffusion weights on the project's machines): common
+#     LoRA fine-tuning settings for SD (rank 8, lr 2e-4, a few hundred steps).
+#   pixel-text (the emoji model): chosen by trying on the real emoji model; the figures that
+#     chose them are in README.md, section "Imagic".
+_IMAGIC_PAPER: dict[str, Any] = dict(
+    embedding_steps=1000, embedding_lr=2e-3, finetune_steps=1500, finetune_lr=5e-7, finetune_mode="full",
+    batch_size=1, eta=0.7, guidance_scale=7.5, steps=50, sampler="ddim",
+)
+_IMAGIC_FAST: dict[str, dict[str, Any]] = {
+    "pixel-text": dict(
+        embedding_steps=150, embedding_lr=1e-2, finetune_steps=150, finetune_lr=1e-3, finetune_mode="lora",
+        lora_rank=8, batch_size=4, eta=0.7, guidance_scale=3.0, steps=50, sampler="ddim",
+    ),
+    "latent-sd": dict(
+        embedding_steps=250, embedding_lr=2e-3, finetune_steps=400, finetune_lr=2e-4, finetune_mode="lora",
+        lora_rank=8, batch_size=1, eta=0.7, guidance_scale=7.5, steps=50, sampler="ddim",
+    ),
+}
+IMAGIC_TEXT_FAMILIES = ("pixel-text", "latent-sd")
+
+
+@dataclass(frozen=True)
+class ImagicConfig:
+    """Imagic (Kawar et al., CVPR 2023): optimise the text embedding to the image (stage 1),
+    fine-tune a copy of the model on it (stage 2), generate from eta * e_tgt + (1 - eta) * e_opt.
+
+    The defaults are `ImagicConfig.from_preset("fast", "pixel-text")` (the embedded emoji model). Fields
+    marked [opt] change the optimised state (and its cache key); the others only re-render it.
+    """
+
+    # Which preset these values came from (a label: `from_preset(name, family)` fills the fields).
+    preset: Literal["fast", "paper"] = "fast"
+    embedding_steps: int = _IMAGIC_FAST["pixel-text"]["embedding_steps"]  # [opt] stage 1 Adam steps
+    embedding_lr: float = _IMAGIC_FAST["pixel-text"]["embedding_lr"]  # [opt]
+    finetune_steps: int = _IMAGIC_FAST["pixel-text"]["finetune_steps"]  # [opt] stage 2 Adam steps
+    finetune_lr: float = _IMAGIC_FAST["pixel-text"]["finetune_lr"]  # [opt]
+    # [opt] "full": every UNet weight of a copy (the paper); "lora": peft LoRA on attention projections.
+    finetune_mode: Literal["lora", "full"] = _IMAGIC_FAST["pixel-text"]["finetune_mode"]
+    lora_rank: int = _IMAGIC_FAST["pixel-text"]["lora_rank"]  # [opt] LoRA r (alpha = r)
+    # [opt] random timesteps (and noises) per Adam step; the paper uses one.
+    batch_size: int = _IMAGIC_FAST["pixel-text"]["batch_size"]
+    optimization_seed: int = 0  # [opt] timesteps, noises and LoRA init of stages 1-2
+    # eta: 0 reconstructs the input, 1 follows the target text; the paper shows eta > 1 too.
+    eta: float = _IMAGIC_FAST["pixel-text"]["eta"]
+    guidance_scale: float = _IMAGIC_FAST["pixel-text"]["guidance_scale"]
+    steps: int = _IMAGIC_FAST["pixel-text"]["steps"]  # sampling steps of stage 3
+    # "ddim": deterministic (DDIM eta = 0, the paper); "ddpm": ancestral (DDIM eta = 1).
+    sampler: Literal["ddim", "ddpm"] = _IMAGIC_FAST["pixel-text"]["sampler"]
+    seed: int = 0  # stage 3's starting noise (and DDPM noises): a new seed re-renders only
+    preview_every: int = 5  # stage 3 preview interval (steps)
+    optimize_preview_every: int = 25  # stages 1-2: a reconstruction preview every k Adam steps
+    gradient_checkpointing: bool = False  # [opt] on GPU: trade compute for activation memory
+    mixed_precision: bool = True  # [opt] on CUDA: autocast bf16 (fp16 if no bf16); CPU stays fp32
+
+    def __post_init__(self) -> None:
+        if self.preset not in ("fast", "paper"):
+            raise ValueError(f"preset={self.preset!r}; allowed: 'fast' or 'paper'")
+        _check_int("embedding_steps", self.embedding_steps, 0, 100_000)
+        _check_range("embedding_lr", self.embedding_lr, 0.0, 1.0, lo_open=True)
+        _check_int("finetune_steps", self.finetune_steps, 0, 100_000)
+        _check_range("finetune_lr", self.finetune_lr, 0.0, 1.0, lo_open=True)
+        if self.finetune_mode not in ("lora", "full"):
+            raise ValueError(f"finetune_mode={self.finetune_mode!r}; allowed: 'lora' or 'full'")
+        _check_int("lora_rank", self.lora_rank, 1, 512)
+        _check_int("batch_size", self.batch_size, 1, 64)
+        _check_int("optimization_seed", self.optimization_seed, 0, 2**63 - 1)
+        _check_range("eta", self.eta, 0.0, 1.5)
+        _check_range("guidance_scale", self.guidance_scale, 0.0, 30.0)
+        _check_int("steps", self.steps, 1, 1000)
+        if self.sampler not in ("ddim", "ddpm"):
+            raise ValueError(f"sampler={self.sampler!r}; allowed: 'ddim' or 'ddpm'")
+        _check_int("seed", self.seed, 0, 2**63 - 1)
+        _check_int("preview_every", self.preview_every, 1, 1000)
+        _check_int("optimize_preview_every", self.optimize_preview_every, 1, 100_000)
+        for name in ("gradient_checkpointing", "mixed_precision"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+
+    @classmethod
+    def preset_values(cls, name: str, family: str = "pixel-text") -> dict[str, Any]:
+        """The fields preset `name` sets for a model family (ValueError for unknown names/families)."""
+        if name not in ("fast", "paper"):
+            raise ValueError(f"preset={name!r}; allowed: 'fast' or 'paper'")
+        if family not in IMAGIC_TEXT_FAMILIES:
+            raise ValueError(f"Imagic needs a text-conditioned model family; allowed: {', '.join(IMAGIC_TEXT_FAMILIES)}, got {family!r}")
+        return {"preset": name, **(_IMAGIC_PAPER if name == "paper" else _IMAGIC_FAST[family])}
+
+    @classmethod
+    def from_preset(cls, name: str, family: str = "pixel-text", **overrides: Any) -> ImagicConfig:
+        """The config of preset `name` ("fast" or "paper") for a model family, with overrides.
+
+        (Not called `preset`: that is the field recording which preset a config came from.)
+        """
+        return cls(**{**cls.preset_values(name, family), **overrides})
+
+    def for_family(self, family: str) -> ImagicConfig:
+        """Fill the fields still at their class defaults from `from_preset(self.preset, family)`.
+
+        What the command line does with `--preset paper --model sd15 --eta 0.9`: the flags the user
+        changed win, the rest come from the preset. (A flag set explicitly to the class default is
+        indistinguishable from an untouched one, so it takes the preset's value.) Idempotent.
+        """
+        default = type(self)()
+        preset = self.preset_values(self.preset, family)
+        return type(self)(**{f.name: (preset[f.name] if f.name in preset and getattr(self, f.name) == getattr(default, f.name)
+                                      else getattr(self, f.name)) for f in fields(self)})
+
+
 def config_fields(config_cls: type) -> list[tuple[str, Any]]:
     """(name, default) of a config dataclass, in declaration order: what the UI builds sliders from."""
     return [(f.name, f.default) for f in fields(config_cls)]
@@ -257,5 +370,7 @@ class Backend(Protocol):
     def color_edit(self, inversion: Any, color: np.ndarray, mask: np.ndarray, prompt: str, config: ColorEditConfig) -> Iterator[Frame]: ...
 
     def shift(self, inversion: Any, prompt: str, config: ShiftConfig) -> Iterator[Frame]: ...
+
+    def imagic(self, image: np.ndarray, target_prompt: str, config: ImagicConfig) -> Iterator[Frame]: ...
 
     def metrics(self, guide: np.ndarray, images: list[np.ndarray], mask: np.ndarray | None = None) -> list[dict[str, float]]: ...

@@ -1,0 +1,184 @@
+"""Imagic: the loaded model is never modified, the cache skips optimisation, eta = 0 reconstructs,
+eta moves towards the target text, seeds are honoured. CPU, tiny random models (and the emoji
+model when it is present)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+import torch
+
+from editing import final
+from editing.cache import LRUCache
+from editing.interface import ImagicConfig
+
+imagic_mod = pytest.importorskip("editing.imagic")
+imagic, optimize_imagic, render_imagic = imagic_mod.imagic, imagic_mod.optimize_imagic, imagic_mod.render_imagic
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # The tiny models are far faster single-threaded on a shared 2-core machine (no spin contention).
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _image(h: int = 16, w: int = 16) -> np.ndarray:
+    """A smooth gradient with a yellow square: easy to see, not constant."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = np.zeros((h, w, 3), np.uint8)
+    img[..., 0] = 30 + (180 * xx / max(w - 1, 1)).astype(np.uint8)
+    img[..., 1] = 40
+    img[..., 2] = 200 - (150 * yy / max(h - 1, 1)).astype(np.uint8)
+    img[h // 3: 2 * h // 3, w // 3: 2 * w // 3] = (240, 220, 30)
+    return img
+
+
+def _rms(a: np.ndarray, b: np.ndarray) -> float:
+    """RMS difference on [0, 1] pixels."""
+    return float(np.sqrt(np.mean((a.astype(np.float64) / 255 - b.astype(np.float64) / 255) ** 2)))
+
+
+def _bits(module: torch.nn.Module) -> str:
+    """sha256 of every tensor's exact bytes (params and buffers), names and dtypes included."""
+    h = hashlib.sha256()
+    for k, v in sorted(module.state_dict().items()):
+        h.update(f"{k}{v.dtype}{tuple(v.shape)}".encode())
+        h.update(v.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+TINY = dict(embedding_steps=3, finetune_steps=3, steps=4, batch_size=2, optimize_preview_every=2, preview_every=2)
+
+
+# ----------------------------------------------------------------------------- config
+def test_presets_and_defaults():
+    assert ImagicConfig() == ImagicConfig.from_preset("fast", "pixel-text")
+    paper = ImagicConfig.from_preset("paper", "latent-sd")
+    # Kawar et al. 2023, Stable Diffusion settings: 1000 embedding steps at 2e-3, 1500 full fine-tune steps at 5e-7.
+    assert (paper.embedding_steps, paper.embedding_lr, paper.finetune_steps, paper.finetune_lr, paper.finetune_mode) == (
+        1000, 2e-3, 1500, 5e-7, "full")
+    assert (paper.eta, paper.guidance_scale, paper.steps, paper.sampler) == (0.7, 7.5, 50, "ddim")
+    assert ImagicConfig.from_preset("fast", "latent-sd").finetune_mode == "lora"
+    # The command line's resolution: untouched fields from the preset, changed ones kept; idempotent.
+    cli = ImagicConfig(preset="paper", eta=0.9).for_family("latent-sd")
+    assert cli == ImagicConfig.from_preset("paper", "latent-sd", eta=0.9)
+    assert cli.for_family("latent-sd") == cli
+    with pytest.raises(ValueError, match=r"eta=1.6 is out of range; allowed: \[0.0, 1.5\]"):
+        ImagicConfig(eta=1.6)
+    with pytest.raises(ValueError, match="finetune_mode"):
+        ImagicConfig(finetune_mode="dreambooth")
+    with pytest.raises(ValueError, match="text-conditioned"):
+        ImagicConfig.from_preset("fast", "pixel-ddpm")
+
+
+def test_cache_key_covers_optimisation_fields_only(tiny_pixel_text):
+    key = imagic_mod.state_key
+    m, img, base = tiny_pixel_text, _image(), ImagicConfig()
+    k = key(m, img, "a cat", base)
+    # Re-render-only fields share the state...
+    for change in (dict(eta=0.1), dict(seed=5), dict(guidance_scale=1.0), dict(steps=7), dict(sampler="ddpm"), dict(preset="paper")):
+        assert key(m, img, "a cat", ImagicConfig(**change)) == k, change
+    # ...every optimisation field, the text and the image make a new one.
+    for change in (dict(embedding_steps=7), dict(embedding_lr=0.5), dict(finetune_steps=7), dict(finetune_lr=0.5),
+                   dict(finetune_mode="full"), dict(lora_rank=2), dict(batch_size=1), dict(optimization_seed=1),
+                   dict(mixed_precision=False), dict(gradient_checkpointing=True)):
+        assert key(m, img, "a cat", ImagicConfig(**change)) != k, change
+    assert key(m, img, "a dog", base) != k
+    assert key(m, img[::-1].copy(), "a cat", base) != k
+
+
+def test_unconditional_models_are_refused(tiny_pixel_ddpm):
+    with pytest.raises(ValueError, match="Imagic needs a text-conditioned model; .* is unconditional"):
+        imagic(tiny_pixel_ddpm, _image(), "a cat", ImagicConfig(**TINY))
+
+
+# ----------------------------------------------------------------------------- the loaded model is untouched
+@pytest.mark.parametrize("mode", ["lora", "full"])
+def test_loaded_weights_are_bit_identical_after_a_run(tiny_pixel_text, mode):
+    m = tiny_pixel_text
+    before, unet = _bits(m.unet), m.unet
+    frames = list(imagic(m, _image(), "a yellow square", ImagicConfig(**TINY, finetune_mode=mode, finetune_lr=1e-2), cache=None))
+    assert frames[-1].done and frames[-1].info["optimizer_steps"] == 6
+    assert m.unet is unet and _bits(m.unet) == before
+    assert not any(p.requires_grad for p in m.unet.parameters()) and not m.unet.training
+    assert not getattr(m.unet, "_hf_peft_config_loaded", False)  # no adapter was injected into it
+    state = final(optimize_imagic(m, _image(), "a yellow square", ImagicConfig(**TINY, finetune_mode=mode, finetune_lr=1e-2), cache=None))
+    # The fine-tuning really changed something (in the copy): the tuned UNet differs from the loaded one.
+    assert _bits(imagic_mod.tuned_unet(m, state)) != before
+
+
+def test_latent_sd_runs_and_leaves_weights_alone(tiny_latent_sd):
+    m = tiny_latent_sd
+    before = _bits(m.unet), _bits(m.vae), _bits(m.text_encoder)
+    img = _image(20, 12)  # non-square: returned at the input's size
+    out = final(imagic(m, img, "a cat", ImagicConfig(**TINY, finetune_lr=1e-2), cache=None))
+    assert out.dtype == np.uint8 and out.shape == (20, 12, 3)
+    assert (_bits(m.unet), _bits(m.vae), _bits(m.text_encoder)) == before
+
+
+# ----------------------------------------------------------------------------- frames
+def test_frames_stream_losses_previews_then_the_result(tiny_pixel_text):
+    frames = list(imagic(tiny_pixel_text, _image(24, 20), "a yellow square", ImagicConfig(**TINY), cache=None))
+    stages = [f.stage for f in frames]
+    assert stages == ["optimize"] * 3 + ["finetune"] * 3 + ["denoise"] + ["done"]
+    opt = frames[:6]
+    assert all(f.loss is not None and np.isfinite(f.loss) for f in opt)
+    assert [f.step for f in opt] == [1, 2, 3, 1, 2, 3] and {f.total for f in opt} == {3}
+    # Reconstruction previews every optimize_preview_every (2) steps and at each stage's end.
+    assert [f.x0 is not None for f in opt] == [False, True, True, False, True, True]
+    assert opt[1].x0.dtype == np.uint8 and opt[1].x0.shape == (16, 16, 3)
+    assert frames[6].step == 2 and frames[6].x0 is not None  # denoise preview every 2 of 4 steps
+    done = frames[-1]
+    assert done.result.shape == (24, 20, 3) and done.result.dtype == np.uint8
+    assert done.info["cache_hit"] is False and done.info["optimizer_steps"] == 6 and len(done.info["state_key"]) == 64
+
+
+def test_gradient_checkpointing_does_not_change_the_optimisation(tiny_pixel_text):
+    cfg = ImagicConfig(**TINY, finetune_mode="full", finetune_lr=1e-2)
+    a = final(optimize_imagic(tiny_pixel_text, _image(), "a yellow square", cfg, cache=None))
+    b = final(optimize_imagic(tiny_pixel_text, _image(), "a yellow square",
+                              ImagicConfig(**TINY, finetune_mode="full", finetune_lr=1e-2, gradient_checkpointing=True), cache=None))
+    np.testing.assert_allclose(a.losses, b.losses, rtol=1e-4)
+    assert a.optimizer_steps == b.optimizer_steps == 6
+
+
+# ----------------------------------------------------------------------------- cache
+def test_a_cache_hit_performs_no_optimizer_step(tiny_pixel_text, monkeypatch):
+    calls = []
+    step = torch.optim.Adam.step
+    monkeypatch.setattr(torch.optim.Adam, "step", lambda self, *a, **k: (calls.append(1), step(self, *a, **k))[1])
+    cache, img, cfg = LRUCache(2), _image(), ImagicConfig(**TINY)
+    first = list(imagic(tiny_pixel_text, img, "a yellow square", cfg, cache=cache))
+    assert len(calls) == 6 and first[-1].info["cache_hit"] is False
+    # A new eta and a new seed re-render from the cached state: no Adam step at all, no optimisation frames.
+    again = list(imagic(tiny_pixel_text, img, "a yellow square", ImagicConfig(**TINY, eta=0.2, seed=3), cache=cache))
+    assert len(calls) == 6
+    assert again[-1].info == {**again[-1].info, "cache_hit": True, "optimizer_steps": 0, "state_key": first[-1].info["state_key"]}
+    assert {f.stage for f in again} == {"denoise", "done"}
+    # The same settings from the cache give the first run's pixels exactly.
+    same = final(imagic(tiny_pixel_text, img, "a yellow square", cfg, cache=cache))
+    assert len(calls) == 6 and np.array_equal(same, first[-1].result)
+    # A new optimisation setting (or text) optimises again.
+    final(imagic(tiny_pixel_text, img, "a yellow square", ImagicConfig(**TINY, optimization_seed=1), cache=cache))
+    assert len(calls) == 12
+
+
+# ----------------------------------------------------------------------------- the method's properties
+# One state trained long enough that the tiny random model memorises the image: full fine-tuning.
+# Measured (see test_eta_zero_reconstructs_the_input): the rms error on [0, 1] pixels is given there.
+TRAINED = ImagicConfig(embedding_steps=20, embedding_lr=1e-2, finetune_steps=200, finetune_lr=5e-3, finetune_mode="full",
+                       batch_size=4, guidance_scale=1.0, steps=10)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_pixel_text):
+    return final(optimize_imagic(tiny_pixel_text, _image(), "a yellow square", TRAINED, cache=None))
+
+
+def _render(model, state, **kw) -> np.ndarray:
+    return final(render_imagic(model, state, ImagicConfig(**{**TRAINED.__dict__, **kw})))
