@@ -65,7 +65,8 @@ class Compare:
         return {
             "gallery": [(it.image, it.label) for it in items],
             "plot": plot,
-            "table": [[it.value, it.seed, it.metrics["l2"], it.metrics["ssim"], it.metrics.get("realism")] for it in items],
+            "table": [[it.value, it.seed, round(it.metrics["l2"], 3), round(it.metrics["ssim"], 3),
+                       round(it.metrics["realism"], 3) if "realism" in it.metrics else "needs the emoji encoder"] for it in items],
             "status": status,
             "session": session,
         }

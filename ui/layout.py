@@ -30,7 +30,7 @@ PALETTE = ["#1f1f1f", "#ffffff", "#d93025", "#f29900", "#fbd23c", "#1e8e3e", "#4
 CSS = """
 .ss-progress {position: relative; height: 22px; border-radius: 6px; background: var(--block-background-fill);
   border: 1px solid var(--border-color-primary); overflow: hidden}
-.ss-bar {position: absolute; inset: 0 auto 0 0; background: var(--color-accent-soft); transition: width .2s}
+.ss-bar {position: absolute; inset: 0 auto 0 0; background: var(--color-accent); opacity: .35; transition: width .2s}
 .ss-progress span {position: relative; padding-left: 8px; font-size: 13px; line-height: 22px}
 #ss-output img, #ss-selected img, .ss-gallery img {image-rendering: pixelated}
 .ss-howto {font-size: 14px; opacity: .85}
@@ -57,12 +57,16 @@ def build_ui(backend: Backend) -> gr.Blocks:
         with gr.Row(equal_height=False):
             with gr.Column(scale=5, min_width=380):
                 canvas = gr.ImageEditor(
-                    value=None, label="Canvas: layer 'strokes' is the picture, layer 'mask' marks where to edit",
-                    type="numpy", image_mode="RGBA", format="png", sources=("upload", "clipboard"),
+                    value=None, label="Canvas", type="numpy", image_mode="RGBA", format="png", sources=("upload", "clipboard"),
                     brush=gr.Brush(colors=PALETTE, default_color=PALETTE[6], default_size=max(4, side // 20), color_mode="defaults"),
                     eraser=gr.Eraser(default_size=max(6, side // 12)), layers=gr.LayerOptions(layers=["strokes", "mask"]),
                     canvas_size=(side, side), height=440, elem_id="ss-canvas",
                 )  # fmt: skip
+                gr.Markdown(
+                    "Layers (menu at the canvas' bottom right): **strokes** is your picture; **mask** marks where the model "
+                    "may change pixels (Stroke edit, Colour edit). Upload or paste a photo with the image tool.",
+                    elem_classes="ss-howto",
+                )
                 with gr.Row(equal_height=True):
                     blank = gr.Button("New blank canvas", size="sm", scale=1)
                     examples = gr.Gallery(
@@ -70,13 +74,14 @@ def build_ui(backend: Backend) -> gr.Blocks:
                         allow_preview=False, interactive=False, scale=4, elem_classes="ss-gallery", visible=bool(example_files()),
                     )  # fmt: skip
             with gr.Column(scale=4, min_width=320):
-                output = gr.Image(label="Result", type="numpy", format="png", interactive=False, height=360, elem_id="ss-output")
+                output = gr.Image(label="Result", type="numpy", format="png", interactive=False, height=380, elem_id="ss-output")
                 progress = gr.HTML('<div class="ss-progress"><span>Ready</span></div>')
                 with gr.Row(equal_height=True):
-                    show = gr.Radio(["predicted x0", "current x_t"], value="predicted x0", label="Stream", scale=3)
-                    stop = gr.Button("■ Stop", variant="stop", scale=1, min_width=80)
-                files = gr.File(label="Download: PNG (recipe embedded) + recipe JSON", file_count="multiple", interactive=False, height=70)
+                    show = gr.Radio(["predicted x0", "current x_t"], value="predicted x0", label="Stream", container=False, scale=3)
+                    stop = gr.Button("■ Stop", variant="stop", size="sm", scale=1, min_width=80)
                 status = gr.Markdown(elem_id="ss-status")
+                files = gr.File(label="Download: PNG (recipe embedded) + recipe JSON", file_count="multiple", interactive=False, height=110,
+                                elem_id="ss-files")  # fmt: skip
         out = {"output": output, "progress": progress, "files": files, "status": status, "session": session}
         shared = {"canvas": canvas, "show": show, "session": session}
         runs = []

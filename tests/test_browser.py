@@ -1,0 +1,94 @@
+"""The studio in Debian's headless Chromium, driven by Playwright like a user: paint, generate, look.
+
+Screenshots land in test-artifacts/ (git-ignored): studio-empty.png, studio-painted.png,
+studio-result.png, studio-compare.png.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.test_app_api import backend, free_port  # noqa: F401  (the same real-model fixture as the API test)
+
+pytestmark = pytest.mark.browser
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def studio_url(backend):  # noqa: F811
+    import app
+    import ui
+
+    demo = ui.build_ui(backend)
+    url, _ = app.serve(demo, host="127.0.0.1", port=free_port(), block=False)
+    yield url
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def page(studio_url):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(studio_url)
+        page.get_by_role("button", name="Generate").wait_for(timeout=60_000)
+        yield page
+        browser.close()
+
+
+def stroke(page, points: list[tuple[float, float]]) -> None:
+    """Drag the mouse through points given as fractions of the canvas element."""
+    box = page.locator("#ss-canvas canvas").first.bounding_box()
+    # The drawing area is the square in the middle of the (wider) canvas element.
+    side = min(box["width"], box["height"])
+    x0, y0 = box["x"] + (box["width"] - side) / 2, box["y"] + (box["height"] - side) / 2
+    xs = [(x0 + fx * side, y0 + fy * side) for fx, fy in points]
+    page.mouse.move(*xs[0])
+    page.mouse.down()
+    for a, b in zip(xs, xs[1:], strict=False):
+        for k in range(1, 9):  # intermediate moves, as a hand would make
+            page.mouse.move(a[0] + (b[0] - a[0]) * k / 8, a[1] + (b[1] - a[1]) * k / 8)
+    page.mouse.up()
+
+
+def pick_colour(page, index: int) -> None:
+    page.get_by_role("button", name="Color").first.click()
+    page.locator("#ss-canvas button.color:not(.colorpicker)").nth(index).click()
+    page.keyboard.press("Escape")
+
+
+def test_paint_strokes_and_generate(page):
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / "studio-empty.png")
+    page.get_by_role("button", name="Brush").first.click()
+    pick_colour(page, 4)  # yellow face
+    for y in (0.3, 0.4, 0.5, 0.6, 0.7):
+        stroke(page, [(0.25, y), (0.75, y)])
+    pick_colour(page, 0)  # dark eyes and mouth
+    stroke(page, [(0.38, 0.4), (0.4, 0.42)])
+    stroke(page, [(0.6, 0.4), (0.62, 0.42)])
+    stroke(page, [(0.35, 0.58), (0.5, 0.64), (0.65, 0.58)])
+    page.screenshot(path=ARTIFACTS / "studio-painted.png")
+
+    page.get_by_role("button", name="Generate").click()
+    status = page.locator("#ss-status")
+    status.get_by_text(re.compile(r"Done: \d+x\d+ PNG")).wait_for(timeout=240_000)
+    assert "step" in page.locator(".ss-progress").inner_text()
+    src = page.locator("#ss-output img").first.get_attribute("src")
+    assert src and ("/file=" in src or "gradio_api" in src or src.startswith("data:"))
+    page.screenshot(path=ARTIFACTS / "studio-result.png", full_page=True)
+    files = page.locator("#ss-files").inner_text()
+    assert re.search(r"sdedit-seed\d+-\w+\s*\.png", files) and re.search(r"sdedit-seed\d+-\w+\s*\.json", files)
+
+
+def test_compare_tab_sweeps_and_plots(page):
+    page.get_by_role("tab", name="Compare").click()
+    page.get_by_role("button", name="Run sweep").click()
+    page.locator("#ss-status").get_by_text(re.compile(r"(\d+) of \1 done")).wait_for(timeout=300_000)
+    page.screenshot(path=ARTIFACTS / "studio-compare.png", full_page=True)
