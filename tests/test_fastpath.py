@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
 from editing.fastpath import accelerate, plain_unet
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    from editing.models import load_model
-    from tests.tiny_models import save_tiny_latent_sd, save_tiny_pixel_ddpm
-
-    root = tmp_path_factory.mktemp("fastpath-models")
-    return {
-        "pixel-ddpm": load_model(save_tiny_pixel_ddpm(root / "ddpm"), device="cpu"),
-        "latent-sd": load_model(save_tiny_latent_sd(root / "sd"), device="cpu"),
-    }
 
 
 def _inputs(model, batch: int = 2):
@@ -49,10 +39,11 @@ def _snapshot(module: torch.nn.Module):
     # keeps it fast on a CPU; inductor's kernels are the benchmarks' business)
     ("latent-sd", {"channels_last": False, "cuda_graphs": True, "compile_backend": "eager"}),
 ])
-def test_accelerated_eps_matches_and_original_unchanged(tiny, family, options):
-    from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
+def test_accelerated_eps_matches_and_original_unchanged(tiny_models, family, options):
+    from diffusers.models.attention_processor import AttnProcessor
 
-    model = tiny[family]
+    # a private copy of the session's bundle (this test switches its attention processors)
+    model = tiny_models[family].replace(unet=copy.deepcopy(tiny_models[family].unet))
     x, t, cond = _inputs(model)
     with torch.no_grad():
         ref = model.eps(x, t, cond)
@@ -73,20 +64,20 @@ def test_accelerated_eps_matches_and_original_unchanged(tiny, family, options):
     assert procs_after == procs_before
     for k, (v, stride) in params_before.items():
         assert torch.equal(params_after[k][0], v) and params_after[k][1] == stride, k
+    from diffusers.models.attention_processor import AttnProcessor2_0
+
     assert set(_processors(plain_unet(fast.unet)).values()) == {AttnProcessor2_0}
     if options.get("channels_last"):
         w = next(p for p in plain_unet(fast.unet).parameters() if p.ndim == 4)
         assert w.is_contiguous(memory_format=torch.channels_last)
     assert fast.fastpath["channels_last"] == options.get("channels_last")
-    # restore the shared fixture's default processors for the next case
-    _set_processors(model.unet, AttnProcessor2_0())
 
 
-def test_accelerated_bundle_runs_a_whole_edit(tiny):
+def test_accelerated_bundle_runs_a_whole_edit(tiny_latent_sd):
     from editing.interface import SDEditConfig, final
     from editing.sdedit import sdedit
 
-    model = tiny["latent-sd"]
+    model = tiny_latent_sd
     guide = (torch.rand(model.resolution, model.resolution, 3, generator=torch.Generator().manual_seed(1)) * 255).byte().numpy()
     cfg = SDEditConfig(t0=0.5, steps=10, guidance_scale=4.0, seed=3)
     ref = final(sdedit(model, guide, cfg, prompt="a cat"))

@@ -101,21 +101,9 @@ def test_empty_sweep_is_an_error():
         final(sdedit_sweep(gaussian_pixel(), _guide(8), []))
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    from editing.models import load_model
-    from tests.tiny_models import save_tiny_latent_sd, save_tiny_pixel_ddpm
-
-    root = tmp_path_factory.mktemp("sweep-models")
-    return {
-        "pixel-ddpm": load_model(save_tiny_pixel_ddpm(root / "ddpm"), device="cpu"),
-        "latent-sd": load_model(save_tiny_latent_sd(root / "sd"), device="cpu"),
-    }
-
-
 @pytest.mark.parametrize("family", ["pixel-ddpm", "latent-sd"])
-def test_tiny_networks_match_single_runs(tiny, family):
-    model = tiny[family]
+def test_tiny_networks_match_single_runs(tiny_models, family):
+    model = tiny_models[family]
     torch.manual_seed(0)
     configs = [SDEditConfig(t0=t, steps=8, seed=i, guidance_scale=4.0, sampler="ddpm" if i % 2 else "ddim")
                for i, t in enumerate((0.2, 0.5, 0.75))]

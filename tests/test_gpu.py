@@ -1,0 +1,87 @@
+"""Half precision on a GPU gives the fp32 CPU answer (issue 6: correctness must not change).
+
+Opt-in: marked `gpu`, skipped where torch sees no CUDA device. Each test loads the same tiny model
+twice, fp32 on the CPU and fp16/bf16 on the GPU (with the fast path), runs the same method with the
+same seed (noise is drawn on the CPU generator, so both see identical noise) and compares.
+
+Tolerances: the tiny networks' eps differ by ~1e-3 (fp16) / ~1e-2 (bf16) relative to fp32; over
+ten to twenty steps that moves uint8 results by about a grey level on average. The bounds below
+allow a few grey levels on average and a tail of 99th-percentile pixels, and fail on any real
+divergence (wrong dtype handling, NaNs, a layout bug), which shows up as tens of levels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from editing.interface import EditConfig, InversionConfig, SDEditConfig, final
+from editing.inversion import edit, invert
+from editing.sdedit import sdedit
+from editing.sweep import sdedit_sweep
+
+pytestmark = pytest.mark.gpu
+
+# (mean, 99th percentile) of |gpu - cpu| in grey levels, per half dtype
+TOLERANCE = {torch.float16: (2.0, 12.0), torch.bfloat16: (4.0, 24.0)}
+
+
+def _guide(size: int) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, size=(size, size, 3), dtype=np.uint8)
+
+
+def _close(gpu: np.ndarray, cpu: np.ndarray, dtype: torch.dtype) -> None:
+    d = np.abs(gpu.astype(np.float64) - cpu.astype(np.float64))
+    mean_tol, p99_tol = TOLERANCE[dtype]
+    assert np.isfinite(d).all()
+    assert d.mean() <= mean_tol and np.percentile(d, 99) <= p99_tol, f"mean {d.mean():.2f}, p99 {np.percentile(d, 99):.1f}"
+
+
+def _pair(tiny_dir, family: str, dtype: torch.dtype):
+    from editing.fastpath import accelerate
+    from editing.models import load_model
+
+    cpu = load_model(tiny_dir / family, device="cpu", dtype=torch.float32)
+    gpu = accelerate(load_model(tiny_dir / family, device="cuda", dtype=dtype))
+    return cpu, gpu
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("family", ["pixel-text", "pixel-ddpm", "latent-sd"])
+def test_sdedit_half_gpu_matches_fp32_cpu(tiny_dir, family, dtype):
+    cpu, gpu = _pair(tiny_dir, family, dtype)
+    prompt = "a red apple" if cpu.conditional else ""
+    guide = _guide(cpu.resolution)
+    for sampler in ("ddim", "ddpm"):
+        cfg = SDEditConfig(t0=0.6, steps=20, sampler=sampler, guidance_scale=3.0, seed=1)
+        _close(final(sdedit(gpu, guide, cfg, prompt=prompt)), final(sdedit(cpu, guide, cfg, prompt=prompt)), dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("family", ["pixel-text", "latent-sd"])
+def test_inversion_half_gpu_matches_fp32_cpu(tiny_dir, family, dtype):
+    cpu, gpu = _pair(tiny_dir, family, dtype)
+    guide = _guide(cpu.resolution)
+    inv_cfg = InversionConfig(steps=20, source_guidance_scale=3.5, seed=2)
+    inv_cpu = final(invert(cpu, guide, "a cat", inv_cfg))
+    inv_gpu = final(invert(gpu, guide, "a cat", inv_cfg))
+    # the noise maps: same shapes, close in relative L2
+    rel = (inv_gpu.zs.float().cpu() - inv_cpu.zs.float()).norm() / inv_cpu.zs.float().norm()
+    assert rel < (0.05 if dtype == torch.float16 else 0.15), float(rel)
+    ed = EditConfig(skip=5, guidance_scale=7.5)
+    _close(final(edit(gpu, inv_gpu, "a dog", ed)), final(edit(cpu, inv_cpu, "a dog", ed)), dtype)
+    # reconstruction with the source prompt is exact on the GPU too (the sampler state stays fp32)
+    rec = final(edit(gpu, inv_gpu, "a cat", EditConfig(skip=0, guidance_scale=3.5)))
+    ref = final(edit(cpu, inv_cpu, "a cat", EditConfig(skip=0, guidance_scale=3.5)))
+    _close(rec, ref, dtype)
+
+
+def test_sweep_on_gpu_matches_single_runs(tiny_dir):
+    _, gpu = _pair(tiny_dir, "latent-sd", torch.float16)
+    guide = _guide(gpu.resolution)
+    cfgs = [SDEditConfig(t0=t, steps=20, sampler="ddim", guidance_scale=5.0, seed=i) for i, t in enumerate((0.3, 0.6, 0.9))]
+    results = final(sdedit_sweep(gpu, guide, cfgs, prompt="a boat"))
+    for cfg, out in zip(cfgs, results, strict=True):
+        _close(out, final(sdedit(gpu, guide, cfg, prompt="a boat")), torch.float16)
