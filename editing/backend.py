@@ -2,9 +2,9 @@
 
 A thin adapter: each method forwards to the engine function of the same name with the loaded
 model bundle, so the UI never touches torch. Two optional capabilities the UI looks for with
-hasattr: `sdedit_batch` (a t0 sweep as one batch, editing.sweep) and `imagic` (only when
-editing/imagic.py exists). Realism scores come from the project's emoji encoder when
-editing/encoder.py has landed; until then `metrics` reports faithfulness only.
+hasattr: `sdedit_batch` (a t0 sweep as one batch, editing.sweep) and `imagic` (text-conditioned
+families only). Realism scores come from the project's emoji encoder when editing/encoder.py has
+landed; until then `metrics` reports faithfulness only.
 """
 
 from __future__ import annotations
@@ -15,10 +15,12 @@ from typing import Any
 import numpy as np
 
 from editing.interface import (
+    IMAGIC_TEXT_FAMILIES,
     ColorEditConfig,
     EditConfig,
     Frame,
     Guide,
+    ImagicConfig,
     InversionConfig,
     ModelInfo,
     SDEditConfig,
@@ -31,6 +33,8 @@ class EngineBackend:
 
     def __init__(self, model: Any):
         self.model = model  # editing.models.ModelBundle
+        if model.family not in IMAGIC_TEXT_FAMILIES:
+            self.imagic = None  # unconditional models have no text embedding to optimise
 
     @classmethod
     def load(cls, name_or_path: str, device: str | None = None, dtype: str | None = None) -> EngineBackend:
@@ -57,6 +61,13 @@ class EngineBackend:
         from editing.sweep import sdedit_sweep
 
         return sdedit_sweep(self.model, guide, configs, prompt=prompt)
+
+    def imagic(self, image: np.ndarray, target_prompt: str, config: ImagicConfig) -> Iterator[Frame]:
+        """Imagic end to end; its optimised state is cached by content (image, text, model, settings),
+        so moving η or the seed re-renders without optimising again."""
+        from editing.imagic import imagic
+
+        return imagic(self.model, image, target_prompt, config)
 
     def invert(self, image: np.ndarray, source_prompt: str, config: InversionConfig) -> Iterator[Frame]:
         from editing.inversion import invert

@@ -21,6 +21,7 @@ from editing.interface import (
     EditConfig,
     Frame,
     Guide,
+    ImagicConfig,
     InversionConfig,
     ModelInfo,
     SDEditConfig,
@@ -113,11 +114,19 @@ class FakeBackend:
         return out
 
 
-class FakeBatchBackend(FakeBackend):
-    """Also offers the optional `sdedit_batch` capability (a t0 sweep as one batch)."""
+class FakeFullBackend(FakeBackend):
+    """Also offers the optional capabilities: `sdedit_batch` (a t0 sweep as one batch) and `imagic`."""
 
     def sdedit_batch(self, guide: Guide, configs: list[SDEditConfig], prompt: str = "") -> Iterator[Frame]:
         self.calls["sdedit_batch"] += 1
         results = [final(self.sdedit(guide, c, prompt)) for c in configs]
         self.calls["sdedit"] -= len(configs)  # counted as one batched call, not as single runs
         yield Frame(1, 1, "done", result=results)
+
+    def imagic(self, image: np.ndarray, target_prompt: str, config: ImagicConfig) -> Iterator[Frame]:
+        self.calls["imagic"] += 1
+        out = blend(image, np.broadcast_to(prompt_colour(target_prompt), image.shape), min(config.eta, 1.0))
+        for stage, n in (("optimize", config.embedding_steps), ("finetune", config.finetune_steps)):
+            for i in range(n):
+                yield Frame(i + 1, n, stage, loss=1.0 / (i + 1))
+        yield from self._frames(config.steps, config.preview_every, "denoise", pattern(config.seed, image.shape), out, out)

@@ -68,7 +68,7 @@ def test_sdedit_streams_frames_then_a_result_of_the_guides_size(client, guide_pn
     job = client.submit(handle_file(path), "a red apple", 0.6, 10, 3.0, 7, api_name="/sdedit")
     image_path, info = job.result(timeout=300)
     outputs = job.outputs()
-    previews = [o for o in outputs[:-1] if "step" in o[1]]
+    previews = [o for o in outputs[:-1] if "step" in o[1] and o[0] is not None]
     assert len(previews) >= 2
     with Image.open(image_path) as im:
         assert im.size == size
@@ -107,12 +107,17 @@ def test_edit_endpoint_reuses_the_clients_inversion(client, guide_png):
     assert info["recipe"]["config"]["edit"]["skip"] == 4
 
 
-def test_imagic_endpoint_says_when_it_is_not_available(client, guide_png):
+def test_imagic_endpoint_optimises_then_renders(client, guide_png):
     from gradio_client import handle_file
-    from gradio_client.exceptions import AppError
 
-    with pytest.raises(AppError, match="not available"):
-        client.predict(handle_file(guide_png[0]), "a blue blob", 0, api_name="/imagic")
+    path, size = guide_png
+    job = client.submit(handle_file(path), "a blue blob", 0.8, 1, 4, 3, api_name="/imagic")  # eta, seed, 4 + 3 Adam steps
+    image_path, info = job.result(timeout=300)
+    stages = {o[1]["step"][2] for o in job.outputs()[:-1] if "step" in o[1]}
+    assert {"optimize", "finetune", "denoise"} <= stages
+    with Image.open(image_path) as im:
+        assert im.size == size
+    assert info["recipe"]["method"] == "imagic" and info["recipe"]["config"]["imagic"]["eta"] == 0.8
 
 
 def test_a_full_queue_refuses_with_a_message(guide_png):

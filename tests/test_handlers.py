@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from editing.interface import EditConfig, InversionConfig, SDEditConfig
-from tests.fake_backend import FakeBackend, FakeBatchBackend
+from tests.fake_backend import FakeBackend, FakeFullBackend
 from ui.canvas import image_to_editor_value
 from ui.compare import NO_REALISM, Compare, plot_frame, sweep_values
 from ui.defaults import studio_default
@@ -180,7 +180,7 @@ def test_sliders_start_at_the_config_defaults_or_the_family_table():
     assert studio_default(other, InversionConfig, "steps") == InversionConfig().steps
 
 
-@pytest.mark.parametrize("backend_cls", [FakeBackend, FakeBatchBackend])
+@pytest.mark.parametrize("backend_cls", [FakeBackend, FakeFullBackend])
 def test_sweep_gives_one_result_per_value_and_seed_with_metrics(backend_cls):
     backend = backend_cls()
     compare, session = Compare(Studio(backend)), Session()
@@ -193,7 +193,7 @@ def test_sweep_gives_one_result_per_value_and_seed_with_metrics(backend_cls):
     assert all(NO_REALISM in it.label for it in items)
     gallery = [u for u in ups if "gallery" in u][-1]["gallery"]
     assert len(gallery) == 8
-    assert backend.calls["sdedit_batch"] == (2 if backend_cls is FakeBatchBackend else 0)  # one batch per seed
+    assert backend.calls["sdedit_batch"] == (2 if backend_cls is FakeFullBackend else 0)  # one batch per seed
     df = plot_frame(items)
     assert len(df) == 8 and (df["y"] == [it.metrics["ssim"] for it in items]).all()
 
@@ -245,4 +245,30 @@ def test_cross_method_runs_sdedit_and_inversion_on_the_same_seed():
     gallery = ups[-1]["cross_gallery"]
     assert [c.split(" ")[0] for _, c in gallery] == ["input", "SDEdit", "Inversion"]
     assert backend.calls["sdedit"] == 1 and backend.calls["invert"] == 1 and backend.calls["edit"] == 1
-    assert "Imagic is not available yet" in ups[-1]["status"]
+    assert "Imagic needs a text-conditioned model" in ups[-1]["status"]
+
+
+def test_cross_method_adds_imagic_when_the_backend_has_it():
+    backend = FakeFullBackend()
+    ups = run(Compare(Studio(backend)).cross(canvas=painting(), prompt="a dog", source_prompt="a cat", t0=0.5, steps=10, skip=3,
+                                             guidance_scale=3.0, seed=4))  # fmt: skip
+    assert [c.split(" ")[0] for _, c in ups[-1]["cross_gallery"]] == ["input", "SDEdit", "Inversion", "Imagic"]
+    assert backend.calls["imagic"] == 1
+
+
+IM = {"target_prompt": "a dog", "preset": "fast", "eta": 0.7, "guidance_scale": 3.0, "steps": 6, "seed": 2, "embedding_steps": 3,
+      "finetune_steps": 2}  # fmt: skip
+
+
+def test_imagic_streams_its_stages_and_saves_a_recipe():
+    ups = run(Studio(FakeFullBackend()).imagic(canvas=painting(), **IM))
+    progress = " ".join(u.get("progress", "") for u in ups)
+    assert "optimising the text embedding" in progress and "fine-tuning the model" in progress and "loss" in progress
+    recipe = read_recipe(ups[-1]["files"][0])
+    assert recipe["method"] == "imagic" and recipe["config"]["imagic"]["embedding_steps"] == 3
+    assert recipe["config"]["imagic"]["eta"] == 0.7 and ups[-1]["output"].shape == (40, 56, 3)
+
+
+def test_imagic_says_when_the_model_cannot_do_it():
+    with pytest.raises(gr.Error, match="text-conditioned"):
+        run(Studio(FakeBackend()).imagic(canvas=painting(), **IM))

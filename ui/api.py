@@ -3,8 +3,8 @@
 They take a plain image instead of the editor's layered value and run through the same handlers
 as the page. Their components sit in a hidden column: Gradio exposes an event's api_name whatever
 triggers it, so a hidden button is the trigger and the API page documents plain parameters.
-Each call streams (image, info) pairs: previews with info {"step": [i, n, stage]}, then the
-result with info {"recipe": ..., "status": ...}.
+Each call streams (image, info) pairs: one per step with info {"step": [i, n, stage]} (the image
+is the preview, or None between previews), then the result with info {"recipe": ..., "status": ...}.
 """
 
 from __future__ import annotations
@@ -16,14 +16,12 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from editing.interface import EditConfig, InversionConfig, SDEditConfig
+from editing.interface import EditConfig, ImagicConfig, InversionConfig, SDEditConfig
 from ui.canvas import image_to_editor_value
 from ui.compare import Compare
 from ui.defaults import studio_default
-from ui.handlers import Studio, Updates
+from ui.handlers import Studio, Updates, has_imagic
 from ui.state import Session
-
-IMAGIC_MISSING = "Imagic is not available yet in this studio: its engine module has not landed. Use /edit meanwhile."
 
 
 def _canvas(image: np.ndarray | None) -> dict:
@@ -38,8 +36,8 @@ def _stream(updates: Iterator[Updates]) -> Iterator[tuple[Any, dict]]:
         if up.get("files"):
             with open(up["files"][1]) as f:
                 yield up["output"], {"recipe": json.load(f), "status": up.get("status", "")}
-        elif up.get("output") is not None:
-            yield up["output"], {"step": up.get("step")}
+        elif "step" in up:  # optimisation steps carry a loss but no image: the info still streams
+            yield up.get("output"), {"step": up["step"]}
 
 
 def add_api(studio: Studio, compare: Compare) -> None:
@@ -64,6 +62,10 @@ def add_api(studio: Studio, compare: Compare) -> None:
         param = gr.Radio(["t0", "T_skip", "η"], value="t0", label="param")
         n_values, n_seeds = gr.Number(6, precision=0, label="n_values"), gr.Number(1, precision=0, label="n_seeds")
         gallery = gr.Gallery(label="images")
+        fast = ImagicConfig.from_preset("fast", info.family) if has_imagic(studio.backend) else ImagicConfig()
+        imagic_eta = gr.Number(value=fast.eta, label="eta")
+        emb_steps = gr.Number(value=fast.embedding_steps, precision=0, label="embedding_steps")
+        ft_steps = gr.Number(value=fast.finetune_steps, precision=0, label="finetune_steps")
         trigger = gr.Button()
 
     def sdedit(image, prompt, t0, steps, guidance_scale, seed, session):
@@ -78,9 +80,11 @@ def add_api(studio: Studio, compare: Compare) -> None:
             source_guidance_scale=source_guidance_scale, seed=seed, skip=skip, guidance_scale=guidance_scale,
             preview_every=1, session=session))  # fmt: skip
 
-    def imagic(image, target_prompt, seed):
-        """Imagic (text-embedding optimisation + fine-tuning): not available yet."""
-        raise gr.Error(IMAGIC_MISSING)
+    def imagic(image, target_prompt, eta, seed, embedding_steps, finetune_steps, session):
+        """Imagic with the engine's "fast" preset: optimise, fine-tune (cached by content), render at η."""
+        yield from _stream(studio.imagic(canvas=_canvas(image), target_prompt=target_prompt or "", preset="fast", eta=eta,
+                                         guidance_scale=fast.guidance_scale, steps=fast.steps, seed=seed, preview_every=5,
+                                         embedding_steps=embedding_steps, finetune_steps=finetune_steps, session=session))  # fmt: skip
 
     def sweep(image, prompt, param, n_values, n_seeds, t0, steps, skip, eta, guidance_scale, seed, source_prompt, target_prompt, session):
         """Sweep t0 (SDEdit) or T_skip / η (inversion + edit): one result per value and seed, with metrics."""
@@ -97,6 +101,6 @@ def add_api(studio: Studio, compare: Compare) -> None:
     trigger.click(sdedit, [image, prompt, t0, steps, guidance, seed, session], [out_image, out_info], api_name="sdedit", **common)
     trigger.click(edit, [image, source, target, inv_steps, eta, src_guidance, skip, tgt_guidance, seed, session],
                   [out_image, out_info], api_name="edit", **common)  # fmt: skip
-    trigger.click(imagic, [image, target, seed], [out_image, out_info], api_name="imagic", **common)
+    trigger.click(imagic, [image, target, imagic_eta, seed, emb_steps, ft_steps, session], [out_image, out_info], api_name="imagic", **common)
     trigger.click(sweep, [image, prompt, param, n_values, n_seeds, t0, inv_steps, skip, eta, guidance, seed, source, target, session],
                   [gallery, out_info], api_name="sweep", **common)  # fmt: skip

@@ -8,14 +8,15 @@ as the paper suggests for interactive use (Sec. 5: the user narrows t0 in a few 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import asdict
 from typing import Any, Literal
 
 import gradio as gr
 import numpy as np
 import pandas as pd
 
-from editing.interface import EditConfig, Frame, Guide, InversionConfig, SDEditConfig, final
-from ui.handlers import Show, Studio, Updates, make_config, progress_html, read_canvas
+from editing.interface import EditConfig, Frame, Guide, ImagicConfig, InversionConfig, SDEditConfig, final
+from ui.handlers import Show, Studio, Updates, has_imagic, make_config, progress_html, read_canvas
 from ui.state import Session, SweepItem, image_key
 
 Param = Literal["t0", "T_skip", "η"]
@@ -169,21 +170,26 @@ class Compare:
         self, *, canvas: dict | None, prompt: str, source_prompt: str, t0: float, steps: int, skip: int, guidance_scale: float,
         seed: int, session: Session | None = None, show: Show = "predicted x0",
     ) -> Iterator[Updates]:  # fmt: skip
-        """SDEdit and inversion + edit on the same input and seed (Imagic joins when it is available)."""
+        """SDEdit, inversion + edit and (text-conditioned models) Imagic on the same input and seed."""
         session = session if session is not None else Session()
         c = read_canvas(canvas)
         guide = c.guide
         runs: list[tuple[str, np.ndarray]] = []
-        yield {"progress": progress_html(0, 2, "Methods"), "status": "Running SDEdit…"}
+        yield {"progress": progress_html(0, 3, "Methods"), "status": "Running SDEdit…"}
         cfg = make_config(SDEditConfig, t0=t0, steps=steps, guidance_scale=guidance_scale, seed=seed, preview_every=1000)
         runs.append((f"SDEdit t0={cfg.t0}", self._drain(self.backend.sdedit(guide, cfg, prompt))))
-        yield {"progress": progress_html(1, 2, "Methods"), "status": "Running inversion + edit…"}
+        yield {"progress": progress_html(1, 3, "Methods"), "status": "Running inversion + edit…"}
         inv_cfg = make_config(InversionConfig, steps=steps, seed=seed, preview_every=1000)
         ecfg = make_config(EditConfig, skip=min(int(skip), inv_cfg.steps - 1), guidance_scale=EditConfig().guidance_scale, preview_every=1000)
         inv = self._cached_inversion(guide.image, source_prompt, inv_cfg, session)
         runs.append((f"Inversion + edit T_skip={ecfg.skip}", self._drain(self.backend.edit(inv, prompt, ecfg))))
+        if has_imagic(self.backend):
+            yield {"progress": progress_html(2, 3, "Methods"), "status": "Running Imagic (optimisation is cached by content)…"}
+            icfg = make_config(ImagicConfig, **{**asdict(ImagicConfig.from_preset("fast", self.studio.info.family)), "seed": seed,
+                                                "preview_every": 1000})  # fmt: skip
+            runs.append((f"Imagic η={icfg.eta}", self._drain(self.backend.imagic(guide.image, prompt, icfg))))
         metrics = self.backend.metrics(guide.image, [im for _, im in runs], guide.mask)
         gallery = [(guide.image, "input")] + [(im, caption(name, m)) for (name, im), m in zip(runs, metrics, strict=True)]
-        note = "" if hasattr(self.backend, "imagic") else " Imagic is not available yet."
-        yield {"cross_gallery": gallery, "progress": progress_html(2, 2, "Methods"), "status": f"Same input, seed {seed}.{note}",
+        note = "" if has_imagic(self.backend) else " Imagic needs a text-conditioned model."
+        yield {"cross_gallery": gallery, "progress": progress_html(1, 1, "Methods"), "status": f"Same input, seed {seed}.{note}",
                "session": session}  # fmt: skip

@@ -43,10 +43,11 @@ def compare_tab(info: ModelInfo, compare: Compare, shared: dict, out: dict, text
             selected_caption = gr.Markdown()
     table = gr.Dataframe(headers=["value", "seed", "L2", "SSIM", "realism"], label="Metrics", interactive=False)
 
-    gr.Markdown("### Methods side by side\nSDEdit and inversion + edit on the canvas with the same seed "
-                "(prompt = the SDEdit prompt above, source prompt for the inversion).")  # fmt: skip
+    gr.Markdown("### Methods side by side\nSDEdit, inversion + edit and Imagic (text models; its optimisation takes minutes "
+                "on a CPU, once per picture and text) on the canvas with the same seed. The SDEdit prompt above is the target "
+                "text; the source prompt describes the picture for the inversion.")  # fmt: skip
     cross_go = gr.Button("Compare methods")
-    cross_gallery = gr.Gallery(label="Input, SDEdit, inversion + edit", columns=4, height=260, elem_classes="ss-gallery")
+    cross_gallery = gr.Gallery(label="Input, SDEdit, inversion + edit, Imagic", columns=4, height=260, elem_classes="ss-gallery")
 
     sweep_out = {"gallery": gallery, "plot": plot, "table": table, "status": out["status"], "session": out["session"],
                  "progress": out["progress"]}  # fmt: skip

@@ -15,6 +15,7 @@ Errors the user can fix raise gr.Error: Gradio shows the message and leaves the 
 from __future__ import annotations
 
 from collections.abc import Generator, Iterator
+from dataclasses import asdict
 from typing import Any, Literal
 
 import gradio as gr
@@ -25,6 +26,7 @@ from editing.interface import (
     ColorEditConfig,
     EditConfig,
     Frame,
+    ImagicConfig,
     InversionConfig,
     SDEditConfig,
     ShiftConfig,
@@ -35,6 +37,14 @@ from ui.state import Session, inversion_key
 
 Show = Literal["predicted x0", "current x_t"]
 Updates = dict[str, Any]
+STAGES = {"invert": "inverting", "denoise": "denoising", "optimize": "optimising the text embedding",
+          "finetune": "fine-tuning the model", "done": "done"}  # fmt: skip
+IMAGIC_MISSING = "Imagic is not available for this model: it needs a text-conditioned model (the emoji model or Stable Diffusion)."
+
+
+def has_imagic(backend: Backend) -> bool:
+    """Imagic is an optional backend capability (text-conditioned models only)."""
+    return callable(getattr(backend, "imagic", None))
 
 
 def progress_html(step: int, total: int, label: str) -> str:
@@ -65,7 +75,8 @@ def read_canvas(canvas: dict | None) -> Canvas:
 def stream(frames: Iterator[Frame], show: Show, label: str) -> Iterator[tuple[Frame, Updates]]:
     """Pair every frame with its page update: the chosen preview (when this frame has one) and progress."""
     for frame in frames:
-        up: Updates = {"progress": progress_html(frame.step, frame.total, label), "step": [frame.step, frame.total, frame.stage]}
+        text = f"{label}, {STAGES.get(frame.stage, frame.stage)}" + (f" (loss {frame.loss:.4f})" if frame.loss is not None else "")
+        up: Updates = {"progress": progress_html(frame.step, frame.total, text), "step": [frame.step, frame.total, frame.stage]}
         preview = frame.x0 if show == "predicted x0" else frame.xt
         if preview is None:  # between previews, or a preview kind this stage does not produce
             preview = frame.xt if frame.x0 is None else frame.x0
@@ -228,3 +239,29 @@ class Studio:
             "shift", c.guide.image, prompt, inv_cfg, session, show,
             lambda inv: self.backend.shift(inv, prompt, cfg), {"shift": cfg}, {"prompt": prompt}, c.notices,
         )  # fmt: skip
+
+    # ---------------------------------------------------------------- Imagic
+
+    def imagic(
+        self, *, canvas: dict | None, target_prompt: str, preset: str, eta: float, guidance_scale: float, steps: int, seed: int,
+        embedding_steps: int | None = None, finetune_steps: int | None = None, preview_every: int = 1,
+        show: Show = "predicted x0", session: Session | None = None,
+    ) -> Iterator[Updates]:  # fmt: skip
+        """Imagic: optimise the embedding, fine-tune a copy, render at η. A cached state (same image, text and
+        optimisation settings) re-renders at once, so η and seed are cheap to explore."""
+        if not has_imagic(self.backend):
+            raise gr.Error(IMAGIC_MISSING)
+        c = read_canvas(canvas)
+        if not target_prompt.strip():
+            raise gr.Error("Write the target text: what the edited picture should show.")
+        try:
+            base = ImagicConfig.from_preset(preset, self.info.family)
+        except ValueError as e:
+            raise gr.Error(str(e)) from e
+        over = {"embedding_steps": embedding_steps, "finetune_steps": finetune_steps}
+        fields = {k: getattr(base, k) if v is None else v for k, v in over.items()}
+        cfg = make_config(ImagicConfig, **{**asdict(base), **fields, "eta": eta, "guidance_scale": guidance_scale, "steps": steps,
+                                           "seed": seed, "preview_every": preview_every})  # fmt: skip
+        yield {"status": " ".join(c.notices) or "Running Imagic…", "files": None}
+        image = yield from self._run(self.backend.imagic(c.guide.image, target_prompt, cfg), show, "Imagic")
+        yield {**self._finish(image, "imagic", {"imagic": cfg}, {"target": target_prompt}, c.guide.image, c.notices), "session": session}

@@ -14,13 +14,22 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from editing.interface import Backend, ColorEditConfig, EditConfig, InversionConfig, SDEditConfig, ShiftConfig
+from editing.interface import (
+    Backend,
+    ColorEditConfig,
+    EditConfig,
+    ImagicConfig,
+    InversionConfig,
+    ModelInfo,
+    SDEditConfig,
+    ShiftConfig,
+)
 from ui.api import add_api
 from ui.canvas import image_to_editor_value
 from ui.compare import Compare
 from ui.compare_tab import compare_tab
 from ui.defaults import canvas_side, studio_default
-from ui.handlers import Studio
+from ui.handlers import IMAGIC_MISSING, Studio, has_imagic
 from ui.state import Session
 from ui.widgets import bind, howto, seed_row, slider
 
@@ -207,8 +216,10 @@ def build_ui(backend: Backend) -> gr.Blocks:
                 run(h_go, studio.shift, {"prompt": h_prompt, "dx": h_dx, "dy": h_dy, **h_adv, **h_inv})
 
             with gr.Tab("Imagic"):
-                gr.Markdown("**Imagic is not available yet** in this studio: its optimisation and fine-tuning step has not "
-                            "landed in the engine. Use *Text edit* for prompt-driven edits meanwhile.")  # fmt: skip
+                if has_imagic(backend):
+                    runs.append(imagic_tab(info, studio, shared, out))
+                else:
+                    gr.Markdown(IMAGIC_MISSING)
 
             with gr.Tab("Compare"):
                 runs.extend(compare_tab(info, compare, shared, out, text))
@@ -218,6 +229,29 @@ def build_ui(backend: Backend) -> gr.Blocks:
         examples.select(_load_example, None, canvas, queue=False, api_visibility="private")
         add_api(studio, compare)
     return demo
+
+
+def imagic_tab(info: ModelInfo, studio: Studio, shared: dict, out: dict) -> Any:
+    """Controls of the Imagic tab, starting at the engine's "fast" preset for this model family."""
+    fast = ImagicConfig.from_preset("fast", info.family)
+    howto("Load or paint a picture and write one target text. Imagic optimises a text embedding to the picture and "
+          "fine-tunes a copy of the model on it (the slow part, cached), then η blends towards your text: "
+          "0 reconstructs the picture, 1 follows the text. Changing only η or the seed re-renders quickly.")  # fmt: skip
+    with gr.Row(equal_height=True):
+        prompt = gr.Textbox(label="Target text", scale=4)
+        eta = gr.Slider(0, 1.5, value=fast.eta, step=0.05, label="η (0 = input, 1 = text)", scale=3)
+        go = gr.Button("Run Imagic", variant="primary", scale=1)
+    with gr.Accordion("Advanced", open=False), gr.Row():
+        adv = {
+            "preset": gr.Radio(["fast", "paper"], value="fast", label="Preset", info="paper: the paper's steps (hours on a CPU)"),
+            "embedding_steps": gr.Slider(0, 2000, value=fast.embedding_steps, step=10, label="Embedding steps (stage 1)"),
+            "finetune_steps": gr.Slider(0, 2000, value=fast.finetune_steps, step=10, label="Fine-tuning steps (stage 2)"),
+            "guidance_scale": gr.Slider(0, 30, value=fast.guidance_scale, step=0.5, label="Guidance"),
+            "steps": gr.Slider(1, 500, value=fast.steps, step=1, label="Sampling steps"),
+            "seed": seed_row(info, ImagicConfig),
+        }
+    return go.click(bind(studio.imagic, out), inputs_kwargs={**shared, "target_prompt": prompt, "eta": eta, **adv},
+                    outputs=list(out.values()), concurrency_id="model", show_progress="hidden", api_visibility="private")
 
 
 def _load_example(evt: gr.SelectData) -> dict:
