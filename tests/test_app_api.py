@@ -145,3 +145,29 @@ def test_a_full_queue_refuses_with_a_message(guide_png):
         assert len(errors) == 1 and "Queue is full" in errors[0]
     finally:
         demo.close()
+
+
+def test_cancelling_a_run_stops_the_backend_within_a_step(guide_png):
+    """What the Stop button does (cancels=[...]): Gradio closes the generator at its next frame."""
+    from gradio_client import Client, handle_file
+
+    import app
+    import ui
+    from tests.fake_backend import FakeBackend
+
+    backend = FakeBackend(step_delay=0.1)
+    demo = ui.build_ui(backend)
+    url, _ = app.serve(demo, port=free_port(), block=False)
+    try:
+        job = Client(url, verbose=False, analytics_enabled=False).submit(handle_file(guide_png[0]), "", 1.0, 200, 3.0, 0,
+                                                                         api_name="/sdedit")  # fmt: skip
+        deadline = time.time() + 60
+        while backend.steps_run < 5 and time.time() < deadline:
+            time.sleep(0.05)
+        job.cancel()
+        time.sleep(1.0)
+        stopped_at = backend.steps_run
+        time.sleep(1.0)
+        assert backend.steps_run - stopped_at <= 1 and backend.steps_run < 100
+    finally:
+        demo.close()
