@@ -3,13 +3,14 @@
 A thin adapter: each method forwards to the engine function of the same name with the loaded
 model bundle, so the UI never touches torch. Two optional capabilities the UI looks for with
 hasattr: `sdedit_batch` (a t0 sweep as one batch, editing.sweep) and `imagic` (text-conditioned
-families only). Realism scores come from the project's emoji encoder when editing/encoder.py has
-landed; until then `metrics` reports faithfulness only.
+families only). For the emoji model, `metrics` adds a realism score from the project's emoji encoder
+when its weights are present (assets/models/emoji-encoder); otherwise it reports faithfulness only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,8 +32,10 @@ from editing.interface import (
 class EngineBackend:
     """The engine behind the studio, over one loaded ModelBundle."""
 
-    def __init__(self, model: Any):
+    def __init__(self, model: Any, encoder_path: str | Path | None = None):
         self.model = model  # editing.models.ModelBundle
+        self._encoder_path = encoder_path  # None: the shipped assets/models/emoji-encoder
+        self._realism: Callable[[list[np.ndarray]], list[float]] | None | bool = False  # False: not looked up yet
         if model.family not in IMAGIC_TEXT_FAMILIES:
             self.imagic = None  # unconditional models have no text embedding to optimise
 
@@ -93,5 +96,37 @@ class EngineBackend:
         """Faithfulness (SDEdit's L2 on [0, 1] pixels, SSIM; masked variants with a mask)."""
         from editing.metrics import faithfulness
 
-        return faithfulness(guide, images, mask)
+        rows = faithfulness(guide, images, mask)
+        scorer = self.realism_scorer()
+        if scorer is not None and images:
+            for row, r in zip(rows, scorer(images), strict=True):
+                row["realism"] = r
+        return rows
+
+    def realism_scorer(self) -> Callable[[list[np.ndarray]], list[float]] | None:
+        """Per-image realism for the emoji domain: the mean cosine similarity, in the emoji encoder's
+        space, to the K = 10 nearest held-out emoji (a k-NN "looks like a real emoji" score; KID needs
+        sets, not single images). None where there is no encoder or the model is not an emoji model."""
+        if self._realism is False:
+            self._realism = self._load_realism()
+        return self._realism
+
+    def _load_realism(self) -> Callable[[list[np.ndarray]], list[float]] | None:
+        if self.model.family != "pixel-text":
+            return None  # the encoder knows emoji only: its score means nothing for photos
+        try:
+            from editing.encoder import DEFAULT_PATH, load_encoder, reference_features
+        except ImportError:
+            return None
+        path = Path(self._encoder_path or DEFAULT_PATH)
+        if not (path / "model.safetensors").exists() or not (path / "reference_features.safetensors").exists():
+            return None
+        encoder, (ref, _) = load_encoder(path), reference_features(path)
+        k = min(10, ref.shape[0])
+
+        def score(images: list[np.ndarray]) -> list[float]:
+            sims = encoder.embed_images(np.stack(images)) @ ref.T  # (B, N) cosines of unit vectors
+            return sims.topk(k, dim=1).values.mean(dim=1).tolist()
+
+        return score
 

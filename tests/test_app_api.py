@@ -171,3 +171,27 @@ def test_cancelling_a_run_stops_the_backend_within_a_step(guide_png):
         assert backend.steps_run - stopped_at <= 1 and backend.steps_run < 100
     finally:
         demo.close()
+
+
+def test_engine_backend_adds_realism_only_with_the_emoji_encoder(tiny_pixel_text, tmp_path):
+    """Faithfulness always; realism (k-NN cosine to held-out emoji in the encoder's space) only with encoder weights."""
+    import json
+
+    from editing.backend import EngineBackend
+
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(12)]
+    bare = EngineBackend(tiny_pixel_text, encoder_path=tmp_path / "missing").metrics(images[0], images[:2])
+    assert set(bare[0]) == {"l2", "ssim"} and bare[0]["l2"] == 0.0
+
+    encoder_mod = pytest.importorskip("editing.encoder")
+    from safetensors.torch import save_file
+
+    enc = encoder_mod.EmojiEncoder()
+    enc.save(tmp_path / "enc")
+    ref = enc.eval().embed_images(np.stack(images))
+    save_file({"features": ref}, str(tmp_path / "enc" / "reference_features.safetensors"))
+    (tmp_path / "enc" / "reference_captions.json").write_text(json.dumps(["x"] * len(images)))
+    rows = EngineBackend(tiny_pixel_text, encoder_path=tmp_path / "enc").metrics(images[0], images[:3])
+    expected = (ref[:3] @ ref.T).topk(10, dim=1).values.mean(dim=1)
+    np.testing.assert_allclose([r["realism"] for r in rows], expected.numpy(), rtol=1e-5, atol=1e-6)
