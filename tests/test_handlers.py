@@ -272,3 +272,11 @@ def test_imagic_streams_its_stages_and_saves_a_recipe():
 def test_imagic_says_when_the_model_cannot_do_it():
     with pytest.raises(gr.Error, match="text-conditioned"):
         run(Studio(FakeBackend()).imagic(canvas=painting(), **IM))
+
+
+def test_sweep_over_eta_inverts_once_per_value():
+    backend = FakeBackend()
+    compare, session = Compare(Studio(backend)), Session()
+    run(compare.sweep(canvas=painting(), param="eta", n_values=3, n_seeds=1, prompt="", source_prompt="a", target_prompt="b",
+                      t0=0.5, steps=10, skip=2, eta=1.0, guidance_scale=3.0, seed=0, session=session))  # fmt: skip
+    assert backend.calls["invert"] == 3 and [it.value for it in session.sweep] == [0.1, 0.55, 1.0]

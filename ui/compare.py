@@ -19,7 +19,7 @@ from editing.interface import EditConfig, Frame, Guide, ImagicConfig, InversionC
 from ui.handlers import Show, Studio, Updates, has_imagic, make_config, progress_html, read_canvas
 from ui.state import Session, SweepItem, image_key
 
-Param = Literal["t0", "T_skip", "η"]
+Param = Literal["t0", "T_skip", "eta"]
 NO_REALISM = "realism: needs the emoji encoder"
 
 
@@ -27,7 +27,7 @@ def sweep_values(param: Param, n: int, steps: int) -> list[float]:
     """n evenly spaced values over the parameter's useful range (T_skip: whole steps, no repeats)."""
     if param == "t0":
         return [round(float(v), 3) for v in np.linspace(0.1, 1.0, n)]
-    if param == "η":
+    if param == "eta":
         return [round(float(v), 3) for v in np.linspace(0.1, 1.0, n)]
     return sorted({int(round(v)) for v in np.linspace(0, 0.8 * (steps - 1), n)})
 
@@ -101,7 +101,7 @@ class Compare:
                     cfg = make_config(SDEditConfig, t0=v, steps=steps, guidance_scale=guidance_scale, seed=s, preview_every=1000)
                     image = self._drain(self.backend.sdedit(guide, cfg, prompt))
                 else:
-                    inv_cfg = make_config(InversionConfig, steps=steps, eta=v if param == "η" else eta, seed=s, preview_every=1000)
+                    inv_cfg = make_config(InversionConfig, steps=steps, eta=v if param == "eta" else eta, seed=s, preview_every=1000)
                     cfg = make_config(EditConfig, skip=v if param == "T_skip" else skip, guidance_scale=guidance_scale,
                                       preview_every=1000)  # fmt: skip
                     inv = self._cached_inversion(guide.image, source_prompt, inv_cfg, session)

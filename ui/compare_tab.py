@@ -17,7 +17,7 @@ def compare_tab(info: ModelInfo, compare: Compare, shared: dict, out: dict, text
           "each. Drag across points on the plot to open their image; clicking an image highlights its point. "
           "Gradio's plot selects x-ranges, not single points, so the nearest result to the range's centre is opened.")  # fmt: skip
     with gr.Row(equal_height=True):
-        param = gr.Radio(["t0", "T_skip", "η"], value="t0", label="Sweep", info="t0: SDEdit; T_skip and η: inversion + edit", scale=2)
+        param = gr.Radio([("t0", "t0"), ("T_skip", "T_skip"), ("η", "eta")], value="t0", label="Sweep", info="t0: SDEdit; T_skip and η: inversion + edit", scale=2)
         n_values = gr.Slider(2, 8, 6, step=1, label="Values", scale=1)
         n_seeds = gr.Slider(1, 4, 2, step=1, label="Seeds", scale=1)
         go = gr.Button("Run sweep", variant="primary", scale=1)
