@@ -43,6 +43,7 @@ CSS = """
 .ss-progress span {position: relative; padding-left: 8px; font-size: 13px; line-height: 22px}
 #ss-output img, #ss-selected img, .ss-gallery img {image-rendering: pixelated}
 .ss-howto {font-size: 14px; opacity: .85}
+#ss-files .empty {height: 56px !important; min-height: 0 !important}
 """
 THEME = gr.themes.Soft(primary_hue="indigo", secondary_hue="amber")
 
@@ -76,11 +77,12 @@ def build_ui(backend: Backend) -> gr.Blocks:
                     "may change pixels (Stroke edit, Colour edit). Upload or paste a photo with the image tool.",
                     elem_classes="ss-howto",
                 )
-                with gr.Row(equal_height=True):
-                    blank = gr.Button("New blank canvas", size="sm", scale=1)
+                with gr.Row(equal_height=False):
+                    blank = gr.Button("New blank canvas", size="sm", scale=1, min_width=120)
                     examples = gr.Gallery(
-                        [str(p) for p in example_files()], label="Examples (click to load)", columns=8, height=96,
-                        allow_preview=False, interactive=False, scale=4, elem_classes="ss-gallery", visible=bool(example_files()),
+                        [str(p) for p in example_files()], label="Examples (click to load)", columns=6, height=120,
+                        allow_preview=False, interactive=False, scale=4, elem_classes="ss-gallery", elem_id="ss-examples",
+                        buttons=[], visible=bool(example_files()),
                     )  # fmt: skip
             with gr.Column(scale=4, min_width=320):
                 output = gr.Image(label="Result", type="numpy", format="png", interactive=False, height=380, elem_id="ss-output")
