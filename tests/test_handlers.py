@@ -280,3 +280,16 @@ def test_sweep_over_eta_inverts_once_per_value():
     run(compare.sweep(canvas=painting(), param="eta", n_values=3, n_seeds=1, prompt="", source_prompt="a", target_prompt="b",
                       t0=0.5, steps=10, skip=2, eta=1.0, guidance_scale=3.0, seed=0, session=session))  # fmt: skip
     assert backend.calls["invert"] == 3 and [it.value for it in session.sweep] == [0.1, 0.55, 1.0]
+
+
+def test_stop_cancels_every_run_and_ui_events_stay_off_the_api():
+    from tests.fake_backend import FakeFullBackend as Full
+    from ui import build_ui
+
+    deps = build_ui(Full()).get_config_file()["dependencies"]
+    runs = {d["id"] for d in deps if d["api_name"].startswith("run")}  # the model-running handlers (bind's wrapper)
+    stops = [d for d in deps if d["cancels"]]
+    assert len(runs) == 11  # 6 method tabs, 2 bisection buttons, Imagic, sweep, methods side by side
+    assert len(stops) == 1 and set(stops[0]["cancels"]) == runs
+    public = {d["api_name"] for d in deps if d["api_visibility"] == "public"}
+    assert public == {"sdedit", "edit", "imagic", "sweep"}
