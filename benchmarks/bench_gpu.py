@@ -1,0 +1,521 @@
+"""Stable Diffusion 1.5-sized benchmarks: ours against diffusers' pipelines, in one run, on the same
+components and inputs (issue 6).
+
+    python benchmarks/bench_gpu.py --device cuda --dtype float16            # the figures (H100)
+    python benchmarks/bench_gpu.py --device cuda --dtype float16 --ablation # each fast-path toggle
+    python benchmarks/bench_gpu.py --device cpu --dtype float32 --scale small  # CPU smoke run
+
+Speed does not depend on the weights' values, so SD 1.5's published architectures
+(benchmarks/configs/sd15/*.json) are built with random weights, saved as a StableDiffusionPipeline
+folder and loaded by OUR `editing.load_model`; the peers (StableDiffusionImg2ImgPipeline,
+LEditsPPPipelineStableDiffusion) are built on the very same UNet, text encoder and tokenizer
+(their VAE is a copy in the model dtype: diffusers' img2img feeds the VAE model-dtype tensors,
+while our bundle runs SD's VAE in float32 as diffusers' `force_upcast` asks). The tokenizer is a
+570-token test vocabulary: prompts still go through tokenizer and text encoder on both sides.
+`--scale small` keeps every architecture and step count but shrinks the widths (a CPU smoke run).
+
+Equal work: the same sampler (DDIM, eta 0), the same number of steps, CFG as one batch-2 UNet call
+on both sides; UNet calls and rows per run are counted with a forward hook and reported.
+Timing: warm-up, then repeats alternating ours/peer; medians; CUDA events + synchronize on GPUs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import (  # noqa: E402
+    CONFIGS,
+    TINY_CLIP,
+    CallCounter,
+    environment,
+    interleaved,
+    kept_attention,
+    markdown_table,
+    module_gib,
+    ms,
+    peak_memory,
+    sync,
+    timed,
+    write_results,
+)
+from editing.interface import final  # noqa: E402
+from editing.inversion import edit, invert  # noqa: E402
+from editing.sdedit import sdedit  # noqa: E402
+
+PROMPT = "a photograph of a red car parked on a quiet street"
+SOURCE = "a photograph of a car parked on a street"
+TARGET = "a photograph of a blue sports car parked on a street"
+H100_BF16_DENSE_TFLOPS = 989.0  # H100 SXM, dense bf16/fp16 tensor-core peak (NVIDIA datasheet)
+SWEEP_T0S = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+
+# --scale small: the same block types, depths and step counts, narrow widths (a CPU smoke run).
+SMALL = {
+    "unet": {"block_out_channels": [32, 64, 64, 64], "cross_attention_dim": 64, "sample_size": 16},
+    "vae": {"block_out_channels": [32, 32, 64, 64], "sample_size": 128},
+    "text_encoder": {"hidden_size": 64, "intermediate_size": 256, "num_hidden_layers": 2, "num_attention_heads": 4,
+                     "projection_dim": 64},
+}
+
+
+def long_timestep_ddim():
+    from diffusers import DDIMScheduler
+
+    class LongTimestepDDIM(DDIMScheduler):
+        """diffusers 0.42.1's LEdits++ `invert` calls `add_noise(x0, noise, torch.Tensor([t]))`: a
+        float index, which DDIMScheduler.add_noise rejects (IndexError). This shim casts it to an
+        integer index; everything else is DDIMScheduler as shipped."""
+
+        def add_noise(self, original_samples, noise, timesteps):
+            return super().add_noise(original_samples, noise, timesteps.long())
+
+    return LongTimestepDDIM
+
+
+# ----------------------------------------------------------------------------- components
+def sd15_config(part: str, scale: str) -> dict:
+    cfg = json.loads((CONFIGS / "sd15" / f"{part}.json").read_text())
+    cfg = {k: v for k, v in cfg.items() if not k.startswith("_") and k not in ("architectures", "model_type")}
+    return {**cfg, **(SMALL.get(part, {}) if scale == "small" else {})}
+
+
+def build_sd_folder(folder: Path, scale: str, device: torch.device, dtype: torch.dtype, seed: int = 0) -> Path:
+    """SD 1.5's components with random weights, saved as a StableDiffusionPipeline folder."""
+    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    tokenizer = CLIPTokenizer(vocab=str(TINY_CLIP / "vocab.json"), merges=str(TINY_CLIP / "merges.txt"), model_max_length=77)
+    torch.manual_seed(seed)
+    with torch.device(device):  # random init on the GPU: seconds instead of a minute of CPU
+        unet = UNet2DConditionModel.from_config(sd15_config("unet", scale))
+        vae = AutoencoderKL.from_config(sd15_config("vae", scale))
+        text_cfg = sd15_config("text_encoder", scale)
+        text_cfg.update(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                        pad_token_id=tokenizer.pad_token_id)
+        text_encoder = CLIPTextModel(CLIPTextConfig(**text_cfg))
+    scheduler = DDIMScheduler.from_config(json.loads((CONFIGS / "sd15" / "scheduler.json").read_text()))
+    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder.to(dtype), tokenizer=tokenizer, unet=unet.to(dtype),
+                                   scheduler=scheduler, safety_checker=None, feature_extractor=None,
+                                   requires_safety_checker=False)
+    pipe.save_pretrained(folder)
+    return folder
+
+
+def guide_image(size: int, seed: int = 0) -> np.ndarray:
+    """A smooth random colour field with a few hard-edged strokes (what a user paints)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    img = np.stack([np.sin(6 * xx + c) * np.cos(4 * yy - c) for c in rng.uniform(0, 3, 3)], -1) * 0.5 + 0.5
+    for _ in range(6):
+        x0, y0 = rng.integers(0, size - size // 4, 2)
+        img[y0 : y0 + size // 6, x0 : x0 + size // 4] = rng.uniform(0, 1, 3)
+    return (img * 255).astype(np.uint8)
+
+
+def count_calls(unet: torch.nn.Module, fn) -> dict[str, int]:
+    counter = CallCounter(unet)
+    try:
+        fn()
+        sync(next(unet.parameters()).device)
+        return counter.take()
+    finally:
+        counter.remove()
+
+
+def unet_flops(unet: torch.nn.Module, batch: int, latent: tuple[int, int, int], ctx: tuple[int, int], device, dtype) -> int:
+    """FLOPs of one UNet call (FlopCounterMode: matmuls, convolutions, attention; 2 FLOPs per MAC)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.zeros(batch, *latent, device=device, dtype=dtype)
+    t = torch.full((batch,), 500.0, device=device)
+    c = torch.zeros(batch, *ctx, device=device, dtype=dtype)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        unet(x, t, encoder_hidden_states=c)
+    return int(counter.get_total_flops())
+
+
+def full_sd15_unet_flops() -> int:
+    """One SD 1.5 UNet call at batch 2, 64x64 latents (512 px), counted on the meta device (no memory, no time)."""
+    from diffusers import UNet2DConditionModel
+
+    with torch.device("meta"):
+        unet = UNet2DConditionModel.from_config(sd15_config("unet", "full"))
+    return unet_flops(unet, 2, (4, 64, 64), (77, 768), "meta", torch.float32)
+
+
+# ----------------------------------------------------------------------------- the run
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--dtype", default="float16", choices=["float16", "bfloat16", "float32"])
+    p.add_argument("--scale", default="full", choices=["full", "small"])
+    p.add_argument("--repeats", type=int, default=None, help="timed repeats per figure (default: 5 on cuda, 2 on cpu)")
+    p.add_argument("--no-channels-last", action="store_true")
+    p.add_argument("--compile", action="store_true", help="torch.compile the UNet (compile time reported apart)")
+    p.add_argument("--cuda-graphs", action="store_true", help="compile with mode reduce-overhead (CUDA graphs)")
+    p.add_argument("--ablation", action="store_true", help="time each fast-path toggle instead of the main figures")
+    p.add_argument("--skip", default="", help="comma-separated sections to skip: sdedit,inversion,sweep,latency,previews,imagic,flops")
+    p.add_argument("--imagic-paper-steps", type=int, default=20, help="Adam steps timed for the paper preset (half per stage)")
+    p.add_argument("--imagic-fast-fraction", type=float, default=1.0,
+                   help="run this fraction of the fast preset's Adam steps and extrapolate (CPU smoke runs); 1 = the preset")
+    p.add_argument("--peak-tflops", type=float, default=None, help="dense bf16 peak for the utilisation figure (default: H100 SXM 989)")
+    p.add_argument("--folder", default=None, help="reuse/keep the generated SD folder here")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    device, dtype = torch.device(args.device), getattr(torch, args.dtype)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        p.error("--device cuda but torch sees no CUDA GPU (on a CPU run: --device cpu --dtype float32 --scale small)")
+    repeats = args.repeats or (5 if device.type == "cuda" else 2)
+    skip = set(filter(None, args.skip.split(",")))
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    env = environment(device)
+    env.update(scale=args.scale, dtype=args.dtype, repeats=repeats)
+    print(f"# bench_gpu: {env['device_name']} {args.dtype} scale={args.scale} repeats={repeats} load {env['loadavg_start']}",
+          flush=True)
+
+    tmp = None
+    if args.folder:
+        folder = Path(args.folder)
+    else:
+        tmp = tempfile.TemporaryDirectory(prefix="sd15-random-")
+        folder = Path(tmp.name)
+    if not (folder / "model_index.json").is_file():
+        t_build, _ = timed(lambda: build_sd_folder(folder, args.scale, device, dtype), "cpu")
+        print(f"built random SD 1.5 ({args.scale}) in {t_build:.1f} s: {folder}", flush=True)
+
+    from editing.models import load_model
+
+    bundle = load_model(folder, device=device, dtype=dtype)
+    results: dict = {"model": {"unet_gib": module_gib(bundle.unet), "vae_gib": module_gib(bundle.vae),
+                               "text_encoder_gib": module_gib(bundle.text_encoder), "resolution": bundle.resolution,
+                               "latent_shape": list(bundle.latent_shape)}}
+    if args.ablation:
+        results["ablation"] = ablation(bundle, device, dtype, repeats)
+        path = write_results("ablation-", env, results)
+        print(f"\nwrote {path}")
+        return 0
+    results.update(run_main(args, bundle, folder, device, dtype, repeats, skip))
+    path = write_results("", env, results)
+    print(f"\nwrote {path}")
+    if tmp is not None:
+        tmp.cleanup()
+    return 0
+
+
+def run_main(args, bundle, folder: Path, device, dtype, repeats: int, skip: set[str]) -> dict:
+    from diffusers import DDIMScheduler, LEditsPPPipelineStableDiffusion, StableDiffusionImg2ImgPipeline
+    from PIL import Image
+
+    from editing.backend import EngineBackend
+    from editing.fastpath import accelerate
+    from editing.interface import EditConfig, Guide, InversionConfig, SDEditConfig
+    from editing.sweep import sdedit_sweep
+
+    res = bundle.resolution
+    guide = guide_image(res)
+    pil = Image.fromarray(guide)
+    t_acc, fast = timed(lambda: accelerate(bundle, channels_last=not args.no_channels_last, compile=args.compile,
+                                           cuda_graphs=args.cuda_graphs), device)
+    out: dict = {"fastpath": fast.fastpath, "accelerate_s": t_acc, "rows": []}
+
+    LongTimestepDDIM = long_timestep_ddim()  # noqa: N806
+    peer_vae = copy.deepcopy(bundle.vae).to(dtype)  # diffusers feeds its VAE model-dtype tensors
+    scheduler = DDIMScheduler.from_pretrained(folder / "scheduler")
+    parts = dict(vae=peer_vae, text_encoder=bundle.text_encoder, tokenizer=bundle.tokenizer, unet=bundle.unet,
+                 safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    img2img = StableDiffusionImg2ImgPipeline(scheduler=scheduler, **parts)
+    ledits = LEditsPPPipelineStableDiffusion(scheduler=LongTimestepDDIM.from_config(scheduler.config), **parts)
+    for pipe in (img2img, ledits):
+        pipe.set_progress_bar_config(disable=True)
+
+    def gen():
+        return torch.Generator(device=device).manual_seed(0)
+
+    rows = out["rows"]
+
+    def row(name, ours_stat, peer_stat, calls_ours, calls_peer, goal=None, ratio_goal=None, note="", mem_ours=None, mem_peer=None):
+        o = ours_stat.median
+        pr = peer_stat.median if peer_stat is not None else None
+        ratio = o / pr if pr else None
+        met = None
+        if ratio_goal is not None and ratio is not None:
+            met = ratio <= ratio_goal
+        elif goal is not None:
+            met = o <= goal
+        rows.append({"name": name, "ours": ours_stat.as_dict(), "peer": peer_stat.as_dict() if peer_stat else None,
+                     "ratio": ratio, "calls_ours": calls_ours, "calls_peer": calls_peer, "goal_s": goal,
+                     "goal_ratio": ratio_goal, "met": met, "note": note, "mem_ours": mem_ours, "mem_peer": mem_peer})
+        print(f"  {name}: ours {ms(o):.1f} ms" + (f", peer {ms(pr):.1f} ms, ratio {ratio:.2f}" if pr else "")
+              + (f"  [{note}]" if note else ""), flush=True)
+
+    # --- SDEdit vs StableDiffusionImg2ImgPipeline ---------------------------------------------------
+    if "sdedit" not in skip:
+        for t0 in (0.5, 0.8):
+            cfg = SDEditConfig(t0=t0, steps=50, sampler="ddim", guidance_scale=7.5, seed=0)
+
+            def ours(cfg=cfg, model=fast):
+                return final(sdedit(model, guide, cfg, prompt=PROMPT))
+
+            def peer(t0=t0):
+                return img2img(prompt=PROMPT, image=pil, strength=t0, num_inference_steps=50, guidance_scale=7.5,
+                               eta=0.0, generator=gen(), output_type="np").images
+
+            c_ours = count_calls(bundle.unet, lambda cfg=cfg: ours(cfg, bundle))
+            c_peer = count_calls(bundle.unet, peer)
+            st = interleaved({"ours": ours, "peer": peer}, device, repeats)
+            row(f"SDEdit t0={t0} vs img2img strength={t0} ({res}px, 50-step DDIM, CFG 7.5)", st["ours"], st["peer"],
+                c_ours, c_peer, ratio_goal=0.5, mem_ours=peak_memory(ours, device), mem_peer=peak_memory(peer, device))
+
+    # --- edit-friendly inversion + edit vs LEdits++ ---------------------------------------------------
+    if "inversion" not in skip:
+        def ours_inv(model=fast):
+            inv = final(invert(model, guide, SOURCE, InversionConfig(steps=100)))
+            return final(edit(model, inv, TARGET, EditConfig(skip=36, guidance_scale=15.0)))
+
+        def peer_inv():
+            with kept_attention(bundle.unet):  # LEdits++ switches the UNet to the classic AttnProcessor
+                ledits.invert(image=pil, source_prompt=SOURCE, source_guidance_scale=3.5, num_inversion_steps=64,
+                              skip=36 / 64, generator=gen())
+                return ledits(editing_prompt=[TARGET], edit_guidance_scale=15.0, output_type="np", generator=gen()).images
+
+        c_ours = count_calls(bundle.unet, lambda: ours_inv(bundle))
+        c_peer = count_calls(bundle.unet, peer_inv)
+        st = interleaved({"ours": ours_inv, "peer": peer_inv}, device, repeats)
+        row(f"inversion (100 steps) + edit (T_skip 36, CFG 15) vs LEdits++ invert + edit ({res}px)", st["ours"], st["peer"],
+            c_ours, c_peer, goal=1.0, mem_ours=peak_memory(ours_inv, device), mem_peer=peak_memory(peer_inv, device),
+            note="LEdits++ inverts the 64 steps it edits (int(64 * (1 + 36/64)) = 100-step grid); it runs the classic "
+                 "attention processor (its invert sets it)")
+
+    # --- six-value t0 sweep: one batch vs six runs ----------------------------------------------------
+    if "sweep" not in skip:
+        cfgs = [SDEditConfig(t0=t, steps=50, sampler="ddim", guidance_scale=7.5, seed=i) for i, t in enumerate(SWEEP_T0S)]
+
+        def batched(model=fast):
+            return final(sdedit_sweep(model, guide, cfgs, prompt=PROMPT))
+
+        def sequential(model=fast):
+            return [final(sdedit(model, guide, c, prompt=PROMPT)) for c in cfgs]
+
+        c_b = count_calls(bundle.unet, lambda: batched(bundle))
+        c_s = count_calls(bundle.unet, lambda: sequential(bundle))
+        st = interleaved({"batched": batched, "sequential": sequential}, device, repeats)
+        row(f"six-value t0 sweep {SWEEP_T0S}: sdedit_sweep vs six editing.sdedit runs", st["batched"], st["sequential"],
+            c_b, c_s, ratio_goal=0.5, note="peer column = our own six sequential runs")
+
+    # --- request -> first streamed frame -------------------------------------------------------------
+    if "latency" not in skip:
+        backend = EngineBackend(fast)
+        lat = {}
+        for k in (1, 5):
+            cfg = SDEditConfig(t0=0.5, steps=50, sampler="ddim", guidance_scale=7.5, preview_every=k)
+
+            def first(cfg=cfg):
+                frames = backend.sdedit(Guide(guide), cfg, prompt=PROMPT)
+                frame = next(frames)
+                frames.close()
+                return frame
+
+            lat[k] = interleaved({"first": first}, device, max(repeats, 5))["first"]
+        row("request -> first streamed frame (EngineBackend.sdedit, preview_every=1)", lat[1], None, None, None, goal=0.1,
+            note=f"with the studio's preview_every=5: {ms(lat[5].median):.1f} ms")
+
+    # --- previews' share of an edit ----------------------------------------------------------------
+    if "previews" not in skip:
+        cfgs = {k: SDEditConfig(t0=0.8, steps=50, sampler="ddim", guidance_scale=7.5, preview_every=k) for k in (1, 5, 1000)}
+        st = interleaved({k: (lambda c=c: final(sdedit(fast, guide, c, prompt=PROMPT))) for k, c in cfgs.items()},
+                         device, repeats)
+        none = st[1000].median
+        share = {k: max(0.0, (st[k].median - none) / st[k].median) for k in (1, 5)}
+        out["previews"] = {"s": {str(k): v.as_dict() for k, v in st.items()}, "share_every_step": share[1], "share_default": share[5]}
+        row("SDEdit t0=0.8 with a preview every step (vs none)", st[1], st[1000], None, None,
+            note=f"previews' share: {100 * share[1]:.1f}% at every step, {100 * share[5]:.1f}% at every 5th (goal <= 5%)")
+
+    # --- UNet FLOP utilisation -------------------------------------------------------------------------
+    if "flops" not in skip:
+        latent = tuple(bundle.latent_shape)
+        ctx = tuple(bundle.encode_prompt([""]).shape[1:])
+        flops = unet_flops(bundle.unet, 2, latent, ctx, device, dtype)
+        x = torch.randn(2, *latent, device=device)
+        t = torch.full((2,), 500.0, device=device)
+        c = bundle.encode_prompt([PROMPT, ""])
+        with torch.no_grad():
+            st = interleaved({"fast": lambda: fast.eps(x, t, c), "plain": lambda: bundle.eps(x, t, c)}, device, max(repeats, 10))
+        peak = args.peak_tflops or (H100_BF16_DENSE_TFLOPS if device.type == "cuda" else None)
+        achieved = flops / st["fast"].median / 1e12
+        out["flops"] = {"unet_flops_batch2": flops, "tflops_achieved": achieved, "peak_tflops": peak,
+                        "utilisation": achieved / peak if peak else None, "guided_call": st["fast"].as_dict(),
+                        "guided_call_plain": st["plain"].as_dict(), "sd15_full_unet_flops_batch2": full_sd15_unet_flops()}
+        row("one guided UNet call (batch 2): fast path vs plain bundle", st["fast"], st["plain"], None, None,
+            note=f"{flops / 1e9:.1f} GFLOP/call, {achieved:.2f} TFLOP/s" + (f" = {100 * achieved / peak:.1f}% of {peak:.0f}" if peak else ""))
+
+    # --- Imagic ----------------------------------------------------------------------------------------
+    if "imagic" not in skip:
+        out["imagic"] = imagic_figures(args, bundle, guide, device, repeats)
+        fast_stat = out["imagic"]["fast_stat"]
+        timed_note = "" if args.imagic_fast_fraction == 1.0 else f"EXTRAPOLATED from {args.imagic_fast_fraction:g} of its Adam steps; "
+        row("Imagic fast preset end to end (250 + 400 LoRA Adam steps + 50 DDIM steps)", fast_stat, None, None, None, goal=30.0,
+            mem_ours=out["imagic"]["fast_memory"],
+            note=timed_note + f"paper preset extrapolated: {out['imagic']['paper_extrapolated_s']:.0f} s "
+                 f"(timed {args.imagic_paper_steps} Adam steps x per-step time)")
+        out["imagic"]["fast_stat"] = fast_stat.as_dict()
+
+    print("\n" + summary_table(out["rows"]))
+    return out
+
+
+def imagic_figures(args, bundle, guide, device, repeats: int) -> dict:
+    from benchmarks.common import Stat
+    from editing.fastpath import accelerate
+    from editing.imagic import imagic
+    from editing.interface import ImagicConfig
+
+    model = accelerate(bundle, channels_last=not args.no_channels_last)  # Imagic copies the UNet: no compile
+    family = bundle.family
+
+    def staged(cfg) -> dict[str, float]:
+        """Seconds per stage, from the frames' arrival times (each frame's preview/loss syncs)."""
+        times: dict[str, float] = {}
+        sync(device)
+        last = time.perf_counter()
+        for frame in imagic(model, guide, TARGET, cfg, cache=None):
+            sync(device)
+            now = time.perf_counter()
+            times[frame.stage] = times.get(frame.stage, 0.0) + now - last
+            last = now
+        return times
+
+    preset = ImagicConfig.from_preset("fast", family)
+    f = args.imagic_fast_fraction
+    fast_cfg = dataclasses.replace(preset, embedding_steps=max(1, round(f * preset.embedding_steps)),
+                                   finetune_steps=max(1, round(f * preset.finetune_steps)))
+    staged(dataclasses.replace(fast_cfg, embedding_steps=2, finetune_steps=2, steps=2))  # warm-up
+    fast_stat, fast_stages = Stat(), []
+    for _ in range(max(1, repeats // 5)):
+        t, stages = timed(lambda: staged(fast_cfg), device)
+        if f != 1.0:  # extrapolate the Adam stages to the preset's step counts
+            t = (stages.get("optimize", 0.0) * preset.embedding_steps / fast_cfg.embedding_steps
+                 + stages.get("finetune", 0.0) * preset.finetune_steps / fast_cfg.finetune_steps
+                 + stages.get("denoise", 0.0) + stages.get("done", 0.0))
+        fast_stat.times.append(t)
+        fast_stages.append(stages)
+    mem = peak_memory(lambda: staged(dataclasses.replace(fast_cfg, embedding_steps=5, finetune_steps=5, steps=5)), device)
+
+    n = max(2, args.imagic_paper_steps)
+    paper = ImagicConfig.from_preset("paper", family)
+    probe = dataclasses.replace(paper, embedding_steps=n // 2, finetune_steps=n - n // 2, optimize_preview_every=10**5)
+    staged(dataclasses.replace(probe, embedding_steps=1, finetune_steps=1, steps=1))  # warm-up (fp32 copy, Adam state)
+    stages = staged(probe)
+    per_opt = stages.get("optimize", 0.0) / probe.embedding_steps
+    per_ft = stages.get("finetune", 0.0) / probe.finetune_steps
+    extrapolated = paper.embedding_steps * per_opt + paper.finetune_steps * per_ft + stages.get("denoise", 0.0) + stages.get("done", 0.0)
+    paper_mem = peak_memory(lambda: staged(dataclasses.replace(probe, embedding_steps=2, finetune_steps=2, steps=2)), device)
+    return {"fast_config": dataclasses.asdict(fast_cfg), "fast_fraction_timed": f, "fast_stat": fast_stat, "fast_stages_s": fast_stages,
+            "fast_memory": mem, "paper_config": dataclasses.asdict(paper), "paper_probe_steps": n,
+            "paper_probe_stages_s": stages, "paper_s_per_embedding_step": per_opt, "paper_s_per_finetune_step": per_ft,
+            "paper_extrapolated_s": extrapolated, "paper_memory": paper_mem}
+
+
+def ablation(bundle, device, dtype, repeats: int) -> dict:
+    """Each fast-path toggle timed on one guided UNet call (batch 2) and on SDEdit t0=0.5 end to end."""
+    from diffusers.models.attention_processor import AttnProcessor
+
+    from editing.fastpath import accelerate
+    from editing.interface import SDEditConfig
+
+    guide = guide_image(bundle.resolution)
+    cfg = SDEditConfig(t0=0.5, steps=50, sampler="ddim", guidance_scale=7.5)
+    x = torch.randn(2, *bundle.latent_shape, device=device)
+    t = torch.full((2,), 500.0, device=device)
+    c = bundle.encode_prompt([PROMPT, ""])
+
+    classic = bundle.replace(unet=copy.deepcopy(bundle.unet))
+    for m in classic.unet.modules():
+        if hasattr(m, "set_processor"):
+            m.set_processor(AttnProcessor())
+    variants = {
+        "classic attention (AttnProcessor), NCHW": lambda: classic,
+        "SDPA (diffusers default), NCHW": lambda: bundle,
+        "SDPA + channels_last": lambda: accelerate(bundle),
+        "SDPA + channels_last + compile (default mode)": lambda: accelerate(bundle, compile=True),
+    }
+    if device.type == "cuda":
+        variants["SDPA + channels_last + compile + CUDA graphs (reduce-overhead)"] = lambda: accelerate(bundle, cuda_graphs=True)
+    out: dict = {"variants": {}}
+    rows = []
+    for name, make in variants.items():
+        model = make()
+        with torch.no_grad():
+            t_first, _ = timed(lambda model=model: model.eps(x, t, c), device)  # includes compilation
+            call = interleaved({"call": lambda model=model: model.eps(x, t, c)}, device, max(10, repeats), warmup=2)["call"]
+        t_first_edit, _ = timed(lambda model=model: final(sdedit(model, guide, cfg, prompt=PROMPT)), device)
+        edit = interleaved({"edit": lambda model=model: final(sdedit(model, guide, cfg, prompt=PROMPT))},
+                           device, repeats)["edit"]
+        out["variants"][name] = {"first_call_s": t_first, "call": call.as_dict(), "first_edit_s": t_first_edit, "edit": edit.as_dict()}
+        rows.append([name, ms(call.median), ms(edit.median), t_first + t_first_edit])
+        print(f"  {name}: call {ms(call.median):.2f} ms, SDEdit {ms(edit.median):.1f} ms, first call+edit {t_first + t_first_edit:.1f} s",
+              flush=True)
+        del model
+
+    # CFG pair as one batch-2 call vs two batch-1 calls; half precision vs float32; cheap previews vs VAE
+    x1, c_u, c_c = x[:1], c[1:], c[:1]
+    with torch.no_grad():
+        st = interleaved({"pair": lambda: bundle.eps(x, t, c),
+                          "two": lambda: (bundle.eps(x1, t[:1], c_c), bundle.eps(x1, t[:1], c_u))}, device, max(10, repeats))
+        out["cfg_pair"] = {k: v.as_dict() for k, v in st.items()}
+        rows.append(["CFG pair: one batch-2 call vs two batch-1 calls", ms(st["pair"].median), ms(st["two"].median), None])
+        dtypes = {"float32": bundle.replace(unet=copy.deepcopy(bundle.unet).float())}
+        if device.type == "cuda":
+            other = torch.bfloat16 if dtype == torch.float16 else torch.float16
+            dtypes[str(other).removeprefix("torch.")] = bundle.replace(unet=copy.deepcopy(bundle.unet).to(other))
+        dtypes[str(dtype).removeprefix("torch.")] = bundle
+        st = interleaved({k: (lambda m=m: m.eps(x, t, c)) for k, m in dtypes.items()}, device, max(10, repeats))
+        out["dtype"] = {k: v.as_dict() for k, v in st.items()}
+        for k, v in st.items():
+            rows.append([f"UNet call in {k}", ms(v.median), None, None])
+        lat = torch.randn(1, *bundle.latent_shape, device=device)
+        st = interleaved({"preview": lambda: bundle.preview(lat), "vae": lambda: bundle.decode(lat)}, device, max(10, repeats))
+        out["preview_vs_vae"] = {k: v.as_dict() for k, v in st.items()}
+        rows.append(["frame preview: linear latent->RGB vs full VAE decode", ms(st["preview"].median), ms(st["vae"].median), None])
+    table = markdown_table(["variant", "ms per call (batch 2) / first", "SDEdit t0=0.5 ms / second", "compile+first s"], rows)
+    print("\n" + table)
+    out["table"] = table
+    return out
+
+
+def summary_table(rows: list[dict]) -> str:
+    body = []
+    for r in rows:
+        def calls(c):
+            return f"{c['unet_calls']} ({c['unet_rows']} rows)" if c else ""
+
+        goal = f"<= {r['goal_ratio']}x" if r.get("goal_ratio") is not None else (f"<= {r['goal_s']} s" if r.get("goal_s") else "")
+        mem = ""
+        if r.get("mem_ours"):
+            mem = f"{r['mem_ours']['peak_gib']:.2f}"
+            if r.get("mem_peer"):
+                mem += f" / {r['mem_peer']['peak_gib']:.2f}"
+        body.append([r["name"], ms(r["ours"]["median_s"]), ms(r["peer"]["median_s"]) if r["peer"] else None,
+                     r["ratio"], calls(r["calls_ours"]), calls(r["calls_peer"]), mem, goal,
+                     {True: "yes", False: "NO", None: ""}[r["met"]], r["note"]])
+    return markdown_table(["figure", "ours ms", "peer ms", "ratio", "UNet calls ours", "UNet calls peer",
+                           "peak GiB ours / peer", "goal", "met", "note"], body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
