@@ -299,7 +299,7 @@ def train(
         ema_unet = build_unet(cfg).to(device).eval()
         ema.copy_to(ema_unet.parameters())
         cond = grid_cond.repeat_interleave(2, 0)  # 2 seeds per caption -> 16 images, 2 rows of 8
-        ims = sample(ema_unet, dict(scheduler.config), cond, empty, guidance_scale=3.0, steps=50, seed=0)
+        ims = sample(ema_unet, dict(scheduler.config), cond, empty, guidance_scale=3.0, steps=25, seed=0)
         ims = ims.reshape(len(cfg.grid_captions), 2, *ims.shape[1:]).transpose(1, 0, 2, 3, 4).reshape(-1, *ims.shape[1:])
         save_png(out / "samples" / f"step{step:06d}.png", grid(ims, cols=len(cfg.grid_captions), scale=3))
         del ema_unet

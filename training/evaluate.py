@@ -1,0 +1,302 @@
+"""Held-out figures, grids, SDEdit outputs and CPU speed for the shipped emoji model's card.
+
+    python -m training.evaluate sweep  --n 96  --steps 25 --scales 1,2,3,5   # choose the guidance scale
+    python -m training.evaluate kid    --n 500 --steps 25 --scale 3           # KID + retrieval at that scale
+    python -m training.evaluate grid   --steps 50 --scale 3                   # samples.png, 8x8
+    python -m training.evaluate sdedit --scale 3                              # sdedit.png + assets/examples guides
+    python -m training.evaluate speed                                         # ms per guided step, SDEdit time
+
+Realism: KID (Binkowski et al. 2018, "Demystifying MMD GANs": unbiased MMD^2 with the cubic
+polynomial kernel k(x, y) = (x.y / d + 1)^3, averaged over random subsets), computed by torchmetrics'
+KernelInceptionDistance with the project's emoji encoder as the feature extractor, generated
+samples (prompts = held-out captions) against the held-out images. Text alignment: text-to-image
+retrieval of the generated samples through the encoder (the sample's own caption ranked among all
+distinct held-out captions, top-1 / top-5). Results are appended to `<model>/eval.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+MODEL = Path("assets/models/emoji")
+CORPUS = Path(".cache/corpus/emoji32.npz")
+
+# 8 rows of the sample grid: 4 training emoji, then 4 held-out emoji (never seen in any style).
+GRID_ROWS = [
+    ("grinning face, google style", "train"),
+    ("red apple, twemoji style", "train"),
+    ("red heart, noto style", "train"),
+    ("sun, fluent flat style", "train"),
+    ("thinking face, twemoji style", "heldout"),
+    ("jack-o-lantern, google style", "heldout"),
+    ("enraged face, noto style", "heldout"),
+    ("spade suit, fluent flat style", "heldout"),
+]
+GUIDES = {  # painted guide -> prompt
+    "smiley": "grinning face, google style",
+    "apple": "red apple, google style",
+    "heart": "red heart, twemoji style",
+}
+
+
+def load_unet(model_dir: Path = MODEL):
+    from diffusers import DDPMScheduler, UNet2DConditionModel
+
+    unet = UNet2DConditionModel.from_pretrained(model_dir / "unet", torch_dtype=torch.float32).eval().requires_grad_(False)
+    sched = DDPMScheduler.from_pretrained(model_dir / "scheduler")
+    meta = json.loads((model_dir / "stroke_studio.json").read_text())
+    return unet, dict(sched.config), meta
+
+
+def encode(prompts: list[str], meta: dict) -> torch.Tensor:
+    from training.train_diffusion import encode_captions
+
+    return encode_captions(prompts, meta["text_conditioning"], meta["max_length"])
+
+
+def generate(prompts: list[str], scale: float, steps: int, seed: int = 0, model_dir: Path = MODEL) -> np.ndarray:
+    from training.train_diffusion import sample
+
+    unet, sched, meta = load_unet(model_dir)
+    return sample(unet, sched, encode(prompts, meta), encode([""], meta), guidance_scale=scale, steps=steps, seed=seed)
+
+
+class EncoderFeatures(torch.nn.Module):
+    """torchmetrics feature extractor: uint8 (B, 3, H, W) -> encoder features (B, 384)."""
+
+    def __init__(self, encoder):
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, imgs: torch.Tensor) -> torch.Tensor:
+        return self.encoder.embed_images(imgs.permute(0, 2, 3, 1).cpu().numpy()).double()
+
+
+def kid(real: np.ndarray, fake: np.ndarray, encoder, subsets: int = 50) -> tuple[float, float]:
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    size = min(len(real), len(fake), 1000)
+    metric = KernelInceptionDistance(feature=EncoderFeatures(encoder), subsets=subsets, subset_size=size)
+    torch.manual_seed(0)  # torchmetrics draws its subsets from the global generator
+    metric.update(torch.from_numpy(real).permute(0, 3, 1, 2), real=True)
+    metric.update(torch.from_numpy(fake).permute(0, 3, 1, 2), real=False)
+    mean, std = metric.compute()
+    return float(mean), float(std)
+
+
+def retrieval(images: np.ndarray, caption_idx: np.ndarray, captions: list[str], encoder) -> dict[str, float]:
+    f = encoder.embed_images(images)
+    g = encoder.embed_texts(captions)
+    top = (f @ g.T).topk(5, dim=1).indices.numpy()
+    return {"top1": float((top[:, 0] == caption_idx).mean()), "top5": float((top == caption_idx[:, None]).any(1).mean())}
+
+
+def heldout(corpus: Path = CORPUS) -> tuple[np.ndarray, np.ndarray]:
+    d = np.load(corpus)
+    m = d["split"] == "heldout"
+    return d["images"][m], d["captions"][m]
+
+
+def evaluate(n: int, steps: int, scale: float, encoder, seed: int = 0) -> dict:
+    """n samples whose prompts cycle through the held-out captions (a fixed shuffle)."""
+    real, caps = heldout()
+    uniq = sorted(set(caps.tolist()))
+    order = np.random.default_rng(seed).permutation(len(uniq))
+    prompts = [uniq[order[i % len(uniq)]] for i in range(n)]
+    t = time.time()
+    fake = generate(prompts, scale, steps, seed=seed)
+    gen_s = time.time() - t
+    k_mean, k_std = kid(real, fake, encoder)
+    idx = np.array([uniq.index(p) for p in prompts])
+    r = retrieval(fake, idx, uniq, encoder)
+    return {
+        "guidance_scale": scale,
+        "n_samples": n,
+        "ddim_steps": steps,
+        "kid": k_mean,
+        "kid_std": k_std,
+        "retrieval_top1": r["top1"],
+        "retrieval_top5": r["top5"],
+        "n_captions": len(uniq),
+        "generation_s": round(gen_s, 1),
+    }
+
+
+def reference_figures(encoder) -> dict:
+    """Floors and ceilings: KID of real training images vs held-out images; retrieval of real held-out images."""
+    d = np.load(CORPUS)
+    real, caps = heldout()
+    train_idx = np.random.default_rng(0).choice(np.nonzero(d["split"] == "train")[0], size=len(real), replace=False)
+    k_mean, k_std = kid(real, d["images"][train_idx], encoder)
+    uniq = sorted(set(caps.tolist()))
+    r = retrieval(real, np.array([uniq.index(c) for c in caps]), uniq, encoder)
+    noise = np.random.default_rng(0).integers(0, 256, real.shape, dtype=np.uint8)
+    n_mean, _ = kid(real, noise, encoder)
+    return {
+        "kid_train_vs_heldout_real": k_mean,
+        "kid_train_vs_heldout_real_std": k_std,
+        "kid_uniform_noise_vs_heldout": n_mean,
+        "retrieval_real_heldout_top1": r["top1"],
+        "retrieval_real_heldout_top5": r["top5"],
+        "n_heldout_images": len(real),
+        "n_captions": len(uniq),
+        "chance_top1": 1 / len(uniq),
+    }
+
+
+def record(key: str, value, model_dir: Path = MODEL) -> None:
+    path = model_dir / "eval.json"
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data[key] = value
+    path.write_text(json.dumps(data, indent=1) + "\n")
+    print(json.dumps({key: value}, indent=1))
+
+
+# --- figures -------------------------------------------------------------------------------------
+
+
+def sample_grid(scale: float, steps: int, out: Path) -> None:
+    from training.train_diffusion import grid, save_png
+
+    prompts = [c for c, _ in GRID_ROWS for _ in range(8)]
+    # one seed per column: every row starts from the same 8 noises
+    ims = np.concatenate([generate([c for c, _ in GRID_ROWS], scale, steps, seed=s)[:, None] for s in range(8)], axis=1)
+    assert len(prompts) == ims.shape[0] * ims.shape[1]
+    save_png(out, grid(ims.reshape(-1, *ims.shape[2:]), cols=8, scale=4))
+
+
+def paint_guides(size: int = 256) -> dict[str, np.ndarray]:
+    """The issue's simple painted guides, drawn with OpenCV (anti-aliased) on white."""
+    import cv2
+
+    s = size / 32
+    yellow, dark, red, green = (250, 204, 40), (60, 40, 30), (220, 40, 45), (70, 160, 50)
+    smiley = np.full((size, size, 3), 255, np.uint8)
+    cv2.circle(smiley, (size // 2, size // 2), int(13 * s), yellow, -1, cv2.LINE_AA)
+    for x in (11.5, 20.5):
+        cv2.circle(smiley, (int(x * s), int(12.5 * s)), int(1.8 * s), dark, -1, cv2.LINE_AA)
+    cv2.ellipse(smiley, (size // 2, int(17 * s)), (int(7 * s), int(5.5 * s)), 0, 20, 160, dark, max(1, int(1.6 * s)), cv2.LINE_AA)
+    apple = np.full((size, size, 3), 255, np.uint8)
+    cv2.circle(apple, (size // 2, int(18 * s)), int(11 * s), red, -1, cv2.LINE_AA)
+    cv2.ellipse(apple, (int(19.5 * s), int(6 * s)), (int(4.5 * s), int(2 * s)), -30, 0, 360, green, -1, cv2.LINE_AA)
+    heart = np.full((size, size, 3), 255, np.uint8)
+    cv2.circle(heart, (int(11 * s), int(12 * s)), int(6.5 * s), red, -1, cv2.LINE_AA)
+    cv2.circle(heart, (int(21 * s), int(12 * s)), int(6.5 * s), red, -1, cv2.LINE_AA)
+    pts = np.array([[5.2, 14.5], [26.8, 14.5], [16, 27.5]]) * s
+    cv2.fillPoly(heart, [pts.astype(np.int32)], red, cv2.LINE_AA)
+    return {"smiley": smiley, "apple": apple, "heart": heart}
+
+
+def sdedit_figure(
+    scale: float, out: Path, examples_dir: Path = Path("assets/examples"), seeds: int = 4, t0s: tuple[float, ...] = (0.5, 0.7)
+) -> dict:
+    """Rows: guide (32 px), then SDEdit outputs for each t0 and seed, through the engine's editing.sdedit."""
+    import cv2
+
+    import editing
+    from training.train_diffusion import grid, save_png
+
+    guides = paint_guides()
+    examples_dir.mkdir(parents=True, exist_ok=True)
+    for name, im in guides.items():
+        save_png(examples_dir / f"{name}.png", im)
+    model = editing.load_model(str(MODEL.resolve()), device="cpu")
+    rows, timing = [], {}
+    for name, prompt in GUIDES.items():
+        small = cv2.resize(guides[name], (32, 32), interpolation=cv2.INTER_AREA)
+        row = [small]
+        for t0 in t0s:
+            for seed in range(seeds):
+                cfg = editing.SDEditConfig(t0=t0, steps=50, seed=seed, guidance_scale=scale)
+                t = time.time()
+                row.append(editing.final(editing.sdedit(model, small, cfg, prompt=prompt)))
+                timing.setdefault(t0, []).append(time.time() - t)
+        rows.append(np.stack(row))
+    save_png(out, grid(np.concatenate(rows), cols=1 + len(t0s) * seeds, scale=4))
+    return {
+        "layout": f"rows {list(GUIDES)}; column 1 the 32-px guide, then t0 in {list(t0s)} x seeds 0..{seeds - 1}",
+        "prompts": GUIDES,
+        "seconds_per_edit": {str(k): round(float(np.median(v)), 2) for k, v in timing.items()},
+    }
+
+
+def speed(repeats: int = 20) -> dict:
+    """ms per guided denoising step at batch 2 (one UNet call on 4 rows), and an SDEdit edit at t0 0.5."""
+    import os
+
+    import editing
+
+    torch.set_num_threads(2)
+    unet, _, meta = load_unet()
+    ctx = encode(["red apple, google style", "grinning face, google style", "", ""], meta)
+    x = torch.randn(4, 3, 32, 32)
+    t = torch.full((4,), 500.0)
+    with torch.no_grad():
+        for _ in range(3):
+            unet(x, t, ctx)
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            unet(x, t, ctx)
+            times.append(time.perf_counter() - t0)
+    model = editing.load_model(str(MODEL.resolve()), device="cpu")
+    guide = paint_guides()["apple"]
+    edits = []
+    for seed in range(3):
+        t0 = time.perf_counter()
+        editing.final(
+            editing.sdedit(
+                model,
+                guide,
+                editing.SDEditConfig(t0=0.5, steps=50, seed=seed, guidance_scale=3.0),
+                prompt="red apple, google style",
+            )
+        )
+        edits.append(time.perf_counter() - t0)
+    return {
+        "guided_step_batch2_ms_median": round(1000 * float(np.median(times)), 1),
+        "guided_step_batch2_ms_min": round(1000 * float(np.min(times)), 1),
+        "sdedit_t0_0.5_50_steps_s_median": round(float(np.median(edits)), 2),
+        "threads": torch.get_num_threads(),
+        "load_average_1min": round(os.getloadavg()[0], 2),
+        "parameters": sum(p.numel() for p in unet.parameters()),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description="Evaluate the shipped emoji model.")
+    ap.add_argument("what", choices=["sweep", "kid", "reference", "grid", "sdedit", "speed"])
+    ap.add_argument("--n", type=int, default=500)
+    ap.add_argument("--steps", type=int, default=25)
+    ap.add_argument("--scale", type=float, default=3.0)
+    ap.add_argument("--scales", default="1,2,3,5")
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    if a.what in ("sweep", "kid", "reference"):
+        from editing.encoder import load_encoder
+
+        encoder = load_encoder()
+    if a.what == "sweep":
+        record("guidance_sweep", [evaluate(a.n, a.steps, float(s), encoder) for s in a.scales.split(",")])
+    elif a.what == "kid":
+        record("heldout", evaluate(a.n, a.steps, a.scale, encoder, seed=1))
+    elif a.what == "reference":
+        record("reference", reference_figures(encoder))
+    elif a.what == "grid":
+        sample_grid(a.scale, a.steps, MODEL / "samples.png")
+        record("grid", {"rows": GRID_ROWS, "columns": "seeds 0..7", "guidance_scale": a.scale, "ddim_steps": a.steps})
+    elif a.what == "sdedit":
+        record("sdedit", sdedit_figure(a.scale, MODEL / "sdedit.png"))
+    elif a.what == "speed":
+        record("speed_cpu", speed())
+
+
+if __name__ == "__main__":
+    main()
