@@ -195,3 +195,13 @@ def test_engine_backend_adds_realism_only_with_the_emoji_encoder(tiny_pixel_text
     rows = EngineBackend(tiny_pixel_text, encoder_path=tmp_path / "enc").metrics(images[0], images[:3])
     expected = (ref[:3] @ ref.T).topk(10, dim=1).values.mean(dim=1)
     np.testing.assert_allclose([r["realism"] for r in rows], expected.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_unsupported_files_are_refused_with_a_message(client, tmp_path):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    bogus = tmp_path / "notes.txt"
+    bogus.write_text("not a picture")
+    with pytest.raises(AppError, match="Unsupported file 'notes.txt'"):
+        client.predict(handle_file(str(bogus)), api_name="/sdedit")

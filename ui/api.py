@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 from editing.interface import EditConfig, ImagicConfig, InversionConfig, SDEditConfig
 from ui.canvas import image_to_editor_value
@@ -24,9 +26,15 @@ from ui.handlers import Studio, Updates, has_imagic
 from ui.state import Session
 
 
-def _canvas(image: np.ndarray | None) -> dict:
-    if image is None:
+def _canvas(path: str | None) -> dict:
+    """The sent file as an editor value; files Pillow cannot read are refused with a message."""
+    if path is None:
         raise gr.Error("Send an image (gradio_client: handle_file('path.png')).")
+    try:
+        with Image.open(path) as im:
+            image = np.asarray(im.convert("RGBA"))
+    except (UnidentifiedImageError, OSError) as e:
+        raise gr.Error(f"Unsupported file {Path(path).name!r}: send a PNG, JPEG or WebP image.") from e
     return image_to_editor_value(image)
 
 
@@ -49,7 +57,8 @@ def add_api(studio: Studio, compare: Compare) -> None:
 
     with gr.Column(visible=False):
         session = gr.State(Session())
-        image = gr.Image(type="numpy", image_mode="RGB", label="image")
+        # A file path, not pixels: Gradio would fail on a non-image before the handler could explain.
+        image = gr.File(label="image", file_types=None)
         out_image = gr.Image(type="numpy", format="png", label="image")
         out_info = gr.JSON(label="info")
         prompt = gr.Textbox("", label="prompt")
