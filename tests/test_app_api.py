@@ -205,3 +205,25 @@ def test_unsupported_files_are_refused_with_a_message(client, tmp_path):
     bogus.write_text("not a picture")
     with pytest.raises(AppError, match="Unsupported file 'notes.txt'"):
         client.predict(handle_file(str(bogus)), api_name="/sdedit")
+
+
+def test_command_line_help_bad_model_and_auth(tmp_path):
+    import subprocess
+    import sys
+
+    from app import parse_auth
+
+    out = subprocess.run([sys.executable, "-c", "import sys, app; app.parse_args(['--help'])"], capture_output=True, text=True)
+    assert out.returncode == 0 and "--queue-size" in out.stdout
+    out = subprocess.run([sys.executable, "-c", "import sys, app; print('torch' in sys.modules)"], capture_output=True, text=True)
+    assert out.stdout.strip() == "False"  # --help never pays for torch
+    out = subprocess.run([sys.executable, "app.py", "--model", str(tmp_path / "no-such-model")], capture_output=True, text=True)
+    assert out.returncode == 2 and "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert "no-such-model" in out.stderr
+
+    assert parse_auth("me:pa:ss") == [("me", "pa:ss")]
+    users = tmp_path / "users.txt"
+    users.write_text("# studio users\nann:one\n\nbob:two\n")
+    assert parse_auth(str(users)) == [("ann", "one"), ("bob", "two")]
+    with pytest.raises(ValueError, match="USER:PASS"):
+        parse_auth("nocolon")
