@@ -133,6 +133,19 @@ def sweep(model, args) -> list[dict]:
     return rows
 
 
+def overrides(items: list[str]) -> dict:
+    """["finetune_steps=50", ...] -> {"finetune_steps": 50, ...}, typed like the config's fields."""
+    defaults = ImagicConfig().__dict__
+    out = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        if name not in defaults:
+            raise SystemExit(f"--set {item}: {name!r} is not an ImagicConfig field")
+        kind = type(defaults[name])
+        out[name] = (value.lower() in ("1", "true", "yes")) if kind is bool else kind(value)
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="emoji")
@@ -140,6 +153,7 @@ def main() -> int:
     ap.add_argument("--edits", default="apple,cat", help=f"comma-separated, from {sorted(EDITS)}")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--sweep", action="store_true", help="try the candidate fast presets instead")
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override a preset field (repeatable)")
     ap.add_argument("--out-dir", default="outputs/bench_imagic")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -151,7 +165,7 @@ def main() -> int:
         rows = sweep(model, args)
         write_results("imagic-sweep-", env, {"rows": rows})
         return 0
-    config = ImagicConfig.from_preset(args.preset, model.family)
+    config = ImagicConfig.from_preset(args.preset, model.family, **overrides(args.set))
     rows = [run_edit(model, name, config, Path(args.out_dir)) for name in args.edits.split(",")]
     path = write_results("imagic-", env, {"config": config.__dict__, "rows": rows})
     print(f"device: {env['device_name']} ({env['cpu_count']} cores, {env['torch_threads']} torch threads); "

@@ -109,9 +109,24 @@ def test_loaded_weights_are_bit_identical_after_a_run(tiny_pixel_text, mode):
     assert m.unet is unet and _bits(m.unet) == before
     assert not any(p.requires_grad for p in m.unet.parameters()) and not m.unet.training
     assert not getattr(m.unet, "_hf_peft_config_loaded", False)  # no adapter was injected into it
+    # The state carries the fine-tuning, and rendering applies it: full, the tuned weights themselves;
+    # LoRA, every attention projection of the rebuilt copy is W + B A (merged), with B A != 0.
     state = final(optimize_imagic(m, _image(), "a yellow square", ImagicConfig(**TINY, finetune_mode=mode, finetune_lr=1e-2), cache=None))
-    # The fine-tuning really changed something (in the copy): the tuned UNet differs from the loaded one.
-    assert _bits(imagic_mod.tuned_unet(m, state)) != before
+    tuned, base = imagic_mod.tuned_unet(m, state).state_dict(), m.unet.state_dict()
+    if mode == "full":
+        assert all(torch.equal(tuned[k], v) for k, v in state.weights.items())
+        assert any(not torch.equal(tuned[k], base[k]) for k in base)
+    else:
+        lora_a = [k for k in state.weights if k.endswith(".lora_A.weight")]
+        from diffusers.models.attention_processor import Attention
+
+        n_attention = sum(isinstance(mod, Attention) for mod in m.unet.modules())  # self- and cross-attention
+        assert n_attention > 0 and len(lora_a) == 4 * n_attention  # to_q, to_k, to_v, to_out.0 of each
+        for k in lora_a:
+            name = k[: -len(".lora_A.weight")]
+            delta = state.weights[name + ".lora_B.weight"] @ state.weights[k]
+            assert delta.abs().max() > 0
+            torch.testing.assert_close(tuned[name + ".base_layer.weight"], base[name + ".weight"] + delta, atol=1e-6, rtol=1e-5)
 
 
 def test_latent_sd_runs_and_leaves_weights_alone(tiny_latent_sd):
@@ -248,3 +263,37 @@ def test_cli_runs_imagic_and_records_the_resolved_config(tiny_dir, tmp_path):
     # The flags given win; the untouched fields come from the paper preset for this family.
     assert recipe["configs"]["imagic"]["values"] == dataclasses.asdict(
         ImagicConfig.from_preset("paper", "latent-sd", embedding_steps=2, finetune_steps=2, steps=3, eta=0.5))
+
+
+# ----------------------------------------------------------------------------- the emoji model (when present)
+def _emoji_or_skip():
+    from editing.models import EMOJI_DIR, load_model
+
+    if not (EMOJI_DIR / "unet").is_dir():
+        pytest.skip("the emoji model is not in this checkout")
+    return load_model("emoji", device="cpu")
+
+
+# rms (on [0, 1] pixels) of the eta = 0 render to the input with the fast preset: measured below.
+EMOJI_RECONSTRUCTION_BOUND = 0.1
+
+
+@pytest.mark.slow
+def test_emoji_eta_zero_reconstructs_and_eta_moves_towards_the_target_text():
+    """The fast preset on the real model: green apple -> "red apple". Minutes of CPU: --runslow."""
+    from benchmarks.bench_imagic import alignment, input_image
+
+    model = _emoji_or_skip()
+    source, target = "green apple, google style", "red apple, google style"
+    image, _ = input_image(model, source)
+    config = ImagicConfig.from_preset("fast", "pixel-text")
+    state = final(optimize_imagic(model, image, target, config, cache=None))
+    outs = {eta: final(render_imagic(model, state, ImagicConfig(**{**config.__dict__, "eta": eta}))) for eta in (0.0, 0.7, 1.0)}
+    errors = {eta: _rms(out, image) for eta, out in outs.items()}
+    scores = alignment(list(outs.values()), [target])
+    print(f"rms to the input {errors}; target alignment {None if scores is None else scores[:, 0].tolist()}")
+    assert errors[0.0] < EMOJI_RECONSTRUCTION_BOUND
+    if scores is not None:
+        assert scores[2, 0] > scores[0, 0] and scores[1, 0] > scores[0, 0]
+    else:
+        assert errors[1.0] > errors[0.0]
