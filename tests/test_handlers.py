@@ -99,9 +99,9 @@ def test_stroke_edit_needs_a_mask_and_changes_only_inside_it():
     backend = FakeBackend()
     studio = Studio(backend)
     with pytest.raises(gr.Error, match="mask"):
-        run(studio.sdedit(canvas=painting(), need_mask=True, **SD))
+        run(studio.sdedit(canvas=painting(), mode="mask", **SD))
     v = with_mask(painting())
-    out = run(studio.sdedit(canvas=v, need_mask=True, **SD))[-1]["output"]
+    out = run(studio.sdedit(canvas=v, mode="mask", **SD))[-1]["output"]
     guide = v["background"][..., :3].copy()
     guide[5:15, 5:25] = (255, 0, 0)
     outside = np.ones(guide.shape[:2], bool)
@@ -113,7 +113,9 @@ def test_stroke_edit_needs_a_mask_and_changes_only_inside_it():
 def test_composite_pastes_the_patch_and_edits_its_footprint_only():
     v = painting()
     patch = np.full((8, 8, 3), 7, np.uint8)
-    out = run(Studio(FakeBackend()).sdedit(canvas=v, patch=patch, patch_x=0.5, patch_y=0.5, patch_scale=0.25, **SD))[-1]
+    with pytest.raises(gr.Error, match="patch"):
+        run(Studio(FakeBackend()).sdedit(canvas=v, mode="composite", **SD))
+    out = run(Studio(FakeBackend()).sdedit(canvas=v, mode="composite", patch=patch, patch_x=0.5, patch_y=0.5, patch_scale=0.25, **SD))[-1]
     bg = v["background"][..., :3]
     changed = np.any(out["output"] != bg, axis=2)
     ys, xs = np.nonzero(changed)

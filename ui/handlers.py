@@ -26,6 +26,7 @@ from editing.interface import (
     ColorEditConfig,
     EditConfig,
     Frame,
+    Guide,
     ImagicConfig,
     InversionConfig,
     SDEditConfig,
@@ -128,20 +129,23 @@ class Studio:
         preview_every: int = 1,
         show: Show = "predicted x0",
         session: Session | None = None,
-        need_mask: bool = False,
+        mode: Literal["stroke", "mask", "composite"] = "stroke",
         patch: np.ndarray | None = None,
         patch_x: float = 0.5,
         patch_y: float = 0.5,
         patch_scale: float = 0.3,
     ) -> Iterator[Updates]:
-        """Stroke -> image (whole canvas), stroke edit (inside the mask layer) and composite (a pasted patch)."""
+        """SDEdit in three modes: "stroke" (stroke -> image, the whole canvas), "mask" (stroke edit inside the
+        mask layer) and "composite" (a patch pasted onto the canvas and blended in, its footprint the mask)."""
         c = read_canvas(canvas)
         guide, method = c.guide, "sdedit"
-        if patch is not None:
+        if mode == "composite":
+            if patch is None:
+                raise gr.Error("Add a patch picture in the Composite tab first.")
             image, footprint = paste_patch(guide.image, patch, patch_x, patch_y, patch_scale)
             mask = footprint if guide.mask is None else footprint | guide.mask
-            guide, method = type(guide)(image=image, mask=mask, color_mask=guide.color_mask), "sdedit-composite"
-        elif need_mask:
+            guide, method = Guide(image=image, mask=mask, color_mask=guide.color_mask), "sdedit-composite"
+        elif mode == "mask":
             if guide.mask is None:
                 raise gr.Error("Paint the region to change on the 'mask' layer first (layers menu at the bottom of the canvas).")
             method = "sdedit-masked"

@@ -154,7 +154,7 @@ def build_ui(backend: Backend) -> gr.Blocks:
                         "guidance_scale": slider(info, SDEditConfig, "guidance_scale", visible=text),
                         "seed": seed_row(info, SDEditConfig),
                     }
-                run(e_go, studio.sdedit, {"prompt": e_prompt, "t0": e_t0, **e_adv}, need_mask=True)
+                run(e_go, studio.sdedit, {"prompt": e_prompt, "t0": e_t0, **e_adv}, mode="mask")
 
             with gr.Tab("Composite"):
                 howto("Load a background picture on the canvas, add a patch here and place it; SDEdit blends the patch in "
@@ -175,7 +175,7 @@ def build_ui(backend: Backend) -> gr.Blocks:
                     c_adv = {"steps": slider(info, SDEditConfig, "steps", maximum=500),
                              "guidance_scale": slider(info, SDEditConfig, "guidance_scale", visible=text),
                              "seed": seed_row(info, SDEditConfig)}  # fmt: skip
-                run(c_go, studio.sdedit, {"prompt": c_prompt, "t0": c_t0, "patch": patch, **c_geo, **c_adv})
+                run(c_go, studio.sdedit, {"prompt": c_prompt, "t0": c_t0, "patch": patch, **c_geo, **c_adv}, mode="composite")
 
             with gr.Tab("Text edit"):
                 howto("Describe the picture as it is (source) and as you want it (target). The picture is inverted once per "
