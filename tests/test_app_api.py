@@ -91,7 +91,7 @@ def test_sweep_returns_one_result_per_value_with_metrics(client, guide_png):
     assert results[0]["l2"] < results[-1]["l2"]  # t0 = 0.1 stays closer to the guide than t0 = 1
 
 
-def test_edit_endpoint_reuses_the_clients_inversion(client, guide_png):
+def test_edit_endpoint_reuses_the_inversion_within_a_session_only(client, guide_png):
     from gradio_client import handle_file
 
     path, size = guide_png
@@ -105,6 +105,11 @@ def test_edit_endpoint_reuses_the_clients_inversion(client, guide_png):
     with Image.open(image_path) as im:
         assert im.size == size
     assert info["recipe"]["config"]["edit"]["skip"] == 4
+    from gradio_client import Client
+
+    other = Client(client.src, verbose=False, analytics_enabled=False).submit(*args, 4, 5.0, 0, api_name="/edit")
+    other.result(timeout=300)  # another session: it must invert for itself
+    assert any(o[1].get("step", [0, 0, ""])[2] == "invert" for o in other.outputs())
 
 
 def test_imagic_endpoint_optimises_then_renders(client, guide_png):
