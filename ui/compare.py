@@ -7,7 +7,7 @@ as the paper suggests for interactive use (Sec. 5: the user narrows t0 in a few 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import asdict
 from typing import Any, Literal
 
@@ -15,7 +15,7 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
-from editing.interface import EditConfig, Frame, Guide, ImagicConfig, InversionConfig, SDEditConfig, final
+from editing.interface import EditConfig, Frame, Guide, ImagicConfig, InversionConfig, SDEditConfig
 from ui.handlers import Show, Studio, Updates, has_imagic, make_config, progress_html, read_canvas
 from ui.state import Session, SweepItem, image_key
 
@@ -88,24 +88,23 @@ class Compare:
         batched = param == "t0" and hasattr(self.backend, "sdedit_batch")  # one batch per seed through the model
         for s in seeds:
             if batched:
-                yield {"progress": progress_html(len(items), total, f"Sweep over {param} (batched)")}
-                cfgs = [make_config(SDEditConfig, t0=v, steps=steps, guidance_scale=guidance_scale, seed=s, preview_every=1000)
+                cfgs = [make_config(SDEditConfig, t0=v, steps=steps, guidance_scale=guidance_scale, seed=s, preview_every=1)
                         for v in values]  # fmt: skip
-                images = self._drain(self.backend.sdedit_batch(guide, cfgs, prompt))
+                images = yield from self._collect(self.backend.sdedit_batch(guide, cfgs, prompt), f"Sweep, seed {s}, {len(values)} t0 values in one batch")
                 self._add(items, guide, param, values, s, images)
                 yield self._outputs(items, session, f"{len(items)} of {total} done.")
                 continue
             for v in values:
-                yield {"progress": progress_html(len(items), total, f"Sweep over {param}")}
+                label = f"Sweep {len(items) + 1}/{total}: {param}={v}, seed {s}"
                 if param == "t0":
-                    cfg = make_config(SDEditConfig, t0=v, steps=steps, guidance_scale=guidance_scale, seed=s, preview_every=1000)
-                    image = self._drain(self.backend.sdedit(guide, cfg, prompt))
+                    cfg = make_config(SDEditConfig, t0=v, steps=steps, guidance_scale=guidance_scale, seed=s, preview_every=1)
+                    image = yield from self._collect(self.backend.sdedit(guide, cfg, prompt), label)
                 else:
-                    inv_cfg = make_config(InversionConfig, steps=steps, eta=v if param == "eta" else eta, seed=s, preview_every=1000)
+                    inv_cfg = make_config(InversionConfig, steps=steps, eta=v if param == "eta" else eta, seed=s, preview_every=1)
                     cfg = make_config(EditConfig, skip=v if param == "T_skip" else skip, guidance_scale=guidance_scale,
-                                      preview_every=1000)  # fmt: skip
-                    inv = self._cached_inversion(guide.image, source_prompt, inv_cfg, session)
-                    image = self._drain(self.backend.edit(inv, target_prompt, cfg))
+                                      preview_every=1)  # fmt: skip
+                    yield from self.studio.ensure_inversion(guide.image, source_prompt, inv_cfg, session, "predicted x0")
+                    image = yield from self._collect(self.backend.edit(session.inversion, target_prompt, cfg), label)
                 self._add(items, guide, param, [v], s, [image])
                 yield self._outputs(items, session, f"{len(items)} of {total} done.")
         yield {"progress": progress_html(total, total, f"Sweep over {param}")}
@@ -114,16 +113,17 @@ class Compare:
         for v, image, m in zip(values, images, self.backend.metrics(guide.image, images, guide.mask), strict=True):
             items.append(SweepItem(image, v, seed, m, caption(f"{param}={v} seed {seed}", m)))
 
-    def _drain(self, frames: Iterator[Frame]) -> Any:
+    def _collect(self, frames: Iterator[Frame], label: str) -> Generator[Updates, None, Any]:
+        """Run a method to its result, yielding progress at every frame (so Stop acts within a step)."""
+        last = None
         try:
-            return final(frames)
-        except (RuntimeError, ValueError) as e:  # stopped early, or a setting the engine refuses
+            for last in frames:
+                yield {"progress": progress_html(last.step, last.total, label)}
+        except ValueError as e:  # a setting the engine refuses
             raise gr.Error(str(e)) from e
-
-    def _cached_inversion(self, image: np.ndarray, source_prompt: str, cfg: InversionConfig, session: Session) -> Any:
-        for _ in self.studio.ensure_inversion(image, source_prompt, cfg, session, "predicted x0"):
-            pass
-        return session.inversion
+        if last is None or not last.done:
+            raise gr.Error(f"{label} stopped before producing a result.")
+        return last.result
 
     def select_point(self, session: Session, evt: gr.SelectData) -> Updates:
         """A brushed x-range on the plot selects the result nearest its centre."""
@@ -175,21 +175,22 @@ class Compare:
         c = read_canvas(canvas)
         guide = c.guide
         runs: list[tuple[str, np.ndarray]] = []
-        yield {"progress": progress_html(0, 3, "Methods"), "status": "Running SDEdit…"}
-        cfg = make_config(SDEditConfig, t0=t0, steps=steps, guidance_scale=guidance_scale, seed=seed, preview_every=1000)
-        runs.append((f"SDEdit t0={cfg.t0}", self._drain(self.backend.sdedit(guide, cfg, prompt))))
-        yield {"progress": progress_html(1, 3, "Methods"), "status": "Running inversion + edit…"}
-        inv_cfg = make_config(InversionConfig, steps=steps, seed=seed, preview_every=1000)
-        ecfg = make_config(EditConfig, skip=min(int(skip), inv_cfg.steps - 1), guidance_scale=EditConfig().guidance_scale, preview_every=1000)
-        inv = self._cached_inversion(guide.image, source_prompt, inv_cfg, session)
-        runs.append((f"Inversion + edit T_skip={ecfg.skip}", self._drain(self.backend.edit(inv, prompt, ecfg))))
+        yield {"status": "Running SDEdit…"}
+        cfg = make_config(SDEditConfig, t0=t0, steps=steps, guidance_scale=guidance_scale, seed=seed, preview_every=1)
+        runs.append((f"SDEdit t0={cfg.t0}", (yield from self._collect(self.backend.sdedit(guide, cfg, prompt), "SDEdit"))))
+        yield {"status": "Running inversion + edit…"}
+        inv_cfg = make_config(InversionConfig, steps=steps, seed=seed, preview_every=1)
+        ecfg = make_config(EditConfig, skip=min(int(skip), inv_cfg.steps - 1), guidance_scale=EditConfig().guidance_scale, preview_every=1)
+        yield from self.studio.ensure_inversion(guide.image, source_prompt, inv_cfg, session, show)
+        edited = yield from self._collect(self.backend.edit(session.inversion, prompt, ecfg), "Inversion + edit")
+        runs.append((f"Inversion + edit T_skip={ecfg.skip}", edited))
         if has_imagic(self.backend):
-            yield {"progress": progress_html(2, 3, "Methods"), "status": "Running Imagic (optimisation is cached by content)…"}
+            yield {"status": "Running Imagic (its optimisation is cached by content)…"}
             icfg = make_config(ImagicConfig, **{**asdict(ImagicConfig.from_preset("fast", self.studio.info.family)), "seed": seed,
-                                                "preview_every": 1000})  # fmt: skip
-            runs.append((f"Imagic η={icfg.eta}", self._drain(self.backend.imagic(guide.image, prompt, icfg))))
+                                                "preview_every": 1})  # fmt: skip
+            runs.append((f"Imagic η={icfg.eta}", (yield from self._collect(self.backend.imagic(guide.image, prompt, icfg), "Imagic"))))
         metrics = self.backend.metrics(guide.image, [im for _, im in runs], guide.mask)
         gallery = [(guide.image, "input")] + [(im, caption(name, m)) for (name, im), m in zip(runs, metrics, strict=True)]
         note = "" if has_imagic(self.backend) else " Imagic needs a text-conditioned model."
-        yield {"cross_gallery": gallery, "progress": progress_html(1, 1, "Methods"), "status": f"Same input, seed {seed}.{note}",
+        yield {"cross_gallery": gallery, "status": f"Same input, seed {seed}.{note}",
                "session": session}  # fmt: skip

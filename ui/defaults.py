@@ -1,9 +1,7 @@
 """Slider specs and studio defaults, in one place.
 
 The paper defaults live in the engine's config dataclasses (editing.interface); the studio reads
-them from there. The only overrides are per model family, in STUDIO_DEFAULTS below: the embedded
-32-px emoji model runs on a laptop CPU, where 100 steps per click would feel slow, so the studio
-starts it at fewer steps (T_skip scaled to keep the paper's 36/100 ratio).
+them from there. The only overrides are in STUDIO_DEFAULTS below, one row per model family.
 """
 
 from __future__ import annotations
@@ -49,22 +47,22 @@ SLIDERS: dict[str, SliderSpec] = {
     "preview_every": SliderSpec(1, 50, 1, "Preview every k steps"),
 }
 
+# Stop takes effect between frames, so the studio asks every method for a frame every step (the
+# configs' default, 5, suits scripts): Stop then cancels within one step. Previews are cheap
+# (pixel models decode for free; latent models use a linear latent -> RGB map).
+EVERY_STEP = {f"{c}.preview_every": 1 for c in ("SDEditConfig", "InversionConfig", "EditConfig", "ColorEditConfig", "ShiftConfig",
+                                                "ImagicConfig")}  # fmt: skip
+
 # Per model family: overrides of the paper defaults ("Config.field") that make the studio pleasant
-# on that model, plus the canvas side in pixels.
+# on that model, plus the canvas side in pixels. The emoji model (pixel-text, 32 px) runs on a CPU:
+# 50 steps instead of 100, T_skip scaled to keep the paper's 36/100.
 STUDIO_DEFAULTS: dict[str, dict[str, Any]] = {
-    "pixel-text": {
-        "SDEditConfig.steps": 50,
-        "SDEditConfig.preview_every": 1,
-        "InversionConfig.steps": 50,
-        "InversionConfig.preview_every": 2,
-        "EditConfig.skip": 18,
-        "EditConfig.preview_every": 1,
-        "ColorEditConfig.t2": 30,
-        "ColorEditConfig.preview_every": 1,
-        "ShiftConfig.preview_every": 1,
-        "canvas": 256,
-    },
-    "latent-sd": {"SDEditConfig.steps": 50, "InversionConfig.steps": 50, "EditConfig.skip": 18, "ColorEditConfig.t2": 30, "canvas": 512},
+    "pixel-text": {**EVERY_STEP, "SDEditConfig.steps": 50, "InversionConfig.steps": 50, "EditConfig.skip": 18, "ColorEditConfig.t2": 30,
+                   "canvas": 256},  # fmt: skip
+    "pixel-ddpm": {**EVERY_STEP, "canvas": 256},
+    "ve": {**EVERY_STEP, "canvas": 256},
+    "latent-sd": {**EVERY_STEP, "SDEditConfig.steps": 50, "InversionConfig.steps": 50, "EditConfig.skip": 18, "ColorEditConfig.t2": 30,
+                  "canvas": 512},  # fmt: skip
 }
 
 CONFIGS = (SDEditConfig, InversionConfig, EditConfig, ColorEditConfig, ShiftConfig)
