@@ -93,6 +93,8 @@ def test_bad_settings_become_user_messages():
         run(studio.text_edit(canvas=painting(), **{**TE, "skip": 10}))
     with pytest.raises(gr.Error, match="target prompt"):
         run(studio.text_edit(canvas=painting(), **{**TE, "target_prompt": "  "}))
+    unconditional = Studio(FakeBackend(family="pixel-ddpm", conditional=False))  # no prompt boxes: nothing to ask for
+    assert run(unconditional.text_edit(canvas=painting(), **{**TE, "source_prompt": "", "target_prompt": ""}))[-1]["files"]
 
 
 def test_stroke_edit_needs_a_mask_and_changes_only_inside_it():

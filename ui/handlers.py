@@ -196,7 +196,7 @@ class Studio:
     ) -> Iterator[Updates]:  # fmt: skip
         """Edit-friendly DDPM inversion, then regeneration under the target prompt."""
         c = read_canvas(canvas)
-        if not target_prompt.strip():
+        if self.info.conditional and not target_prompt.strip():
             raise gr.Error("Write a target prompt: the text the edited image should match.")
         inv_cfg = make_config(InversionConfig, steps=steps, eta=eta, source_guidance_scale=source_guidance_scale, seed=seed,
                               preview_every=preview_every)  # fmt: skip
