@@ -297,3 +297,12 @@ def test_stop_cancels_every_run_and_ui_events_stay_off_the_api():
     assert len(stops) == 1 and set(stops[0]["cancels"]) == runs
     public = {d["api_name"] for d in deps if d["api_visibility"] == "public"}
     assert public == {"sdedit", "edit", "imagic", "sweep"}
+
+
+def test_settings_the_engine_refuses_become_messages():
+    class Refusing(FakeBackend):
+        def invert(self, image, source_prompt, config):
+            raise ValueError("the VE model cannot be inverted; allowed: VP models")
+
+    with pytest.raises(gr.Error, match="cannot be inverted"):
+        run(Studio(Refusing()).text_edit(canvas=painting(), **TE))

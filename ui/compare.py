@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from editing.interface import EditConfig, Frame, Guide, ImagicConfig, InversionConfig, SDEditConfig
-from ui.handlers import Show, Studio, Updates, has_imagic, make_config, progress_html, read_canvas
+from ui.handlers import Show, Studio, Updates, guarded, has_imagic, make_config, progress_html, read_canvas
 from ui.state import Session, SweepItem, image_key
 
 Param = Literal["t0", "T_skip", "eta"]
@@ -90,7 +90,7 @@ class Compare:
             if batched:
                 cfgs = [make_config(SDEditConfig, t0=v, steps=steps, guidance_scale=guidance_scale, seed=s, preview_every=1)
                         for v in values]  # fmt: skip
-                images = yield from self._collect(self.backend.sdedit_batch(guide, cfgs, prompt), f"Sweep, seed {s}, {len(values)} t0 values in one batch")
+                images = yield from self._collect(guarded(self.backend.sdedit_batch, guide, cfgs, prompt), f"Sweep, seed {s}, {len(values)} t0 values in one batch")
                 self._add(items, guide, param, values, s, images)
                 yield self._outputs(items, session, f"{len(items)} of {total} done.")
                 continue
@@ -98,13 +98,13 @@ class Compare:
                 label = f"Sweep {len(items) + 1}/{total}: {param}={v}, seed {s}"
                 if param == "t0":
                     cfg = make_config(SDEditConfig, t0=v, steps=steps, guidance_scale=guidance_scale, seed=s, preview_every=1)
-                    image = yield from self._collect(self.backend.sdedit(guide, cfg, prompt), label)
+                    image = yield from self._collect(guarded(self.backend.sdedit, guide, cfg, prompt), label)
                 else:
                     inv_cfg = make_config(InversionConfig, steps=steps, eta=v if param == "eta" else eta, seed=s, preview_every=1)
                     cfg = make_config(EditConfig, skip=v if param == "T_skip" else skip, guidance_scale=guidance_scale,
                                       preview_every=1)  # fmt: skip
                     yield from self.studio.ensure_inversion(guide.image, source_prompt, inv_cfg, session, "predicted x0")
-                    image = yield from self._collect(self.backend.edit(session.inversion, target_prompt, cfg), label)
+                    image = yield from self._collect(guarded(self.backend.edit, session.inversion, target_prompt, cfg), label)
                 self._add(items, guide, param, [v], s, [image])
                 yield self._outputs(items, session, f"{len(items)} of {total} done.")
         yield {"progress": progress_html(total, total, f"Sweep over {param}")}
@@ -116,11 +116,8 @@ class Compare:
     def _collect(self, frames: Iterator[Frame], label: str) -> Generator[Updates, None, Any]:
         """Run a method to its result, yielding progress at every frame (so Stop acts within a step)."""
         last = None
-        try:
-            for last in frames:
-                yield {"progress": progress_html(last.step, last.total, label)}
-        except ValueError as e:  # a setting the engine refuses
-            raise gr.Error(str(e)) from e
+        for last in frames:
+            yield {"progress": progress_html(last.step, last.total, label)}
         if last is None or not last.done:
             raise gr.Error(f"{label} stopped before producing a result.")
         return last.result
@@ -177,18 +174,18 @@ class Compare:
         runs: list[tuple[str, np.ndarray]] = []
         yield {"status": "Running SDEdit…"}
         cfg = make_config(SDEditConfig, t0=t0, steps=steps, guidance_scale=guidance_scale, seed=seed, preview_every=1)
-        runs.append((f"SDEdit t0={cfg.t0}", (yield from self._collect(self.backend.sdedit(guide, cfg, prompt), "SDEdit"))))
+        runs.append((f"SDEdit t0={cfg.t0}", (yield from self._collect(guarded(self.backend.sdedit, guide, cfg, prompt), "SDEdit"))))
         yield {"status": "Running inversion + edit…"}
         inv_cfg = make_config(InversionConfig, steps=steps, seed=seed, preview_every=1)
         ecfg = make_config(EditConfig, skip=min(int(skip), inv_cfg.steps - 1), guidance_scale=EditConfig().guidance_scale, preview_every=1)
         yield from self.studio.ensure_inversion(guide.image, source_prompt, inv_cfg, session, show)
-        edited = yield from self._collect(self.backend.edit(session.inversion, prompt, ecfg), "Inversion + edit")
+        edited = yield from self._collect(guarded(self.backend.edit, session.inversion, prompt, ecfg), "Inversion + edit")
         runs.append((f"Inversion + edit T_skip={ecfg.skip}", edited))
         if has_imagic(self.backend):
             yield {"status": "Running Imagic (its optimisation is cached by content)…"}
             icfg = make_config(ImagicConfig, **{**asdict(ImagicConfig.from_preset("fast", self.studio.info.family)), "seed": seed,
                                                 "preview_every": 1})  # fmt: skip
-            runs.append((f"Imagic η={icfg.eta}", (yield from self._collect(self.backend.imagic(guide.image, prompt, icfg), "Imagic"))))
+            runs.append((f"Imagic η={icfg.eta}", (yield from self._collect(guarded(self.backend.imagic, guide.image, prompt, icfg), "Imagic"))))
         metrics = self.backend.metrics(guide.image, [im for _, im in runs], guide.mask)
         gallery = [(guide.image, "input")] + [(im, caption(name, m)) for (name, im), m in zip(runs, metrics, strict=True)]
         note = "" if has_imagic(self.backend) else " Imagic needs a text-conditioned model."

@@ -14,7 +14,7 @@ Errors the user can fix raise gr.Error: Gradio shows the message and leaves the 
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import asdict
 from typing import Any, Literal
 
@@ -73,6 +73,15 @@ def read_canvas(canvas: dict | None) -> Canvas:
         raise gr.Error(str(e)) from e
 
 
+def guarded(method: Callable[..., Iterator[Frame]], *args: Any) -> Iterator[Frame]:
+    """Run an engine method; a setting it refuses (ValueError: an empty mask, T_skip >= steps, a VE
+    model asked to invert...) becomes a message the user can act on."""
+    try:
+        yield from method(*args)
+    except ValueError as e:
+        raise gr.Error(str(e)) from e
+
+
 def stream(frames: Iterator[Frame], show: Show, label: str) -> Iterator[tuple[Frame, Updates]]:
     """Pair every frame with its page update: the chosen preview (when this frame has one) and progress."""
     for frame in frames:
@@ -102,13 +111,10 @@ class Studio:
     def _run(self, frames: Iterator[Frame], show: Show, label: str) -> Generator[Updates, None, np.ndarray]:
         """Stream frames into the page; return the result image."""
         result = None
-        try:
-            for frame, up in stream(frames, show, label):
-                if frame.done:
-                    result = frame.image if frame.image is not None else frame.result
-                yield up
-        except ValueError as e:  # a setting the engine refuses (e.g. T_skip >= steps): the user can fix it
-            raise gr.Error(str(e)) from e
+        for frame, up in stream(frames, show, label):
+            if frame.done:
+                result = frame.image if frame.image is not None else frame.result
+            yield up
         if not isinstance(result, np.ndarray):
             raise gr.Error(f"{label} stopped before producing an image.")
         return result
@@ -156,7 +162,7 @@ class Studio:
         for notice in c.notices:
             gr.Info(notice)
         yield {"status": " ".join(c.notices) or "Running…", "files": None}
-        image = yield from self._run(self.backend.sdedit(guide, cfg, prompt), show, "SDEdit")
+        image = yield from self._run(guarded(self.backend.sdedit, guide, cfg, prompt), show, "SDEdit")
         yield {**self._finish(image, method, {"sdedit": cfg}, {"prompt": prompt}, guide.image, c.notices), "session": session}
 
     # ---------------------------------------------------------------- inversion family
@@ -170,7 +176,7 @@ class Studio:
             return
         session.inversion_key, session.inversion = None, None  # never keep a stale handle on failure
         inv = None
-        for frame, up in stream(self.backend.invert(image, source_prompt, cfg), show, "Inverting"):
+        for frame, up in stream(guarded(self.backend.invert, image, source_prompt, cfg), show, "Inverting"):
             if frame.done:
                 inv = frame.result
             yield up
@@ -182,11 +188,7 @@ class Studio:
         session = session if session is not None else Session()
         yield {"status": " ".join(notices) or "Running…", "files": None}
         yield from self.ensure_inversion(image, source_prompt, inv_cfg, session, show)
-        try:
-            frames = run(session.inversion)
-        except ValueError as e:  # an engine that checks its settings before returning the generator
-            raise gr.Error(str(e)) from e
-        result = yield from self._run(frames, show, method)
+        result = yield from self._run(run(session.inversion), show, method)
         yield {**self._finish(result, method, {"inversion": inv_cfg, **configs}, prompts, image, notices), "session": session}
 
     def text_edit(
@@ -205,7 +207,7 @@ class Studio:
             raise gr.Error(f"T_skip ({cfg.skip}) must be smaller than the number of steps ({inv_cfg.steps}).")
         yield from self._inverted_run(
             "edit", c.guide.image, source_prompt, inv_cfg, session, show,
-            lambda inv: self.backend.edit(inv, target_prompt, cfg), {"edit": cfg},
+            lambda inv: guarded(self.backend.edit, inv, target_prompt, cfg), {"edit": cfg},
             {"source": source_prompt, "target": target_prompt}, c.notices,
         )  # fmt: skip
 
@@ -225,7 +227,7 @@ class Studio:
                           preview_every=preview_every)  # fmt: skip
         yield from self._inverted_run(
             "color_edit", c.background, prompt, inv_cfg, session, show,
-            lambda inv: self.backend.color_edit(inv, c.guide.image, mask, prompt, cfg), {"color_edit": cfg},
+            lambda inv: guarded(self.backend.color_edit, inv, c.guide.image, mask, prompt, cfg), {"color_edit": cfg},
             {"prompt": prompt}, c.notices,
         )  # fmt: skip
 
@@ -241,7 +243,7 @@ class Studio:
         cfg = make_config(ShiftConfig, dx=dx, dy=dy, skip=skip, guidance_scale=guidance_scale, preview_every=preview_every)
         yield from self._inverted_run(
             "shift", c.guide.image, prompt, inv_cfg, session, show,
-            lambda inv: self.backend.shift(inv, prompt, cfg), {"shift": cfg}, {"prompt": prompt}, c.notices,
+            lambda inv: guarded(self.backend.shift, inv, prompt, cfg), {"shift": cfg}, {"prompt": prompt}, c.notices,
         )  # fmt: skip
 
     # ---------------------------------------------------------------- Imagic
@@ -267,5 +269,5 @@ class Studio:
         cfg = make_config(ImagicConfig, **{**asdict(base), **fields, "eta": eta, "guidance_scale": guidance_scale, "steps": steps,
                                            "seed": seed, "preview_every": preview_every})  # fmt: skip
         yield {"status": " ".join(c.notices) or "Running Imagic…", "files": None}
-        image = yield from self._run(self.backend.imagic(c.guide.image, target_prompt, cfg), show, "Imagic")
+        image = yield from self._run(guarded(self.backend.imagic, c.guide.image, target_prompt, cfg), show, "Imagic")
         yield {**self._finish(image, "imagic", {"imagic": cfg}, {"target": target_prompt}, c.guide.image, c.notices), "session": session}
