@@ -2,7 +2,7 @@
 
 SDEdit's central trade-off (paper, Fig. 3): larger t0 gives more realistic but less faithful
 results. A sweep shows it; the "More faithful" / "More realistic" buttons walk it by bisection,
-as the paper suggests for interactive use (Sec. 5: the user narrows t0 in a few clicks).
+the interactive use the paper suggests: each click halves the interval that t0 can still be in.
 """
 
 from __future__ import annotations
@@ -25,9 +25,7 @@ NO_REALISM = "realism: needs the emoji encoder"
 
 def sweep_values(param: Param, n: int, steps: int) -> list[float]:
     """n evenly spaced values over the parameter's useful range (T_skip: whole steps, no repeats)."""
-    if param == "t0":
-        return [round(float(v), 3) for v in np.linspace(0.1, 1.0, n)]
-    if param == "eta":
+    if param in ("t0", "eta"):  # both live in (0, 1]
         return [round(float(v), 3) for v in np.linspace(0.1, 1.0, n)]
     return sorted({int(round(v)) for v in np.linspace(0, 0.8 * (steps - 1), n)})
 
