@@ -87,6 +87,20 @@ def test_paint_strokes_and_generate(page):
     assert re.search(r"sdedit-seed\d+-\w+\s*\.png", files) and re.search(r"sdedit-seed\d+-\w+\s*\.json", files)
 
 
+def test_mask_layer_limits_a_stroke_edit(page):
+    """The second layer ("mask") is what ui/canvas.py reads as the edit mask: paint it, run Stroke edit."""
+    page.get_by_role("button", name="Show Layers").click()
+    page.locator("#ss-canvas").get_by_text("mask", exact=True).click()
+    page.keyboard.press("Escape")
+    page.get_by_role("button", name="Brush").first.click()
+    stroke(page, [(0.3, 0.35), (0.45, 0.35)])
+    page.get_by_role("tab", name="Stroke edit").click()
+    page.get_by_role("button", name="Edit inside mask").click()
+    # The masked mode names its files sdedit-masked-*; without a mask it would refuse to run.
+    page.locator("#ss-files").get_by_text(re.compile(r"sdedit-masked-seed\d+")).first.wait_for(timeout=240_000)
+    page.screenshot(path=ARTIFACTS / "studio-stroke-edit.png", full_page=True)
+
+
 def test_compare_tab_sweeps_and_plots(page):
     page.get_by_role("tab", name="Compare").click()
     page.get_by_role("button", name="Run sweep").click()
