@@ -48,6 +48,11 @@ CSS = """
 THEME = gr.themes.Soft(primary_hue="indigo", secondary_hue="amber")
 
 
+def model_label(name: str) -> str:
+    """A local folder shows as its name (the full path is noise in a header); presets and hub ids as given."""
+    return Path(name).name if Path(name).is_dir() else name
+
+
 def example_files() -> list[Path]:
     return sorted(p for p in EXAMPLES.glob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp"))
 
@@ -74,7 +79,7 @@ def build_ui(backend: Backend) -> gr.Blocks:
                 )  # fmt: skip
                 gr.Markdown(
                     "Layers (menu at the canvas' bottom right): **strokes** is your picture; **mask** marks where the model "
-                    "may change pixels (Stroke edit, Colour edit). Upload or paste a photo with the image tool.",
+                    "may change pixels (Stroke edit, Colour edit); its eye icon hides it. Upload or paste a photo with the image tool.",
                     elem_classes="ss-howto",
                 )
                 with gr.Row(equal_height=False):
