@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> None:
         "batch_size": cfg.batch_size,
         "images_seen": r["steps"] * cfg.batch_size,
         "final_loss": float(np.mean(r["losses"][-20:])),
-        "temperature": float(1 / model.logit_scale.exp()),
+        "temperature": 1 / model.logit_scale.exp().item(),
         "parameters": sum(p.numel() for p in model.parameters()),
         "heldout_retrieval": metrics,
         "train_subset_retrieval": metrics_train,
