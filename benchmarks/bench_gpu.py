@@ -207,11 +207,11 @@ def main(argv: list[str] | None = None) -> int:
                                "latent_shape": list(bundle.latent_shape)}}
     if args.ablation:
         results["ablation"] = ablation(bundle, device, dtype, repeats)
-        path = write_results("ablation-", env, results)
+        path = write_results(f"ablation-{args.scale}-", env, results)
         print(f"\nwrote {path}")
         return 0
     results.update(run_main(args, bundle, folder, device, dtype, repeats, skip))
-    path = write_results("", env, results)
+    path = write_results(f"{args.scale}-", env, results)
     print(f"\nwrote {path}")
     if tmp is not None:
         tmp.cleanup()
@@ -467,7 +467,7 @@ def ablation(bundle, device, dtype, repeats: int) -> dict:
         edit = interleaved({"edit": lambda model=model: final(sdedit(model, guide, cfg, prompt=PROMPT))},
                            device, repeats)["edit"]
         out["variants"][name] = {"first_call_s": t_first, "call": call.as_dict(), "first_edit_s": t_first_edit, "edit": edit.as_dict()}
-        rows.append([name, ms(call.median), ms(edit.median), t_first + t_first_edit])
+        rows.append([f"{name}: guided call (A), SDEdit t0=0.5 (B)", ms(call.median), ms(edit.median), t_first + t_first_edit])
         print(f"  {name}: call {ms(call.median):.2f} ms, SDEdit {ms(edit.median):.1f} ms, first call+edit {t_first + t_first_edit:.1f} s",
               flush=True)
         del model
@@ -478,7 +478,7 @@ def ablation(bundle, device, dtype, repeats: int) -> dict:
         st = interleaved({"pair": lambda: bundle.eps(x, t, c),
                           "two": lambda: (bundle.eps(x1, t[:1], c_c), bundle.eps(x1, t[:1], c_u))}, device, max(10, repeats))
         out["cfg_pair"] = {k: v.as_dict() for k, v in st.items()}
-        rows.append(["CFG pair: one batch-2 call vs two batch-1 calls", ms(st["pair"].median), ms(st["two"].median), None])
+        rows.append(["CFG pair: one batch-2 call (A) vs two batch-1 calls (B)", ms(st["pair"].median), ms(st["two"].median), None])
         dtypes = {"float32": bundle.replace(unet=copy.deepcopy(bundle.unet).float())}
         if device.type == "cuda":
             other = torch.bfloat16 if dtype == torch.float16 else torch.float16
@@ -487,12 +487,12 @@ def ablation(bundle, device, dtype, repeats: int) -> dict:
         st = interleaved({k: (lambda m=m: m.eps(x, t, c)) for k, m in dtypes.items()}, device, max(10, repeats))
         out["dtype"] = {k: v.as_dict() for k, v in st.items()}
         for k, v in st.items():
-            rows.append([f"UNet call in {k}", ms(v.median), None, None])
+            rows.append([f"guided UNet call (batch 2) in {k} (A)", ms(v.median), None, None])
         lat = torch.randn(1, *bundle.latent_shape, device=device)
         st = interleaved({"preview": lambda: bundle.preview(lat), "vae": lambda: bundle.decode(lat)}, device, max(10, repeats))
         out["preview_vs_vae"] = {k: v.as_dict() for k, v in st.items()}
-        rows.append(["frame preview: linear latent->RGB vs full VAE decode", ms(st["preview"].median), ms(st["vae"].median), None])
-    table = markdown_table(["variant", "ms per call (batch 2) / first", "SDEdit t0=0.5 ms / second", "compile+first s"], rows)
+        rows.append(["frame preview: linear latent->RGB (A) vs full VAE decode (B)", ms(st["preview"].median), ms(st["vae"].median), None])
+    table = markdown_table(["variant", "A ms", "B ms", "first call + first edit s (compile)"], rows)
     print("\n" + table)
     out["table"] = table
     return out

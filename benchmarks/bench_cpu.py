@@ -1,0 +1,236 @@
+"""The embedded emoji model on the CPU (issue 6, item 3): ours against a plain diffusers loop.
+
+    python benchmarks/bench_cpu.py                 # the figures (2-core CPU)
+    python benchmarks/bench_cpu.py --ablation      # channels_last / torch.compile on the CPU
+
+Figures, each in one run with ours and the peer alternating (medians):
+- ms per guided step: our step (CFG pair in one batch-2 call through the bundle + editing.samplers'
+  DDIM/DDPM step) vs the same UNet called directly by diffusers + `DDPMScheduler.step`;
+- SDEdit at t0 = 0.5 end to end with the studio's defaults for this model (ui/defaults.py: 50
+  steps, a preview every step, a 256 px canvas) vs the same edit as a diffusers loop
+  (`DDPMScheduler.add_noise` + `step`, no previews) on the same UNet;
+- a six-value t0 sweep batched (`editing.sweep.sdedit_sweep`) vs six sequential `editing.sdedit`.
+Before the emoji model lands (assets/models/emoji), the tiny random pixel-text model of the tests
+stands in and every row says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import environment, interleaved, markdown_table, ms, timed, write_results  # noqa: E402
+from editing.interface import Guide, SDEditConfig, final  # noqa: E402
+from editing.sdedit import sdedit  # noqa: E402
+from editing.sweep import sdedit_sweep  # noqa: E402
+
+PROMPT = "a smiling cat face"
+SWEEP_T0S = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+CANVAS = 256  # the studio's canvas for pixel-text models (ui/defaults.py)
+
+
+def load(model_name: str):
+    from editing.models import load_model
+
+    if model_name == "emoji":
+        try:
+            return load_model("emoji", device="cpu", dtype=torch.float32), "emoji (assets/models/emoji)"
+        except FileNotFoundError:
+            pass
+    from tests.tiny_models import save_tiny_pixel_text
+
+    folder = save_tiny_pixel_text(Path(tempfile.mkdtemp(prefix="tiny-pixel-text-")) / "m", text_conditioning="tokens")
+    return load_model(folder, device="cpu", dtype=torch.float32), "tiny pixel-text STAND-IN (emoji model not landed)"
+
+
+def guide_image(size: int = CANVAS, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    img = np.full((size, size, 3), 255, np.uint8)
+    for _ in range(8):  # a few flat colour strokes on white, like a painted guide
+        x0, y0 = rng.integers(0, size - size // 3, 2)
+        img[y0 : y0 + size // 5, x0 : x0 + size // 3] = rng.integers(0, 256, 3)
+    return img
+
+
+def studio_config(model, **overrides) -> SDEditConfig:
+    from ui.defaults import studio_default
+
+    info = model.info()
+    fields = {name: studio_default(info, SDEditConfig, name) for name in ("steps", "preview_every")}
+    if getattr(model, "recommended_guidance_scale", None):
+        fields["guidance_scale"] = float(model.recommended_guidance_scale)
+    return SDEditConfig(**{**fields, **overrides})
+
+
+def diffusers_sdedit(model, guide: np.ndarray, cfg: SDEditConfig, cond: torch.Tensor, uncond: torch.Tensor):
+    """The same SDEdit as a plain diffusers loop on the same UNet: DDPMScheduler over the last
+    ceil(t0 * steps) of `steps` timesteps, CFG as one batch-2 call, no previews."""
+    from diffusers import DDPMScheduler
+
+    from editing import images as im
+
+    sched = DDPMScheduler(num_train_timesteps=model.schedule.num_train_timesteps, clip_sample=True)
+    sched.alphas_cumprod = model.schedule.alphas_cumprod.float()
+    sched.set_timesteps(cfg.steps)
+    n = int(np.ceil(cfg.t0 * cfg.steps))
+    timesteps = sched.timesteps[-n:]
+    gen = torch.Generator().manual_seed(cfg.seed)
+    x0 = model.encode_image(im.to_model_size(guide, model.resolution))
+    x = sched.add_noise(x0, torch.randn(x0.shape, generator=gen), timesteps[:1])
+    both = torch.cat([uncond, cond])
+    with torch.no_grad():
+        for t in timesteps:
+            eps_u, eps_c = model.unet(torch.cat([x, x]), t, encoder_hidden_states=both).sample.chunk(2)
+            x = sched.step(eps_u + cfg.guidance_scale * (eps_c - eps_u), t, x, generator=gen).prev_sample
+    return model.decode(x)[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="emoji", help="emoji (falls back to the tiny test model if missing) or tiny")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--ablation", action="store_true", help="time channels_last and torch.compile on the CPU")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    model, label = load(args.model)
+    env = environment("cpu")
+    env.update(model=label, threads=args.threads, repeats=args.repeats)
+    print(f"# bench_cpu: {label}, {args.threads} threads, load {env['loadavg_start']}", flush=True)
+    results = ablation(model, label, args.repeats) if args.ablation else figures(model, label, args.repeats)
+    path = write_results("cpu-ablation-" if args.ablation else "cpu-", env, results)
+    print(f"\nwrote {path}")
+    return 0
+
+
+def figures(plain, label: str, repeats: int) -> dict:
+    """Ours runs with the fast path as app.py applies it (`accelerate`: channels_last, SDPA); the peer
+    calls the plain loaded UNet the way diffusers' own loops do."""
+    from editing.fastpath import accelerate
+    from editing.samplers import ddim_step, prompt_denoiser
+
+    model = accelerate(plain)
+    guide = guide_image()
+    cfg = studio_config(model, t0=0.5)
+    cond, uncond = model.encode_prompt([PROMPT]), model.encode_prompt([""])
+    rows, out = [], {"model": label, "config": cfg.__dict__, "fastpath": model.fastpath}
+
+    # --- one guided step -----------------------------------------------------------------------
+    from diffusers import DDPMScheduler
+
+    x = torch.randn(1, *model.latent_shape, generator=torch.Generator().manual_seed(0))
+    eps_fn = prompt_denoiser(model, PROMPT, cfg.guidance_scale)
+    sched = DDPMScheduler(num_train_timesteps=model.schedule.num_train_timesteps)
+    sched.set_timesteps(cfg.steps)
+    t_int = sched.timesteps[cfg.steps // 2]
+    abar = model.schedule.alpha_bar(torch.tensor([float(t_int), float(t_int) - 1000 / cfg.steps])).tolist()
+    both = torch.cat([uncond, cond])
+    noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
+
+    plain_eps_fn = prompt_denoiser(plain, PROMPT, cfg.guidance_scale)
+
+    def ours_step(eps_fn=eps_fn):
+        with torch.no_grad():
+            return ddim_step(x, eps_fn(x, float(t_int)), abar[0], abar[1], 1.0, noise)[0]
+
+    def peer_step():
+        with torch.no_grad():
+            eps_u, eps_c = plain.unet(torch.cat([x, x]), t_int, encoder_hidden_states=both).sample.chunk(2)
+            return sched.step(eps_u + cfg.guidance_scale * (eps_c - eps_u), t_int, x, generator=torch.Generator()).prev_sample
+
+    st = interleaved({"ours": ours_step, "peer": peer_step, "ours_plain": lambda: ours_step(plain_eps_fn)}, "cpu",
+                     max(20, repeats * 4), warmup=3)
+    rows.append(["ms per guided step (CFG pair, batch 2)", ms(st["ours"].median), ms(st["peer"].median),
+                 st["ours"].median / st["peer"].median, "peer: UNet call + DDPMScheduler.step"])
+    rows.append(["  ours without the fast path (plain bundle)", ms(st["ours_plain"].median), ms(st["peer"].median),
+                 st["ours_plain"].median / st["peer"].median, "same NCHW UNet as the peer"])
+    out["guided_step"] = {k: v.as_dict() for k, v in st.items()}
+
+    # why a batched sweep saves what it saves on a CPU: cost per row of a UNet call vs batch size
+    per_row = {}
+    for b in (2, 12):
+        xb, tb = torch.randn(b, *model.latent_shape), torch.full((b,), 500.0)
+        cb = cond.expand(b, *cond.shape[1:])
+        with torch.no_grad():
+            per_row[b] = interleaved({"c": lambda xb=xb, tb=tb, cb=cb: model.eps(xb, tb, cb)}, "cpu", max(10, repeats * 2))["c"]
+    rows.append(["UNet call per row: batch 12 vs batch 2 (fast path)", ms(per_row[12].median / 12), ms(per_row[2].median / 2),
+                 (per_row[12].median / 12) / (per_row[2].median / 2), "a batched sweep's best case on this CPU"])
+    out["per_row"] = {str(b): v.as_dict() for b, v in per_row.items()}
+
+    # --- SDEdit t0 = 0.5 end to end ----------------------------------------------------------------
+    def ours_edit():
+        return final(sdedit(model, Guide(guide), cfg, prompt=PROMPT))
+
+    def peer_edit():
+        return diffusers_sdedit(plain, guide, cfg, cond, uncond)
+
+    st = interleaved({"ours": ours_edit, "peer": peer_edit}, "cpu", repeats)
+    n = int(np.ceil(cfg.t0 * cfg.steps))
+    rows.append([f"SDEdit t0=0.5 end to end ({n} steps, preview every {cfg.preview_every}, {CANVAS}px canvas)",
+                 ms(st["ours"].median), ms(st["peer"].median), st["ours"].median / st["peer"].median,
+                 "peer: diffusers DDPMScheduler loop, no previews"])
+    out["sdedit"] = {k: v.as_dict() for k, v in st.items()}
+    no_prev = SDEditConfig(**{**cfg.__dict__, "preview_every": 1000})
+    st2 = interleaved({"no_previews": lambda: final(sdedit(model, Guide(guide), no_prev, prompt=PROMPT))}, "cpu", repeats)
+    rows.append(["  the same edit without previews (preview_every=1000)", ms(st2["no_previews"].median), None, None,
+                 f"previews' share: {100 * max(0.0, 1 - st2['no_previews'].median / st['ours'].median):.1f}%"])
+    out["sdedit_no_previews"] = st2["no_previews"].as_dict()
+
+    # --- six-value t0 sweep ------------------------------------------------------------------------
+    cfgs = [studio_config(model, t0=t, seed=i) for i, t in enumerate(SWEEP_T0S)]
+
+    def batched():
+        return final(sdedit_sweep(model, Guide(guide), cfgs, prompt=PROMPT))
+
+    def sequential():
+        return [final(sdedit(model, Guide(guide), c, prompt=PROMPT)) for c in cfgs]
+
+    st = interleaved({"batched": batched, "sequential": sequential}, "cpu", repeats)
+    ratio = st["batched"].median / st["sequential"].median
+    rows.append([f"six-value t0 sweep {SWEEP_T0S}: batched vs six sequential", ms(st["batched"].median),
+                 ms(st["sequential"].median), ratio, f"goal <= 0.5: {'met' if ratio <= 0.5 else 'NOT met'}"])
+    out["sweep"] = {k: v.as_dict() for k, v in st.items()}
+    out["sweep_ratio"] = ratio
+    table = markdown_table(["figure", "ours ms", "peer ms", "ratio", "note"], rows)
+    print(f"\nmodel: {label}\n" + table)
+    out["table"] = table
+    return out
+
+
+def ablation(model, label: str, repeats: int) -> dict:
+    """channels_last and torch.compile (inductor, CPU) on a guided call and on SDEdit t0=0.5."""
+    from editing.fastpath import accelerate
+
+    guide = guide_image()
+    cfg = studio_config(model, t0=0.5)
+    x = torch.randn(2, *model.latent_shape)
+    t = torch.full((2,), 500.0)
+    c = torch.cat([model.encode_prompt([""]), model.encode_prompt([PROMPT])])
+    variants = {"plain": lambda: model, "channels_last": lambda: accelerate(model),
+                "channels_last + compile": lambda: accelerate(model, compile=True),
+                "compile (NCHW)": lambda: accelerate(model, channels_last=False, compile=True)}
+    rows, out = [], {"model": label}
+    for name, make in variants.items():
+        m = make()
+        with torch.no_grad():
+            first, _ = timed(lambda m=m: m.eps(x, t, c), "cpu")
+            call = interleaved({"c": lambda m=m: m.eps(x, t, c)}, "cpu", max(20, repeats * 4), warmup=2)["c"]
+        edit = interleaved({"e": lambda m=m: final(sdedit(m, Guide(guide), cfg, prompt=PROMPT))}, "cpu", repeats)["e"]
+        rows.append([name, ms(call.median), ms(edit.median), first])
+        out[name] = {"first_call_s": first, "call": call.as_dict(), "edit": edit.as_dict()}
+        print(f"  {name}: call {ms(call.median):.2f} ms, edit {ms(edit.median):.0f} ms, first call {first:.1f} s", flush=True)
+    table = markdown_table(["variant", "guided call ms (batch 2)", "SDEdit t0=0.5 ms", "first call s (compile)"], rows)
+    print(f"\nmodel: {label}\n" + table)
+    out["table"] = table
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())
