@@ -120,6 +120,7 @@ def test_encoder_training_loss_goes_down():
 @pytest.mark.skipif(not (EMOJI / "unet").is_dir(), reason="assets/models/emoji is not in this checkout")
 def test_shipped_emoji_model_loads_and_samples():
     import editing
+    from editing.sdedit import sdedit
 
     model = editing.load_model("emoji", device="cpu")
     assert model.family == "pixel-text" and model.conditional and model.resolution == 32
@@ -128,7 +129,7 @@ def test_shipped_emoji_model_loads_and_samples():
     assert (EMOJI / "unet" / "diffusion_pytorch_model.safetensors").stat().st_size < 40e6
     guide = np.full((32, 32, 3), 255, np.uint8)
     cfg = editing.SDEditConfig(t0=1.0, steps=8, sampler="ddim", seed=0, guidance_scale=meta["recommended_guidance_scale"])
-    out = editing.final(editing.sdedit(model, guide, cfg, prompt="red apple, google style"))
+    out = editing.final(sdedit(model, guide, cfg, prompt="red apple, google style"))
     assert out.shape == (32, 32, 3) and out.dtype == np.uint8
     assert out.std() > 5  # an image, not a constant
 
