@@ -66,7 +66,7 @@ def build_ui(backend: Backend) -> gr.Blocks:
     with gr.Blocks(title="Stroke Studio") as demo:
         session = gr.State(Session())
         gr.Markdown(
-            f"## Stroke Studio\nPaint, then let a diffusion model make it real. Model: **{info.name}** "
+            f"## Stroke Studio\nPaint, then let a diffusion model make it real. Model: **{model_label(info.name)}** "
             f"({info.family}, {info.resolution} px{', text prompts' if text else ', unconditional'})."
         )
         with gr.Row(equal_height=False):
