@@ -199,7 +199,9 @@ def test_sweep_gives_one_result_per_value_and_seed_with_metrics(backend_cls):
     assert len(gallery) == 8
     assert backend.calls["sdedit_batch"] == (2 if backend_cls is FakeFullBackend else 0)  # one batch per seed
     df = plot_frame(items)
-    assert len(df) == 8 and (df["y"] == [it.metrics["ssim"] for it in items]).all()
+    points = df[df["index"] >= 0]
+    assert len(points) == 8 and (points["y"] == [it.metrics["ssim"] for it in items]).all()
+    assert sorted(df[df["index"] < 0]["result"]) == ["seed 0", "seed 1", "selected"]  # the plot's colour domain, fixed up front
 
 
 def test_sweep_over_t_skip_inverts_once():
@@ -217,7 +219,9 @@ def test_gallery_selection_highlights_its_point_and_plot_range_selects_an_image(
                       t0=0.5, steps=10, skip=2, eta=1.0, guidance_scale=3.0, seed=0, session=session))  # fmt: skip
     up = compare.select_image(session, gr.SelectData(None, {"index": 2, "value": None}))
     assert session.selected == 2 and up["index"] == 2
-    assert list(up["plot"]["result"]) == ["seed 0", "seed 0", "selected"]
+    assert list(up["plot_df"].query("index >= 0")["result"]) == ["seed 0", "seed 0", "selected"]
+    up = compare.select_image(session, gr.SelectData(None, {"index": 0, "value": None}))
+    assert list(up["plot_df"].query("index >= 0")["index"]) == [1, 2, 0]  # the selected point is drawn last
     target = session.sweep[1].metrics["l2"]
     up = compare.select_point(session, gr.SelectData(None, {"index": [target - 1e-6, target + 1e-6], "value": None}))
     assert up["index"] == 1

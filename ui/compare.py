@@ -35,19 +35,33 @@ def caption(label: str, m: dict[str, float]) -> str:
     return f"{label} · L2 {m['l2']:.3f} · SSIM {m['ssim']:.3f} · {realism}"
 
 
-def plot_frame(items: list[SweepItem], selected: int | None = None) -> pd.DataFrame:
+def plot_frame(items: list[SweepItem], selected: int | None = None, seeds: list[int] | None = None) -> pd.DataFrame:
     """One row per result. x = faithfulness (L2 to the guide); y = realism when the backend has a
-    realism score, else SSIM (so the plot is still a faithfulness picture, and says so)."""
-    rows = []
+    realism score, else SSIM (so the plot is still a faithfulness picture, and says so).
+
+    Gradio's plot fixes its colour domain when it first draws, so every category it will ever show
+    (each seed, and "selected") gets a placeholder row without coordinates, which draws nothing."""
+    x = "L2 to guide (lower = more faithful)"
+    labels = [f"seed {s}" for s in (seeds if seeds is not None else sorted({it.seed for it in items}))] + ["selected"]
+    rows = [{x: None, "y": None, "result": label, "value": None, "index": -1} for label in labels]
     for i, it in enumerate(items):
         rows.append({
-            "L2 to guide (lower = more faithful)": it.metrics["l2"],
+            x: it.metrics["l2"],
             "y": it.metrics.get("realism", it.metrics["ssim"]),
             "result": "selected" if i == selected else f"seed {it.seed}",
             "value": it.value,
             "index": i,
         })  # fmt: skip
+    rows.sort(key=lambda r: r["result"] == "selected" and r["index"] >= 0)  # drawn last, so on top of a twin point
     return pd.DataFrame(rows)
+
+
+SEED_COLOURS = ["#4263eb", "#12b886", "#ae3ec9", "#868e96"]
+
+
+def colour_map(seeds: list[int]) -> dict[str, str]:
+    """One colour per seed; the selected result stands out in orange."""
+    return {"selected": "#f76707", **{f"seed {s}": SEED_COLOURS[k % len(SEED_COLOURS)] for k, s in enumerate(seeds)}}
 
 
 def y_title(items: list[SweepItem]) -> str:
@@ -59,8 +73,8 @@ class Compare:
         self.studio = studio
         self.backend = studio.backend
 
-    def _outputs(self, items: list[SweepItem], session: Session, status: str) -> Updates:
-        plot = gr.ScatterPlot(value=plot_frame(items), y_title=y_title(items))
+    def _outputs(self, items: list[SweepItem], session: Session, status: str, seeds: list[int]) -> Updates:
+        plot = gr.ScatterPlot(value=plot_frame(items, seeds=seeds), y_title=y_title(items), color_map=colour_map(seeds))
         return {
             "gallery": [(it.image, it.label) for it in items],
             "plot": plot,
@@ -90,7 +104,7 @@ class Compare:
                         for v in values]  # fmt: skip
                 images = yield from self._collect(guarded(self.backend.sdedit_batch, guide, cfgs, prompt), f"Sweep, seed {s}, {len(values)} t0 values in one batch")
                 self._add(items, guide, param, values, s, images)
-                yield self._outputs(items, session, f"{len(items)} of {total} done.")
+                yield self._outputs(items, session, f"{len(items)} of {total} done.", seeds)
                 continue
             for v in values:
                 label = f"Sweep {len(items) + 1}/{total}: {param}={v}, seed {s}"
@@ -104,7 +118,7 @@ class Compare:
                     yield from self.studio.ensure_inversion(guide.image, source_prompt, inv_cfg, session, "predicted x0")
                     image = yield from self._collect(guarded(self.backend.edit, session.inversion, target_prompt, cfg), label)
                 self._add(items, guide, param, [v], s, [image])
-                yield self._outputs(items, session, f"{len(items)} of {total} done.")
+                yield self._outputs(items, session, f"{len(items)} of {total} done.", seeds)
         yield {"progress": progress_html(total, total, f"Sweep over {param}")}
 
     def _add(self, items: list[SweepItem], guide: Guide, param: str, values: list[float], seed: int, images: list[np.ndarray]) -> None:
@@ -136,9 +150,9 @@ class Compare:
 
     def _select(self, session: Session, i: int) -> Updates:
         session.selected = i
-        it = session.sweep[i]
-        return {"selected_image": it.image, "selected_caption": it.label, "plot": plot_frame(session.sweep, i),
-                "session": session, "index": i}  # fmt: skip
+        it, df = session.sweep[i], plot_frame(session.sweep, i)
+        plot = gr.ScatterPlot(value=df, color_map=colour_map(sorted({x.seed for x in session.sweep})), y_title=y_title(session.sweep))
+        return {"selected_image": it.image, "selected_caption": it.label, "plot": plot, "plot_df": df, "session": session, "index": i}
 
     # ---------------------------------------------------------------- t0 by bisection
 
