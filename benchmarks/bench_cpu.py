@@ -44,10 +44,31 @@ def load(model_name: str):
             return load_model("emoji", device="cpu", dtype=torch.float32), "emoji (assets/models/emoji)"
         except FileNotFoundError:
             pass
+        return load_model(save_emoji_architecture(), device="cpu", dtype=torch.float32), (
+            "STAND-IN: the emoji model's architecture with random weights (emoji model not landed)")
     from tests.tiny_models import save_tiny_pixel_text
 
     folder = save_tiny_pixel_text(Path(tempfile.mkdtemp(prefix="tiny-pixel-text-")) / "m", text_conditioning="tokens")
-    return load_model(folder, device="cpu", dtype=torch.float32), "tiny pixel-text STAND-IN (emoji model not landed)"
+    return load_model(folder, device="cpu", dtype=torch.float32), "tiny pixel-text STAND-IN (tests' 16 px model)"
+
+
+def save_emoji_architecture() -> Path:
+    """The emoji model's network as training builds it (32 px, blocks 32/64/64/96, attention in the
+    two deepest, pooled MiniLM conditioning) with random weights: speed does not depend on them."""
+    from diffusers import DDPMScheduler, UNet2DConditionModel
+
+    from editing.models.pixel_text import save_pixel_text
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        sample_size=32, in_channels=3, out_channels=3, layers_per_block=1, block_out_channels=(32, 64, 64, 96),
+        down_block_types=("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
+        cross_attention_dim=384, attention_head_dim=16, norm_num_groups=16,
+    )
+    scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2")
+    folder = Path(tempfile.mkdtemp(prefix="emoji-arch-")) / "m"
+    return save_pixel_text(folder, unet, scheduler, text_conditioning="pooled", resolution=32)
 
 
 def guide_image(size: int = CANVAS, seed: int = 0) -> np.ndarray:
