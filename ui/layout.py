@@ -54,7 +54,9 @@ def model_label(name: str) -> str:
 
 
 def example_files() -> list[Path]:
-    return sorted(p for p in EXAMPLES.glob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp"))
+    """Stroke paintings first (what the embedded model is for), then photos."""
+    files = [p for p in EXAMPLES.glob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp")]
+    return sorted(files, key=lambda p: (p.name.startswith("photo-"), p.name))
 
 
 def build_ui(backend: Backend) -> gr.Blocks:
