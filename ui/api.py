@@ -70,7 +70,7 @@ def add_api(studio: Studio, compare: Compare) -> None:
         skip, tgt_guidance = num(EditConfig, "skip", integer=True), num(EditConfig, "guidance_scale")
         param = gr.Radio(["t0", "T_skip", "eta"], value="t0", label="param")
         n_values, n_seeds = gr.Number(6, precision=0, label="n_values"), gr.Number(1, precision=0, label="n_seeds")
-        gallery = gr.Gallery(label="images")
+        gallery = gr.Gallery(label="images", format="png")  # lossless: the pixels the metrics were computed on
         fast = ImagicConfig.from_preset("fast", info.family) if has_imagic(studio.backend) else ImagicConfig()
         imagic_eta = gr.Number(value=fast.eta, label="eta")
         emb_steps = gr.Number(value=fast.embedding_steps, precision=0, label="embedding_steps")

@@ -34,7 +34,8 @@ def compare_tab(info: ModelInfo, compare: Compare, shared: dict, out: dict, text
             "guidance_scale": slider(info, SDEditConfig, "guidance_scale", visible=text),
             "seed": seed_row(info, SDEditConfig),
         }
-    gallery = gr.Gallery(label="Results (captions: setting · L2 · SSIM · realism)", columns=6, height=300, elem_classes="ss-gallery")
+    gallery = gr.Gallery(label="Results (captions: setting · L2 · SSIM · realism)", columns=6, height=300, format="png",
+                         elem_classes="ss-gallery")  # fmt: skip
     with gr.Row(equal_height=False):
         plot = gr.ScatterPlot(x="L2 to guide (lower = more faithful)", y="y", color="result", y_title="SSIM",
                               height=300, label="Realism against faithfulness (SDEdit's trade-off)", scale=3, elem_id="ss-plot")  # fmt: skip
@@ -47,7 +48,8 @@ def compare_tab(info: ModelInfo, compare: Compare, shared: dict, out: dict, text
                 "on a CPU, once per picture and text) on the canvas with the same seed. The SDEdit prompt above is the target "
                 "text; the source prompt describes the picture for the inversion.")  # fmt: skip
     cross_go = gr.Button("Compare methods")
-    cross_gallery = gr.Gallery(label="Input, SDEdit, inversion + edit, Imagic", columns=4, height=260, elem_classes="ss-gallery")
+    cross_gallery = gr.Gallery(label="Input, SDEdit, inversion + edit, Imagic", columns=4, height=260, format="png",
+                               elem_classes="ss-gallery")  # fmt: skip
 
     sweep_out = {"gallery": gallery, "plot": plot, "table": table, "status": out["status"], "session": out["session"],
                  "progress": out["progress"]}  # fmt: skip
