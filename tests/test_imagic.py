@@ -87,7 +87,7 @@ def test_cache_key_covers_optimisation_fields_only(tiny_pixel_text):
         assert key(m, img, "a cat", ImagicConfig(**change)) == k, change
     # ...every optimisation field, the text and the image make a new one.
     for change in (dict(embedding_steps=7), dict(embedding_lr=0.5), dict(finetune_steps=7), dict(finetune_lr=0.5),
-                   dict(finetune_mode="full"), dict(lora_rank=2), dict(batch_size=1), dict(optimization_seed=1),
+                   dict(finetune_mode="lora"), dict(lora_rank=2), dict(batch_size=1), dict(optimization_seed=1),
                    dict(mixed_precision=False), dict(gradient_checkpointing=True)):
         assert key(m, img, "a cat", ImagicConfig(**change)) != k, change
     assert key(m, img, "a dog", base) != k
