@@ -168,19 +168,21 @@ class ShiftConfig:
 # "fast": far fewer steps; a LoRA adapter on the attention layers where that suffices.
 #   latent-sd: NOT measured here (no Stable Diffusion weights on the project's machines): common
 #     LoRA fine-tuning settings for SD (rank 8, lr 2e-4, a few hundred steps).
-#   pixel-text (the emoji model): chosen by trying on the emoji model (README.md, "Imagic", has the
-#     figures). Full fine-tuning, not LoRA: with its one-token (pooled) text conditioning and
-#     attention only at 8x8 and 4x4, LoRA on the attention projections could not reconstruct the
-#     input (eta = 0 rms 0.34 at lr 5e-3, 0.36 at 1e-3), while full fine-tuning of its 3.5 M
-#     weights at lr 1e-4 did (0.135) and is no slower on a CPU; lr 2e-4 gave 0.195, 5e-4 0.193
-#     (noisy), 100 + 100 steps 0.255 (interim checkpoint, 1500 training steps).
+#   pixel-text (the emoji model): chosen by trying on interim checkpoints of the emoji model
+#     (README.md, "Imagic", has the figures; rms = eta-0 render vs the input on [0, 1] pixels).
+#     Full fine-tuning, not LoRA: with one-token (pooled) text conditioning and attention only at
+#     8x8 and 4x4, LoRA on the attention projections did not reconstruct the input (rms 0.34 at
+#     lr 5e-3, 0.36 at 1e-3), full fine-tuning of the 3.5 M weights at lr 1e-4 did (0.135) at no
+#     extra CPU time; lr 2e-4 gave 0.195, 5e-4 0.193 (noisy), 100 + 100 steps 0.255, 50 fine-tune
+#     steps 0.31. Embedding lr 1e-3: at 1e-2 e_opt ends 2.05 |e_tgt| away from e_tgt (the
+#     interpolation then leaves the text's neighbourhood), at 1e-3 0.64, same reconstruction.
 _IMAGIC_PAPER: dict[str, Any] = dict(
     embedding_steps=1000, embedding_lr=2e-3, finetune_steps=1500, finetune_lr=5e-7, finetune_mode="full",
     batch_size=1, eta=0.7, guidance_scale=7.5, steps=50, sampler="ddim",
 )
 _IMAGIC_FAST: dict[str, dict[str, Any]] = {
     "pixel-text": dict(
-        embedding_steps=150, embedding_lr=1e-2, finetune_steps=150, finetune_lr=1e-4, finetune_mode="full",
+        embedding_steps=150, embedding_lr=1e-3, finetune_steps=150, finetune_lr=1e-4, finetune_mode="full",
         lora_rank=8, batch_size=4, eta=0.7, guidance_scale=3.0, steps=50, sampler="ddim",
     ),
     "latent-sd": dict(
