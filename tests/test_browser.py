@@ -102,6 +102,8 @@ def test_mask_layer_limits_a_stroke_edit(page):
 
 
 def test_compare_tab_sweeps_and_plots(page):
+    page.locator("#ss-examples button.thumbnail-item").first.click()  # a fresh guide: the first example painting
+    page.wait_for_timeout(1000)
     page.get_by_role("tab", name="Compare").click()
     page.get_by_role("button", name="Run sweep").click()
     page.locator("#ss-status").get_by_text(re.compile(r"(\d+) of \1 done")).wait_for(timeout=300_000)
