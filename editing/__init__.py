@@ -5,6 +5,9 @@ Public API (stable): `load_model`, `sdedit`, `invert`, `edit`, `color_edit`, `sh
 `import editing.interface` (what the UI uses) never loads torch.
 """
 
+import sys
+import types
+
 from editing.interface import (
     ColorEditConfig,
     EditConfig,
@@ -34,8 +37,25 @@ def __getattr__(name: str):
     if name in _LAZY:
         import importlib
 
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
     raise AttributeError(f"module 'editing' has no attribute {name!r}")
+
+
+class _Package(types.ModuleType):
+    """`import editing.sdedit` binds the submodule as the package attribute `sdedit`, which would
+    shadow the public function `editing.sdedit` (likewise `imagic`). Keep the function: the
+    submodules stay importable by their full names through sys.modules."""
+
+    def __setattr__(self, name: str, value) -> None:
+        if name in _SHADOWED and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+_SHADOWED = {"sdedit", "imagic"}
+sys.modules[__name__].__class__ = _Package
 
 
 __all__ = [

@@ -261,6 +261,7 @@ def run_to_files(spec: MethodSpec, model, images, record, prompts, configs, out:
 
 
 def _load(args) -> Any:
+    from editing.fastpath import accelerate
     from editing.models import load_model
 
     dtype = None
@@ -268,7 +269,7 @@ def _load(args) -> Any:
         import torch
 
         dtype = getattr(torch, args.dtype)
-    return load_model(args.model, device=args.device, dtype=dtype)
+    return accelerate(load_model(args.model, device=args.device, dtype=dtype))
 
 
 def cmd_method(args) -> int:
@@ -343,10 +344,13 @@ def cmd_replay(args) -> int:
     for role, rec in recipe["inputs"].items():
         if record[role]["sha256"] != rec["sha256"]:
             raise ValueError(f"the {role} image at {rec['path']} has changed since the recipe was written")
+    import torch
+
+    from editing.fastpath import accelerate
     from editing.models import load_model
 
-    model = load_model(recipe["model"]["id"], device=args.device or recipe.get("device"),
-                       dtype=__import__("torch").__dict__[recipe.get("dtype", "float32")])
+    dtype = getattr(torch, recipe.get("dtype", "float32"))
+    model = accelerate(load_model(recipe["model"]["id"], device=args.device or recipe.get("device"), dtype=dtype))
     if model.weights_hash != recipe["model"]["weights_hash"]:
         warnings.warn(f"model weights differ from the recipe's ({model.weights_hash} != {recipe['model']['weights_hash']})", stacklevel=1)
     out = args.out or str(Path(args.recipe).with_name(Path(args.recipe).stem + "-replay.png"))

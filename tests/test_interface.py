@@ -63,3 +63,15 @@ def test_final_returns_the_done_frames_result_and_rejects_truncated_streams():
 def test_interface_and_package_import_without_torch():
     code = "import sys, editing, editing.interface; assert 'torch' not in sys.modules, 'torch was imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_public_functions_survive_importing_their_submodules():
+    # `import editing.sdedit` would bind the submodule over the function editing.sdedit.
+    code = (
+        "import editing.sdedit, editing.imagic, editing.inversion, editing\n"
+        "assert callable(editing.sdedit) and editing.sdedit.__module__ == 'editing.sdedit', editing.sdedit\n"
+        "assert callable(editing.imagic) and editing.imagic.__module__ == 'editing.imagic', editing.imagic\n"
+        "assert callable(editing.invert) and callable(editing.edit)\n"
+        "import sys; assert sys.modules['editing.sdedit'].sdedit is editing.sdedit\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
