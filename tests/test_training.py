@@ -53,7 +53,7 @@ def test_diffusion_training_loss_goes_down_and_resumes(tmp_path):
         grid_captions=[],
         progress=False,
         log_every=10,
-        threads=2,
+        threads=1,
     )
     r = train(cfg, data, enc, torch.zeros(1, 1, 384))
     losses = np.array(r["losses"])
@@ -83,6 +83,7 @@ def test_export_writes_the_agreed_folder(tmp_path):
         norm_num_groups=8,
         batch_size=4,
         max_steps=2,
+        threads=1,
         grid_captions=[],
         progress=False,
     )

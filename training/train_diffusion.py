@@ -231,10 +231,18 @@ def train(
     `encodings` = (unique encodings, row -> unique index) and `empty` (the "" encoding) default to
     MiniLM; tests pass small tensors instead.
     """
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads)
+    try:
+        return _train(cfg, data, encodings, empty)
+    finally:
+        torch.set_num_threads(threads_before)  # the thread count is process-global: give it back
+
+
+def _train(cfg: TrainConfig, data, encodings, empty) -> dict:
     from diffusers.training_utils import EMAModel
     from tqdm import tqdm
 
-    torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device)
     autocast = device.type == "cuda" and cfg.bf16

@@ -81,7 +81,15 @@ def train(
     model_config: EncoderConfig | None = None,
 ) -> dict:
     """Train and return {"model", "losses", "steps", "minutes"}. Tests pass tiny `data` and `pooled`."""
+    threads_before = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)
+    try:
+        return _train(cfg, data, pooled, row_to_caption, model_config)
+    finally:
+        torch.set_num_threads(threads_before)  # the thread count is process-global: give it back
+
+
+def _train(cfg: EncoderTrainConfig, data, pooled, row_to_caption, model_config) -> dict:
     torch.manual_seed(cfg.seed)
     if data is None:
         d = np.load(cfg.corpus)
