@@ -151,7 +151,7 @@ def main() -> int:
     ap.add_argument("--model", default="emoji")
     ap.add_argument("--preset", default="fast", choices=["fast", "paper"])
     ap.add_argument("--edits", default="apple,cat", help=f"comma-separated, from {sorted(EDITS)}")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1: on the shared 2-core machine 2 threads ran a UNet call 80x slower)")
     ap.add_argument("--sweep", action="store_true", help="try the candidate fast presets instead")
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override a preset field (repeatable)")
     ap.add_argument("--out-dir", default="outputs/bench_imagic")
