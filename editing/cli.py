@@ -112,6 +112,16 @@ def register_method(spec: MethodSpec) -> None:
 
 
 # ----------------------------------------------------------------------------- arguments
+def _parse_bool(text: str) -> bool:
+    """argparse's type=bool would read any non-empty string, "False" too, as True."""
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
 def _add_config_args(parser: argparse.ArgumentParser, configs: dict[str, type]) -> None:
     seen: set[str] = set()
     for cls in configs.values():
@@ -122,7 +132,7 @@ def _add_config_args(parser: argparse.ArgumentParser, configs: dict[str, type]) 
             seen.add(f.name)
             flag = "--" + f.name.replace("_", "-")
             choices = typing.get_args(hints[f.name]) if typing.get_origin(hints[f.name]) is typing.Literal else None
-            kind = type(f.default)
+            kind = _parse_bool if isinstance(f.default, bool) else type(f.default)
             parser.add_argument(flag, dest=f.name, type=kind, default=f.default, choices=choices,
                                 help=f"default {f.default!r}")
 

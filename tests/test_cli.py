@@ -96,3 +96,12 @@ def test_bad_input_gives_one_clear_line_and_exit_2(args, message, tiny_dir, guid
     assert code == 2
     assert message in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_boolean_flags_read_false_as_false():
+    from editing.cli import build_parser
+
+    args = build_parser().parse_args(["imagic", "--image", "x.png", "--target", "t", "--mixed-precision", "False"])
+    assert args.mixed_precision is False
+    args = build_parser().parse_args(["imagic", "--image", "x.png", "--target", "t", "--mixed-precision", "true"])
+    assert args.mixed_precision is True
