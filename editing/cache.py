@@ -79,7 +79,3 @@ class LRUCache:
     def __len__(self) -> int:
         with self._lock:
             return len(self._data)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()

@@ -263,13 +263,17 @@ def save_png(image: np.ndarray, path: str | Path, recipe: dict | None = None) ->
     return path
 
 
-def run_to_files(spec: MethodSpec, model, images, record, prompts, configs, out: str | Path, quiet: bool, extra=None) -> tuple[np.ndarray, Path]:
-    result = _drain(spec.run(model, images, prompts, configs), quiet, spec.name)
+def write_result(spec: MethodSpec, model, record, prompts, configs, result: np.ndarray, out: str | Path) -> Path:
+    """The result PNG (recipe embedded) and its recipe JSON beside it; returns the JSON's path."""
     recipe = make_recipe(spec.name, configs, model=model, inputs=record, prompts=prompts, output=result,
-                         output_path=str(Path(out).resolve()), extra=extra)
+                         output_path=str(Path(out).resolve()))
     save_png(result, out, recipe)
-    write_recipe(recipe, recipe_path_for(out))
-    return result, recipe_path_for(out)
+    return write_recipe(recipe, recipe_path_for(out))
+
+
+def run_to_files(spec: MethodSpec, model, images, record, prompts, configs, out: str | Path, quiet: bool) -> tuple[np.ndarray, Path]:
+    result = _drain(spec.run(model, images, prompts, configs), quiet, spec.name)
+    return result, write_result(spec, model, record, prompts, configs, result, out)
 
 
 def _load(args) -> Any:
@@ -329,10 +333,7 @@ def cmd_sweep(args) -> int:
     rows = []
     for (value, seed, configs), result in zip(runs, results, strict=True):
         out = out_dir / f"{args.method}-{args.param}{value}-seed{seed}.png"
-        recipe = make_recipe(spec.name, configs, model=model, inputs=record, prompts=prompts, output=result,
-                             output_path=str(out.resolve()))
-        save_png(result, out, recipe)
-        write_recipe(recipe, recipe_path_for(out))
+        write_result(spec, model, record, prompts, configs, result, out)
         rows.append({args.param: value, "seed": seed, "path": str(out), "l2": l2(reference, result), "ssim": ssim(reference, result)})
     (out_dir / "metrics.json").write_text(json.dumps(rows, indent=2) + "\n")
     print(f"{args.param:>16} {'seed':>5} {'L2':>8} {'SSIM':>7}")

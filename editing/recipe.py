@@ -42,7 +42,6 @@ def make_recipe(
     prompts: dict[str, str],
     output: np.ndarray | None = None,
     output_path: str | None = None,
-    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Everything needed to re-run `method`: `configs` maps a role ("sdedit", "inversion", "edit")
     to its config dataclass; `inputs` maps a role (guide, mask, image, colour) to {"path", "sha256"}
@@ -58,8 +57,6 @@ def make_recipe(
         "dtype": str(model.dtype).removeprefix("torch."),
         "versions": library_versions(),
     }
-    if extra:
-        recipe["extra"] = extra
     if output is not None:
         recipe["output"] = {"path": output_path, "sha256": pixel_sha256(output), "shape": list(output.shape)}
     return recipe
