@@ -40,6 +40,7 @@ from editing import images as im
 from editing.interface import ColorEditConfig, EditConfig, Frame, InversionConfig, ShiftConfig
 from editing.samplers import (
     EpsFn,
+    alpha_bars,
     clip_range,
     ddim_mean,
     ddim_mean_and_std,
@@ -81,10 +82,6 @@ class Inversion:
 # --------------------------------------------------------------------------------------------
 
 
-def _abars(schedule: VPSchedule, times) -> list[float]:
-    return schedule.alpha_bar(torch.tensor([float(t) for t in times], dtype=torch.float64)).tolist()
-
-
 def invert_latents(
     eps_fn: EpsFn,
     schedule: VPSchedule,
@@ -97,7 +94,7 @@ def invert_latents(
     """Eqs. (6) and (5) on tensors x0 (B, C, h, w). Yields (i, xts, zs, x0_pred) after extracting z_i;
     xts (n + 1, B, C, h, w) and zs (n, B, C, h, w) are filled in place as it goes."""
     n = len(times) - 1
-    abar = _abars(schedule, times)
+    abar = alpha_bars(schedule, times)
     noise = randn((n, *x0.shape), generator, x0.device, x0.dtype)  # eq. (6): independent eps_i
     xts = torch.empty((n + 1, *x0.shape), device=x0.device, dtype=x0.dtype)
     for i in range(n):
@@ -133,7 +130,7 @@ def regenerate(
 
     `x0_hook(i, x0_pred)` may change the predicted x0 before the step's mean is formed (colour edits).
     """
-    abar = _abars(schedule, times)
+    abar = alpha_bars(schedule, times)
     for i in range(start, len(times) - 1):
         eps = eps_fn(x, times[i])
         # = ddim_mean_and_std, spelled out so the hook can act on x0_pred before the mean is formed

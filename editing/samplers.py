@@ -54,6 +54,11 @@ def working_dtype(model) -> torch.dtype:
     return torch.float64 if model.dtype == torch.float64 else torch.float32
 
 
+def alpha_bars(schedule: VPSchedule, times: Sequence[float]) -> list[float]:
+    """abar at each time of a run (float64 schedule maths, returned as Python floats)."""
+    return schedule.alpha_bar(torch.tensor([float(t) for t in times], dtype=torch.float64)).tolist()
+
+
 def randn(shape: Sequence[int], generator: torch.Generator, device, dtype=torch.float32) -> torch.Tensor:
     """Standard normal noise drawn on the CPU generator and then moved, so a seed gives the same
     noise on every device."""
@@ -253,7 +258,7 @@ def sample_vp(
     `noises[i]` if given, else drawn from `generator` on the CPU (only for steps that add noise).
     `after_step(i, x_prev)` may replace the sample (SDEdit's masked editing); `clip` clamps x0_pred.
     """
-    abar = schedule.alpha_bar(torch.tensor([float(t) for t in times], dtype=torch.float64)).tolist()
+    abar = alpha_bars(schedule, times)
     for i in range(len(times) - 1):
         eps = eps_fn(x, times[i])
         std = ddim_sigma(abar[i], abar[i + 1], eta)

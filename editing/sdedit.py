@@ -37,7 +37,7 @@ import torch
 
 from editing import images as im
 from editing.interface import Frame, Guide, SDEditConfig
-from editing.samplers import clip_range, prompt_denoiser, randn, sample_ve, sample_vp, working_dtype
+from editing.samplers import alpha_bars, clip_range, prompt_denoiser, randn, sample_ve, sample_vp, working_dtype
 from editing.schedule import VESchedule
 
 EMPTY_MASK = "the mask is empty: paint the region to edit"
@@ -121,7 +121,7 @@ def _frames(model, image: np.ndarray, mask: np.ndarray | None, config: SDEditCon
     if ve:
         levels = [float(model.schedule.sigma(t)) for t in times] + [0.0]  # after step i: levels[i + 1]
     else:
-        levels = model.schedule.alpha_bar(torch.tensor(times, dtype=torch.float64)).tolist()
+        levels = alpha_bars(model.schedule, times)
 
     x0 = x_orig
     step = 0

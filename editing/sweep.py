@@ -38,7 +38,7 @@ import torch
 
 from editing import images as im
 from editing.interface import Frame, Guide, SDEditConfig
-from editing.samplers import _batch, clip_range, ddim_sigma, ddim_step, randn, working_dtype
+from editing.samplers import _batch, alpha_bars, clip_range, ddim_sigma, ddim_step, randn, working_dtype
 from editing.schedule import VESchedule
 
 # editing.sdedit's helpers (private ones named here on purpose: one implementation of guide
@@ -52,7 +52,7 @@ class _Run:
     def __init__(self, config: SDEditConfig, model, x_orig: torch.Tensor, offset: int):
         self.config = config
         self.times = model.schedule.times(config.steps, config.t0)
-        self.abar = model.schedule.alpha_bar(torch.tensor(self.times, dtype=torch.float64)).tolist()
+        self.abar = alpha_bars(model.schedule, self.times)
         self.n = len(self.times) - 1
         self.total = self.n * config.repeats
         self.offset = offset  # first global iteration of this run
