@@ -43,25 +43,15 @@ def _run_sdedit(model, images, prompts, configs):
     return sdedit(model, images["guide"], configs["sdedit"], mask=images.get("mask"), prompt=prompts.get("prompt", ""))
 
 
-def _inverted(model, images, prompts, configs) -> Iterator[itf.Frame | Any]:
-    """Stream the inversion's frames; the last item yielded is the Inversion value itself."""
+def _then(model, images, prompts, configs, regenerate):
+    """Stream the inversion's frames (its done frame carries the Inversion), then the regeneration's."""
     from editing.inversion import invert
 
     for frame in invert(model, images["image"], prompts.get("source", ""), configs["inversion"]):
         if frame.done:
-            yield frame.result
-        else:
-            yield frame
-
-
-def _then(model, images, prompts, configs, regenerate):
-    inversion = None
-    for item in _inverted(model, images, prompts, configs):
-        if isinstance(item, itf.Frame):
-            yield item
-        else:
-            inversion = item
-    yield from regenerate(inversion)
+            yield from regenerate(frame.result)
+            return
+        yield frame
 
 
 def _run_edit(model, images, prompts, configs):
@@ -169,10 +159,8 @@ def _add_method_args(p: argparse.ArgumentParser, spec: MethodSpec) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    import importlib.util
+    import editing.imagic  # noqa: F401  (registers the `imagic` command)
 
-    if importlib.util.find_spec("editing.imagic") is not None:
-        import editing.imagic  # noqa: F401  (registers the `imagic` command)
     parser = argparse.ArgumentParser(prog="python -m editing", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for spec in METHODS.values():
