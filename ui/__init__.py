@@ -1,4 +1,4 @@
-"""Stroke Studio's web UI (Gradio Blocks). Imports only the engine's torch-free interface."""
+"""Stroke Studio's web UI (Gradio Blocks). Imports only torch-free engine modules (editing.interface, editing.recipe)."""
 
 from ui.layout import CSS, THEME, build_ui
 

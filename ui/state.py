@@ -3,20 +3,18 @@ so sessions never see each other's inversions, searches or sweeps)."""
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from editing.interface import InversionConfig
+from editing.recipe import pixel_sha256
 
 
 def image_key(image: np.ndarray) -> str:
     """Content hash of a picture: the cache key's stand-in for the image itself."""
-    h = hashlib.sha256(str(image.shape).encode())
-    h.update(np.ascontiguousarray(image).tobytes())
-    return h.hexdigest()[:16]
+    return pixel_sha256(image)[:16]
 
 
 def inversion_key(image: np.ndarray, source_prompt: str, config: InversionConfig) -> tuple:
