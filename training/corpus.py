@@ -40,6 +40,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from editing.images import _on_white as on_white  # the editor's compositing on white: one definition
+
 STYLES = {
     "google": "google style",
     "twemoji": "twemoji style",
@@ -203,13 +205,6 @@ def fluent_char(stem: str, table: dict[str, str]) -> str | None:
 
 
 # --- rasterising ---------------------------------------------------------------------------------
-
-
-def on_white(rgba: np.ndarray) -> np.ndarray:
-    """uint8 (H, W, 4) -> uint8 (H, W, 3) composited on white (straight alpha)."""
-    rgb = rgba[..., :3].astype(np.float32)
-    a = rgba[..., 3:4].astype(np.float32) / 255.0
-    return np.clip(rgb * a + 255.0 * (1.0 - a) + 0.5, 0, 255).astype(np.uint8)
 
 
 def to_size(rgb: np.ndarray, size: int) -> np.ndarray:
