@@ -233,8 +233,9 @@ def edit(model, inversion: Inversion, target_prompt: str, config: EditConfig) ->
     _check_inversion(model, inversion)
     _check_skip(config.skip, inversion.steps)
     eps_fn = _denoiser(model, target_prompt, config.guidance_scale)
-    xs = inversion.xts.to(working_dtype(model))
-    return _run(model, inversion, eps_fn, xs[config.skip], inversion.zs.to(xs.dtype), config.skip, config.preview_every)
+    dtype = working_dtype(model)
+    x = inversion.xts[config.skip].to(dtype)
+    return _run(model, inversion, eps_fn, x, inversion.zs.to(dtype), config.skip, config.preview_every)
 
 
 def color_edit(
@@ -283,8 +284,8 @@ def color_edit(
         return x0_pred + s * b * (c - x0_pred) if config.t1 <= i <= config.t2 else x0_pred
 
     eps_fn = _denoiser(model, prompt, config.guidance_scale)
-    xs = inversion.xts.to(dtype)
-    return _run(model, inversion, eps_fn, xs[config.skip], inversion.zs.to(dtype), config.skip, config.preview_every, hook)
+    x = inversion.xts[config.skip].to(dtype)
+    return _run(model, inversion, eps_fn, x, inversion.zs.to(dtype), config.skip, config.preview_every, hook)
 
 
 def shift(model, inversion: Inversion, prompt: str, config: ShiftConfig) -> Iterator[Frame]:
