@@ -92,9 +92,9 @@ def train(
 def _train(cfg: EncoderTrainConfig, data, pooled, row_to_caption, model_config) -> dict:
     torch.manual_seed(cfg.seed)
     if data is None:
-        d = np.load(cfg.corpus)
-        m = d["split"] == "train"
-        data = {k: d[k][m] for k in ("images", "captions", "flip")}
+        from training.train_diffusion import load_corpus
+
+        data = load_corpus(cfg.corpus)
     if pooled is None:  # the same cached MiniLM encodings the diffusion training uses
         from training.train_diffusion import TrainConfig, cached_encodings
 
