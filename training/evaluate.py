@@ -201,9 +201,8 @@ def sdedit_figure(
     scale: float, out: Path, examples_dir: Path = Path("assets/examples"), seeds: int = 4, t0s: tuple[float, ...] = (0.5, 0.7)
 ) -> dict:
     """Rows: guide (32 px), then SDEdit outputs for each t0 and seed, through the engine's editing.sdedit."""
-    import cv2
-
     import editing
+    from editing.images import to_model_size
     from editing.sdedit import sdedit  # `editing.sdedit` turns into the submodule once it is imported
     from training.train_diffusion import grid, save_png
 
@@ -214,7 +213,7 @@ def sdedit_figure(
     model = editing.load_model(str(MODEL.resolve()), device="cpu")
     rows, timing = [], {}
     for name, prompt in GUIDES.items():
-        small = cv2.resize(guides[name], (32, 32), interpolation=cv2.INTER_AREA)
+        small = to_model_size(guides[name], 32)
         row = [small]
         for t0 in t0s:
             for seed in range(seeds):
