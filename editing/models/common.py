@@ -34,6 +34,7 @@ class DiffusersBundle(ModelBundle):
 
     unet: torch.nn.Module  # the denoising network (eval mode, requires_grad False)
     clip_range: tuple[float, float] | None = (-1.0, 1.0)  # pixels; VE and latent bundles override
+    _uncond: torch.Tensor | None = None  # conditional bundles: the cached empty-prompt embedding
 
     @property
     def device(self) -> torch.device:
@@ -52,7 +53,9 @@ class DiffusersBundle(ModelBundle):
     # -- plumbing shared by the families' eps ------------------------------------------------
 
     def _args(self, x_t: torch.Tensor, t, cond: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """(x_t in the network dtype, t as float32 (B,), cond as (B, L, D) in the network dtype or None)."""
+        """(x_t in the network dtype, t as float32 (B,), cond as (B, L, D) in the network dtype or None).
+
+        A conditional bundle's cond None becomes the empty prompt; unconditional bundles get None."""
         if x_t.ndim != 4:
             raise ValueError(f"x_t must be (B, C, h, w), got shape {tuple(x_t.shape)}")
         b = x_t.shape[0]
@@ -62,11 +65,18 @@ class DiffusersBundle(ModelBundle):
             t = t.expand(b)
         elif t.shape != (b,):
             raise ValueError(f"t must be a scalar or have shape ({b},), got {tuple(t.shape)}")
+        if cond is None and self.conditional:
+            cond = self._empty_prompt()
         if cond is not None:
             if cond.ndim != 3 or cond.shape[0] not in (1, b):
                 raise ValueError(f"cond must be (1, L, D) or ({b}, L, D), got {tuple(cond.shape)}")
             cond = cond.to(device=device, dtype=dtype).expand(b, -1, -1)
         return x_t.to(device=device, dtype=dtype), t, cond
+
+    def _empty_prompt(self) -> torch.Tensor:
+        if self._uncond is None:
+            self._uncond = self.encode_prompt([""])
+        return self._uncond
 
 
 def to_eps(

@@ -65,7 +65,6 @@ class LatentSDBundle(DiffusersBundle):
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
         self.latent_channels = int(unet.config.in_channels)
         self.resolution = int(unet.config.sample_size) * self.vae_scale_factor
-        self._uncond: torch.Tensor | None = None
 
     @classmethod
     def from_folder(cls, folder: Path, *, model_id: str, weights_hash: str, device, dtype) -> LatentSDBundle:
@@ -143,12 +142,5 @@ class LatentSDBundle(DiffusersBundle):
 
     def eps(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
         x, t, cond = self._args(x_t, t, cond)
-        if cond is None:
-            cond = self._empty_prompt().to(device=x.device, dtype=x.dtype).expand(x.shape[0], -1, -1)
         out = self.unet(x, t, encoder_hidden_states=cond).sample
         return to_eps(out, x_t, t, self.schedule, self.prediction_type)
-
-    def _empty_prompt(self) -> torch.Tensor:
-        if self._uncond is None:
-            self._uncond = self.encode_prompt([""])
-        return self._uncond

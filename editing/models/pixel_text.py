@@ -67,7 +67,6 @@ class PixelTextBundle(DiffusersBundle):
         self.use_attention_mask = bool(use_attention_mask)
         self.prediction_type = prediction_type
         self.recommended_guidance_scale = recommended_guidance_scale
-        self._uncond: torch.Tensor | None = None
 
     @classmethod
     def from_folder(cls, folder: Path, *, model_id: str, weights_hash: str, device, dtype) -> PixelTextBundle:
@@ -121,16 +120,9 @@ class PixelTextBundle(DiffusersBundle):
 
     def eps(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
         x, t, cond = self._args(x_t, t, cond)
-        if cond is None:
-            cond = self._empty_prompt().to(device=x.device, dtype=x.dtype).expand(x.shape[0], -1, -1)
         mask = (cond != 0).any(-1) if self.use_attention_mask and cond.shape[1] > 1 else None  # (B, L)
         out = self.unet(x, t, encoder_hidden_states=cond, encoder_attention_mask=mask).sample
         return to_eps(out, x_t, t, self.schedule, self.prediction_type)
-
-    def _empty_prompt(self) -> torch.Tensor:
-        if self._uncond is None:
-            self._uncond = self.encode_prompt([""])
-        return self._uncond
 
 
 def save_pixel_text(
