@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from editing import images as im
 from editing.cache import LRUCache, content_key
 from editing.interface import Frame, ImagicConfig
-from editing.samplers import cfg_denoiser, clip_range, randn, sample_vp
+from editing.samplers import cfg_denoiser, clip_range, predict_x0, randn, sample_vp
 
 __all__ = ["CACHE", "ImagicConfig", "ImagicState", "imagic", "optimize_imagic", "render_imagic", "state_key"]
 
@@ -137,7 +137,7 @@ def _preview(bundle, x0: torch.Tensor, cond: torch.Tensor, noise: torch.Tensor) 
     with torch.no_grad():
         x_t = math.sqrt(a) * x0 + math.sqrt(1 - a) * noise
         eps = bundle.eps(x_t, torch.full((1,), t, device=x0.device), cond.detach()).float()
-        x0_pred = (x_t - math.sqrt(1 - a) * eps) / math.sqrt(a)
+        x0_pred = predict_x0(x_t, eps, a)
     return bundle.preview(x_t)[0], bundle.preview(x0_pred)[0]
 
 
