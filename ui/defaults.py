@@ -9,15 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from editing.interface import (
-    ColorEditConfig,
-    EditConfig,
-    InversionConfig,
-    ModelInfo,
-    SDEditConfig,
-    ShiftConfig,
-    config_fields,
-)
+from editing.interface import ModelInfo, config_fields
 
 
 @dataclass(frozen=True)
@@ -71,8 +63,6 @@ STUDIO_DEFAULTS: dict[str, dict[str, Any]] = {
     "ve": {**EVERY_STEP, "canvas": 256},
     "latent-sd": {**FIFTY_STEPS, "canvas": 512},
 }
-
-CONFIGS = (SDEditConfig, InversionConfig, EditConfig, ColorEditConfig, ShiftConfig)
 
 
 def studio_default(info: ModelInfo, config_cls: type, name: str) -> Any:
