@@ -27,6 +27,24 @@ def _seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _tiny_cond_unet(*, sample_size: int, channels: int, cross_attention_dim: int):
+    """The tiny text-conditioned UNet of pixel-text and latent-sd (one cross-attention block)."""
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(
+        sample_size=sample_size,
+        in_channels=channels,
+        out_channels=channels,
+        layers_per_block=1,
+        block_out_channels=(32, 64),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=cross_attention_dim,
+        attention_head_dim=8,
+        norm_num_groups=8,
+    )
+
+
 def save_tiny_pixel_text(
     folder: str | Path,
     *,
@@ -35,23 +53,12 @@ def save_tiny_pixel_text(
     prediction_type: str = "epsilon",
     seed: int = 0,
 ) -> Path:
-    from diffusers import DDPMScheduler, UNet2DConditionModel
+    from diffusers import DDPMScheduler
 
     from editing.models.pixel_text import save_pixel_text
 
     _seed(seed)
-    unet = UNet2DConditionModel(
-        sample_size=16,
-        in_channels=3,
-        out_channels=3,
-        layers_per_block=1,
-        block_out_channels=(32, 64),
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=384,
-        attention_head_dim=8,
-        norm_num_groups=8,
-    )
+    unet = _tiny_cond_unet(sample_size=16, channels=3, cross_attention_dim=384)
     scheduler = DDPMScheduler(num_train_timesteps=1000, prediction_type=prediction_type)
     return save_pixel_text(
         folder,
@@ -115,22 +122,11 @@ def save_tiny_latent_sd(
     folder: str | Path, *, prediction_type: str = "epsilon", scaling_factor: float = 0.18215, seed: int = 0
 ) -> Path:
     """A StableDiffusionPipeline folder: VAE downscale 2, latents (4, 8, 8), images 16 px, CLIP hidden 32."""
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
     _seed(seed)
-    unet = UNet2DConditionModel(
-        sample_size=8,
-        in_channels=4,
-        out_channels=4,
-        layers_per_block=1,
-        block_out_channels=(32, 64),
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=32,
-        attention_head_dim=8,
-        norm_num_groups=8,
-    )
+    unet = _tiny_cond_unet(sample_size=8, channels=4, cross_attention_dim=32)
     _seed(seed + 1)
     vae = AutoencoderKL(
         in_channels=3,
