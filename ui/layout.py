@@ -61,7 +61,9 @@ def example_files() -> list[Path]:
 
 def build_ui(backend: Backend) -> gr.Blocks:
     """The whole studio over one backend. Nothing heavy happens here: the model is already loaded."""
-    studio, info = Studio(backend), backend.info()
+    studio = Studio(backend)
+    info = studio.info
+    example_paths = [str(p) for p in example_files()]
     compare = Compare(studio)
     side = canvas_side(info)
     text = info.conditional
@@ -87,9 +89,9 @@ def build_ui(backend: Backend) -> gr.Blocks:
                 with gr.Row(equal_height=False):
                     blank = gr.Button("New blank canvas", size="sm", scale=1, min_width=120)
                     examples = gr.Gallery(
-                        [str(p) for p in example_files()], label="Examples (click to load)", columns=6, height=120,
+                        example_paths, label="Examples (click to load)", columns=6, height=120,
                         allow_preview=False, interactive=False, scale=4, elem_classes="ss-gallery", elem_id="ss-examples",
-                        buttons=[], visible=bool(example_files()),
+                        buttons=[], visible=bool(example_paths),
                     )  # fmt: skip
             with gr.Column(scale=4, min_width=320):
                 output = gr.Image(label="Result", type="numpy", format="png", interactive=False, height=380, elem_id="ss-output")
