@@ -34,7 +34,7 @@ def _check_image(image: np.ndarray, name: str = "image") -> np.ndarray:
     return image
 
 
-def _on_white(rgba: np.ndarray) -> np.ndarray:
+def on_white(rgba: np.ndarray) -> np.ndarray:
     """Composite an RGBA uint8 array over a white background (what a painted canvas shows)."""
     rgb = rgba[..., :3].astype(np.float32)
     a = rgba[..., 3:4].astype(np.float32) / 255.0
@@ -61,9 +61,9 @@ def _from_array(arr: np.ndarray) -> np.ndarray:
     if c == 1:
         return np.repeat(arr, 3, axis=2)
     if c == 2:  # grey + alpha
-        return _on_white(np.concatenate([np.repeat(arr[..., :1], 3, axis=2), arr[..., 1:]], axis=2))
+        return on_white(np.concatenate([np.repeat(arr[..., :1], 3, axis=2), arr[..., 1:]], axis=2))
     if c == 4:
-        return _on_white(arr)
+        return on_white(arr)
     return np.ascontiguousarray(arr)
 
 
@@ -77,7 +77,7 @@ def _from_pil(img: Image.Image) -> np.ndarray:
     if mode == "F":
         return _from_array(np.clip(np.asarray(img, dtype=np.float32), 0, 1))
     if mode in ("RGBA", "LA", "PA", "La", "RGBa") or (mode == "P" and "transparency" in img.info):
-        return _on_white(np.asarray(img.convert("RGBA")))
+        return on_white(np.asarray(img.convert("RGBA")))
     return np.ascontiguousarray(np.asarray(img.convert("RGB")))
 
 

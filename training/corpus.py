@@ -40,7 +40,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from editing.images import _on_white as on_white  # the editor's compositing on white: one definition
+from editing.images import on_white  # the editor's compositing on white: one definition
 
 STYLES = {
     "google": "google style",

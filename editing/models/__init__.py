@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from editing.models.base import ModelBundle, hash_files, hash_module, pixels_to_tensor, tensor_to_pixels
+from editing.models.base import ModelBundle, pixels_to_tensor, tensor_to_pixels
 from editing.models.common import DiffusersBundle, component_dir, read_json
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -247,8 +247,6 @@ __all__ = [
     "ModelBundle",
     "ModelNotFoundError",
     "detect_family",
-    "hash_files",
-    "hash_module",
     "hash_weights",
     "load_model",
     "pixels_to_tensor",

@@ -20,9 +20,7 @@ shallow copy that runs another network (Imagic fine-tunes a copy, never the load
 
 from __future__ import annotations
 
-import hashlib
 from abc import ABC, abstractmethod
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -98,23 +96,3 @@ def tensor_to_pixels(x: torch.Tensor) -> np.ndarray:
     """(B, 3, H, W) in [-1, 1] -> uint8 (B, H, W, 3), rounded."""
     x = ((x.detach().float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
     return x.permute(0, 2, 3, 1).cpu().numpy()
-
-
-def hash_files(paths: list[Path]) -> str:
-    """sha256 over the given files' bytes (sorted by name), first 16 hex digits."""
-    h = hashlib.sha256()
-    for p in sorted(paths, key=lambda p: str(p)):
-        h.update(p.name.encode())
-        with open(p, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()[:16]
-
-
-def hash_module(module: torch.nn.Module) -> str:
-    """sha256 of a module's state (for models built in memory, e.g. tests)."""
-    h = hashlib.sha256()
-    for k, v in sorted(module.state_dict().items()):
-        h.update(k.encode())
-        h.update(v.detach().float().cpu().numpy().tobytes())
-    return h.hexdigest()[:16]
