@@ -26,7 +26,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--share", action="store_true", help="also open a public Gradio link (anyone with it can use the studio; 72 h)")
     p.add_argument("--auth", default=None, help="USER:PASS, or a file with one USER:PASS per line")
     p.add_argument("--queue-size", type=int, default=16, help="requests that may wait; more are refused with a message (default 16)")
-    return p.parse_args(argv)
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for torch (default: torch's choice; 1 is often fastest on a busy 2-core machine)")
+    args = p.parse_args(argv)
+    if args.threads is not None and args.threads < 1:
+        p.error(f"--threads must be at least 1, got {args.threads}")
+    if args.queue_size < 1:
+        p.error(f"--queue-size must be at least 1, got {args.queue_size}")
+    return args
 
 
 def parse_auth(value: str | None) -> list[tuple[str, str]] | None:
@@ -71,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as e:
         print(f"app.py: {e}", file=sys.stderr)
         return 2
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)  # before the model loads: the thread pool is process-wide
     from editing.backend import EngineBackend
     from editing.models import ModelNotFoundError
 

@@ -219,7 +219,10 @@ def test_command_line_help_bad_model_and_auth(tmp_path):
     from app import parse_auth
 
     out = subprocess.run([sys.executable, "-c", "import sys, app; app.parse_args(['--help'])"], capture_output=True, text=True)
-    assert out.returncode == 0 and "--queue-size" in out.stdout
+    assert out.returncode == 0 and "--queue-size" in out.stdout and "--threads" in out.stdout
+    for bad in (["--threads", "0"], ["--queue-size", "0"]):  # argparse's one-line usage error, exit 2
+        out = subprocess.run([sys.executable, "app.py", *bad], capture_output=True, text=True)
+        assert out.returncode == 2 and "Traceback" not in out.stderr and "must be at least 1" in out.stderr
     out = subprocess.run([sys.executable, "-c", "import sys, app; print('torch' in sys.modules)"], capture_output=True, text=True)
     assert out.stdout.strip() == "False"  # --help never pays for torch
     out = subprocess.run([sys.executable, "app.py", "--model", str(tmp_path / "no-such-model")], capture_output=True, text=True)
