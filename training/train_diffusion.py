@@ -67,7 +67,9 @@ class TrainConfig:
     ema_max_decay: float = 0.999
     ema_power: float = 0.75  # EMA warm-up: decay = 1 - (1 + step) ** -power, capped at ema_max_decay
     max_steps: int | None = None
-    max_minutes: float | None = None
+    max_minutes: float | None = None  # in all, over resumed runs (the cosine decay spans it)
+    run_minutes: float | None = None  # this invocation only: stop (checkpoint written) after this long
+    init_from: str | None = None  # warm start: a UNet folder or EMA weights to begin from (no checkpoint yet)
     checkpoint_minutes: float = 4.0
     sample_minutes: float = 8.0
     log_every: int = 25
@@ -224,22 +226,41 @@ def train(
     data: dict[str, np.ndarray] | None = None,
     encodings: tuple[torch.Tensor, torch.Tensor] | None = None,
     empty: torch.Tensor | None = None,
+    grid_cond: torch.Tensor | None = None,
 ) -> dict:
     """Train (or resume) and return {"losses": [...], "steps": n, "images_seen": n, "minutes": m}.
 
     `data` (images uint8 (N, H, W, 3), captions, flip) defaults to the corpus's train split;
-    `encodings` = (unique encodings, row -> unique index) and `empty` (the "" encoding) default to
-    MiniLM; tests pass small tensors instead.
+    `encodings` = (unique encodings, row -> unique index), `empty` (the "" encoding) and
+    `grid_cond` (the grid captions' encodings) default to MiniLM; tests, and machines without the
+    MiniLM package (`training.gpu_kit`), pass precomputed tensors instead.
     """
     threads_before = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)
     try:
-        return _train(cfg, data, encodings, empty)
+        return _train(cfg, data, encodings, empty, grid_cond)
     finally:
         torch.set_num_threads(threads_before)  # the thread count is process-global: give it back
 
 
-def _train(cfg: TrainConfig, data, encodings, empty) -> dict:
+def load_init_weights(unet, path: str) -> None:
+    """Warm start: weights from a diffusers UNet folder (e.g. an exported model's unet/) or a
+    safetensors file of a state dict (e.g. EMA weights brought back from a GPU run)."""
+    from safetensors.torch import load_file
+
+    p = Path(path)
+    if p.is_dir():
+        from diffusers import UNet2DConditionModel
+
+        state = UNet2DConditionModel.from_pretrained(p, torch_dtype=torch.float32).state_dict()
+    else:
+        state = load_file(p)
+    missing, unexpected = unet.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
+    if missing or unexpected:
+        raise ValueError(f"{path} does not fit this UNet: {len(missing)} missing and {len(unexpected)} unexpected tensors")
+
+
+def _train(cfg: TrainConfig, data, encodings, empty, grid_cond) -> dict:
     from diffusers.training_utils import EMAModel
     from tqdm import tqdm
 
@@ -257,9 +278,17 @@ def _train(cfg: TrainConfig, data, encodings, empty) -> dict:
     if empty is None:
         empty = encode_captions([""], cfg.conditioning, cfg.max_length)  # (1, L, 384)
     enc, empty = enc.to(device), empty.to(device)
-    grid_cond = encode_captions(cfg.grid_captions, cfg.conditioning, cfg.max_length) if cfg.grid_captions else None
+    if grid_cond is None and cfg.grid_captions:
+        grid_cond = encode_captions(cfg.grid_captions, cfg.conditioning, cfg.max_length)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True  # the fp32 parts (norms, the loss) on tensor cores
+        torch.backends.cudnn.allow_tf32 = True
+        images, flip_ok = images.to(device), flip_ok.to(device)  # the whole corpus on the GPU: no copy per step
+    noise_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1) if device.type == "cuda" else None
 
     unet = build_unet(cfg).to(device).train()
+    if cfg.init_from and not (Path(cfg.out) / "ckpt.pt").exists():
+        load_init_weights(unet, cfg.init_from)
     scheduler = build_scheduler(cfg)
     acp = scheduler.alphas_cumprod.to(device)
     opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
@@ -282,6 +311,8 @@ def _train(cfg: TrainConfig, data, encodings, empty) -> dict:
         ema.load_state_dict(state["ema"])
         step, images_seen, minutes_before = state["step"], state["images_seen"], state["minutes"]
         gen.set_state(state["gen"])
+        if noise_gen is not None and "noise_gen" in state:
+            noise_gen.set_state(state["noise_gen"])
         print(f"resumed from step {step} ({minutes_before:.1f} min, {images_seen} images)")
     ema.to(device)
 
@@ -294,6 +325,7 @@ def _train(cfg: TrainConfig, data, encodings, empty) -> dict:
             "images_seen": images_seen,
             "minutes": minutes(),
             "gen": gen.get_state(),
+            **({"noise_gen": noise_gen.get_state()} if noise_gen is not None else {}),
             "config": asdict(cfg),
             "unet_config": dict(unet.config),
             "scheduler_config": dict(scheduler.config),
@@ -333,17 +365,22 @@ def _train(cfg: TrainConfig, data, encodings, empty) -> dict:
                 break
             if cfg.max_minutes is not None and minutes() >= cfg.max_minutes:
                 break
+            if cfg.run_minutes is not None and time.time() - t_start >= cfg.run_minutes * 60:
+                break
             if (out / "STOP").exists():
                 break
-            idx = torch.randint(0, images.shape[0], (cfg.batch_size,), generator=gen)
+            idx = torch.randint(0, images.shape[0], (cfg.batch_size,), generator=gen).to(images.device)
             x0 = images[idx].to(device).permute(0, 3, 1, 2).float() / 127.5 - 1.0  # (B, 3, H, W) in [-1, 1]
-            flip = flip_ok[idx] & (torch.rand(cfg.batch_size, generator=gen) < 0.5)
+            flip = flip_ok[idx] & (torch.rand(cfg.batch_size, generator=gen) < 0.5).to(flip_ok.device)
             x0 = torch.where(flip.to(device)[:, None, None, None], x0.flip(-1), x0)
             ctx = enc[row_to_enc[idx].to(device)]
             drop = (torch.rand(cfg.batch_size, generator=gen) < cfg.caption_dropout).to(device)
             ctx = torch.where(drop[:, None, None], empty.expand_as(ctx), ctx)
             t = torch.randint(0, scheduler.config.num_train_timesteps, (cfg.batch_size,), generator=gen).to(device)
-            noise = torch.randn(x0.shape, generator=gen).to(device)
+            if noise_gen is None:
+                noise = torch.randn(x0.shape, generator=gen).to(device)
+            else:  # drawn on the GPU: 6 MB a step at 64 px and batch 128 stays off the PCIe bus
+                noise = torch.randn(x0.shape, generator=noise_gen, device=device)
             a = acp[t][:, None, None, None]
             xt = a.sqrt() * x0 + (1 - a).sqrt() * noise  # DDPM eq. (4)
             for g_ in opt.param_groups:
@@ -416,7 +453,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--ema-max-decay", type=float, default=d.ema_max_decay)
     ap.add_argument("--ema-power", type=float, default=d.ema_power)
     ap.add_argument("--max-steps", type=int, default=None)
-    ap.add_argument("--max-minutes", type=float, default=None)
+    ap.add_argument("--max-minutes", type=float, default=None, help="in all, over resumed runs (the cosine decay spans it)")
+    ap.add_argument("--run-minutes", type=float, default=None, help="this invocation only (a checkpoint is written at the end)")
+    ap.add_argument("--init-from", default=None, help="warm start from a UNet folder or a safetensors state dict")
     ap.add_argument("--checkpoint-minutes", type=float, default=d.checkpoint_minutes)
     ap.add_argument("--sample-minutes", type=float, default=d.sample_minutes)
     ap.add_argument("--device", default=d.device)
@@ -443,6 +482,8 @@ def main(argv: list[str] | None = None) -> None:
         ema_power=a.ema_power,
         max_steps=a.max_steps,
         max_minutes=a.max_minutes,
+        run_minutes=a.run_minutes,
+        init_from=a.init_from,
         checkpoint_minutes=a.checkpoint_minutes,
         sample_minutes=a.sample_minutes,
         device=a.device,

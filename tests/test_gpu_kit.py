@@ -1,0 +1,105 @@
+"""training.gpu_kit on tiny data, on the CPU: pack -> train (resume, warm start, samples) -> finish -> load."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from tests.test_training import _tiny_images
+
+
+@pytest.fixture
+def kit(tmp_path):
+    from training.gpu_kit import GRID_CAPTIONS, Kit, pack
+
+    images, captions = _tiny_images(6)
+    split = np.array(["train"] * 5 + ["heldout"] + ["train"] * 5 + ["heldout"])
+    corpus = tmp_path / "tiny.npz"
+    np.savez(corpus, images=images, captions=captions, split=split, flip=np.ones(len(images), bool),
+             emoji=np.where(captions == "red disc", "a", "b"), source=np.full(len(images), "test"))  # fmt: skip
+    texts = sorted(set(captions.tolist()) | {""} | set(GRID_CAPTIONS))
+    enc = torch.nn.functional.normalize(torch.randn(len(texts), 1, 384, generator=torch.Generator().manual_seed(0)), dim=-1)
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    for name in ("diffusers-0.42.1-py3-none-any.whl", "transformers-5.23.0-py3-none-any.whl"):
+        (wheels / name).write_bytes(b"PK")
+    report = pack(corpus, tmp_path / "kit", wheels=wheels, encodings=enc)
+    assert report["images"] == 12 and report["captions"] == len(texts)
+    assert report["wheels"] == ["diffusers-0.42.1-py3-none-any.whl"]  # only what the GPU image lacks
+    k = Kit(tmp_path / "kit")
+    assert np.array_equal(k.images, images)  # PNG round trip is lossless
+    assert torch.allclose(k.encode(["red disc"]), enc[texts.index("red disc")].half().float())
+    with pytest.raises(KeyError, match="not in the kit"):
+        k.encode(["green triangle"])
+    return tmp_path / "kit"
+
+
+def _train_args(kit, tmp_path, *extra):
+    return ["train", "--kit", str(kit), "--run", str(tmp_path / "run"), "--out", str(tmp_path / "out"),
+            "--resolution", "16", "--channels", "32,32", "--attention", "0,1", "--attention-head-dim", "8", "--norm-groups", "8",
+            "--batch-size", "8", "--lr", "1e-3", "--warmup-steps", "2", "--threads", "1", "--device", "cpu", "--quiet",
+            "--sample-minutes", "100", *extra]  # fmt: skip
+
+
+def test_kit_trains_resumes_samples_and_finishes_to_a_loadable_model(kit, tmp_path):
+    from training import gpu_kit
+
+    gpu_kit.main(_train_args(kit, tmp_path, "--max-steps", "4"))
+    out = tmp_path / "out"
+    info = json.loads((out / "run.json").read_text())
+    assert info["training"]["steps"] == 4 and info["this_call"]["steps"] == 4
+    assert info["loss_csv"].startswith("step,") and info["shards"] == ["ema-00.safetensors"]
+    assert (out / "grid.png").exists()  # the run's last sample grid comes back too
+
+    # a second call on the same machine resumes from the checkpoint on its disk, and samples
+    gpu_kit.main(_train_args(kit, tmp_path, "--max-steps", "6", "--samples", "3", "--scales", "1,2"))
+    info = json.loads((out / "run.json").read_text())
+    assert info["training"]["steps"] == 6 and info["this_call"]["steps"] == 2
+    s = np.load(out / "samples.npz")
+    assert s["scale_1"].shape == (3, 16, 16, 3) and s["scale_1"].dtype == np.uint8 and len(s["prompts"]) == 3
+    assert set(s["prompts"].tolist()) <= {"red disc", "blue square"}  # held-out captions only
+
+    # what came back becomes the shipped folder, which the engine loads and samples from
+    meta = gpu_kit.finish(out, tmp_path / "model", guidance_scale=2.5)
+    assert meta["status"] == "GPU-trained" and meta["recommended_guidance_scale"] == 2.5 and meta["training"]["steps"] == 6
+    shipped = {k: v for k, v in gpu_kit.load_shards(out).items()}
+    from diffusers import UNet2DConditionModel
+
+    unet = UNet2DConditionModel.from_pretrained(tmp_path / "model" / "unet", torch_dtype=torch.float16)
+    assert all(torch.equal(unet.state_dict()[k], v) for k, v in shipped.items())
+
+
+def test_a_lost_machine_warm_starts_from_the_weights_that_came_back(kit, tmp_path):
+    from training import gpu_kit
+
+    gpu_kit.main(_train_args(kit, tmp_path, "--max-steps", "3"))
+    back = tmp_path / "back"
+    (tmp_path / "out").rename(back)
+    first = gpu_kit.load_shards(back)
+    import shutil
+
+    def one_step_from(*init: str) -> float:
+        shutil.rmtree(tmp_path / "run")  # the machine went back: its disk is gone
+        # another seed, so a fresh start would begin from other random weights
+        gpu_kit.main(_train_args(kit, tmp_path, "--max-steps", "1", "--lr", "1e-12", "--warmup-steps", "1", "--seed", "1", *init))
+        again = gpu_kit.load_shards(tmp_path / "out")
+        return max(float((again[k].float() - first[k].float()).abs().max()) for k in first)
+
+    # one step at a negligible learning rate from the returned EMA weights: they are where it began
+    assert one_step_from("--init-from", str(back)) < 1e-2
+    assert one_step_from() > 0.05  # without them it begins elsewhere (the check above can fail)
+
+
+def test_shards_respect_the_size_limit(tmp_path):
+    from training.gpu_kit import load_shards, save_shards
+
+    state = {f"w{i}": torch.randn(100, 100) for i in range(5)}  # 20 000 bytes each in fp16
+    paths = save_shards(state, tmp_path, limit=45_000)
+    assert len(paths) == 3
+    back = load_shards(tmp_path)
+    assert all(torch.equal(back[k], state[k].half()) for k in state)
+    with pytest.raises(ValueError, match="shard limit"):
+        save_shards({"big": torch.zeros(200, 200)}, tmp_path / "x", limit=45_000)

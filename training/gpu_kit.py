@@ -1,0 +1,339 @@
+"""Train the emoji model on a GPU machine that has no network and no MiniLM: pack, train, finish.
+
+The GPU machines lent to this project (see the model card, "GPU training") start bare, reach
+nothing, take at most 64 MiB of working tree per call, run a command for at most 10 minutes, give
+back at most 8 files of 16 MiB, and stay warm for only 30 s between calls. So:
+
+    # here: the corpus (PNG-compressed), every caption's MiniLM encoding (fp16) and the wheels
+    python -m training.gpu_kit pack --corpus .cache/corpus/emoji64.npz --out .gpukit
+    # there, one call per <= 10 minutes, carry [".gpukit"]; the checkpoint stays on the machine's
+    # disk (--run), the EMA weights come back each time, so a lost machine costs one call, not all
+    python -m training.gpu_kit train --kit .gpukit --run /tmp/emoji64 --out $OUT --max-minutes 25 --run-minutes 8
+    # ... the last call adds --samples 1000 (held-out captions at each --scales value) for the KID
+    # here again: the shipped folder from what came back
+    python -m training.gpu_kit finish --from /work/.device/... --out assets/models/emoji --guidance 3
+
+`train` takes the architecture flags of `training.train_diffusion` (defaults: the 64 px model of
+the card). With `--init-from ema` it warm-starts from EMA weights brought back by an earlier call
+(`--kit`'s folder holds them when you copy them there), for when the machine was lost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from training.train_diffusion import GRID_CAPTIONS, TrainConfig, build_scheduler, build_unet, encode_captions, sample
+
+CARRY_LIMIT = 64 * 2**20  # the working tree that travels, kit included
+FILE_LIMIT = 16 * 2**20  # each file that comes back
+SHARD_BYTES = 15 * 2**20
+WHEELS = ("diffusers-", "importlib_metadata-")  # what the GPU image lacks for training (its torch, numpy, safetensors, opencv do)
+
+# the 64 px model of the card: 16.4 M parameters, 33 MB in fp16
+DEFAULT_ARCH = {"resolution": 64, "block_out_channels": (64, 128, 192, 192), "attention": (False, False, True, True),
+                "layers_per_block": 1, "attention_head_dim": 32, "norm_num_groups": 32}  # fmt: skip
+
+
+# --- pack (here) ---------------------------------------------------------------------------------
+
+
+def encode_png(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 (N, H, W, 3) RGB -> (all PNG bytes as one uint8 array, offsets (N + 1,))."""
+    import cv2
+
+    blobs = []
+    for img in images:
+        ok, buf = cv2.imencode(".png", np.ascontiguousarray(img[..., ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, 9])
+        if not ok:
+            raise RuntimeError("PNG encoding failed")
+        blobs.append(buf.ravel())
+    offsets = np.zeros(len(blobs) + 1, np.int64)
+    offsets[1:] = np.cumsum([len(b) for b in blobs])
+    return np.concatenate(blobs) if blobs else np.zeros(0, np.uint8), offsets
+
+
+def decode_png(data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    import cv2
+
+    out = [cv2.imdecode(data[offsets[i] : offsets[i + 1]], cv2.IMREAD_COLOR)[..., ::-1] for i in range(len(offsets) - 1)]
+    return np.stack(out)
+
+
+def pack(corpus: Path, out: Path, conditioning: str = "pooled", max_length: int = 16, wheels: Path | None = Path(".whl"),
+         encodings: torch.Tensor | None = None) -> dict:  # fmt: skip
+    """Write the kit: corpus.npz (PNG bytes, captions, split, flip), captions.safetensors (fp16
+    encodings of every distinct caption, "" and the grid captions), captions.json, whl/."""
+    from safetensors.torch import save_file
+
+    d = np.load(corpus)
+    out.mkdir(parents=True, exist_ok=True)
+    data, offsets = encode_png(d["images"])
+    np.savez(out / "corpus.npz", png=data, offsets=offsets, captions=d["captions"], split=d["split"], flip=d["flip"],
+             emoji=d["emoji"], source=d["source"])  # fmt: skip
+    texts = sorted(set(d["captions"].tolist()) | {""} | set(GRID_CAPTIONS))
+    if encodings is None:
+        encodings = encode_captions(texts, conditioning, max_length)
+    if encodings.shape[0] != len(texts):
+        raise ValueError(f"{encodings.shape[0]} encodings for {len(texts)} captions")
+    save_file({"encodings": encodings.to(torch.float16).contiguous()}, out / "captions.safetensors")
+    (out / "captions.json").write_text(json.dumps({"conditioning": conditioning, "max_length": max_length, "captions": texts}))
+    copied = []
+    if wheels is not None and wheels.exists():
+        (out / "whl").mkdir(exist_ok=True)
+        for w in sorted(wheels.glob("*.whl")):
+            if w.name.startswith(WHEELS):
+                shutil.copy2(w, out / "whl" / w.name)
+                copied.append(w.name)
+    kit_bytes = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    tree = tracked_bytes()
+    report = {"images": int(len(offsets) - 1), "png_mb": round(len(data) / 2**20, 1), "captions": len(texts),
+              "wheels": copied, "kit_mb": round(kit_bytes / 2**20, 1), "tracked_tree_mb": round(tree / 2**20, 1),
+              "fits_carry": kit_bytes + tree <= CARRY_LIMIT}  # fmt: skip
+    if not report["fits_carry"]:
+        print(f"warning: kit {report['kit_mb']} MB + tree {report['tracked_tree_mb']} MB is over the 64 MiB a call may carry",
+              file=sys.stderr)  # fmt: skip
+    return report
+
+
+def tracked_bytes() -> int:
+    try:
+        files = subprocess.run(["git", "ls-files", "-z"], capture_output=True, check=True).stdout.split(b"\0")
+    except (OSError, subprocess.CalledProcessError):
+        return 0
+    return sum(Path(f.decode()).stat().st_size for f in files if f and Path(f.decode()).is_file())
+
+
+# --- train (there) -------------------------------------------------------------------------------
+
+
+class Kit:
+    """The packed corpus and caption encodings, with a lookup that needs no MiniLM."""
+
+    def __init__(self, folder: Path):
+        from safetensors.torch import load_file
+
+        self.folder = folder
+        z = np.load(folder / "corpus.npz")
+        self.images = decode_png(z["png"], z["offsets"])
+        self.captions, self.split, self.flip = z["captions"], z["split"], z["flip"]
+        meta = json.loads((folder / "captions.json").read_text())
+        self.conditioning, self.max_length = meta["conditioning"], meta["max_length"]
+        self.texts = meta["captions"]
+        self.index = {t: i for i, t in enumerate(self.texts)}
+        self.encodings = load_file(folder / "captions.safetensors")["encodings"].float()  # (U, L, 384)
+
+    def encode(self, captions: list[str]) -> torch.Tensor:
+        missing = [c for c in captions if c not in self.index]
+        if missing:
+            raise KeyError(f"captions not in the kit (pack again): {missing[:3]}")
+        return self.encodings[[self.index[c] for c in captions]]
+
+    def data(self, split: str = "train") -> dict[str, np.ndarray]:
+        m = self.split == split
+        return {"images": self.images[m], "captions": self.captions[m], "flip": self.flip[m]}
+
+    def row_encodings(self, captions: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """(encodings of the kit's captions, row -> index), the form `train` takes."""
+        return self.encodings, torch.tensor([self.index[c] for c in captions.tolist()], dtype=torch.int64)
+
+
+def save_shards(state: dict[str, torch.Tensor], out: Path, prefix: str = "ema", limit: int = SHARD_BYTES) -> list[Path]:
+    """fp16 state dict -> prefix-00.safetensors, prefix-01... each at most `limit` bytes of tensors."""
+    from safetensors.torch import save_file
+
+    shards: list[dict[str, torch.Tensor]] = [{}]
+    size = 0
+    for k, v in state.items():
+        v = v.detach().to("cpu", torch.float16).contiguous()
+        n = v.numel() * v.element_size()
+        if n > limit:
+            raise ValueError(f"{k} alone is {n} bytes, over the {limit}-byte shard limit")
+        if size + n > limit and shards[-1]:
+            shards.append({})
+            size = 0
+        shards[-1][k] = v
+        size += n
+    paths = []
+    for i, sh in enumerate(shards):
+        p = out / f"{prefix}-{i:02d}.safetensors"
+        save_file(sh, p)
+        paths.append(p)
+    return paths
+
+
+def load_shards(folder: Path, prefix: str = "ema") -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    state: dict[str, torch.Tensor] = {}
+    files = sorted(folder.glob(f"{prefix}-*.safetensors"))
+    if not files:
+        raise FileNotFoundError(f"no {prefix}-NN.safetensors in {folder}")
+    for f in files:
+        state.update(load_file(f))
+    return state
+
+
+def heldout_prompts(kit: Kit, n: int, seed: int = 0) -> list[str]:
+    """The same prompts `training.evaluate` uses: the sorted distinct held-out captions, a fixed shuffle, cycled."""
+    uniq = sorted(set(kit.captions[kit.split == "heldout"].tolist()))
+    order = np.random.default_rng(seed).permutation(len(uniq))
+    return [uniq[order[i % len(uniq)]] for i in range(n)]
+
+
+def train_on_kit(kit: Kit, cfg: TrainConfig, out: Path, samples: int = 0, scales: tuple[float, ...] = (2.0, 3.0),
+                 sample_steps: int = 25) -> dict:  # fmt: skip
+    """Train (resuming from cfg.out's checkpoint), then put what must come back under `out`."""
+    from diffusers.training_utils import EMAModel
+
+    from training.train_diffusion import train
+
+    data = kit.data("train")
+    t0 = time.time()
+    r = train(cfg, data, kit.row_encodings(data["captions"]), kit.encode([""]), kit.encode(list(cfg.grid_captions)))
+    wall = time.time() - t0
+    ema: EMAModel = r["ema"]
+    unet = build_unet(cfg)
+    ema.copy_to(unet.parameters())
+    out.mkdir(parents=True, exist_ok=True)
+    shards = save_shards(unet.state_dict(), out)
+    run = Path(cfg.out)
+    grids = sorted((run / "samples").glob("step*.png"))
+    if grids:
+        shutil.copy2(grids[-1], out / "grid.png")
+    device = next(r["unet"].parameters()).device
+    info = {
+        "config": asdict(cfg),
+        "unet_config": dict(unet.config),
+        "scheduler_config": dict(build_scheduler(cfg).config),
+        "training": {"steps": r["steps"], "images_seen": r["images_seen"], "minutes": round(r["minutes"], 2)},
+        "this_call": {"steps": len(r["losses"]), "seconds": round(wall, 1),
+                      "steps_per_s": round(len(r["losses"]) / wall, 2) if wall else None},  # fmt: skip
+        "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
+        "torch": torch.__version__,
+        "loss_csv": (run / "loss.csv").read_text() if (run / "loss.csv").exists() else "",
+        "shards": [p.name for p in shards],
+    }
+    if samples:
+        unet = unet.to(device).eval()
+        prompts = heldout_prompts(kit, samples, seed=1)
+        arrays, timing = {}, {}
+        for s in scales:
+            t = time.time()
+            arrays[f"scale_{s:g}"] = sample(unet, info["scheduler_config"], kit.encode(prompts), kit.encode([""]),
+                                            guidance_scale=s, steps=sample_steps, seed=1, batch=256)  # fmt: skip
+            timing[f"{s:g}"] = round(time.time() - t, 2)
+        np.savez_compressed(out / "samples.npz", prompts=np.array(prompts), **arrays)
+        info["samples"] = {"n": samples, "scales": list(scales), "ddim_steps": sample_steps, "seed": 1, "seconds": timing}
+    (out / "run.json").write_text(json.dumps(info, indent=1))
+    for f in out.iterdir():
+        if f.is_file() and f.stat().st_size > FILE_LIMIT:
+            print(f"warning: {f.name} is over 16 MiB and will not come back", file=sys.stderr)
+    return info
+
+
+# --- finish (here) -------------------------------------------------------------------------------
+
+
+def finish(src: Path, out: Path, guidance_scale: float, status: str = "GPU-trained") -> dict:
+    """What a `train` call brought back -> the shipped diffusers folder (via export_model.write_model)."""
+    from diffusers import UNet2DConditionModel
+
+    from training.export_model import write_model
+
+    info = json.loads((src / "run.json").read_text())
+    unet = UNet2DConditionModel.from_config(info["unet_config"])
+    unet.load_state_dict({k: v.float() for k, v in load_shards(src).items()})
+    training = {**info["training"], "device": info["device"]}
+    return write_model(unet, info["scheduler_config"], info["config"], training, out, guidance_scale, status)
+
+
+# --- command line --------------------------------------------------------------------------------
+
+
+def _tuple(kind):
+    return lambda s: tuple(kind(v) for v in s.split(","))
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("pack", help="here: corpus + caption encodings + wheels -> a kit folder to carry")
+    p.add_argument("--corpus", type=Path, default=Path(".cache/corpus/emoji64.npz"))
+    p.add_argument("--out", type=Path, default=Path(".gpukit"))
+    p.add_argument("--conditioning", choices=["pooled", "tokens"], default="pooled")
+    p.add_argument("--wheels", type=Path, default=Path(".whl"))
+
+    t = sub.add_parser("train", help="there: train from the kit, resuming; EMA weights + run.json (+ samples) to --out")
+    t.add_argument("--kit", type=Path, default=Path(".gpukit"))
+    t.add_argument("--run", type=Path, default=Path("/tmp/emoji64"), help="checkpoint folder (stays on the machine's disk)")
+    t.add_argument("--out", type=Path, required=True, help="what comes back ($OUT)")
+    t.add_argument("--max-minutes", type=float, default=25.0, help="in all, over the calls (the cosine decay spans it)")
+    t.add_argument("--run-minutes", type=float, default=8.0, help="this call")
+    t.add_argument("--max-steps", type=int, default=None)
+    t.add_argument("--batch-size", type=int, default=128)
+    t.add_argument("--lr", type=float, default=2e-4)
+    t.add_argument("--warmup-steps", type=int, default=1000)
+    t.add_argument("--ema-max-decay", type=float, default=0.9995)
+    t.add_argument("--resolution", type=int, default=DEFAULT_ARCH["resolution"])
+    t.add_argument("--channels", type=_tuple(int), default=DEFAULT_ARCH["block_out_channels"])
+    t.add_argument("--attention", type=_tuple(lambda v: v == "1"), default=DEFAULT_ARCH["attention"])
+    t.add_argument("--layers-per-block", type=int, default=DEFAULT_ARCH["layers_per_block"])
+    t.add_argument("--attention-head-dim", type=int, default=DEFAULT_ARCH["attention_head_dim"])
+    t.add_argument("--norm-groups", type=int, default=DEFAULT_ARCH["norm_num_groups"])
+    t.add_argument("--sample-minutes", type=float, default=4.0)
+    t.add_argument("--checkpoint-minutes", type=float, default=2.0)
+    t.add_argument("--init-from", default=None, help="warm start (no checkpoint yet): a UNet folder, a safetensors file, "
+                   "or a folder of ema-NN.safetensors brought back by an earlier call")  # fmt: skip
+    t.add_argument("--samples", type=int, default=0, help="held-out-caption samples per scale, for the KID (0: none)")
+    t.add_argument("--scales", type=_tuple(float), default=(2.0, 3.0))
+    t.add_argument("--device", default="auto")
+    t.add_argument("--threads", type=int, default=8)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--quiet", action="store_true")
+
+    f = sub.add_parser("finish", help="here: what came back -> the shipped model folder")
+    f.add_argument("--from", dest="src", type=Path, required=True)
+    f.add_argument("--out", type=Path, default=Path("assets/models/emoji"))
+    f.add_argument("--guidance", type=float, required=True)
+    f.add_argument("--status", default="GPU-trained")
+    a = ap.parse_args(argv)
+
+    if a.cmd == "pack":
+        print(json.dumps(pack(a.corpus, a.out, a.conditioning, wheels=a.wheels), indent=1))
+    elif a.cmd == "train":
+        kit = Kit(a.kit)
+        init = a.init_from
+        if init and Path(init).is_dir() and any(Path(init).glob("ema-*.safetensors")):
+            from safetensors.torch import save_file
+
+            joined = a.run / "init_ema.safetensors"
+            a.run.mkdir(parents=True, exist_ok=True)
+            save_file(load_shards(Path(init)), joined)
+            init = str(joined)
+        cfg = TrainConfig(
+            corpus=str(a.kit / "corpus.npz"), out=str(a.run), resolution=a.resolution, block_out_channels=a.channels,
+            attention=a.attention, layers_per_block=a.layers_per_block, attention_head_dim=a.attention_head_dim,
+            norm_num_groups=a.norm_groups, conditioning=kit.conditioning, max_length=kit.max_length,
+            batch_size=a.batch_size, lr=a.lr, warmup_steps=a.warmup_steps, ema_max_decay=a.ema_max_decay,
+            max_steps=a.max_steps, max_minutes=a.max_minutes, run_minutes=a.run_minutes, init_from=init,
+            checkpoint_minutes=a.checkpoint_minutes, sample_minutes=a.sample_minutes, device=a.device,
+            threads=a.threads, seed=a.seed, progress=not a.quiet,
+        )  # fmt: skip
+        info = train_on_kit(kit, cfg, a.out, a.samples, a.scales)
+        print(json.dumps({k: info[k] for k in ("training", "this_call", "device", "shards")}, indent=1))
+    elif a.cmd == "finish":
+        print(json.dumps(finish(a.src, a.out, a.guidance, a.status), indent=1))
+
+
+if __name__ == "__main__":
+    main()
