@@ -30,8 +30,10 @@ def kit(tmp_path):
     assert report["images"] == 12 and report["captions"] == len(texts)
     assert report["wheels"] == ["diffusers-0.42.1-py3-none-any.whl"]  # only what the GPU image lacks
     k = Kit(tmp_path / "kit")
-    assert np.array_equal(k.images, images)  # PNG round trip is lossless
-    assert torch.allclose(k.encode(["red disc"]), enc[texts.index("red disc")].half().float())
+    assert np.array_equal(k.images, images)  # the WebP round trip is lossless
+    assert list(k.captions) == list(captions) and list(k.split) == list(split)
+    assert report["int8_max_cosine_distance"] < 1e-3
+    assert torch.allclose(k.encode(["red disc"]), enc[texts.index("red disc")], atol=2e-3)
     with pytest.raises(KeyError, match="not in the kit"):
         k.encode(["green triangle"])
     return tmp_path / "kit"
@@ -103,3 +105,21 @@ def test_shards_respect_the_size_limit(tmp_path):
     assert all(torch.equal(back[k], state[k].half()) for k in state)
     with pytest.raises(ValueError, match="shard limit"):
         save_shards({"big": torch.zeros(200, 200)}, tmp_path / "x", limit=45_000)
+
+
+def test_evaluate_scores_samples_that_came_back(tmp_path, monkeypatch):
+    """KID + retrieval of a samples.npz against the corpus's held-out split: real held-out images
+    score far better than noise (a check that can fail)."""
+    from editing.encoder import load_encoder
+    from training import evaluate
+
+    images, captions = _tiny_images(8)
+    corpus = tmp_path / "c.npz"
+    np.savez(corpus, images=images, captions=captions, split=np.full(len(images), "heldout"))
+    monkeypatch.setattr(evaluate, "CORPUS", corpus)
+    noise = np.random.default_rng(0).integers(0, 256, images.shape, dtype=np.uint8)
+    np.savez(tmp_path / "s.npz", prompts=captions, scale_2=images, scale_3=noise)
+    real, fake = evaluate.samples_figures(tmp_path / "s.npz", load_encoder())
+    assert real["guidance_scale"] == 2.0 and fake["guidance_scale"] == 3.0 and real["n_samples"] == 16
+    assert real["kid"] < 0.1 * fake["kid"]
+    assert real["retrieval_top1"] >= fake["retrieval_top1"]

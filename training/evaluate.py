@@ -6,6 +6,7 @@
     python -m training.evaluate sdedit --scale 3                              # sdedit.png + assets/examples guides
     python -m training.evaluate speed                                         # ms per guided step, SDEdit time
     python -m training.evaluate denoise --n 725                               # held-out eps-MSE: own / empty / wrong caption
+    python -m training.evaluate samples --samples OUT/samples.npz --corpus .cache/corpus/emoji64.npz  # KID of GPU-made samples
 
 Realism: KID (Binkowski et al. 2018, "Demystifying MMD GANs": unbiased MMD^2 with the cubic
 polynomial kernel k(x, y) = (gamma x.y + 1)^3, here gamma = 1 on unit-norm features, averaged over
@@ -98,12 +99,12 @@ def kid(real: np.ndarray, fake: np.ndarray, encoder, subsets: int = 100) -> tupl
 def retrieval(images: np.ndarray, caption_idx: np.ndarray, captions: list[str], encoder) -> dict[str, float]:
     f = encoder.embed_images(images)
     g = encoder.embed_texts(captions)
-    top = (f @ g.T).topk(5, dim=1).indices.numpy()
+    top = (f @ g.T).topk(min(5, len(captions)), dim=1).indices.numpy()
     return {"top1": float((top[:, 0] == caption_idx).mean()), "top5": float((top == caption_idx[:, None]).any(1).mean())}
 
 
-def heldout(corpus: Path = CORPUS) -> tuple[np.ndarray, np.ndarray]:
-    d = np.load(corpus)
+def heldout(corpus: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+    d = np.load(corpus or CORPUS)
     m = d["split"] == "heldout"
     return d["images"][m], d["captions"][m]
 
@@ -131,6 +132,24 @@ def evaluate(n: int, steps: int, scale: float, encoder, seed: int = 0) -> dict:
         "n_captions": len(uniq),
         "generation_s": round(gen_s, 1),
     }
+
+
+def samples_figures(path: Path, encoder) -> list[dict]:
+    """KID and retrieval of samples generated elsewhere (`training.gpu_kit train --samples`): one
+    entry per guidance scale in the file, against the held-out images of --corpus."""
+    z = np.load(path)
+    prompts = z["prompts"].tolist()
+    real, caps = heldout()
+    uniq = sorted(set(caps.tolist()))
+    idx = np.array([uniq.index(p) for p in prompts])
+    out = []
+    for key in sorted(k for k in z.files if k.startswith("scale_")):
+        fake = z[key]
+        k_mean, k_std = kid(real, fake, encoder)
+        r = retrieval(fake, idx, uniq, encoder)
+        out.append({"guidance_scale": float(key.removeprefix("scale_")), "n_samples": len(fake), "kid": k_mean, "kid_std": k_std,
+                    "retrieval_top1": r["top1"], "retrieval_top5": r["top5"], "n_captions": len(uniq), "source": str(path)})  # fmt: skip
+    return out
 
 
 def reference_figures(encoder) -> dict:
@@ -333,19 +352,21 @@ def speed(repeats: int = 20) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    global MODEL
+    global MODEL, CORPUS
     ap = argparse.ArgumentParser(description="Evaluate the shipped emoji model.")
-    ap.add_argument("what", choices=["sweep", "kid", "reference", "grid", "sdedit", "speed", "denoise"])
+    ap.add_argument("what", choices=["sweep", "kid", "reference", "grid", "sdedit", "speed", "denoise", "samples"])
     ap.add_argument("--n", type=int, default=500)
     ap.add_argument("--steps", type=int, default=25)
     ap.add_argument("--scale", type=float, default=3.0)
     ap.add_argument("--scales", default="1,2,3,5")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--model", type=Path, default=MODEL, help="the exported model folder")
+    ap.add_argument("--corpus", type=Path, default=CORPUS, help="the corpus whose held-out split is the reference")
+    ap.add_argument("--samples", type=Path, default=None, help="samples.npz from `training.gpu_kit train --samples` (what=samples)")
     a = ap.parse_args(argv)
-    MODEL = a.model
+    MODEL, CORPUS = a.model, a.corpus
     torch.set_num_threads(a.threads)
-    if a.what in ("sweep", "kid", "reference"):
+    if a.what in ("sweep", "kid", "reference", "samples"):
         from editing.encoder import load_encoder
 
         encoder = load_encoder()
@@ -362,6 +383,10 @@ def main(argv: list[str] | None = None) -> None:
         record("sdedit", sdedit_figure(a.scale, MODEL / "sdedit.png"))
     elif a.what == "speed":
         record("speed_cpu", speed())
+    elif a.what == "samples":
+        if a.samples is None:
+            raise SystemExit("samples needs --samples PATH (a samples.npz from training.gpu_kit)")
+        record("heldout_gpu_samples", samples_figures(a.samples, encoder))
     elif a.what == "denoise":
         record("heldout_denoising", denoise_figures(min(a.n, 725)))
 
