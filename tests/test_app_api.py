@@ -133,14 +133,19 @@ def test_a_full_queue_refuses_with_a_message(guide_png):
     import ui
     from tests.fake_backend import FakeBackend
 
-    demo = ui.build_ui(FakeBackend(step_delay=0.2))
+    backend = FakeBackend(step_delay=0.1)
+    demo = ui.build_ui(backend)
     url, _ = app.serve(demo, port=free_port(), queue_size=1, block=False)
     try:
         clients = [Client(url, verbose=False, analytics_enabled=False) for _ in range(3)]
-        jobs = []
-        for c in clients:
-            jobs.append(c.submit(handle_file(guide_png[0]), "", 0.5, 20, 3.0, 0, api_name="/sdedit"))
-            time.sleep(0.5)  # the first is running, the second waits, the third finds the queue full
+        jobs = [clients[0].submit(handle_file(guide_png[0]), "", 1.0, 60, 3.0, 0, api_name="/sdedit")]  # 60 steps, 6 s
+        deadline = time.time() + 60
+        while backend.steps_run < 1 and time.time() < deadline:  # the first is running (not a guess on a busy machine)
+            time.sleep(0.05)
+        assert backend.steps_run >= 1
+        for c in clients[1:]:  # the second waits in the queue, the third finds it full
+            jobs.append(c.submit(handle_file(guide_png[0]), "", 1.0, 60, 3.0, 0, api_name="/sdedit"))
+            time.sleep(0.5)
         errors = []
         for j in jobs:
             try:
