@@ -30,8 +30,16 @@ def _tiny_images(n_per: int = 8, size: int = 16) -> tuple[np.ndarray, np.ndarray
     return np.stack(ims), np.repeat(np.array(["red disc", "blue square"]), n_per)
 
 
+def _tiny_config(tmp_path, **overrides):
+    """A 16 px, two-level UNet config writing to tmp_path/run: one thread, no grids, no bar."""
+    from training.train_diffusion import TrainConfig
+
+    return TrainConfig(out=str(tmp_path / "run"), resolution=16, block_out_channels=(32, 32), attention=(False, True),
+                       attention_head_dim=8, norm_num_groups=8, threads=1, grid_captions=[], progress=False, **overrides)  # fmt: skip
+
+
 def test_diffusion_training_loss_goes_down_and_resumes(tmp_path):
-    from training.train_diffusion import TrainConfig, train
+    from training.train_diffusion import train
 
     images, captions = _tiny_images()
     data = {"images": images, "captions": captions, "flip": np.ones(len(images), bool)}
@@ -39,22 +47,7 @@ def test_diffusion_training_loss_goes_down_and_resumes(tmp_path):
         torch.nn.functional.normalize(torch.randn(2, 1, 384, generator=torch.Generator().manual_seed(0)), dim=-1),
         torch.tensor([0] * 8 + [1] * 8),
     )
-    cfg = TrainConfig(
-        out=str(tmp_path / "run"),
-        resolution=16,
-        block_out_channels=(32, 32),
-        attention=(False, True),
-        attention_head_dim=8,
-        norm_num_groups=8,
-        batch_size=16,
-        lr=2e-3,
-        warmup_steps=5,
-        max_steps=60,
-        grid_captions=[],
-        progress=False,
-        log_every=10,
-        threads=1,
-    )
+    cfg = _tiny_config(tmp_path, batch_size=16, lr=2e-3, warmup_steps=5, max_steps=60, log_every=10)
     r = train(cfg, data, enc, torch.zeros(1, 1, 384))
     losses = np.array(r["losses"])
     assert r["steps"] == 60 and r["images_seen"] == 60 * 16
@@ -69,24 +62,12 @@ def test_diffusion_training_loss_goes_down_and_resumes(tmp_path):
 
 def test_export_writes_the_agreed_folder(tmp_path):
     from training.export_model import export
-    from training.train_diffusion import TrainConfig, train
+    from training.train_diffusion import train
 
     images, captions = _tiny_images(4)
     data = {"images": images, "captions": captions, "flip": np.zeros(len(images), bool)}
     enc = (torch.randn(2, 1, 384), torch.tensor([0] * 4 + [1] * 4))
-    cfg = TrainConfig(
-        out=str(tmp_path / "run"),
-        resolution=16,
-        block_out_channels=(32, 32),
-        attention=(False, True),
-        attention_head_dim=8,
-        norm_num_groups=8,
-        batch_size=4,
-        max_steps=2,
-        threads=1,
-        grid_captions=[],
-        progress=False,
-    )
+    cfg = _tiny_config(tmp_path, batch_size=4, max_steps=2)
     train(cfg, data, enc, torch.zeros(1, 1, 384))
     meta = export(tmp_path / "run" / "ckpt.pt", tmp_path / "model", guidance_scale=2.0)
     assert meta["family"] == "pixel-text" and meta["text_conditioning"] == "pooled" and meta["resolution"] == 16

@@ -109,29 +109,32 @@ def heldout(corpus: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
     return d["images"][m], d["captions"][m]
 
 
+def heldout_prompts(heldout_captions, n: int, seed: int = 0) -> list[str]:
+    """n prompts cycling through the distinct held-out captions, sorted, in a fixed shuffle."""
+    uniq = sorted(set(np.asarray(heldout_captions).tolist()))
+    order = np.random.default_rng(seed).permutation(len(uniq))
+    return [uniq[order[i % len(uniq)]] for i in range(n)]
+
+
+def score(fake: np.ndarray, prompts: list[str], real: np.ndarray, caps: np.ndarray, encoder) -> dict:
+    """KID of generated samples against the held-out images `real`, and text-to-image retrieval of
+    each sample's prompt among the distinct held-out captions `caps`."""
+    uniq = sorted(set(caps.tolist()))
+    position = {c: i for i, c in enumerate(uniq)}
+    k_mean, k_std = kid(real, fake, encoder)
+    r = retrieval(fake, np.array([position[p] for p in prompts]), uniq, encoder)
+    return {"n_samples": len(fake), "kid": k_mean, "kid_std": k_std, "retrieval_top1": r["top1"], "retrieval_top5": r["top5"],
+            "n_captions": len(uniq)}  # fmt: skip
+
+
 def evaluate(n: int, steps: int, scale: float, encoder, seed: int = 0) -> dict:
     """n samples whose prompts cycle through the held-out captions (a fixed shuffle)."""
     real, caps = heldout()
-    uniq = sorted(set(caps.tolist()))
-    order = np.random.default_rng(seed).permutation(len(uniq))
-    prompts = [uniq[order[i % len(uniq)]] for i in range(n)]
+    prompts = heldout_prompts(caps, n, seed)
     t = time.time()
     fake = generate(prompts, scale, steps, seed=seed)
     gen_s = time.time() - t
-    k_mean, k_std = kid(real, fake, encoder)
-    idx = np.array([uniq.index(p) for p in prompts])
-    r = retrieval(fake, idx, uniq, encoder)
-    return {
-        "guidance_scale": scale,
-        "n_samples": n,
-        "ddim_steps": steps,
-        "kid": k_mean,
-        "kid_std": k_std,
-        "retrieval_top1": r["top1"],
-        "retrieval_top5": r["top5"],
-        "n_captions": len(uniq),
-        "generation_s": round(gen_s, 1),
-    }
+    return {"guidance_scale": scale, "ddim_steps": steps, **score(fake, prompts, real, caps, encoder), "generation_s": round(gen_s, 1)}
 
 
 def samples_figures(path: Path, encoder) -> list[dict]:
@@ -140,16 +143,8 @@ def samples_figures(path: Path, encoder) -> list[dict]:
     z = np.load(path)
     prompts = z["prompts"].tolist()
     real, caps = heldout()
-    uniq = sorted(set(caps.tolist()))
-    idx = np.array([uniq.index(p) for p in prompts])
-    out = []
-    for key in sorted(k for k in z.files if k.startswith("scale_")):
-        fake = z[key]
-        k_mean, k_std = kid(real, fake, encoder)
-        r = retrieval(fake, idx, uniq, encoder)
-        out.append({"guidance_scale": float(key.removeprefix("scale_")), "n_samples": len(fake), "kid": k_mean, "kid_std": k_std,
-                    "retrieval_top1": r["top1"], "retrieval_top5": r["top5"], "n_captions": len(uniq), "source": str(path)})  # fmt: skip
-    return out
+    return [{"guidance_scale": float(key.removeprefix("scale_")), **score(z[key], prompts, real, caps, encoder), "source": str(path)}
+            for key in sorted(k for k in z.files if k.startswith("scale_"))]  # fmt: skip
 
 
 def reference_figures(encoder) -> dict:
@@ -188,7 +183,7 @@ def denoise_figures(n: int = 725, per_image: int = 4, seed: int = 0, batch: int 
     real, caps = heldout()
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(real), size=min(n, len(real)), replace=False)
-    # another emoji's caption, in the same style where possible: a derangement by emoji name
+    # a caption of another held-out emoji (any style), drawn at random for each picked image
     names = np.array([c.rsplit(", ", 1)[0] for c in caps])
     wrong = []
     for i in pick:

@@ -14,8 +14,8 @@ back at most 8 files of 16 MiB, and stay warm for only 30 s between calls. So:
     python -m training.gpu_kit finish --from /work/.device/... --out assets/models/emoji --guidance 3
 
 `train` takes the architecture flags of `training.train_diffusion` (defaults: the 64 px model of
-the card). With `--init-from ema` it warm-starts from EMA weights brought back by an earlier call
-(`--kit`'s folder holds them when you copy them there), for when the machine was lost.
+the card). With `--init-from FOLDER` it warm-starts from the EMA shards an earlier call brought back
+(copied into the kit's folder, say), for when the machine was lost.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from training.train_diffusion import GRID_CAPTIONS, TrainConfig, build_scheduler, build_unet, encode_captions, sample
+from training.evaluate import heldout_prompts
+from training.train_diffusion import GRID_CAPTIONS, TrainConfig, build_scheduler, build_unet, encode_captions, sample, train
 
 CARRY_LIMIT = 64 * 2**20  # the working tree that travels, kit included
 FILE_LIMIT = 16 * 2**20  # each file that comes back
@@ -204,19 +205,10 @@ def load_shards(folder: Path, prefix: str = "ema") -> dict[str, torch.Tensor]:
     return state
 
 
-def heldout_prompts(kit: Kit, n: int, seed: int = 0) -> list[str]:
-    """The same prompts `training.evaluate` uses: the sorted distinct held-out captions, a fixed shuffle, cycled."""
-    uniq = sorted(set(kit.captions[kit.split == "heldout"].tolist()))
-    order = np.random.default_rng(seed).permutation(len(uniq))
-    return [uniq[order[i % len(uniq)]] for i in range(n)]
-
-
 def train_on_kit(kit: Kit, cfg: TrainConfig, out: Path, samples: int = 0, scales: tuple[float, ...] = (2.0, 3.0),
                  sample_steps: int = 25) -> dict:  # fmt: skip
     """Train (resuming from cfg.out's checkpoint), then put what must come back under `out`."""
     from diffusers.training_utils import EMAModel
-
-    from training.train_diffusion import train
 
     data = kit.data("train")
     t0 = time.time()
@@ -246,7 +238,7 @@ def train_on_kit(kit: Kit, cfg: TrainConfig, out: Path, samples: int = 0, scales
     }
     if samples:
         unet = unet.to(device).eval()
-        prompts = heldout_prompts(kit, samples, seed=1)
+        prompts = heldout_prompts(kit.captions[kit.split == "heldout"], samples, seed=1)  # as `training.evaluate kid`
         arrays, timing = {}, {}
         for s in scales:
             t = time.time()
@@ -333,20 +325,12 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(pack(a.corpus, a.out, a.conditioning, wheels=a.wheels), indent=1))
     elif a.cmd == "train":
         kit = Kit(a.kit)
-        init = a.init_from
-        if init and Path(init).is_dir() and any(Path(init).glob("ema-*.safetensors")):
-            from safetensors.torch import save_file
-
-            joined = a.run / "init_ema.safetensors"
-            a.run.mkdir(parents=True, exist_ok=True)
-            save_file(load_shards(Path(init)), joined)
-            init = str(joined)
         cfg = TrainConfig(
             corpus=str(a.kit / "corpus.npz"), out=str(a.run), resolution=a.resolution, block_out_channels=a.channels,
             attention=a.attention, layers_per_block=a.layers_per_block, attention_head_dim=a.attention_head_dim,
             norm_num_groups=a.norm_groups, conditioning=kit.conditioning, max_length=kit.max_length,
             batch_size=a.batch_size, lr=a.lr, warmup_steps=a.warmup_steps, ema_max_decay=a.ema_max_decay,
-            max_steps=a.max_steps, max_minutes=a.max_minutes, run_minutes=a.run_minutes, init_from=init,
+            max_steps=a.max_steps, max_minutes=a.max_minutes, run_minutes=a.run_minutes, init_from=a.init_from,
             checkpoint_minutes=a.checkpoint_minutes, sample_minutes=a.sample_minutes, device=a.device,
             threads=a.threads, seed=a.seed, progress=not a.quiet,
         )  # fmt: skip

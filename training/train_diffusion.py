@@ -23,6 +23,8 @@ import hashlib
 import json
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -240,26 +242,37 @@ def train(
     `grid_cond` (the grid captions' encodings) default to MiniLM; tests, and machines without the
     MiniLM package (`training.gpu_kit`), pass precomputed tensors instead.
     """
-    threads_before = torch.get_num_threads()
-    torch.set_num_threads(cfg.threads)
-    try:
+    with torch_threads(cfg.threads):
         return _train(cfg, data, encodings, empty, grid_cond)
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """torch's CPU thread count set to n inside, and given back after (it is process-global)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
     finally:
-        torch.set_num_threads(threads_before)  # the thread count is process-global: give it back
+        torch.set_num_threads(before)
 
 
 def load_init_weights(unet, path: str) -> None:
-    """Warm start: weights from a diffusers UNet folder (e.g. an exported model's unet/) or a
-    safetensors file of a state dict (e.g. EMA weights brought back from a GPU run)."""
+    """Warm start: weights from a diffusers UNet folder (e.g. an exported model's unet/), a
+    safetensors file of a state dict, or a folder of state-dict shards (e.g. the ema-NN.safetensors
+    brought back from a GPU run by `training.gpu_kit`)."""
     from safetensors.torch import load_file
 
     p = Path(path)
-    if p.is_dir():
+    if (p / "config.json").is_file():
         from diffusers import UNet2DConditionModel
 
         state = UNet2DConditionModel.from_pretrained(p, torch_dtype=torch.float32).state_dict()
     else:
-        state = load_file(p)
+        files = sorted(p.glob("*.safetensors")) if p.is_dir() else [p]
+        if not files:
+            raise FileNotFoundError(f"no UNet folder and no .safetensors in {path}")
+        state = {k: v for f in files for k, v in load_file(f).items()}
     missing, unexpected = unet.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
     if missing or unexpected:
         raise ValueError(f"{path} does not fit this UNet: {len(missing)} missing and {len(unexpected)} unexpected tensors")

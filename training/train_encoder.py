@@ -81,12 +81,10 @@ def train(
     model_config: EncoderConfig | None = None,
 ) -> dict:
     """Train and return {"model", "losses", "steps", "minutes"}. Tests pass tiny `data` and `pooled`."""
-    threads_before = torch.get_num_threads()
-    torch.set_num_threads(cfg.threads)
-    try:
+    from training.train_diffusion import torch_threads
+
+    with torch_threads(cfg.threads):
         return _train(cfg, data, pooled, row_to_caption, model_config)
-    finally:
-        torch.set_num_threads(threads_before)  # the thread count is process-global: give it back
 
 
 def _train(cfg: EncoderTrainConfig, data, pooled, row_to_caption, model_config) -> dict:
