@@ -60,6 +60,27 @@ def test_diffusion_training_loss_goes_down_and_resumes(tmp_path):
     assert len(r2["losses"]) == 5 and r2["steps"] == 65
 
 
+def test_min_snr_weighting(tmp_path):
+    """--snr-gamma weights each sample's epsilon loss by min(SNR, gamma) / SNR: a gamma above every
+    SNR of the schedule reproduces the plain loss exactly, gamma = 5 lowers it (weights <= 1, < 1 for
+    the low-noise steps), and training with it still brings the loss down."""
+    from training.train_diffusion import train
+
+    images, captions = _tiny_images()
+    data = {"images": images, "captions": captions, "flip": np.ones(len(images), bool)}
+    enc = (torch.nn.functional.normalize(torch.randn(2, 1, 384, generator=torch.Generator().manual_seed(0)), dim=-1),
+           torch.tensor([0] * 8 + [1] * 8))  # fmt: skip
+    first = {}
+    for gamma in (None, 1e9, 5.0):
+        cfg = _tiny_config(tmp_path / str(gamma), batch_size=16, lr=2e-3, warmup_steps=5, max_steps=1, snr_gamma=gamma)
+        first[gamma] = train(cfg, data, enc, torch.zeros(1, 1, 384))["losses"][0]
+    assert first[1e9] == pytest.approx(first[None], rel=1e-6)
+    assert first[5.0] < first[None] - 1e-3, first
+    cfg = _tiny_config(tmp_path / "long", batch_size=16, lr=2e-3, warmup_steps=5, max_steps=60, snr_gamma=5.0)
+    losses = np.array(train(cfg, data, enc, torch.zeros(1, 1, 384))["losses"])
+    assert losses[-15:].mean() < 0.6 * losses[:15].mean(), (losses[:15].mean(), losses[-15:].mean())
+
+
 def test_export_writes_the_agreed_folder(tmp_path):
     from training.export_model import export
     from training.train_diffusion import train

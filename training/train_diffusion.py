@@ -66,6 +66,7 @@ class TrainConfig:
     lr_decay: Literal["constant", "cosine"] = "cosine"  # over max_steps, or over max_minutes when only that is set
     min_lr_ratio: float = 0.1
     caption_dropout: float = 0.1
+    snr_gamma: float | None = None  # Min-SNR-gamma loss weighting (Hang et al. 2023); None: the plain epsilon loss
     ema_max_decay: float = 0.999
     ema_power: float = 0.75  # EMA warm-up: decay = 1 - (1 + step) ** -power, capped at ema_max_decay
     max_steps: int | None = None
@@ -309,6 +310,12 @@ def _train(cfg: TrainConfig, data, encodings, empty, grid_cond) -> dict:
         load_init_weights(unet, cfg.init_from)
     scheduler = build_scheduler(cfg)
     acp = scheduler.alphas_cumprod.to(device)
+    snr_weight = None
+    if cfg.snr_gamma is not None:  # diffusers' SNR helper, as its text-to-image example's --snr_gamma
+        from diffusers.training_utils import compute_snr
+
+        snr = compute_snr(scheduler, torch.arange(scheduler.config.num_train_timesteps)).float()
+        snr_weight = (torch.clamp(snr, max=cfg.snr_gamma) / snr).to(device)
     opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
     ema = EMAModel(
         unet.parameters(),
@@ -405,7 +412,11 @@ def _train(cfg: TrainConfig, data, encodings, empty, grid_cond) -> dict:
                 g_["lr"] = cfg.lr * _lr_factor(cfg, step, minutes())
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
                 pred = unet(xt, t, ctx).sample
-            loss = F.mse_loss(pred.float(), noise)  # the simple epsilon loss, DDPM eq. (14)
+            if snr_weight is None:
+                loss = F.mse_loss(pred.float(), noise)  # the simple epsilon loss, DDPM eq. (14)
+            else:  # Min-SNR-gamma: per-sample weight min(SNR, gamma) / SNR on the epsilon loss
+                per_sample = F.mse_loss(pred.float(), noise, reduction="none").mean(dim=(1, 2, 3))
+                loss = (per_sample * snr_weight[t]).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
@@ -468,6 +479,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--lr", type=float, default=d.lr)
     ap.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
     ap.add_argument("--lr-decay", choices=["constant", "cosine"], default=d.lr_decay)
+    ap.add_argument("--snr-gamma", type=float, default=None, help="Min-SNR-gamma loss weighting, e.g. 5 (default: off)")
     ap.add_argument("--ema-max-decay", type=float, default=d.ema_max_decay)
     ap.add_argument("--ema-power", type=float, default=d.ema_power)
     ap.add_argument("--max-steps", type=int, default=None)
@@ -496,6 +508,7 @@ def main(argv: list[str] | None = None) -> None:
         lr=a.lr,
         warmup_steps=a.warmup_steps,
         lr_decay=a.lr_decay,
+        snr_gamma=a.snr_gamma,
         ema_max_decay=a.ema_max_decay,
         ema_power=a.ema_power,
         max_steps=a.max_steps,
