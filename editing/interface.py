@@ -355,6 +355,7 @@ class ModelInfo:
     conditional: bool  # takes prompts
     kind: Literal["vp", "ve"]
     num_train_timesteps: int
+    status: str = ""  # the model folder's own word on it (stroke_studio.json "status"), e.g. "interim, CPU-trained"
 
 
 @runtime_checkable

@@ -310,3 +310,19 @@ def test_settings_the_engine_refuses_become_messages():
 
     with pytest.raises(gr.Error, match="cannot be inverted"):
         run(Studio(Refusing()).text_edit(canvas=painting(), **TE))
+
+
+def test_header_shows_the_models_status_only_when_it_has_one():
+    import dataclasses
+
+    from ui import build_ui
+
+    def header(backend) -> str:
+        md = [c["props"].get("value") or "" for c in build_ui(backend).get_config_file()["components"] if c["type"] == "markdown"]
+        return next(v for v in md if v.startswith("## Stroke Studio"))
+
+    plain = FakeBackend()
+    assert "Status:" not in header(plain)
+    interim = FakeBackend()
+    interim._info = dataclasses.replace(interim._info, status="interim, CPU-trained")
+    assert "Status: *interim, CPU-trained*" in header(interim)

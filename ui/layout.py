@@ -72,6 +72,7 @@ def build_ui(backend: Backend) -> gr.Blocks:
         gr.Markdown(
             f"## Stroke Studio\nPaint, then let a diffusion model make it real. Model: **{model_label(info.name)}** "
             f"({info.family}, {info.resolution} px{', text prompts' if text else ', unconditional'})."
+            + (f" Status: *{info.status}* (its model card says what it can and cannot do)." if info.status else "")
         )
         with gr.Row(equal_height=False):
             with gr.Column(scale=5, min_width=380):

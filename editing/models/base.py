@@ -44,6 +44,8 @@ class ModelBundle(ABC):
     clip_range: tuple[float, float] | None = None
     # Classifier-free guidance scale the model was tuned for (text-conditioned models), or None.
     recommended_guidance_scale: float | None = None
+    # The model folder's own word on it (pixel-text: stroke_studio.json "status"), "" when it has none.
+    status: str = ""
 
     @property
     def kind(self) -> Literal["vp", "ve"]:
@@ -83,7 +85,7 @@ class ModelBundle(ABC):
 
     def info(self) -> ModelInfo:
         n = self.schedule.num_train_timesteps if isinstance(self.schedule, VPSchedule) else 1000
-        return ModelInfo(self.model_id, self.family, self.resolution, self.conditional, self.kind, n)
+        return ModelInfo(self.model_id, self.family, self.resolution, self.conditional, self.kind, n, self.status)
 
 
 def pixels_to_tensor(image: np.ndarray, device, dtype) -> torch.Tensor:

@@ -54,6 +54,7 @@ class PixelTextBundle(DiffusersBundle):
         use_attention_mask: bool = False,
         prediction_type: str = "epsilon",
         recommended_guidance_scale: float | None = None,
+        status: str = "",
     ):
         if text_conditioning not in ("tokens", "pooled"):
             raise ValueError(f"text_conditioning={text_conditioning!r}; allowed: 'tokens' or 'pooled'")
@@ -67,6 +68,7 @@ class PixelTextBundle(DiffusersBundle):
         self.use_attention_mask = bool(use_attention_mask)
         self.prediction_type = prediction_type
         self.recommended_guidance_scale = recommended_guidance_scale
+        self.status = str(status)  # shown by the studio beside the model's name
 
     @classmethod
     def from_folder(cls, folder: Path, *, model_id: str, weights_hash: str, device, dtype) -> PixelTextBundle:
@@ -90,6 +92,7 @@ class PixelTextBundle(DiffusersBundle):
             use_attention_mask=bool(cfg.get("use_attention_mask", False)),
             prediction_type=cfg.get("prediction_type", scheduler.config.prediction_type),
             recommended_guidance_scale=cfg.get("recommended_guidance_scale"),
+            status=cfg.get("status", ""),
         )
 
     @property
