@@ -71,10 +71,10 @@ def test_min_snr_weighting(tmp_path):
     enc = (torch.nn.functional.normalize(torch.randn(2, 1, 384, generator=torch.Generator().manual_seed(0)), dim=-1),
            torch.tensor([0] * 8 + [1] * 8))  # fmt: skip
     first = {}
-    for gamma in (None, 1e9, 5.0):
+    for gamma in (None, 0.0, 1e9, 5.0):  # None and 0 both mean the plain loss
         cfg = _tiny_config(tmp_path / str(gamma), batch_size=16, lr=2e-3, warmup_steps=5, max_steps=1, snr_gamma=gamma)
         first[gamma] = train(cfg, data, enc, torch.zeros(1, 1, 384))["losses"][0]
-    assert first[1e9] == pytest.approx(first[None], rel=1e-6)
+    assert first[0.0] == first[None] and first[1e9] == pytest.approx(first[None], rel=1e-6)
     assert first[5.0] < first[None] - 1e-3, first
     cfg = _tiny_config(tmp_path / "long", batch_size=16, lr=2e-3, warmup_steps=5, max_steps=60, snr_gamma=5.0)
     losses = np.array(train(cfg, data, enc, torch.zeros(1, 1, 384))["losses"])

@@ -297,7 +297,7 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--lr", type=float, default=2e-4)
     t.add_argument("--warmup-steps", type=int, default=1000)
     t.add_argument("--ema-max-decay", type=float, default=0.9995)
-    t.add_argument("--snr-gamma", type=float, default=None, help="Min-SNR-gamma loss weighting (default: off)")
+    t.add_argument("--snr-gamma", type=float, default=TrainConfig.snr_gamma, help="Min-SNR-gamma loss weighting; 0: off")
     t.add_argument("--resolution", type=int, default=DEFAULT_ARCH["resolution"])
     t.add_argument("--channels", type=_tuple(int), default=DEFAULT_ARCH["block_out_channels"])
     t.add_argument("--attention", type=_tuple(lambda v: v == "1"), default=DEFAULT_ARCH["attention"])
