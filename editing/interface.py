@@ -356,6 +356,7 @@ class ModelInfo:
     kind: Literal["vp", "ve"]
     num_train_timesteps: int
     status: str = ""  # the model folder's own word on it (stroke_studio.json "status"), e.g. "interim, CPU-trained"
+    recommended_guidance_scale: float | None = None  # the CFG scale a text model was tuned for, if it says
 
 
 @runtime_checkable

@@ -78,6 +78,28 @@ def test_sweep_writes_metrics_per_value(tiny_dir, guide_file, tmp_path, capsys):
     assert all(r["l2"] >= 0 and -1 <= r["ssim"] <= 1 for r in rows)
 
 
+def test_sdedit_guidance_defaults_to_the_models_recommended_scale(tiny_dir, guide_file, tmp_path, capsys):
+    import shutil
+
+    model = tmp_path / "tuned"
+    shutil.copytree(tiny_dir / "pixel-text", model)
+    meta = json.loads((model / "stroke_studio.json").read_text())
+    (model / "stroke_studio.json").write_text(json.dumps({**meta, "recommended_guidance_scale": 2.5}))
+    common = ["--guide", guide_file, "--prompt", "a red square", "--steps", "6", "--model", model, "--quiet"]
+
+    def scale(recipe_path):
+        return json.loads(recipe_path.read_text())["configs"]["sdedit"]["values"]["guidance_scale"]
+
+    assert _run(["sdedit", *common, "--out", tmp_path / "a.png"], capsys)[0] == 0
+    assert scale(tmp_path / "a.json") == 2.5  # the model's own recommendation
+    assert _run(["sdedit", *common, "--guidance-scale", "4", "--out", tmp_path / "b.png"], capsys)[0] == 0
+    assert scale(tmp_path / "b.json") == 4.0  # what the user asked for wins
+    assert _run(["sweep", "sdedit", *common, "--param", "t0", "--values", "0.3,0.6", "--out-dir", tmp_path / "sw"], capsys)[0] == 0
+    assert sorted(scale(p) for p in (tmp_path / "sw").glob("*.json") if p.name != "metrics.json") == [2.5, 2.5]
+    assert _run(["sweep", "sdedit", *common, "--param", "guidance_scale", "--values", "1,5", "--out-dir", tmp_path / "g"], capsys)[0] == 0
+    assert sorted(scale(p) for p in (tmp_path / "g").glob("*.json") if p.name != "metrics.json") == [1.0, 5.0]
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

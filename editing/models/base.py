@@ -85,7 +85,8 @@ class ModelBundle(ABC):
 
     def info(self) -> ModelInfo:
         n = self.schedule.num_train_timesteps if isinstance(self.schedule, VPSchedule) else 1000
-        return ModelInfo(self.model_id, self.family, self.resolution, self.conditional, self.kind, n, self.status)
+        return ModelInfo(self.model_id, self.family, self.resolution, self.conditional, self.kind, n,
+                         status=self.status, recommended_guidance_scale=self.recommended_guidance_scale)
 
 
 def pixels_to_tensor(image: np.ndarray, device, dtype) -> torch.Tensor:
