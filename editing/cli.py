@@ -123,19 +123,27 @@ def _add_config_args(parser: argparse.ArgumentParser, configs: dict[str, type]) 
             flag = "--" + f.name.replace("_", "-")
             choices = typing.get_args(hints[f.name]) if typing.get_origin(hints[f.name]) is typing.Literal else None
             kind = _parse_bool if isinstance(f.default, bool) else type(f.default)
-            if (cls, f.name) == (itf.SDEditConfig, "guidance_scale"):  # filled in once the model is loaded
+            if f"{cls.__name__}.{f.name}" in itf.MODEL_DEFAULTS:  # filled in by _build_configs once the model is loaded
                 parser.add_argument(flag, dest=f.name, type=kind, default=None,
-                                    help=f"default: the scale the model recommends if it names one, else {f.default!r}")
+                                    help=f"default: the model's own if it names one, else {f.default!r}")
                 continue
             parser.add_argument(flag, dest=f.name, type=kind, default=f.default, choices=choices,
                                 help=f"default {f.default!r}")
 
 
-def _build_configs(args: argparse.Namespace | dict, configs: dict[str, type]) -> dict[str, Any]:
+def _build_configs(args: argparse.Namespace | dict, configs: dict[str, type], info: itf.ModelInfo | None = None) -> dict[str, Any]:
+    """The configs from the parsed flags. A field not given (None) takes the model's own default
+    (`itf.MODEL_DEFAULTS`, with `info`), else the dataclass default; built once before the model
+    loads (bad values fail fast), then again with its info."""
     values = vars(args) if isinstance(args, argparse.Namespace) else args
     out = {}
     for role, cls in configs.items():
-        kw = {f.name: values[f.name] for f in dataclasses.fields(cls) if values.get(f.name) is not None}  # None: not given
+        kw = {}
+        for f in dataclasses.fields(cls):
+            value = values.get(f.name)
+            value = itf.model_default(info, cls, f.name) if value is None else value
+            if value is not None:
+                kw[f.name] = value
         out[role] = cls(**kw)
     return out
 
@@ -282,23 +290,13 @@ def _load(args) -> Any:
     return accelerate(load_model(args.model, device=args.device, dtype=dtype))
 
 
-def _model_guidance(configs: dict[str, Any], given: float | None, model) -> dict[str, Any]:
-    """SDEdit's guidance when --guidance-scale was not given: the scale the model recommends, if any
-    (the emoji model's card chose 2.0 by its held-out figures), else the config's default."""
-    scale = getattr(model, "recommended_guidance_scale", None)
-    if given is not None or scale is None:
-        return configs
-    return {role: dataclasses.replace(c, guidance_scale=float(scale)) if isinstance(c, itf.SDEditConfig) else c
-            for role, c in configs.items()}  # fmt: skip
-
-
 def cmd_method(args) -> int:
     spec = METHODS[args.command]
-    configs = _build_configs(args, spec.configs)
+    _build_configs(args, spec.configs)  # bad values fail before the model loads
     images, record = _read_inputs(spec, {r: getattr(args, r) for r in spec.inputs + spec.optional_inputs})
     prompts = {role: getattr(args, role) for role in spec.prompts}
     model = _load(args)
-    configs = _model_guidance(configs, getattr(args, "guidance_scale", None), model)
+    configs = _build_configs(args, spec.configs, model.info())
     _, recipe_file = run_to_files(spec, model, images, record, prompts, configs, args.out, args.quiet)
     print(f"wrote {args.out} and {recipe_file}")
     return 0
@@ -323,10 +321,10 @@ def cmd_sweep(args) -> int:
     prompts = {role: getattr(args, role) for role in spec.prompts}
     reference = images[spec.inputs[0]]
     base = vars(args)
-    runs = [(v, s, _build_configs({**base, args.param: v, "seed": s}, spec.configs)) for v in values for s in seeds]
+    runs = [(v, s, _build_configs({**base, args.param: v, "seed": s}, spec.configs)) for v in values for s in seeds]  # fail fast
     model = _load(args)
-    given = values[0] if args.param == "guidance_scale" else base.get("guidance_scale")
-    runs = [(v, s, _model_guidance(c, given, model)) for v, s, c in runs]
+    info = model.info()
+    runs = [(v, s, _build_configs({**base, args.param: v, "seed": s}, spec.configs, info)) for v, s, _ in runs]
     out_dir = Path(args.out_dir)
     if args.method == "sdedit":
         from editing.sweep import sdedit_sweep

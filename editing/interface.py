@@ -359,6 +359,18 @@ class ModelInfo:
     recommended_guidance_scale: float | None = None  # the CFG scale a text model was tuned for, if it says
 
 
+# Config fields whose default the model itself may set: "Config.field" -> the ModelInfo attribute.
+# SDEdit's guidance follows the scale the model was tuned for (the emoji card chose it by held-out
+# figures); text edits keep their own, much higher, default. The studio and the CLI both read this.
+MODEL_DEFAULTS: dict[str, str] = {"SDEditConfig.guidance_scale": "recommended_guidance_scale"}
+
+
+def model_default(info: ModelInfo | None, config_cls: type, name: str) -> Any:
+    """The model's own default for a config field, or None where it sets none."""
+    attr = MODEL_DEFAULTS.get(f"{config_cls.__name__}.{name}")
+    return getattr(info, attr) if attr is not None and info is not None else None
+
+
 @runtime_checkable
 class Backend(Protocol):
     """What the studio needs from the engine; `editing.backend.EngineBackend` implements it.

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from editing.interface import ModelInfo, config_fields
+from editing.interface import ModelInfo, config_fields, model_default
 
 
 @dataclass(frozen=True)
@@ -66,15 +66,14 @@ STUDIO_DEFAULTS: dict[str, dict[str, Any]] = {
 
 
 def studio_default(info: ModelInfo, config_cls: type, name: str) -> Any:
-    """A field's starting value in the studio: the family override if any, then (SDEdit's guidance)
-    the scale the model itself recommends, else the paper default."""
+    """A field's starting value in the studio: the family override if any, then the model's own
+    default (`editing.interface.MODEL_DEFAULTS`), else the paper default."""
     override = STUDIO_DEFAULTS.get(info.family, {})
     key = f"{config_cls.__name__}.{name}"
     if key in override:
         return override[key]
-    if key == "SDEditConfig.guidance_scale" and info.recommended_guidance_scale is not None:
-        return info.recommended_guidance_scale  # chosen by the model's held-out figures (its card)
-    return dict(config_fields(config_cls))[name]
+    own = model_default(info, config_cls, name)
+    return own if own is not None else dict(config_fields(config_cls))[name]
 
 
 def canvas_side(info: ModelInfo) -> int:
