@@ -113,6 +113,7 @@ def invert_latents(
 
 
 X0Hook = Callable[[int, torch.Tensor], torch.Tensor]
+ZHook = Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]  # (i, z_i, x0_pred) -> the z_i to use
 
 
 def regenerate(
@@ -125,10 +126,12 @@ def regenerate(
     start: int = 0,
     x0_hook: X0Hook | None = None,
     clip: tuple[float, float] | None = None,
+    z_hook: ZHook | None = None,
 ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
     """x_{i+1} = mu_i(x_i) + sigma_i z_i for i = start..n-1 from x = x_{t_start}; yields (i, x, x0_pred).
 
-    `x0_hook(i, x0_pred)` may change the predicted x0 before the step's mean is formed (colour edits).
+    `x0_hook(i, x0_pred)` may change the predicted x0 before the step's mean is formed, and
+    `z_hook(i, z_i, x0_pred)` the noise map the step adds (colour edits).
     """
     abar = alpha_bars(schedule, times)
     for i in range(start, len(times) - 1):
@@ -139,7 +142,8 @@ def regenerate(
             x0_pred = x0_hook(i, x0_pred)
         std = ddim_sigma(abar[i], abar[i + 1], eta)
         mean = ddim_mean(x0_pred, eps, abar[i + 1], std)
-        x = mean + (std if std > 0.0 else 1.0) * zs[i]  # the last map is the unit-scale residual
+        z = zs[i] if z_hook is None else z_hook(i, zs[i], x0_pred)
+        x = mean + (std if std > 0.0 else 1.0) * z  # the last map is the unit-scale residual
         yield i, x, x0_pred
 
 
@@ -211,12 +215,13 @@ def _invert_frames(model, image: np.ndarray, source_prompt: str, config: Inversi
 
 
 @torch.no_grad()
-def _run(model, inversion: Inversion, eps_fn: EpsFn, x: torch.Tensor, zs: torch.Tensor, start: int, k: int, x0_hook=None):
+def _run(
+    model, inversion: Inversion, eps_fn: EpsFn, x: torch.Tensor, zs: torch.Tensor, start: int, k: int, x0_hook=None, z_hook=None
+):
     n = inversion.steps
     total = n - start
-    run = regenerate(
-        eps_fn, model.schedule, x[None], zs[:, None], inversion.times, inversion.config.eta, start, x0_hook, clip_range(model)
-    )
+    run = regenerate(eps_fn, model.schedule, x[None], zs[:, None], inversion.times, inversion.config.eta, start,
+                     x0_hook=x0_hook, clip=clip_range(model), z_hook=z_hook)  # fmt: skip
     for i, x, x0_pred in run:  # x: (1, C, h, w)
         step = i + 1 - start
         if step % k == 0 and step < total:
@@ -238,6 +243,13 @@ def edit(model, inversion: Inversion, target_prompt: str, config: EditConfig) ->
     return _run(model, inversion, eps_fn, x, inversion.zs.to(dtype), config.skip, config.preview_every)
 
 
+def per_step_strength(total: float, k: int) -> float:
+    """The per-step pull s that compounds to `total` over k steps: 1 - (1 - s)^k = total."""
+    if k <= 0 or total <= 0.0:
+        return 0.0
+    return 1.0 if total >= 1.0 else 1.0 - (1.0 - total) ** (1.0 / k)
+
+
 def color_edit(
     model,
     inversion: Inversion,
@@ -249,18 +261,21 @@ def color_edit(
     """Colour manipulation through the edit-friendly noise maps (arXiv 2304.06140, "color manipulation").
 
     During regeneration with `prompt`, at each step i with t1 <= i <= t2 (counted from the noisiest
-    step, as skip is; steps outside the run are unaffected), the predicted clean image is pulled
-    towards the colour image inside the model-space mask B (the mask's area coverage on the model grid):
+    step, as skip is; steps outside the run are unaffected), the colour image c = encode(colour
+    image) is pushed in inside the mask. Mode "x0" (default) pulls the predicted clean image towards
+    c inside the model-space mask B (the mask's area coverage on the model grid):
 
         x0_pred' = x0_pred + s B (c - x0_pred)                       (= (1 - s) x0_pred + s c where B = 1)
         x_{i+1}  = sqrt(abar_{i+1}) x0_pred' + sqrt(1 - abar_{i+1} - sigma_i^2) eps + sigma_i z_i
 
     with eps the model's prediction (re-derived from the clipped x0 for pixel models), unchanged by
-    the pull, and c = encode(colour image). This is exactly a push on the noise maps,
+    the pull, and s the per-step pull that compounds to `strength` over the k pulled steps
+    (`per_step_strength`). This is exactly a push on the noise maps,
     z_i' = z_i + sqrt(abar_{i+1}) s B (c - x0_pred) / sigma_i, so the trajectory and every later step
-    follow; the paper presents the manipulation as such a masked modification of the noise maps over a
-    range of timesteps. We parametrise it by x0 so that s is a blend weight in [0, 1] in image terms.
-    With s = 0 (or an empty step range) this is plain regeneration, i.e. the source image.
+    follow; parametrised by x0, strength is a share of the colour difference in image terms.
+    Mode "noise" is the authors' code (DDPM_inversion issue 3): B thresholded at 1/2 and, on [0, 1]
+    images, z_i' = z_i + alpha B (c - x0_pred), i.e. alpha B (c - x0_pred) / 2 on our [-1, 1] scale.
+    With strength 0 or alpha 0 (or an empty step range) this is plain regeneration, i.e. the source image.
     """
     _check_inversion(model, inversion)
     n = inversion.steps
@@ -278,14 +293,24 @@ def color_edit(
     c = model.encode_image(im.to_model_size(color, model.resolution)).to(dtype)
     _, h, w = model.latent_shape
     b = torch.from_numpy(im.mask_coverage(m, (h, w)))[None, None].to(device=c.device, dtype=dtype)
-    s = config.strength
+    eps_fn = _denoiser(model, prompt, config.guidance_scale)
+    x = inversion.xts[config.skip].to(dtype)
+    zs = inversion.zs.to(dtype)
+    if config.mode == "noise":  # the authors' code: a binary mask, images on [0, 1], a push on z_i
+        b_bin = (b >= 0.5).to(dtype)
+        a = config.alpha
+
+        def z_hook(i: int, z: torch.Tensor, x0_pred: torch.Tensor) -> torch.Tensor:
+            return z + a * b_bin * (c - x0_pred) / 2 if config.t1 <= i <= config.t2 else z
+
+        return _run(model, inversion, eps_fn, x, zs, config.skip, config.preview_every, z_hook=z_hook)
+    k = max(0, min(config.t2, n - 2) - max(config.t1, config.skip) + 1)  # the steps this run pulls
+    s = per_step_strength(config.strength, k)
 
     def hook(i: int, x0_pred: torch.Tensor) -> torch.Tensor:
         return x0_pred + s * b * (c - x0_pred) if config.t1 <= i <= config.t2 else x0_pred
 
-    eps_fn = _denoiser(model, prompt, config.guidance_scale)
-    x = inversion.xts[config.skip].to(dtype)
-    return _run(model, inversion, eps_fn, x, inversion.zs.to(dtype), config.skip, config.preview_every, hook)
+    return _run(model, inversion, eps_fn, x, zs, config.skip, config.preview_every, hook)
 
 
 def shift(model, inversion: Inversion, prompt: str, config: ShiftConfig) -> Iterator[Frame]:

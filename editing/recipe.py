@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-RECIPE_VERSION = 1
+# 2: ColorEditConfig.strength is the share pushed in over all pulled steps (it was the per-step pull).
+RECIPE_VERSION = 2
 
 
 def pixel_sha256(image: np.ndarray) -> str:
@@ -79,6 +80,28 @@ def read_recipe(path: str | Path) -> dict[str, Any]:
     for key in ("method", "configs", "model", "inputs"):
         if key not in recipe:
             raise ValueError(f"'{path}' is not a recipe: the field '{key}' is missing")
+    return upgrade_recipe(recipe)
+
+
+def upgrade_recipe(recipe: dict[str, Any]) -> dict[str, Any]:
+    """An older recipe in today's terms, so that it re-runs the same edit.
+
+    Version 1 -> 2: a colour edit's per-step pull s becomes the total share 1 - (1 - s)^k over the
+    k steps it pulls (what `ColorEditConfig.strength` now means).
+    """
+    if recipe.get("recipe_version", 1) >= 2:
+        return recipe
+    recipe = json.loads(json.dumps(recipe))  # a copy
+    configs = recipe["configs"]
+    for entry in configs.values():
+        if entry.get("class") != "ColorEditConfig":
+            continue
+        v = entry["values"]
+        n = configs.get("inversion", {}).get("values", {}).get("steps", 100)
+        k = max(0, min(v.get("t2", 60), n - 2) - max(v.get("t1", 0), v.get("skip", 0)) + 1)
+        s = float(v.get("strength", 0.5))
+        v["strength"] = 1.0 - (1.0 - s) ** k if k else 0.0
+    recipe["recipe_version"] = RECIPE_VERSION
     return recipe
 
 

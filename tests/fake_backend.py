@@ -96,6 +96,7 @@ class FakeBackend:
 
     def color_edit(self, inversion: FakeInversion, color: np.ndarray, mask: np.ndarray, prompt: str, config: ColorEditConfig) -> Iterator[Frame]:
         self.calls["color_edit"] += 1
+        self.last_color_config = config
         out = np.where(mask[..., None], blend(inversion.image, color, config.strength), inversion.image)
         return self._frames(inversion.config.steps - config.skip, config.preview_every, "denoise", inversion.image, out, out)
 

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from editing.cli import main
+from editing.recipe import upgrade_recipe
 
 
 @pytest.fixture()
@@ -65,6 +66,34 @@ def test_edit_and_replay(tiny_dir, guide_file, tmp_path, capsys):
     assert set(recipe["configs"]) == {"inversion", "edit"}
     assert recipe["configs"]["edit"]["values"]["skip"] == 2
     code, stdout, _ = _run(["replay", out.with_suffix(".json"), "--quiet"], capsys)
+    assert code == 0 and "identical" in stdout
+
+
+def test_colour_edit_and_replay_and_a_version_1_recipe(tiny_dir, guide_file, tmp_path, capsys):
+    colour = np.asarray(Image.open(guide_file).convert("RGB")).copy()
+    colour[4:16, 6:20] = (30, 60, 220)
+    mask = np.zeros(colour.shape[:2], np.uint8)
+    mask[4:16, 6:20] = 255
+    Image.fromarray(colour).save(tmp_path / "colour.png")
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    out = tmp_path / "blue.png"
+    code, stdout, _ = _run(["color", "--image", guide_file, "--colour", tmp_path / "colour.png", "--mask", tmp_path / "mask.png",
+                            "--source", "a red square", "--steps", "8", "--t2", "4", "--strength", "0.7",
+                            "--model", tiny_dir / "pixel-text", "--out", out, "--quiet"], capsys)  # fmt: skip
+    assert code == 0, stdout
+    recipe = json.loads(out.with_suffix(".json").read_text())
+    assert recipe["recipe_version"] == 2 and recipe["configs"]["color"]["values"]["mode"] == "x0"
+    code, stdout, _ = _run(["replay", out.with_suffix(".json"), "--quiet"], capsys)
+    assert code == 0 and "identical" in stdout
+
+    # the same edit as written before strength became the total share: the per-step pull over 5 steps
+    old = json.loads(json.dumps(recipe))
+    old["recipe_version"] = 1
+    old["configs"]["color"]["values"]["strength"] = 1 - (1 - 0.7) ** (1 / 5)
+    del old["configs"]["color"]["values"]["mode"], old["configs"]["color"]["values"]["alpha"]
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    assert upgrade_recipe(old)["configs"]["color"]["values"]["strength"] == pytest.approx(0.7, abs=1e-12)
+    code, stdout, _ = _run(["replay", tmp_path / "old.json", "--quiet"], capsys)
     assert code == 0 and "identical" in stdout
 
 

@@ -166,6 +166,11 @@ def test_colour_edit_inverts_the_photo_and_recolours_the_painted_region():
     np.testing.assert_array_equal(out[20:], v["background"][20:, :, :3])
     with pytest.raises(gr.Error, match="Paint the new colour"):
         run(Studio(backend).color_edit(canvas=painting(), prompt="", strength=1.0, t1=0, t2=5, skip=0, guidance_scale=3.5, **args))
+    assert backend.last_color_config.mode == "x0"  # the default push
+    run(Studio(backend).color_edit(canvas=v, prompt="", strength=1.0, t1=0, t2=5, skip=0, guidance_scale=3.5, mode="noise", alpha=0.2, **args))
+    assert (backend.last_color_config.mode, backend.last_color_config.alpha) == ("noise", 0.2)
+    with pytest.raises(gr.Error, match="alpha"):
+        run(Studio(backend).color_edit(canvas=v, prompt="", strength=1.0, t1=0, t2=5, skip=0, guidance_scale=3.5, mode="noise", alpha=50, **args))
 
 
 def test_shift_rolls_the_image():

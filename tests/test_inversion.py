@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from editing.interface import ColorEditConfig, EditConfig, InversionConfig, ShiftConfig, final
-from editing.inversion import Inversion, color_edit, edit, invert, invert_latents, shift
+from editing.inversion import Inversion, color_edit, edit, invert, invert_latents, per_step_strength, regenerate, shift
 from editing.metrics import l2
-from editing.samplers import cfg_denoiser, last, sample_vp
+from editing.samplers import alpha_bars, cfg_denoiser, clip_range, ddim_sigma, last, prompt_denoiser, sample_vp
 from tests.gaussian import GaussianBundle, ToyBundle, gaussian_pixel
 
 
@@ -232,6 +232,55 @@ def test_color_edit(text, inv):
         color_edit(text, inv, red, np.zeros((8, 8), bool), "a cat", ColorEditConfig())
     with pytest.raises(ValueError, match="t1"):
         color_edit(text, inv, red, mask, "a cat", ColorEditConfig(t1=60, t2=70))
+
+
+def test_color_edit_noise_mode(text, inv):
+    """The authors' push on the noise maps: outside the mask the source exactly (independent pixels),
+    inside closer to the colour with a larger alpha; alpha 0 is plain regeneration."""
+    image = _img(0)
+    blue = np.zeros_like(image)
+    blue[..., 2] = 255
+    mask = np.zeros((8, 8), bool)
+    mask[1:5, 3:7] = True
+    dists = []
+    for a in (0.0, 0.05, 0.3):
+        out = final(color_edit(text, inv, blue, mask, "a photo of a cat", ColorEditConfig(mode="noise", alpha=a, t2=45)))
+        assert np.array_equal(out[~mask], image[~mask])
+        dists.append(l2(blue[mask][None], out[mask][None]))
+    assert dists[0] == l2(blue[mask][None], image[mask][None])
+    assert dists[0] > dists[1] > dists[2], dists
+    with pytest.raises(ValueError, match="mode"):
+        ColorEditConfig(mode="latent")
+    with pytest.raises(ValueError, match="alpha"):
+        ColorEditConfig(mode="noise", alpha=-1.0)
+
+
+def test_per_step_strength_compounds_to_the_total():
+    for total, k in ((0.5, 31), (0.9, 61), (0.25, 1)):
+        s = per_step_strength(total, k)
+        assert 0.0 < s <= total and abs((1 - s) ** k - (1 - total)) < 1e-12
+    assert per_step_strength(1.0, 30) == 1.0 and per_step_strength(0.0, 30) == 0.0 and per_step_strength(0.7, 0) == 0.0
+
+
+def test_regenerate_z_hook_adds_sigma_times_its_change(text, inv):
+    """A z_hook's change to z_i moves x_{i+1} by sigma_i times it (the noise maps' role in eq. 5)."""
+    eps_fn = prompt_denoiser(text, "a photo of a cat", 3.5)
+    zs = inv.zs[:, None]
+    j, delta = 7, torch.full_like(inv.zs[0][None], 0.25)
+
+    def hook(i, z, x0_pred):
+        return z + delta if i == j else z
+
+    def run(z_hook=None):
+        steps = regenerate(eps_fn, text.schedule, inv.xts[0][None], zs, inv.times, 1.0, 0, clip=clip_range(text), z_hook=z_hook)
+        return {i: (x, x0) for i, x, x0 in steps}
+
+    plain, hooked = {i: x for i, (x, _) in run().items()}, run(hook)
+    assert torch.equal(plain[j - 1], hooked[j - 1][0])
+    abar = alpha_bars(text.schedule, inv.times)
+    sigma = ddim_sigma(abar[j], abar[j + 1], 1.0)
+    assert torch.allclose(hooked[j][0] - plain[j], sigma * delta, atol=1e-5)
+    assert not torch.allclose(hooked[j + 1][0], plain[j + 1])
 
 
 def test_shift_rolls_the_image_under_a_translation_equivariant_model():

@@ -213,8 +213,8 @@ class Studio:
 
     def color_edit(
         self, *, canvas: dict | None, prompt: str, steps: int, eta: float, source_guidance_scale: float, seed: int,
-        strength: float, t1: int, t2: int, skip: int, guidance_scale: float, preview_every: int = 1,
-        show: Show = "predicted x0", session: Session | None = None,
+        strength: float, t1: int, t2: int, skip: int, guidance_scale: float, mode: str = ColorEditConfig.mode, alpha: float = ColorEditConfig.alpha,
+        preview_every: int = 1, show: Show = "predicted x0", session: Session | None = None,
     ) -> Iterator[Updates]:  # fmt: skip
         """Colour manipulation: invert the photo (background), push the painted colours into the noise maps."""
         c = read_canvas(canvas)
@@ -223,8 +223,8 @@ class Studio:
             raise gr.Error("Paint the new colour on the 'strokes' layer over the region to recolour.")
         inv_cfg = make_config(InversionConfig, steps=steps, eta=eta, source_guidance_scale=source_guidance_scale, seed=seed,
                               preview_every=preview_every)  # fmt: skip
-        cfg = make_config(ColorEditConfig, strength=strength, t1=t1, t2=t2, skip=skip, guidance_scale=guidance_scale,
-                          preview_every=preview_every)  # fmt: skip
+        cfg = make_config(ColorEditConfig, strength=strength, mode=mode, alpha=alpha, t1=t1, t2=t2, skip=skip,
+                          guidance_scale=guidance_scale, preview_every=preview_every)  # fmt: skip
         yield from self._inverted_run(
             "color_edit", c.background, prompt, inv_cfg, session, show,
             lambda inv: guarded(self.backend.color_edit, inv, c.guide.image, mask, prompt, cfg), {"color_edit": cfg},

@@ -209,7 +209,10 @@ def build_ui(backend: Backend) -> gr.Blocks:
                     k_strength = slider(info, ColorEditConfig, "strength", scale=3)
                     k_go = gr.Button("Recolour", variant="primary", scale=1)
                 with gr.Accordion("Advanced", open=False), gr.Row():
-                    k_adv = {"t1": slider(info, ColorEditConfig, "t1", maximum=499), "t2": slider(info, ColorEditConfig, "t2", maximum=499),
+                    k_mode = gr.Radio([("predicted image (x0)", "x0"), ("noise maps (authors' code)", "noise")],
+                                      value=studio_default(info, ColorEditConfig, "mode"), label="Push the colour into")  # fmt: skip
+                    k_adv = {"mode": k_mode, "alpha": slider(info, ColorEditConfig, "alpha"),
+                             "t1": slider(info, ColorEditConfig, "t1", maximum=499), "t2": slider(info, ColorEditConfig, "t2", maximum=499),
                              "skip": slider(info, ColorEditConfig, "skip", maximum=499),
                              "guidance_scale": slider(info, ColorEditConfig, "guidance_scale")}  # fmt: skip
                 k_inv = inversion_controls()
