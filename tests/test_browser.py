@@ -108,3 +108,26 @@ def test_compare_tab_sweeps_and_plots(page):
     page.get_by_role("button", name="Run sweep").click()
     page.locator("#ss-status").get_by_text(re.compile(r"(\d+) of \1 done")).wait_for(timeout=300_000)
     page.screenshot(path=ARTIFACTS / "studio-compare.png", full_page=True)
+
+
+def test_colour_edit_recolours_the_painted_region(page):
+    """Load the heart example as the photo, paint blue over it on the strokes layer, Recolour."""
+    page.locator("#ss-examples button.thumbnail-item").nth(1).click()  # heart.png
+    page.wait_for_timeout(1000)
+    page.get_by_role("button", name="Show Layers").click()
+    page.locator("#ss-canvas").get_by_text("strokes", exact=True).click()
+    page.keyboard.press("Escape")
+    page.get_by_role("button", name="Brush").first.click()
+    pick_colour(page, 6)  # blue
+    for y in (0.35, 0.45, 0.55, 0.65):
+        stroke(page, [(0.3, y), (0.7, y)])
+    page.get_by_role("tab", name="Colour edit").click()
+    page.get_by_label("Prompt (what the picture shows)").last.fill("red heart, twemoji style")
+    page.get_by_role("button", name="Recolour").click()
+    page.locator("#ss-files").get_by_text(re.compile(r"color_edit-seed\d+")).first.wait_for(timeout=240_000)
+    page.screenshot(path=ARTIFACTS / "studio-colour-edit.png", full_page=True)
+    page.get_by_text("Advanced").last.click()
+    noise = page.get_by_label("noise maps (authors' code)")
+    noise.check()
+    assert noise.is_checked() and page.get_by_label("α").first.is_visible()
+    page.screenshot(path=ARTIFACTS / "studio-colour-advanced.png", full_page=True)
