@@ -298,6 +298,11 @@ def color_edit(
     zs = inversion.zs.to(dtype)
     if config.mode == "noise":  # the authors' code: a binary mask, images on [0, 1], a push on z_i
         b_bin = (b >= 0.5).to(dtype)
+        if not b_bin.any():
+            raise ValueError(
+                f"the colour mask covers no cell of the model's {h}x{w} grid by half or more, so mode 'noise' "
+                "(a binary mask) would change nothing: paint a larger region, or use mode 'x0'"
+            )
         a = config.alpha
 
         def z_hook(i: int, z: torch.Tensor, x0_pred: torch.Tensor) -> torch.Tensor:

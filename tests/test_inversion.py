@@ -249,6 +249,14 @@ def test_color_edit_noise_mode(text, inv):
         dists.append(l2(blue[mask][None], out[mask][None]))
     assert dists[0] == l2(blue[mask][None], image[mask][None])
     assert dists[0] > dists[1] > dists[2], dists
+    small = gaussian_pixel(conditional=True, size=4)  # an 8x8 image on a 4x4 model grid
+    inv4 = final(invert(small, image, "a cat", InversionConfig(steps=10)))
+    dot = np.zeros((8, 8), bool)
+    dot[3, 3] = True  # a quarter of one model cell
+    plain = final(color_edit(small, inv4, blue, dot, "a cat", ColorEditConfig(strength=0.0, t2=5)))
+    assert not np.array_equal(final(color_edit(small, inv4, blue, dot, "a cat", ColorEditConfig(t2=5))), plain)  # x0: coverage
+    with pytest.raises(ValueError, match="by half or more"):
+        color_edit(small, inv4, blue, dot, "a cat", ColorEditConfig(mode="noise"))
     with pytest.raises(ValueError, match="mode"):
         ColorEditConfig(mode="latent")
     with pytest.raises(ValueError, match="alpha"):
