@@ -253,8 +253,8 @@ def test_color_edit_noise_mode(text, inv):
     inv4 = final(invert(small, image, "a cat", InversionConfig(steps=10)))
     dot = np.zeros((8, 8), bool)
     dot[3, 3] = True  # a quarter of one model cell
-    plain = final(color_edit(small, inv4, blue, dot, "a cat", ColorEditConfig(strength=0.0, t2=5)))
-    assert not np.array_equal(final(color_edit(small, inv4, blue, dot, "a cat", ColorEditConfig(t2=5))), plain)  # x0: coverage
+    plain = final(color_edit(small, inv4, blue, dot, "a cat", ColorEditConfig(strength=0.0, t2=8)))
+    assert not np.array_equal(final(color_edit(small, inv4, blue, dot, "a cat", ColorEditConfig(t2=8))), plain)  # x0: coverage
     with pytest.raises(ValueError, match="by half or more"):
         color_edit(small, inv4, blue, dot, "a cat", ColorEditConfig(mode="noise"))
     with pytest.raises(ValueError, match="mode"):
