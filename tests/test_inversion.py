@@ -205,14 +205,20 @@ def test_unconditional_model_warns_on_prompt_and_odd_images():
     assert out.shape == (11, 6, 3)
 
 
+def _colour_and_mask(image: np.ndarray, channel: int, region: tuple[slice, slice]) -> tuple[np.ndarray, np.ndarray]:
+    """A flat primary colour (full `channel`) and a boolean mask of `region`, both image-sized."""
+    colour = np.zeros_like(image)
+    colour[..., channel] = 255
+    mask = np.zeros(image.shape[:2], bool)
+    mask[region] = True
+    return colour, mask
+
+
 def test_color_edit(text, inv):
     """Pixels are independent under the Gaussian denoiser: outside the mask the regeneration is the
     source exactly; inside, the colour pulls the result towards it, more with a larger strength."""
     image = _img(0)
-    red = np.zeros_like(image)
-    red[..., 0] = 255
-    mask = np.zeros((8, 8), bool)
-    mask[2:6, 2:6] = True
+    red, mask = _colour_and_mask(image, 0, (slice(2, 6), slice(2, 6)))
     dists = []
     for s in (0.0, 0.3, 0.9):
         cfg = ColorEditConfig(strength=s, t1=0, t2=45, guidance_scale=3.5, preview_every=7)
@@ -238,10 +244,7 @@ def test_color_edit_noise_mode(text, inv):
     """The authors' push on the noise maps: outside the mask the source exactly (independent pixels),
     inside closer to the colour with a larger alpha; alpha 0 is plain regeneration."""
     image = _img(0)
-    blue = np.zeros_like(image)
-    blue[..., 2] = 255
-    mask = np.zeros((8, 8), bool)
-    mask[1:5, 3:7] = True
+    blue, mask = _colour_and_mask(image, 2, (slice(1, 5), slice(3, 7)))
     dists = []
     for a in (0.0, 0.05, 0.3):
         out = final(color_edit(text, inv, blue, mask, "a photo of a cat", ColorEditConfig(mode="noise", alpha=a, t2=45)))
