@@ -154,6 +154,10 @@ class ColorEditConfig:
         _check_range("guidance_scale", self.guidance_scale, 0.0, 30.0)
         _check_int("preview_every", self.preview_every, 1, 1000)
 
+    def pulled_steps(self, n: int) -> int:
+        """How many steps of a regeneration from an n-step inversion the colour acts on."""
+        return max(0, min(self.t2, n - 2) - max(self.t1, self.skip) + 1)
+
 
 @dataclass(frozen=True)
 class ShiftConfig:

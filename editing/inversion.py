@@ -309,8 +309,7 @@ def color_edit(
             return z + a * b_bin * (c - x0_pred) / 2 if config.t1 <= i <= config.t2 else z
 
         return _run(model, inversion, eps_fn, x, zs, config.skip, config.preview_every, z_hook=z_hook)
-    k = max(0, min(config.t2, n - 2) - max(config.t1, config.skip) + 1)  # the steps this run pulls
-    s = per_step_strength(config.strength, k)
+    s = per_step_strength(config.strength, config.pulled_steps(n))
 
     def hook(i: int, x0_pred: torch.Tensor) -> torch.Tensor:
         return x0_pred + s * b * (c - x0_pred) if config.t1 <= i <= config.t2 else x0_pred

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -12,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from editing.interface import ColorEditConfig, InversionConfig
 
 # 2: ColorEditConfig.strength is the share pushed in over all pulled steps (it was the per-step pull).
 RECIPE_VERSION = 2
@@ -91,16 +94,15 @@ def upgrade_recipe(recipe: dict[str, Any]) -> dict[str, Any]:
     """
     if recipe.get("recipe_version", 1) >= 2:
         return recipe
-    recipe = json.loads(json.dumps(recipe))  # a copy
+    recipe = copy.deepcopy(recipe)
     configs = recipe["configs"]
     for entry in configs.values():
         if entry.get("class") != "ColorEditConfig":
             continue
         v = entry["values"]
-        n = configs.get("inversion", {}).get("values", {}).get("steps", 100)
-        k = max(0, min(v.get("t2", 60), n - 2) - max(v.get("t1", 0), v.get("skip", 0)) + 1)
-        s = float(v.get("strength", 0.5))
-        v["strength"] = 1.0 - (1.0 - s) ** k if k else 0.0
+        n = InversionConfig(**configs["inversion"]["values"]).steps
+        k = ColorEditConfig(**v).pulled_steps(n)
+        v["strength"] = 1.0 - (1.0 - float(v["strength"])) ** k if k else 0.0
     recipe["recipe_version"] = RECIPE_VERSION
     return recipe
 

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 import editing  # noqa: E402
 from editing import ColorEditConfig, InversionConfig, SDEditConfig, final  # noqa: E402
-from editing.images import load_image  # noqa: E402
+from editing.images import load_image, resize_image  # noqa: E402
 from editing.inversion import color_edit, invert  # noqa: E402
 from editing.sdedit import sdedit  # noqa: E402
 
@@ -62,8 +62,7 @@ def main() -> None:
     model = editing.load_model(a.model)
     rows, results = [], []
     for guide_name, prompt, test, target in CASES:
-        guide = load_image(ROOT / "assets" / "examples" / guide_name)
-        guide = cv2.resize(guide, (256, 256), interpolation=cv2.INTER_AREA)
+        guide = resize_image(load_image(ROOT / "assets" / "examples" / guide_name), (256, 256))
         hsv = cv2.cvtColor(guide, cv2.COLOR_RGB2HSV).astype(int)
         mask = test(hsv[..., 0], hsv[..., 1], hsv[..., 2])
         source = final(sdedit(model, guide, SDEditConfig(t0=0.5, steps=50, seed=0, guidance_scale=2.0), prompt=prompt))
@@ -82,7 +81,7 @@ def main() -> None:
             row.append(out)
         rows.append(np.concatenate(row, 1))
     grid = np.concatenate(rows, 0)
-    grid = cv2.resize(grid, (grid.shape[1] // 2, grid.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    grid = resize_image(grid, (grid.shape[0] // 2, grid.shape[1] // 2))
     png_path = Path(a.out + ".png")
     cv2.imwrite(str(png_path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
     meta = {
