@@ -156,7 +156,7 @@ class ColorEditConfig:
 
     def pulled_steps(self, n: int) -> int:
         """How many steps of a regeneration from an n-step inversion the colour acts on."""
-        return max(0, min(self.t2, n - 2) - max(self.t1, self.skip) + 1)
+        return max(0, min(self.t2, n - 1) - max(self.t1, self.skip) + 1)  # regeneration runs steps skip..n-1
 
 
 @dataclass(frozen=True)

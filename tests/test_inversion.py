@@ -273,6 +273,22 @@ def test_per_step_strength_compounds_to_the_total():
     assert per_step_strength(1.0, 30) == 1.0 and per_step_strength(0.0, 30) == 0.0 and per_step_strength(0.7, 0) == 0.0
 
 
+@pytest.mark.parametrize("t1,t2,skip", [(0, 30, 0), (0, 999, 0), (0, 49, 10), (45, 999, 0), (20, 30, 40)])
+def test_pulled_steps_counts_the_steps_regeneration_pulls(text, inv, t1, t2, skip):
+    """The count the strength compounds over is the number of steps the x0 hook really acts on."""
+    eps_fn = prompt_denoiser(text, "a photo of a cat", 3.5)
+    acted = []
+
+    def hook(i, x0_pred):
+        if t1 <= i <= t2:
+            acted.append(i)
+        return x0_pred
+
+    for _ in regenerate(eps_fn, text.schedule, inv.xts[skip][None], inv.zs[:, None], inv.times, 1.0, skip, x0_hook=hook):
+        pass
+    assert ColorEditConfig(t1=t1, t2=t2, skip=skip).pulled_steps(inv.steps) == len(acted)
+
+
 def test_regenerate_z_hook_adds_sigma_times_its_change(text, inv):
     """A z_hook's change to z_i moves x_{i+1} by sigma_i times it (the noise maps' role in eq. 5)."""
     eps_fn = prompt_denoiser(text, "a photo of a cat", 3.5)
