@@ -35,6 +35,7 @@ class MethodSpec:
     masks: tuple[str, ...]  # roles read as binary masks (white = selected)
     prompts: dict[str, str]  # prompt role -> help
     run: Callable[..., Iterator[itf.Frame]]
+    target_defaults_to_source: bool = False  # --target left out: regenerate under the source prompt
 
 
 def _run_sdedit(model, images, prompts, configs):
@@ -77,6 +78,7 @@ def _run_shift(model, images, prompts, configs):
 
 _SOURCE = "prompt describing the input image (text-conditioned models)"
 _TARGET = "prompt to regenerate under"
+_SAME_TARGET = "prompt to regenerate under (default: the source prompt, so that the picture stays what it is)"
 METHODS: dict[str, MethodSpec] = {
     m.name: m
     for m in [
@@ -88,10 +90,10 @@ METHODS: dict[str, MethodSpec] = {
                    {"source": _SOURCE, "target": _TARGET}, _run_edit),
         MethodSpec("color", "colour manipulation through the inverted noise maps",
                    {"inversion": itf.InversionConfig, "color": itf.ColorEditConfig}, ("image", "colour", "mask"), (), ("mask",),
-                   {"source": _SOURCE, "target": _TARGET}, _run_color),
+                   {"source": _SOURCE, "target": _SAME_TARGET}, _run_color, target_defaults_to_source=True),
         MethodSpec("shift", "image shift: regenerate from shifted noise maps",
                    {"inversion": itf.InversionConfig, "shift": itf.ShiftConfig}, ("image",), (), (),
-                   {"source": _SOURCE, "target": _TARGET}, _run_shift),
+                   {"source": _SOURCE, "target": _SAME_TARGET}, _run_shift, target_defaults_to_source=True),
     ]
 }
 
@@ -164,7 +166,7 @@ def _add_method_args(p: argparse.ArgumentParser, spec: MethodSpec) -> None:
     for role in spec.optional_inputs:
         p.add_argument(f"--{role}", default=None, help=f"optional {role} image file" + (" (white = selected)" if role in spec.masks else ""))
     for role, text in spec.prompts.items():
-        p.add_argument(f"--{role}", default="", help=text)
+        p.add_argument(f"--{role}", default=None if role == "target" and spec.target_defaults_to_source else "", help=text)
     _add_config_args(p, spec.configs)
     _add_model_args(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -290,11 +292,19 @@ def _load(args) -> Any:
     return accelerate(load_model(args.model, device=args.device, dtype=dtype))
 
 
+def _prompts(spec: MethodSpec, args) -> dict[str, str]:
+    """The prompts as run and recorded (a left-out target resolved to the source, so replay is exact)."""
+    prompts = {role: getattr(args, role) for role in spec.prompts}
+    if spec.target_defaults_to_source and prompts.get("target") is None:
+        prompts["target"] = prompts["source"]
+    return prompts
+
+
 def cmd_method(args) -> int:
     spec = METHODS[args.command]
     _build_configs(args, spec.configs)  # bad values fail before the model loads
     images, record = _read_inputs(spec, {r: getattr(args, r) for r in spec.inputs + spec.optional_inputs})
-    prompts = {role: getattr(args, role) for role in spec.prompts}
+    prompts = _prompts(spec, args)
     model = _load(args)
     configs = _build_configs(args, spec.configs, model.info())
     _, recipe_file = run_to_files(spec, model, images, record, prompts, configs, args.out, args.quiet)
@@ -318,7 +328,7 @@ def cmd_sweep(args) -> int:
     values = _parse_values(args.values, type(fields[args.param].default))
     seeds = _parse_values(args.seeds, int)
     images, record = _read_inputs(spec, {r: getattr(args, r) for r in spec.inputs + spec.optional_inputs})
-    prompts = {role: getattr(args, role) for role in spec.prompts}
+    prompts = _prompts(spec, args)
     reference = images[spec.inputs[0]]
     base = vars(args)
     runs = [(v, s, _build_configs({**base, args.param: v, "seed": s}, spec.configs)) for v in values for s in seeds]  # fail fast

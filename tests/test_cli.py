@@ -96,6 +96,14 @@ def test_colour_edit_and_replay_and_a_version_1_recipe(tiny_dir, guide_file, tmp
     code, stdout, _ = _run(["replay", tmp_path / "old.json", "--quiet"], capsys)
     assert code == 0 and "identical" in stdout
 
+    # --target left out: the picture is regenerated under its source prompt (recorded as such), not under ""
+    assert recipe["prompts"] == {"source": "a red square", "target": "a red square"}
+    unconditional = tmp_path / "unconditional.png"
+    code, _, _ = _run(["color", "--image", guide_file, "--colour", tmp_path / "colour.png", "--mask", tmp_path / "mask.png",
+                       "--source", "a red square", "--target", "", "--steps", "8", "--t2", "4", "--strength", "0.7",
+                       "--model", tiny_dir / "pixel-text", "--out", unconditional, "--quiet"], capsys)  # fmt: skip
+    assert code == 0 and not np.array_equal(np.asarray(Image.open(unconditional)), np.asarray(Image.open(out)))
+
 
 def test_sweep_writes_metrics_per_value(tiny_dir, guide_file, tmp_path, capsys):
     code, stdout, _ = _run(["sweep", "sdedit", "--guide", guide_file, "--param", "t0", "--values", "0.2,0.9",
