@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from editing import interface as itf
-from editing.recipe import make_recipe, pixel_sha256, read_recipe, recipe_path_for, write_recipe
+from editing.recipe import input_path, make_recipe, pixel_sha256, read_recipe, recipe_path_for, save_png, write_recipe
 
 
 # ----------------------------------------------------------------------------- method table
@@ -36,6 +36,9 @@ class MethodSpec:
     prompts: dict[str, str]  # prompt role -> help
     run: Callable[..., Iterator[itf.Frame]]
     target_defaults_to_source: bool = False  # --target left out: regenerate under the source prompt
+    # Settings that depend on the model (Imagic's preset per family), resolved before a run so the
+    # recipe records what ran; replay runs a recipe's configs as recorded, never re-resolved.
+    resolve: Callable[[Any, dict[str, Any]], dict[str, Any]] | None = None
 
 
 def _run_sdedit(model, images, prompts, configs):
@@ -202,15 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # ----------------------------------------------------------------------------- running
-def load_mask(path: str | Path) -> np.ndarray:
-    from editing.images import load_image
-
-    img = load_image(path)
-    return img.astype(np.float32).mean(axis=2) > 127.5
-
-
 def _read_inputs(spec: MethodSpec, paths: dict[str, str | None]) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
-    from editing.images import load_image
+    from editing.images import load_image, load_mask
 
     images, record = {}, {}
     for role in spec.inputs + spec.optional_inputs:
@@ -219,7 +215,7 @@ def _read_inputs(spec: MethodSpec, paths: dict[str, str | None]) -> tuple[dict[s
             continue
         arr = load_mask(path) if role in spec.masks else load_image(path)
         images[role] = arr
-        record[role] = {"path": str(Path(path).resolve()), "sha256": pixel_sha256(arr)}
+        record[role] = {"file": str(Path(path).resolve()), "sha256": pixel_sha256(arr)}
     return images, record
 
 
@@ -250,19 +246,6 @@ def _drain(frames: Iterator[itf.Frame], quiet: bool, desc: str) -> np.ndarray:
     if result is None:
         raise RuntimeError(f"{desc} stopped before producing a result")
     return result
-
-
-def save_png(image: np.ndarray, path: str | Path, recipe: dict | None = None) -> Path:
-    from PIL import Image
-    from PIL.PngImagePlugin import PngInfo
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    info = PngInfo()
-    if recipe is not None:
-        info.add_text("recipe", json.dumps(recipe))
-    Image.fromarray(image).save(path, pnginfo=info)
-    return path
 
 
 def write_result(spec: MethodSpec, model, record, prompts, configs, result: np.ndarray, out: str | Path) -> Path:
@@ -307,6 +290,8 @@ def cmd_method(args) -> int:
     prompts = _prompts(spec, args)
     model = _load(args)
     configs = _build_configs(args, spec.configs, model.info())
+    if spec.resolve is not None:
+        configs = spec.resolve(model, configs)
     _, recipe_file = run_to_files(spec, model, images, record, prompts, configs, args.out, args.quiet)
     print(f"wrote {args.out} and {recipe_file}")
     return 0
@@ -367,11 +352,11 @@ def cmd_replay(args) -> int:
         if entry["class"] not in known:
             raise ValueError(f"the recipe's config class {entry['class']!r} does not belong to {spec.name}")
         configs[role] = known[entry["class"]](**entry["values"])
-    paths = {role: rec["path"] for role, rec in recipe["inputs"].items()}
+    paths = {role: str(input_path(args.recipe, rec["file"])) for role, rec in recipe["inputs"].items()}
     images, record = _read_inputs(spec, paths)
     for role, rec in recipe["inputs"].items():
         if record[role]["sha256"] != rec["sha256"]:
-            raise ValueError(f"the {role} image at {rec['path']} has changed since the recipe was written")
+            raise ValueError(f"the {role} image at {paths[role]} has changed since the recipe was written")
     import torch
 
     from editing.fastpath import accelerate

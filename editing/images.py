@@ -104,6 +104,11 @@ def load_image(src: ImageLike) -> np.ndarray:
     raise ValueError(f"cannot read an image from {type(src).__name__}")
 
 
+def load_mask(src: ImageLike) -> np.ndarray:
+    """A mask image (white = selected) -> (H, W) bool; any image load_image reads will do."""
+    return load_image(src).astype(np.float32).mean(axis=2) > 127.5
+
+
 def resize_image(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Resize to (H, W): area interpolation when shrinking, bicubic when enlarging."""
     _check_image(image)

@@ -25,6 +25,7 @@ import dataclasses
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -304,11 +305,13 @@ def _imagic_frames(model, frames: Iterator[Frame], config: ImagicConfig) -> Iter
 
 
 # ----------------------------------------------------------------------------- command line
+def _resolve_cli(model, configs: dict[str, Any]) -> dict[str, Any]:
+    """Fields left at their defaults take the chosen preset's values for this model family."""
+    return {**configs, "imagic": configs["imagic"].for_family(model.family)}
+
+
 def _run_cli(model, images, prompts, configs) -> Iterator[Frame]:
     _check_model(model)
-    # Fields left at their defaults take the chosen preset's values for this model family; the
-    # resolved config replaces the parsed one, so the recipe records what actually ran.
-    configs["imagic"] = configs["imagic"].for_family(model.family)
     return imagic(model, images["image"], prompts.get("target", ""), configs["imagic"])
 
 
@@ -318,6 +321,7 @@ def _register() -> None:
     register_method(MethodSpec(
         "imagic", "Imagic: optimise the text embedding to the image, fine-tune a copy, interpolate with --eta",
         {"imagic": ImagicConfig}, ("image",), (), (), {"target": "text describing the edited image"}, _run_cli,
+        resolve=_resolve_cli,
     ))
 
 

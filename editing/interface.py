@@ -377,6 +377,9 @@ class ModelInfo:
     num_train_timesteps: int
     status: str = ""  # the model folder's own word on it (stroke_studio.json "status"), e.g. "interim, CPU-trained"
     recommended_guidance_scale: float | None = None  # the CFG scale a text model was tuned for, if it says
+    weights_hash: str = ""  # sha256 prefix of the weight files (recipes record it; replay compares it)
+    device: str = ""  # where it runs ("cpu", "cuda:0"), as recipes record it
+    dtype: str = ""  # "float32", "float16", "bfloat16"
 
 
 # Config fields whose default the model itself may set: "Config.field" -> the ModelInfo attribute.

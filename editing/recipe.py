@@ -13,11 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
-from editing.interface import ColorEditConfig, InversionConfig
+from editing.images import load_image, load_mask
+from editing.interface import ColorEditConfig, InversionConfig, ModelInfo
 
 # 2: ColorEditConfig.strength is the share pushed in over all pulled steps (it was the per-step pull).
-RECIPE_VERSION = 2
+# 3: input and output records name their file under "file" (it was "path", which Gradio's client
+#    takes for a file to download when a recipe travels in an API answer).
+RECIPE_VERSION = 3
 
 
 def pixel_sha256(image: np.ndarray) -> str:
@@ -46,24 +50,73 @@ def make_recipe(
     prompts: dict[str, str],
     output: np.ndarray | None = None,
     output_path: str | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Everything needed to re-run `method`: `configs` maps a role ("sdedit", "inversion", "edit")
-    to its config dataclass; `inputs` maps a role (guide, mask, image, colour) to {"path", "sha256"}
-    of the pixels that were used; `model` is a loaded ModelBundle."""
+    to its config dataclass; `inputs` maps a role (guide, mask, image, colour) to {"file", "sha256"}
+    of the pixels that were used (a relative path is relative to the recipe's folder); `model` is a
+    loaded ModelBundle or its ModelInfo (what the torch-free studio holds). `extra` adds fields that
+    replay ignores (the studio records its mode there)."""
+    info: ModelInfo = model.info() if callable(getattr(model, "info", None)) else model
     recipe: dict[str, Any] = {
         "recipe_version": RECIPE_VERSION,
         "method": method,
         "configs": {role: {"class": type(c).__name__, "values": dataclasses.asdict(c)} for role, c in configs.items()},
         "prompts": prompts,
         "inputs": inputs,
-        "model": {"id": model.model_id, "family": model.family, "weights_hash": model.weights_hash},
-        "device": str(model.device),
-        "dtype": str(model.dtype).removeprefix("torch."),
+        "model": {"id": info.name, "family": info.family, "weights_hash": info.weights_hash},
+        "device": info.device,
+        "dtype": info.dtype,
         "versions": library_versions(),
     }
     if output is not None:
-        recipe["output"] = {"path": output_path, "sha256": pixel_sha256(output), "shape": list(output.shape)}
-    return recipe
+        recipe["output"] = {"file": output_path, "sha256": pixel_sha256(output), "shape": list(output.shape)}
+    return {**recipe, **(extra or {})}
+
+
+def save_png(image: np.ndarray, path: str | Path, recipe: dict[str, Any] | None = None) -> Path:
+    """Write a PNG, with the recipe (when given) in its "recipe" text chunk."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    info = PngImagePlugin.PngInfo()
+    if recipe is not None:
+        info.add_text("recipe", json.dumps(recipe))
+    Image.fromarray(image).save(path, pnginfo=info)
+    return path
+
+
+def read_png_recipe(path: str | Path) -> dict[str, Any]:
+    """The recipe embedded in a result PNG."""
+    try:
+        with Image.open(path) as im:
+            text = getattr(im, "text", {}).get("recipe")
+    except FileNotFoundError:
+        raise
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ValueError(f"cannot read '{path}' as a PNG ({exc})") from None
+    if text is None:
+        raise ValueError(f"'{path}' has no recipe embedded (no 'recipe' text chunk)")
+    return json.loads(text)
+
+
+def write_inputs(stem: str | Path, images: dict[str, np.ndarray], masks: tuple[str, ...] = ()) -> dict[str, dict[str, str]]:
+    """Save in-memory inputs beside a result, as `<stem>-<role>.png` (masks white on black), and
+    return their recipe record: a path relative to the folder and the hash of the pixels that
+    reading the file back gives (what replay will compare), so a downloaded set replays anywhere."""
+    stem = Path(stem)
+    record = {}
+    for role, arr in images.items():
+        path = stem.with_name(f"{stem.name}-{role}.png")
+        save_png(np.where(arr, 255, 0).astype(np.uint8) if role in masks else arr, path)
+        back = load_mask(path) if role in masks else load_image(path)
+        record[role] = {"file": path.name, "sha256": pixel_sha256(back)}
+    return record
+
+
+def input_path(recipe_file: str | Path, path: str) -> Path:
+    """An input's path as recorded in a recipe: absolute, or relative to the recipe's folder."""
+    p = Path(path)
+    return p if p.is_absolute() else Path(recipe_file).parent / p
 
 
 def write_recipe(recipe: dict[str, Any], path: str | Path) -> Path:
@@ -73,9 +126,10 @@ def write_recipe(recipe: dict[str, Any], path: str | Path) -> Path:
 
 
 def read_recipe(path: str | Path) -> dict[str, Any]:
+    """A recipe JSON, or the recipe embedded in a result PNG, in today's terms (see upgrade_recipe)."""
     path = Path(path)
     try:
-        recipe = json.loads(path.read_text())
+        recipe = read_png_recipe(path) if path.suffix.lower() == ".png" else json.loads(path.read_text())
     except FileNotFoundError:
         raise ValueError(f"no recipe file at '{path}'") from None
     except json.JSONDecodeError as exc:
@@ -91,18 +145,23 @@ def upgrade_recipe(recipe: dict[str, Any]) -> dict[str, Any]:
 
     Version 1 -> 2: a colour edit's per-step pull s becomes the total share 1 - (1 - s)^k over the
     k steps it pulls (what `ColorEditConfig.strength` now means).
+    Version 2 -> 3: the input and output records' "path" becomes "file".
     """
-    if recipe.get("recipe_version", 1) >= 2:
+    version = recipe.get("recipe_version", 1)
+    if version >= RECIPE_VERSION:
         return recipe
     recipe = copy.deepcopy(recipe)
     configs = recipe["configs"]
-    for entry in configs.values():
+    for entry in configs.values() if version < 2 else ():
         if entry.get("class") != "ColorEditConfig":
             continue
         v = entry["values"]
         n = InversionConfig(**configs["inversion"]["values"]).steps
         k = ColorEditConfig(**v).pulled_steps(n)
         v["strength"] = 1.0 - (1.0 - float(v["strength"])) ** k if k else 0.0
+    for rec in [*recipe["inputs"].values(), recipe.get("output") or {}]:
+        if "path" in rec:
+            rec["file"] = rec.pop("path")
     recipe["recipe_version"] = RECIPE_VERSION
     return recipe
 

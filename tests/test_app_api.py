@@ -72,8 +72,8 @@ def test_sdedit_streams_frames_then_a_result_of_the_guides_size(client, guide_pn
     assert len(previews) >= 2
     with Image.open(image_path) as im:
         assert im.size == size
-    assert info["recipe"]["method"] == "sdedit" and info["recipe"]["seed"] == 7
-    assert info["recipe"]["config"]["sdedit"]["t0"] == 0.6
+    assert info["recipe"]["method"] == "sdedit" and info["recipe"]["configs"]["sdedit"]["values"]["seed"] == 7
+    assert info["recipe"]["configs"]["sdedit"]["values"]["t0"] == 0.6
     steps = [o[1]["step"][0] for o in previews]
     assert steps == sorted(steps) and steps[-1] <= 6  # ceil(0.6 * 10) steps, streamed in order
 
@@ -104,7 +104,7 @@ def test_edit_endpoint_reuses_the_inversion_within_a_session_only(client, guide_
     assert not any(o[1].get("step", [0, 0, ""])[2] == "invert" for o in second.outputs())
     with Image.open(image_path) as im:
         assert im.size == size
-    assert info["recipe"]["config"]["edit"]["skip"] == 4
+    assert info["recipe"]["configs"]["edit"]["values"]["skip"] == 4
     from gradio_client import Client
 
     other = Client(client.src, verbose=False, analytics_enabled=False).submit(*args, 4, 5.0, 0, api_name="/edit")
@@ -122,7 +122,7 @@ def test_imagic_endpoint_optimises_then_renders(client, guide_png):
     assert {"optimize", "finetune", "denoise"} <= stages
     with Image.open(image_path) as im:
         assert im.size == size
-    assert info["recipe"]["method"] == "imagic" and info["recipe"]["config"]["imagic"]["eta"] == 0.8
+    assert info["recipe"]["method"] == "imagic" and info["recipe"]["configs"]["imagic"]["values"]["eta"] == 0.8
 
 
 def test_a_full_queue_refuses_with_a_message(guide_png):

@@ -87,6 +87,23 @@ def test_paint_strokes_and_generate(page):
     assert re.search(r"sdedit-seed\d+-\w+\s*\.png", files) and re.search(r"sdedit-seed\d+-\w+\s*\.json", files)
 
 
+def test_downloaded_result_replays_from_the_command_line(page, tmp_path, capsys):
+    """Download what the page offers after the painted Generate (result, recipe, guide) and replay it."""
+    from editing.cli import main
+
+    links = page.locator("#ss-files a")
+    names = []
+    for i in range(links.count()):
+        href = links.nth(i).get_attribute("href")
+        name = href.rsplit("/", 1)[-1]
+        (tmp_path / name).write_bytes(page.request.get(href).body())
+        names.append(name)
+    recipe = next(n for n in names if n.endswith(".json"))
+    assert any(n.endswith("-guide.png") for n in names), names
+    assert main(["replay", str(tmp_path / recipe), "--quiet"]) == 0
+    assert "identical" in capsys.readouterr().out
+
+
 def test_mask_layer_limits_a_stroke_edit(page):
     """The second layer ("mask") is what ui/canvas.py reads as the edit mask: paint it, run Stroke edit."""
     page.get_by_role("button", name="Show Layers").click()
@@ -124,7 +141,7 @@ def test_colour_edit_recolours_the_painted_region(page):
     page.get_by_role("tab", name="Colour edit").click()
     page.get_by_label("Prompt (what the picture shows)").last.fill("red heart, twemoji style")
     page.get_by_role("button", name="Recolour").click()
-    page.locator("#ss-files").get_by_text(re.compile(r"color_edit-seed\d+")).first.wait_for(timeout=240_000)
+    page.locator("#ss-files").get_by_text(re.compile(r"color-seed\d+")).first.wait_for(timeout=240_000)
     page.screenshot(path=ARTIFACTS / "studio-colour-edit.png", full_page=True)
     page.get_by_text("Advanced").last.click()
     noise = page.get_by_label("noise maps (authors' code)")

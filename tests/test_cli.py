@@ -82,7 +82,7 @@ def test_colour_edit_and_replay_and_a_version_1_recipe(tiny_dir, guide_file, tmp
                             "--model", tiny_dir / "pixel-text", "--out", out, "--quiet"], capsys)  # fmt: skip
     assert code == 0, stdout
     recipe = json.loads(out.with_suffix(".json").read_text())
-    assert recipe["recipe_version"] == 2 and recipe["configs"]["color"]["values"]["mode"] == "x0"
+    assert recipe["recipe_version"] == 3 and recipe["configs"]["color"]["values"]["mode"] == "x0"
     code, stdout, _ = _run(["replay", out.with_suffix(".json"), "--quiet"], capsys)
     assert code == 0 and "identical" in stdout
 
@@ -91,6 +91,8 @@ def test_colour_edit_and_replay_and_a_version_1_recipe(tiny_dir, guide_file, tmp
     old["recipe_version"] = 1
     old["configs"]["color"]["values"]["strength"] = 1 - (1 - 0.7) ** (1 / 5)
     del old["configs"]["color"]["values"]["mode"], old["configs"]["color"]["values"]["alpha"]
+    for rec in [*old["inputs"].values(), old["output"]]:  # versions 1 and 2 named the files "path"
+        rec["path"] = rec.pop("file")
     (tmp_path / "old.json").write_text(json.dumps(old))
     assert upgrade_recipe(old)["configs"]["color"]["values"]["strength"] == pytest.approx(0.7, abs=1e-12)
     code, stdout, _ = _run(["replay", tmp_path / "old.json", "--quiet"], capsys)

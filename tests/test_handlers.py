@@ -10,7 +10,9 @@ import gradio as gr
 import numpy as np
 import pytest
 
+from editing.images import load_mask
 from editing.interface import EditConfig, InversionConfig, SDEditConfig
+from editing.recipe import pixel_sha256
 from tests.fake_backend import FakeBackend, FakeFullBackend
 from ui.canvas import image_to_editor_value
 from ui.compare import NO_REALISM, Compare, plot_frame, sweep_values
@@ -57,12 +59,15 @@ def test_sdedit_streams_previews_then_a_result_with_its_recipe():
     assert "step 10 / 10" in ups[-2]["progress"]
     last = ups[-1]
     assert last["output"].shape == (40, 56, 3)
-    png, js = last["files"]
+    png, js, guide = last["files"]  # no mask painted: the guide is the only input
     recipe = read_recipe(png)
     with open(js) as f:
         assert recipe == json.load(f)
-    assert recipe["method"] == "sdedit" and recipe["seed"] == 3 and recipe["prompts"] == {"prompt": "a face"}
-    assert recipe["config"]["sdedit"]["t0"] == 0.5 and recipe["model"]["name"] == "fake"
+    assert recipe["method"] == "sdedit" and recipe["studio"]["mode"] == "sdedit" and recipe["prompts"] == {"prompt": "a face"}
+    values = recipe["configs"]["sdedit"]["values"]
+    assert values["t0"] == 0.5 and values["seed"] == 3 and recipe["model"]["id"] == "fake"
+    assert recipe["inputs"] == {"guide": {"file": guide.rsplit("/", 1)[-1], "sha256": pixel_sha256(painting()["background"][..., :3])}}
+    assert recipe["output"] == {"file": png.rsplit("/", 1)[-1], "sha256": pixel_sha256(last["output"]), "shape": [40, 56, 3]}
     from PIL import Image
 
     np.testing.assert_array_equal(np.asarray(Image.open(png)), last["output"])
@@ -122,7 +127,10 @@ def test_composite_pastes_the_patch_and_edits_its_footprint_only():
     changed = np.any(out["output"] != bg, axis=2)
     ys, xs = np.nonzero(changed)
     assert xs.min() >= 14 and xs.max() < 42 and ys.min() >= 6 and ys.max() < 34  # inside the 14 x 14 patch box
-    assert read_recipe(out["files"][0])["method"] == "sdedit-composite"
+    recipe = read_recipe(out["files"][0])
+    assert recipe["method"] == "sdedit" and recipe["studio"]["mode"] == "sdedit-composite"
+    assert set(recipe["inputs"]) == {"guide", "mask"}  # the pasted picture and the patch's footprint
+    assert load_mask(out["files"][3]).sum() == 14 * 14
 
 
 def test_inversion_is_reused_only_when_target_side_settings_change():
@@ -278,8 +286,9 @@ def test_imagic_streams_its_stages_and_saves_a_recipe():
     progress = " ".join(u.get("progress", "") for u in ups)
     assert "optimising the text embedding" in progress and "fine-tuning the model" in progress and "loss" in progress
     recipe = read_recipe(ups[-1]["files"][0])
-    assert recipe["method"] == "imagic" and recipe["config"]["imagic"]["embedding_steps"] == 3
-    assert recipe["config"]["imagic"]["eta"] == 0.7 and ups[-1]["output"].shape == (40, 56, 3)
+    values = recipe["configs"]["imagic"]["values"]
+    assert recipe["method"] == "imagic" and values["embedding_steps"] == 3 and list(recipe["inputs"]) == ["image"]
+    assert values["eta"] == 0.7 and ups[-1]["output"].shape == (40, 56, 3)
 
 
 def test_imagic_says_when_the_model_cannot_do_it():

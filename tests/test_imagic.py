@@ -263,6 +263,17 @@ def test_cli_runs_imagic_and_records_the_resolved_config(tiny_dir, tmp_path):
     # The flags given win; the untouched fields come from the paper preset for this family.
     assert recipe["configs"]["imagic"]["values"] == dataclasses.asdict(
         ImagicConfig.from_preset("paper", "latent-sd", embedding_steps=2, finetune_steps=2, steps=3, eta=0.5))
+    assert main(["replay", str(out.with_suffix(".json")), "--quiet"]) == 0  # same pixels
+
+    # Replay runs the configs as recorded. A recipe whose guidance equals the class default (3.0; the
+    # paper preset's is 7.5), as a studio run with that slider value writes, keeps it.
+    recipe["configs"]["imagic"]["values"]["guidance_scale"] = 3.0
+    del recipe["output"]
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps(recipe))
+    assert main(["replay", str(edited), "--quiet"]) == 0
+    replayed = json.loads((tmp_path / "edited-replay.json").read_text())
+    assert replayed["configs"]["imagic"]["values"]["guidance_scale"] == 3.0
 
 
 # ----------------------------------------------------------------------------- the emoji model (when present)

@@ -5,7 +5,8 @@ name, never by position) and yields dicts of updates keyed by output name:
 
     output    the image shown on the right (preview while running, result at the end)
     progress  an HTML progress bar with the step count
-    files     [PNG with the recipe embedded, recipe JSON] when a run finishes
+    files     [PNG with the recipe embedded, recipe JSON, the input PNGs] when a run finishes (the
+              set `python -m editing replay <name>.json` re-runs)
     status    a short Markdown line (notices, cache hits, errors the user can fix)
     session   the per-browser Session (gr.State)
 
@@ -33,7 +34,7 @@ from editing.interface import (
     ShiftConfig,
 )
 from ui.canvas import Canvas, CanvasError, editor_to_canvas, paste_patch
-from ui.recipe import make_recipe, save_result
+from ui.recipe import save_run
 from ui.state import Session, inversion_key
 
 Show = Literal["predicted x0", "current x_t"]
@@ -102,11 +103,13 @@ class Studio:
         self.backend = backend
         self.info = backend.info()
 
-    def _finish(self, image: np.ndarray, method: str, configs: dict, prompts: dict, guide: np.ndarray, notices: list[str]) -> Updates:
-        recipe = make_recipe(method, self.info, configs, prompts, guide)
-        png, js = save_result(image, recipe)
+    def _finish(self, image: np.ndarray, method: str, configs: dict, prompts: dict, inputs: dict[str, np.ndarray],
+                notices: list[str], mode: str | None = None) -> Updates:  # fmt: skip
+        """The result's update, and its files: PNG, recipe and inputs, in the command line's terms
+        (`method`, roles), so that `python -m editing replay` re-runs it."""
+        files = save_run(method, self.info, configs, prompts, {k: v for k, v in inputs.items() if v is not None}, image, mode=mode)
         h, w = image.shape[:2]
-        return {"output": image, "files": [png, js], "status": " ".join([*notices, f"Done: {w}x{h} PNG with its recipe."])}
+        return {"output": image, "files": files, "status": " ".join([*notices, f"Done: {w}x{h} PNG with its recipe."])}
 
     def _run(self, frames: Iterator[Frame], show: Show, label: str) -> Generator[Updates, None, np.ndarray]:
         """Stream frames into the page; return the result image."""
@@ -163,7 +166,8 @@ class Studio:
             gr.Info(notice)
         yield {"status": " ".join(c.notices) or "Running…", "files": None}
         image = yield from self._run(guarded(self.backend.sdedit, guide, cfg, prompt), show, "SDEdit")
-        yield {**self._finish(image, method, {"sdedit": cfg}, {"prompt": prompt}, guide.image, c.notices), "session": session}
+        inputs = {"guide": guide.image, "mask": guide.mask}
+        yield {**self._finish(image, "sdedit", {"sdedit": cfg}, {"prompt": prompt}, inputs, c.notices, method), "session": session}
 
     # ---------------------------------------------------------------- inversion family
 
@@ -184,12 +188,13 @@ class Studio:
             raise gr.Error("The inversion stopped before finishing.")
         session.inversion_key, session.inversion = key, inv
 
-    def _inverted_run(self, method, image, source_prompt, inv_cfg, session, show, run, configs, prompts, notices):
+    def _inverted_run(self, method, image, source_prompt, inv_cfg, session, show, run, configs, prompts, notices, inputs=None):
         session = session if session is not None else Session()
         yield {"status": " ".join(notices) or "Running…", "files": None}
         yield from self.ensure_inversion(image, source_prompt, inv_cfg, session, show)
         result = yield from self._run(run(session.inversion), show, method)
-        yield {**self._finish(result, method, {"inversion": inv_cfg, **configs}, prompts, image, notices), "session": session}
+        inputs = {"image": image, **(inputs or {})}
+        yield {**self._finish(result, method, {"inversion": inv_cfg, **configs}, prompts, inputs, notices), "session": session}
 
     def text_edit(
         self, *, canvas: dict | None, source_prompt: str, target_prompt: str, steps: int, eta: float, source_guidance_scale: float,
@@ -226,9 +231,9 @@ class Studio:
         cfg = make_config(ColorEditConfig, strength=strength, mode=mode, alpha=alpha, t1=t1, t2=t2, skip=skip,
                           guidance_scale=guidance_scale, preview_every=preview_every)  # fmt: skip
         yield from self._inverted_run(
-            "color_edit", c.background, prompt, inv_cfg, session, show,
-            lambda inv: guarded(self.backend.color_edit, inv, c.guide.image, mask, prompt, cfg), {"color_edit": cfg},
-            {"prompt": prompt}, c.notices,
+            "color", c.background, prompt, inv_cfg, session, show,
+            lambda inv: guarded(self.backend.color_edit, inv, c.guide.image, mask, prompt, cfg), {"color": cfg},
+            {"source": prompt, "target": prompt}, c.notices, {"colour": c.guide.image, "mask": mask},
         )  # fmt: skip
 
     def shift(
@@ -243,7 +248,7 @@ class Studio:
         cfg = make_config(ShiftConfig, dx=dx, dy=dy, skip=skip, guidance_scale=guidance_scale, preview_every=preview_every)
         yield from self._inverted_run(
             "shift", c.guide.image, prompt, inv_cfg, session, show,
-            lambda inv: guarded(self.backend.shift, inv, prompt, cfg), {"shift": cfg}, {"prompt": prompt}, c.notices,
+            lambda inv: guarded(self.backend.shift, inv, prompt, cfg), {"shift": cfg}, {"source": prompt, "target": prompt}, c.notices,
         )  # fmt: skip
 
     # ---------------------------------------------------------------- Imagic
@@ -270,4 +275,5 @@ class Studio:
                                            "seed": seed, "preview_every": preview_every})  # fmt: skip
         yield {"status": " ".join(c.notices) or "Running Imagic…", "files": None}
         image = yield from self._run(guarded(self.backend.imagic, c.guide.image, target_prompt, cfg), show, "Imagic")
-        yield {**self._finish(image, "imagic", {"imagic": cfg}, {"target": target_prompt}, c.guide.image, c.notices), "session": session}
+        yield {**self._finish(image, "imagic", {"imagic": cfg}, {"target": target_prompt}, {"image": c.guide.image}, c.notices),
+               "session": session}

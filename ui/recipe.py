@@ -1,18 +1,22 @@
-"""Recipes: how a result was made, embedded in its PNG (text chunk "recipe") and saved as JSON."""
+"""Recipes of studio results: the engine's recipe format (editing/recipe.py), so that a downloaded
+result re-runs from the command line with `python -m editing replay <name>.json`.
+
+A finished run writes, in one folder per process: <name>.png (the recipe in its "recipe" text
+chunk), <name>.json, and the inputs it ran on as <name>-<role>.png (the guide, a mask, the photo,
+the colour layer), which the recipe names by relative path.
+"""
 
 from __future__ import annotations
 
-import json
 import tempfile
-from dataclasses import asdict, is_dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, PngImagePlugin
 
 from editing.interface import ModelInfo
+from editing.recipe import make_recipe, read_png_recipe, save_png, write_inputs, write_recipe
 from ui.state import image_key
 
 
@@ -22,31 +26,34 @@ def output_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="stroke-studio-"))
 
 
-def make_recipe(method: str, info: ModelInfo, configs: dict[str, Any], prompts: dict[str, str], guide: np.ndarray) -> dict:
+def save_run(
+    method: str,
+    info: ModelInfo,
+    configs: dict[str, Any],
+    prompts: dict[str, str],
+    inputs: dict[str, np.ndarray],
+    output: np.ndarray,
+    *,
+    masks: tuple[str, ...] = ("mask",),
+    mode: str | None = None,
+) -> list[str]:
+    """Write a finished run (see the module doc); return [png, json, *inputs].
+
+    `method`, the config roles, the prompt roles and the input roles are the command line's
+    (`python -m editing <method> --help`); `mode` is the studio's name for what ran when it differs
+    ("sdedit-masked", "sdedit-composite"), kept under "studio" where replay ignores it.
+    """
     seed = next((c.seed for c in configs.values() if hasattr(c, "seed")), None)
-    return {
-        "method": method,
-        "model": {"name": info.name, "family": info.family, "resolution": info.resolution},
-        "config": {k: asdict(v) if is_dataclass(v) else v for k, v in configs.items()},
-        "prompts": prompts,
-        "seed": seed,
-        "input_sha256_16": image_key(guide),
-        "input_size": [int(guide.shape[1]), int(guide.shape[0])],
-    }
-
-
-def save_result(image: np.ndarray, recipe: dict) -> tuple[str, str]:
-    """Write <name>.png (recipe in its "recipe" text chunk) and <name>.json; return both paths."""
-    text = json.dumps(recipe, indent=2, sort_keys=True)
-    name = f"{recipe['method']}-seed{recipe['seed']}-{image_key(image)[:8]}"
-    png, js = output_dir() / f"{name}.png", output_dir() / f"{name}.json"
-    meta = PngImagePlugin.PngInfo()
-    meta.add_text("recipe", text)
-    Image.fromarray(image).save(png, pnginfo=meta)
-    js.write_text(text + "\n")
-    return str(png), str(js)
+    stem = output_dir() / f"{mode or method}-seed{seed}-{image_key(output)[:8]}"
+    record = write_inputs(stem, inputs, masks)
+    png = stem.with_name(stem.name + ".png")
+    recipe = make_recipe(method, configs, model=info, inputs=record, prompts=prompts, output=output, output_path=png.name,
+                         extra={"studio": {"mode": mode or method}})  # fmt: skip
+    save_png(output, png, recipe)
+    js = write_recipe(recipe, stem.with_name(stem.name + ".json"))
+    return [str(png), str(js), *(str(stem.with_name(Path(r["file"]).name)) for r in record.values())]
 
 
 def read_recipe(png_path: str) -> dict:
-    with Image.open(png_path) as im:
-        return json.loads(im.text["recipe"])
+    """The recipe embedded in a studio result PNG."""
+    return read_png_recipe(png_path)

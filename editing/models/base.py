@@ -86,7 +86,8 @@ class ModelBundle(ABC):
     def info(self) -> ModelInfo:
         n = self.schedule.num_train_timesteps if isinstance(self.schedule, VPSchedule) else 1000
         return ModelInfo(self.model_id, self.family, self.resolution, self.conditional, self.kind, n,
-                         status=self.status, recommended_guidance_scale=self.recommended_guidance_scale)
+                         status=self.status, recommended_guidance_scale=self.recommended_guidance_scale,
+                         weights_hash=self.weights_hash, device=str(self.device), dtype=str(self.dtype).removeprefix("torch."))
 
 
 def pixels_to_tensor(image: np.ndarray, device, dtype) -> torch.Tensor:

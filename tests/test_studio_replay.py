@@ -1,0 +1,97 @@
+"""A studio result re-runs from the command line: the downloaded files (PNG, recipe JSON, inputs)
+are what `python -m editing replay` needs, and it gives the same pixels.
+
+The studio runs on the real engine here (EngineBackend.load, as app.py does) over the tiny random
+text-conditioned model; replay loads the model again from the recipe's id, as a user's would.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from editing.cli import main
+from tests.test_handlers import TE, painting, with_mask
+from ui.handlers import Studio
+
+
+@pytest.fixture(scope="module")
+def studio(tiny_dir):
+    from editing.backend import EngineBackend
+
+    return Studio(EngineBackend.load(str(tiny_dir / "pixel-text"), device="cpu"))
+
+
+def finish(updates) -> dict:
+    return list(updates)[-1]
+
+
+def replay(recipe: str | Path, capsys) -> tuple[int, str]:
+    rc = main(["replay", str(recipe), "--quiet"])
+    return rc, capsys.readouterr().out
+
+
+SD = {"prompt": "a face", "t0": 0.6, "steps": 10, "guidance_scale": 3.0, "seed": 3}
+INV = {k: TE[k] for k in ("steps", "eta", "source_guidance_scale", "seed")}
+
+
+def run_every_method(studio: Studio) -> dict[str, dict]:
+    masked = with_mask(painting())
+    strokes_only = {**masked, "layers": masked["layers"][:1]}
+    patch = np.full((8, 8, 3), 200, np.uint8)
+    return {
+        "sdedit": finish(studio.sdedit(canvas=painting(), **SD)),
+        "sdedit-masked": finish(studio.sdedit(canvas=masked, mode="mask", **SD)),
+        "sdedit-composite": finish(studio.sdedit(canvas=painting(), mode="composite", patch=patch, patch_scale=0.3, **SD)),
+        "edit": finish(studio.text_edit(canvas=painting(), **TE)),
+        "color": finish(studio.color_edit(canvas=strokes_only, prompt="a face", strength=0.9, t1=0, t2=6, skip=0,
+                                          guidance_scale=3.5, **INV)),  # fmt: skip
+        "shift": finish(studio.shift(canvas=painting(), prompt="a face", dx=4, dy=0, skip=2, guidance_scale=3.5, **INV)),
+        "imagic": finish(studio.imagic(canvas=painting(), target_prompt="a dog", preset="fast", eta=0.7, guidance_scale=3.0,
+                                       steps=6, seed=2, embedding_steps=3, finetune_steps=2)),  # fmt: skip
+    }
+
+
+def test_every_studio_result_replays_to_the_same_pixels(studio, capsys):
+    results = run_every_method(studio)
+    inputs = {"sdedit": {"guide"}, "sdedit-masked": {"guide", "mask"}, "sdedit-composite": {"guide", "mask"}, "edit": {"image"},
+              "color": {"image", "colour", "mask"}, "shift": {"image"}, "imagic": {"image"}}  # fmt: skip
+    for mode, up in results.items():
+        png, js, *rest = up["files"]
+        recipe = json.loads(Path(js).read_text())
+        assert recipe["studio"]["mode"] == mode and set(recipe["inputs"]) == inputs[mode], mode
+        assert sorted(Path(p).name for p in rest) == sorted(r["file"] for r in recipe["inputs"].values())
+        rc, out = replay(js, capsys)
+        assert rc == 0 and "identical" in out, (mode, out)
+        replayed = Path(js).with_name(Path(js).stem + "-replay.png")
+        from editing.images import load_image
+
+        np.testing.assert_array_equal(load_image(replayed), up["output"])
+
+
+def test_a_downloaded_set_replays_in_another_folder_and_from_the_png(studio, tmp_path, capsys):
+    up = finish(studio.sdedit(canvas=with_mask(painting()), mode="mask", **SD))
+    for f in up["files"]:
+        shutil.copy(f, tmp_path)
+    png = tmp_path / Path(up["files"][0]).name
+    rc, out = replay(png, capsys)  # the recipe embedded in the PNG is enough, with the inputs beside it
+    assert rc == 0 and "identical" in out
+
+
+def test_replay_refuses_a_changed_input_with_one_sentence(studio, tmp_path, capsys):
+    up = finish(studio.sdedit(canvas=painting(), **SD))
+    for f in up["files"]:
+        shutil.copy(f, tmp_path)
+    guide = tmp_path / Path(up["files"][2]).name
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(guide)).copy()
+    pixels[0, 0] ^= 1  # one pixel, one bit
+    Image.fromarray(pixels).save(guide)
+    assert main(["replay", str(tmp_path / Path(up["files"][1]).name), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "the guide image at" in err and "has changed since the recipe was written" in err
