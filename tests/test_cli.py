@@ -166,3 +166,12 @@ def test_boolean_flags_read_false_as_false():
     assert args.mixed_precision is False
     args = build_parser().parse_args(["imagic", "--image", "x.png", "--target", "t", "--mixed-precision", "true"])
     assert args.mixed_precision is True
+
+
+def test_sdedit_on_stable_diffusion_defaults_to_its_pipelines_guidance(tiny_dir, guide_file, tmp_path, capsys):
+    """A hub SD folder names no scale; SDEdit on it follows SD's own default, 7.5, not the pixel models' 3.0."""
+    out = tmp_path / "sd.png"
+    code, stdout, _ = _run(["sdedit", "--guide", guide_file, "--prompt", "a red square", "--steps", "4",
+                            "--model", tiny_dir / "latent-sd", "--out", out, "--quiet"], capsys)  # fmt: skip
+    assert code == 0, stdout
+    assert json.loads(out.with_suffix(".json").read_text())["configs"]["sdedit"]["values"]["guidance_scale"] == 7.5

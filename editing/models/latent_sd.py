@@ -66,6 +66,10 @@ class LatentSDBundle(DiffusersBundle):
         self.latent_channels = int(unet.config.in_channels)
         self.resolution = int(unet.config.sample_size) * self.vae_scale_factor
 
+    # The scale Stable Diffusion's own samplers and diffusers' pipelines (txt2img and img2img) default
+    # to; SDEdit follows it (editing.interface.MODEL_DEFAULTS) unless the user sets one.
+    recommended_guidance_scale = 7.5
+
     @classmethod
     def from_folder(cls, folder: Path, *, model_id: str, weights_hash: str, device, dtype) -> LatentSDBundle:
         from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
