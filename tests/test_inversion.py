@@ -266,6 +266,25 @@ def test_color_edit_noise_mode(text, inv):
         ColorEditConfig(mode="noise", alpha=-1.0)
 
 
+def test_color_edit_noise_mode_on_latents(tiny_latent_sd):
+    """Stable Diffusion: the push acts on the 8x8 latent grid of a 16 px image (VAE factor 2). With
+    random weights only the mechanics can be checked: alpha 0 is plain regeneration, alpha > 0 is
+    not, and a mask under half of every latent cell is refused."""
+    m = tiny_latent_sd
+    image = _img(2, (16, 16))
+    blue, mask = _colour_and_mask(image, 2, (slice(0, 16), slice(0, 8)))
+    inv = final(invert(m, image, "a cat", InversionConfig(steps=10)))
+    plain = final(edit(m, inv, "a cat", EditConfig(skip=0, guidance_scale=3.5)))
+    zero = final(color_edit(m, inv, blue, mask, "a cat", ColorEditConfig(mode="noise", alpha=0.0, t2=9)))
+    pushed = final(color_edit(m, inv, blue, mask, "a cat", ColorEditConfig(mode="noise", alpha=0.3, t2=9)))
+    assert zero.shape == pushed.shape == (16, 16, 3)
+    assert np.array_equal(zero, plain) and not np.array_equal(pushed, plain)
+    dot = np.zeros((16, 16), bool)
+    dot[3, 3] = True  # a quarter of one latent cell
+    with pytest.raises(ValueError, match="8x8 grid by half or more"):
+        color_edit(m, inv, blue, dot, "a cat", ColorEditConfig(mode="noise"))
+
+
 def test_per_step_strength_compounds_to_the_total():
     for total, k in ((0.5, 31), (0.9, 61), (0.25, 1)):
         s = per_step_strength(total, k)
