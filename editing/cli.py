@@ -229,11 +229,14 @@ def _drain(frames: Iterator[itf.Frame], quiet: bool, desc: str) -> np.ndarray:
         for frame in frames:
             if frame.done:
                 result = frame.result
+                if bar is not None:  # the last step's frame is the done one: show the stage complete
+                    bar.update(bar.total - bar.n)
                 break
             if quiet:
                 continue
             if frame.stage != stage:
-                if bar is not None:
+                if bar is not None:  # a new stage starts when the previous one has finished
+                    bar.update(bar.total - bar.n)
                     bar.close()
                 stage = frame.stage
                 bar = tqdm(total=frame.total, desc=f"{desc}: {stage}", unit="step", file=sys.stderr)

@@ -101,8 +101,8 @@ def build_ui(backend: Backend) -> gr.Blocks:
                     show = gr.Radio(["predicted x0", "current x_t"], value="predicted x0", label="Stream", container=False, scale=3)
                     stop = gr.Button("■ Stop", variant="stop", size="sm", scale=1, min_width=80)
                 status = gr.Markdown(elem_id="ss-status")
-                files = gr.File(label="Download: result PNG (recipe embedded), recipe JSON, inputs; "
-                                      "`python -m editing replay <name>.json` re-runs it", file_count="multiple",
+                files = gr.File(label="Download: result PNG (recipe embedded), recipe JSON and inputs; "
+                                      "python -m editing replay NAME.json re-runs them", file_count="multiple",
                                 interactive=False, height=150, elem_id="ss-files")  # fmt: skip
         out = {"output": output, "progress": progress, "files": files, "status": status, "session": session}
         shared = {"canvas": canvas, "show": show, "session": session}
