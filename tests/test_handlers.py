@@ -355,3 +355,12 @@ def test_sdedit_guidance_starts_at_the_models_recommended_scale():
     assert studio_default(tuned, SDEditConfig, "guidance_scale") == 2.0
     # the recommendation is for sampling; text edits keep their own (much higher) default
     assert studio_default(tuned, EditConfig, "guidance_scale") == EditConfig().guidance_scale
+
+
+def test_step_indexed_sliders_follow_the_step_count():
+    from ui.widgets import within_steps
+
+    skip, t2 = within_steps(20, 18, 30)
+    assert skip["maximum"] == 19 and skip["value"] == 18  # still in range: kept
+    assert t2["maximum"] == 19 and t2["value"] == 19  # beyond the last step: pulled in
+    assert within_steps(100, 30)[0] == {"__type__": "update", "maximum": 99, "value": 30}

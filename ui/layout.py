@@ -31,7 +31,7 @@ from ui.compare_tab import compare_tab
 from ui.defaults import canvas_side, studio_default
 from ui.handlers import IMAGIC_MISSING, Studio, has_imagic
 from ui.state import Session
-from ui.widgets import bind, howto, seed_row, slider
+from ui.widgets import bind, follow_steps, howto, seed_row, slider
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
 # Brush palette: saturated colours that read well as SDEdit strokes, plus the custom picker.
@@ -116,6 +116,8 @@ def build_ui(backend: Backend) -> gr.Blocks:
         def prompt_box(label: str, value: str = "", **kw: Any) -> gr.Textbox:
             return gr.Textbox(value=value, label=label, visible=text, **kw)
 
+        last_step = studio_default(info, InversionConfig, "steps") - 1  # step-indexed sliders: 0..steps-1 (follow_steps)
+
         def inversion_controls() -> dict:
             with gr.Accordion("Inversion settings", open=False):
                 return {
@@ -196,9 +198,10 @@ def build_ui(backend: Backend) -> gr.Blocks:
                     t_tgt = prompt_box("Target prompt (what it should show)", scale=3)
                     t_go = gr.Button("Edit", variant="primary", scale=1)
                 with gr.Row():
-                    t_skip = slider(info, EditConfig, "skip", maximum=499)
+                    t_skip = slider(info, EditConfig, "skip", maximum=last_step)
                     t_cfg = slider(info, EditConfig, "guidance_scale", label="Target guidance")
                 t_inv = inversion_controls()
+                follow_steps(t_inv["steps"], t_skip)
                 run(t_go, studio.text_edit, {"source_prompt": t_src, "target_prompt": t_tgt, "skip": t_skip, "guidance_scale": t_cfg,
                                              **t_inv})  # fmt: skip
 
@@ -213,10 +216,12 @@ def build_ui(backend: Backend) -> gr.Blocks:
                     k_mode = gr.Radio([("predicted image (x0)", "x0"), ("noise maps (authors' code)", "noise")],
                                       value=studio_default(info, ColorEditConfig, "mode"), label="Push the colour into")  # fmt: skip
                     k_adv = {"mode": k_mode, "alpha": slider(info, ColorEditConfig, "alpha"),
-                             "t1": slider(info, ColorEditConfig, "t1", maximum=499), "t2": slider(info, ColorEditConfig, "t2", maximum=499),
-                             "skip": slider(info, ColorEditConfig, "skip", maximum=499),
+                             "t1": slider(info, ColorEditConfig, "t1", maximum=last_step),
+                             "t2": slider(info, ColorEditConfig, "t2", maximum=last_step),
+                             "skip": slider(info, ColorEditConfig, "skip", maximum=last_step),
                              "guidance_scale": slider(info, ColorEditConfig, "guidance_scale")}  # fmt: skip
                 k_inv = inversion_controls()
+                follow_steps(k_inv["steps"], k_adv["t1"], k_adv["t2"], k_adv["skip"])
                 run(k_go, studio.color_edit, {"prompt": k_prompt, "strength": k_strength, **k_adv, **k_inv})
 
             with gr.Tab("Shift"):
@@ -227,8 +232,10 @@ def build_ui(backend: Backend) -> gr.Blocks:
                     h_dy = slider(info, ShiftConfig, "dy", minimum=-info.resolution, maximum=info.resolution, scale=2)
                     h_go = gr.Button("Shift", variant="primary", scale=1)
                 with gr.Accordion("Advanced", open=False), gr.Row():
-                    h_adv = {"skip": slider(info, ShiftConfig, "skip", maximum=499), "guidance_scale": slider(info, ShiftConfig, "guidance_scale")}
+                    h_adv = {"skip": slider(info, ShiftConfig, "skip", maximum=last_step),
+                             "guidance_scale": slider(info, ShiftConfig, "guidance_scale")}
                 h_inv = inversion_controls()
+                follow_steps(h_inv["steps"], h_adv["skip"])
                 run(h_go, studio.shift, {"prompt": h_prompt, "dx": h_dx, "dy": h_dy, **h_adv, **h_inv})
 
             with gr.Tab("Imagic"):

@@ -29,6 +29,23 @@ def slider(info: ModelInfo, cls: type, name: str, **kw: Any) -> gr.Slider:
     return gr.Slider(value=studio_default(info, cls, name), **{**args, **kw})
 
 
+def within_steps(steps: float, *values: float) -> list[dict]:
+    """Updates for step-indexed sliders when the step count becomes `steps`: range 0..steps-1, a value beyond it pulled in."""
+    last = max(int(steps) - 1, 0)
+    return [gr.update(maximum=last, value=min(int(v), last)) for v in values]
+
+
+def follow_steps(steps: gr.Slider, *indexed: gr.Slider) -> None:
+    """Sliders that index a step (T_skip, t1, t2) follow the step count (`within_steps`), so they
+    never offer a setting the engine refuses."""
+
+    def follow(n: float, *values: float) -> Any:
+        updates = within_steps(n, *values)
+        return updates[0] if len(updates) == 1 else updates  # Gradio takes a lone output's update bare
+
+    steps.change(follow, [steps, *indexed], list(indexed), queue=False, show_progress="hidden", api_visibility="private")
+
+
 def seed_row(info: ModelInfo, cls: type) -> gr.Number:
     with gr.Row(equal_height=True):
         seed = gr.Number(value=studio_default(info, cls, "seed"), precision=0, minimum=0, label="Seed", scale=4)
