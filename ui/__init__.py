@@ -1,4 +1,4 @@
-"""Stroke Studio's web UI (Gradio Blocks). Imports only torch-free engine modules (editing.interface, editing.recipe)."""
+"""Stroke Studio's web UI (Gradio Blocks). Imports only torch-free engine modules (editing.interface, editing.recipe and its editing.images)."""
 
 from ui.layout import CSS, THEME, build_ui
 
