@@ -8,7 +8,8 @@ import gradio as gr
 
 from editing.interface import EditConfig, InversionConfig, ModelInfo, SDEditConfig
 from ui.compare import Compare
-from ui.widgets import bind, howto, seed_row, slider
+from ui.defaults import studio_default
+from ui.widgets import bind, follow_steps, howto, seed_row, slider
 
 
 def compare_tab(info: ModelInfo, compare: Compare, shared: dict, out: dict, text: bool) -> list[Any]:
@@ -29,11 +30,12 @@ def compare_tab(info: ModelInfo, compare: Compare, shared: dict, out: dict, text
         fixed = {
             "t0": slider(info, SDEditConfig, "t0"),
             "steps": slider(info, InversionConfig, "steps", maximum=500),
-            "skip": slider(info, EditConfig, "skip", maximum=499),
+            "skip": slider(info, EditConfig, "skip", maximum=studio_default(info, InversionConfig, "steps") - 1),
             "eta": slider(info, InversionConfig, "eta"),
             "guidance_scale": slider(info, SDEditConfig, "guidance_scale", visible=text),
             "seed": seed_row(info, SDEditConfig),
         }
+    follow_steps(fixed["steps"], fixed["skip"])
     gallery = gr.Gallery(label="Results (captions: setting · L2 · SSIM · realism)", columns=6, height=300, format="png",
                          elem_classes="ss-gallery")  # fmt: skip
     with gr.Row(equal_height=False):
