@@ -117,6 +117,17 @@ def test_stroke_edit_needs_a_mask_and_changes_only_inside_it():
     assert not np.array_equal(out[~outside], guide[~outside])
 
 
+def test_stroke_to_image_regenerates_the_whole_canvas_even_with_a_mask_painted():
+    v = with_mask(painting())
+    out = run(Studio(FakeBackend()).sdedit(canvas=v, **SD))[-1]
+    guide = v["background"][..., :3].copy()
+    guide[5:15, 5:25] = (255, 0, 0)
+    outside = np.ones(guide.shape[:2], bool)
+    outside[5:15, 5:25] = False
+    assert not np.array_equal(out["output"][outside], guide[outside])  # not confined to the mask
+    assert "mask layer is left out" in out["status"] and set(read_recipe(out["files"][0])["inputs"]) == {"guide"}
+
+
 def test_composite_pastes_the_patch_and_edits_its_footprint_only():
     v = painting()
     patch = np.full((8, 8, 3), 7, np.uint8)

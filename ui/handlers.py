@@ -147,7 +147,10 @@ class Studio:
         """SDEdit in three modes: "stroke" (stroke -> image, the whole canvas), "mask" (stroke edit inside the
         mask layer) and "composite" (a patch pasted onto the canvas and blended in, its footprint the mask)."""
         c = read_canvas(canvas)
-        guide, method = c.guide, "sdedit"
+        guide, method, notices = c.guide, "sdedit", list(c.notices)
+        if mode == "stroke" and guide.mask is not None:  # the layer note names the tabs the mask is for
+            guide = Guide(image=guide.image, color_mask=guide.color_mask)
+            notices.append("The mask layer is left out here: Stroke → image re-generates the whole canvas (Stroke edit uses the mask).")
         if mode == "composite":
             if patch is None:
                 raise gr.Error("Add a patch picture in the Composite tab first.")
@@ -162,12 +165,12 @@ class Studio:
             SDEditConfig, t0=t0, steps=steps, repeats=repeats, sampler=sampler, guidance_scale=guidance_scale, seed=seed,
             preview_every=preview_every,
         )  # fmt: skip
-        for notice in c.notices:
+        for notice in notices:
             gr.Info(notice)
-        yield {"status": " ".join(c.notices) or "Running…", "files": None}
+        yield {"status": " ".join(notices) or "Running…", "files": None}
         image = yield from self._run(guarded(self.backend.sdedit, guide, cfg, prompt), show, "SDEdit")
         inputs = {"guide": guide.image, "mask": guide.mask}
-        yield {**self._finish(image, "sdedit", {"sdedit": cfg}, {"prompt": prompt}, inputs, c.notices, method), "session": session}
+        yield {**self._finish(image, "sdedit", {"sdedit": cfg}, {"prompt": prompt}, inputs, notices, method), "session": session}
 
     # ---------------------------------------------------------------- inversion family
 
