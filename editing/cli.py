@@ -356,6 +356,10 @@ def cmd_replay(args) -> int:
             raise ValueError(f"the recipe's config class {entry['class']!r} does not belong to {spec.name}")
         configs[role] = known[entry["class"]](**entry["values"])
     paths = {role: str(input_path(args.recipe, rec["file"])) for role, rec in recipe["inputs"].items()}
+    missing = [f"{role} ({paths[role]})" for role in paths if not Path(paths[role]).is_file()]
+    if missing:
+        raise ValueError(f"the recipe's inputs are missing: {', '.join(missing)}; keep the files a recipe names beside it "
+                         "(the studio's download offers them with the result)")  # fmt: skip
     images, record = _read_inputs(spec, paths)
     for role, rec in recipe["inputs"].items():
         if record[role]["sha256"] != rec["sha256"]:

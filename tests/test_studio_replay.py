@@ -82,6 +82,14 @@ def test_a_downloaded_set_replays_in_another_folder_and_from_the_png(studio, tmp
     assert rc == 0 and "identical" in out
 
 
+def test_replay_names_missing_inputs(studio, tmp_path, capsys):
+    up = finish(studio.sdedit(canvas=painting(), **SD))
+    shutil.copy(up["files"][1], tmp_path)  # the recipe JSON alone
+    assert main(["replay", str(tmp_path / Path(up["files"][1]).name), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "the recipe's inputs are missing: guide (" in err and "keep the files a recipe names beside it" in err
+
+
 def test_replay_refuses_a_changed_input_with_one_sentence(studio, tmp_path, capsys):
     up = finish(studio.sdedit(canvas=painting(), **SD))
     for f in up["files"]:
