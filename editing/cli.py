@@ -1,7 +1,8 @@
 """Command line: `python -m editing sdedit|edit|color|shift|sweep|replay ...`.
 
 Each run reads image files, shows a progress bar, writes the result PNG (recipe embedded as a PNG
-text chunk) and a recipe JSON beside it, which `python -m editing replay recipe.json` re-runs.
+text chunk) and a recipe JSON beside it, which `python -m editing replay recipe.json` (or the PNG)
+re-runs; the studio's downloads are the same recipes, with their inputs beside them.
 Parameters are generated from the config dataclasses, so defaults live in one place.
 """
 
@@ -196,8 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
         p.add_argument("--out-dir", default="outputs/sweep")
 
-    rp = sub.add_parser("replay", help="re-run a recipe JSON and check the pixels match")
-    rp.add_argument("recipe")
+    rp = sub.add_parser("replay", help="re-run a recipe (its JSON, or a result PNG with the recipe embedded) and check the pixels match")
+    rp.add_argument("recipe", help="recipe JSON or result PNG; the inputs it names must be beside it (or at their absolute paths)")
+    rp.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     rp.add_argument("--out", default=None, help="output PNG (default: beside the recipe, with -replay)")
     rp.add_argument("--device", default=None)
     rp.add_argument("--quiet", action="store_true")
@@ -369,6 +371,8 @@ def cmd_replay(args) -> int:
     from editing.fastpath import accelerate
     from editing.models import load_model
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     dtype = getattr(torch, recipe.get("dtype", "float32"))
     model = accelerate(load_model(recipe["model"]["id"], device=args.device or recipe.get("device"), dtype=dtype))
     if model.weights_hash != recipe["model"]["weights_hash"]:

@@ -307,6 +307,7 @@ def _imagic_frames(model, frames: Iterator[Frame], config: ImagicConfig) -> Iter
 # ----------------------------------------------------------------------------- command line
 def _resolve_cli(model, configs: dict[str, Any]) -> dict[str, Any]:
     """Fields left at their defaults take the chosen preset's values for this model family."""
+    _check_model(model)  # before the preset lookup, whose message for an unconditional family is less clear
     return {**configs, "imagic": configs["imagic"].for_family(model.family)}
 
 

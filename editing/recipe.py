@@ -134,6 +134,9 @@ def read_recipe(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"no recipe file at '{path}'") from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"'{path}' is not a recipe: invalid JSON ({exc.msg} at line {exc.lineno})") from None
+    if "config" in recipe and "configs" not in recipe:
+        raise ValueError(f"'{path}' was written by an earlier studio, whose recipes record settings but not the inputs, so it "
+                         "cannot be replayed; its settings are under 'config'")  # fmt: skip
     for key in ("method", "configs", "model", "inputs"):
         if key not in recipe:
             raise ValueError(f"'{path}' is not a recipe: the field '{key}' is missing")

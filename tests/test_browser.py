@@ -88,9 +88,17 @@ def test_paint_strokes_and_generate(page):
 
 
 def test_downloaded_result_replays_from_the_command_line(page, tmp_path, capsys):
-    """Download what the page offers after the painted Generate (result, recipe, guide) and replay it."""
+    """Generate from an example, download what the page offers (result, recipe, guide) and replay it."""
     from editing.cli import main
 
+    page.locator("#ss-examples button.thumbnail-item").first.click()
+    page.wait_for_timeout(1000)
+    page.get_by_role("tab", name="Stroke → image").click()
+    before = page.locator("#ss-files").inner_text()
+    page.get_by_role("button", name="Generate").click()
+    page.wait_for_function("b => { const t = document.querySelector('#ss-files').innerText; return t !== b && t.includes('.json'); }",
+                           arg=before, timeout=240_000)  # fmt: skip
+    page.locator("#ss-files a[href$='.json']").first.wait_for(timeout=30_000)
     links = page.locator("#ss-files a")
     names = []
     for i in range(links.count()):
@@ -98,7 +106,8 @@ def test_downloaded_result_replays_from_the_command_line(page, tmp_path, capsys)
         name = href.rsplit("/", 1)[-1]
         (tmp_path / name).write_bytes(page.request.get(href).body())
         names.append(name)
-    recipe = next(n for n in names if n.endswith(".json"))
+    recipe = next((n for n in names if n.endswith(".json")), None)
+    assert recipe is not None, names
     assert any(n.endswith("-guide.png") for n in names), names
     assert main(["replay", str(tmp_path / recipe), "--quiet"]) == 0
     assert "identical" in capsys.readouterr().out

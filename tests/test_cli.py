@@ -175,3 +175,21 @@ def test_sdedit_on_stable_diffusion_defaults_to_its_pipelines_guidance(tiny_dir,
                             "--model", tiny_dir / "latent-sd", "--out", out, "--quiet"], capsys)  # fmt: skip
     assert code == 0, stdout
     assert json.loads(out.with_suffix(".json").read_text())["configs"]["sdedit"]["values"]["guidance_scale"] == 7.5
+
+
+def test_a_recipe_naming_a_relative_model_folder_replays_from_elsewhere(tiny_dir, guide_file, tmp_path, capsys, monkeypatch):
+    """`--model pixel-text` from the folder holding it: the recipe records the absolute path."""
+    monkeypatch.chdir(tiny_dir)
+    out = tmp_path / "rel.png"
+    assert _run(["sdedit", "--guide", guide_file, "--steps", "4", "--model", "pixel-text", "--out", out, "--quiet"], capsys)[0] == 0
+    assert json.loads(out.with_suffix(".json").read_text())["model"]["id"] == str((tiny_dir / "pixel-text").resolve())
+    monkeypatch.chdir(tmp_path)
+    code, stdout, _ = _run(["replay", out.with_suffix(".json"), "--quiet", "--threads", "1"], capsys)
+    assert code == 0 and "identical" in stdout
+
+
+def test_replay_explains_an_earlier_studio_recipe(tmp_path, capsys):
+    old = {"method": "sdedit", "config": {"sdedit": {"t0": 0.5}}, "prompts": {"prompt": "a face"}, "seed": 0}
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    code, _, err = _run(["replay", tmp_path / "old.json"], capsys)
+    assert code == 2 and "written by an earlier studio" in err and "cannot be replayed" in err

@@ -276,6 +276,17 @@ def test_cli_runs_imagic_and_records_the_resolved_config(tiny_dir, tmp_path):
     assert replayed["configs"]["imagic"]["values"]["guidance_scale"] == 3.0
 
 
+def test_cli_imagic_on_an_unconditional_model_says_so(tiny_dir, tmp_path, capsys):
+    from PIL import Image
+
+    from editing.cli import main
+
+    Image.fromarray(_image()).save(tmp_path / "in.png")
+    code = main(["imagic", "--image", str(tmp_path / "in.png"), "--target", "a red square", "--model", str(tiny_dir / "pixel-ddpm"),
+                 "--device", "cpu", "--out", str(tmp_path / "out.png"), "--quiet"])
+    assert code == 2 and "is unconditional" in capsys.readouterr().err
+
+
 # ----------------------------------------------------------------------------- the emoji model (when present)
 def _emoji_or_skip():
     from editing.models import EMOJI_DIR, load_model

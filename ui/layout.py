@@ -84,7 +84,7 @@ def build_ui(backend: Backend) -> gr.Blocks:
                 )  # fmt: skip
                 gr.Markdown(
                     "Layers (menu at the canvas' bottom right): **strokes** is your picture; **mask** marks where the model "
-                    "may change pixels (Stroke edit, Colour edit); its eye icon hides it. Upload or paste a photo with the image tool.",
+                    "may change pixels (Stroke edit, Composite, Colour edit, a Compare sweep); its eye icon hides it. Upload or paste a photo with the image tool.",
                     elem_classes="ss-howto",
                 )
                 with gr.Row(equal_height=False):

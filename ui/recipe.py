@@ -8,7 +8,10 @@ the colour layer), which the recipe names by relative path.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import tempfile
+from dataclasses import asdict
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -44,7 +47,11 @@ def save_run(
     ("sdedit-masked", "sdedit-composite"), kept under "studio" where replay ignores it.
     """
     seed = next((c.seed for c in configs.values() if hasattr(c, "seed")), None)
-    stem = output_dir() / f"{mode or method}-seed{seed}-{image_key(output)[:8]}"
+    # Named by the output and everything that made it, so two runs never share (and overwrite) inputs.
+    made_of = json.dumps([method, {k: asdict(c) for k, c in configs.items()}, prompts, {k: image_key(v) for k, v in inputs.items()}],
+                         sort_keys=True, default=str)  # fmt: skip
+    key = hashlib.sha256((image_key(output) + made_of).encode()).hexdigest()[:8]
+    stem = output_dir() / f"{mode or method}-seed{seed}-{key}"
     record = write_inputs(stem, inputs, masks)
     png = stem.with_name(stem.name + ".png")
     recipe = make_recipe(method, configs, model=info, inputs=record, prompts=prompts, output=output, output_path=png.name,

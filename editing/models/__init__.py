@@ -77,7 +77,11 @@ def load_model(
 
     module, cls_name = _FAMILY_MODULES[family]
     cls = getattr(importlib.import_module(module), cls_name)
-    return cls.from_folder(folder, model_id=str(name_or_path), weights_hash=hash_weights(folder), device=device, dtype=dtype)
+    name = str(name_or_path)
+    # A local folder is recorded by its absolute path, so a recipe naming it replays from any folder;
+    # preset names and hub ids stay as given.
+    model_id = name if name == "emoji" or name in PRESETS or not Path(name).expanduser().is_dir() else str(folder)
+    return cls.from_folder(folder, model_id=model_id, weights_hash=hash_weights(folder), device=device, dtype=dtype)
 
 
 def resolve_model(name_or_path: str | Path) -> Path:
