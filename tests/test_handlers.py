@@ -278,6 +278,13 @@ def test_cross_method_runs_sdedit_and_inversion_on_the_same_seed():
     assert [c.split(" ")[0] for _, c in gallery] == ["input", "SDEdit", "Inversion"]
     assert backend.calls["sdedit"] == 1 and backend.calls["invert"] == 1 and backend.calls["edit"] == 1
     assert "Imagic needs a text-conditioned model" in ups[-1]["status"]
+    # A painted mask does not confine SDEdit here: the three methods all act on the whole picture.
+    v = with_mask(painting())
+    sd = run(Compare(Studio(FakeBackend())).cross(canvas=v, prompt="a dog", source_prompt="a cat", t0=0.5, steps=10, skip=3,
+                                                  guidance_scale=3.0, seed=4))[-1]["cross_gallery"][1][0]  # fmt: skip
+    outside = np.ones(sd.shape[:2], bool)
+    outside[5:15, 5:25] = False
+    assert not np.array_equal(sd[outside], v["background"][..., :3][outside])
 
 
 def test_cross_method_adds_imagic_when_the_backend_has_it():

@@ -182,7 +182,7 @@ class Compare:
         """SDEdit, inversion + edit and (text-conditioned models) Imagic on the same input and seed."""
         session = session if session is not None else Session()
         c = read_canvas(canvas)
-        guide = c.guide
+        guide = Guide(image=c.guide.image)  # the whole picture for all three: inversion + edit and Imagic take no mask
         runs: list[tuple[str, np.ndarray]] = []
         yield {"status": "Running SDEdit…"}
         cfg = make_config(SDEditConfig, t0=t0, steps=steps, guidance_scale=guidance_scale, seed=seed, preview_every=1)
