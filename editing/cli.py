@@ -255,7 +255,7 @@ def _drain(frames: Iterator[itf.Frame], quiet: bool, desc: str) -> np.ndarray:
 
 def write_result(spec: MethodSpec, model, record, prompts, configs, result: np.ndarray, out: str | Path) -> Path:
     """The result PNG (recipe embedded) and its recipe JSON beside it; returns the JSON's path."""
-    recipe = make_recipe(spec.name, configs, model=model, inputs=record, prompts=prompts, output=result,
+    recipe = make_recipe(spec.name, configs, model=model.info(), inputs=record, prompts=prompts, output=result,
                          output_path=str(Path(out).resolve()))
     save_png(result, out, recipe)
     return write_recipe(recipe, recipe_path_for(out))

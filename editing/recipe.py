@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
-from editing.images import load_image, load_mask
 from editing.interface import ColorEditConfig, InversionConfig, ModelInfo
 
 # 2: ColorEditConfig.strength is the share pushed in over all pulled steps (it was the per-step pull).
@@ -45,7 +44,7 @@ def make_recipe(
     method: str,
     configs: dict[str, Any],
     *,
-    model: Any,
+    model: ModelInfo,
     inputs: dict[str, dict[str, str]],
     prompts: dict[str, str],
     output: np.ndarray | None = None,
@@ -54,19 +53,18 @@ def make_recipe(
 ) -> dict[str, Any]:
     """Everything needed to re-run `method`: `configs` maps a role ("sdedit", "inversion", "edit")
     to its config dataclass; `inputs` maps a role (guide, mask, image, colour) to {"file", "sha256"}
-    of the pixels that were used (a relative path is relative to the recipe's folder); `model` is a
-    loaded ModelBundle or its ModelInfo (what the torch-free studio holds). `extra` adds fields that
-    replay ignores (the studio records its mode there)."""
-    info: ModelInfo = model.info() if callable(getattr(model, "info", None)) else model
+    of the pixels that were used (a relative path is relative to the recipe's folder); `model` is the
+    loaded model's ModelInfo (`bundle.info()`; what the torch-free studio holds). `extra` adds fields
+    that replay ignores (the studio records its mode there)."""
     recipe: dict[str, Any] = {
         "recipe_version": RECIPE_VERSION,
         "method": method,
         "configs": {role: {"class": type(c).__name__, "values": dataclasses.asdict(c)} for role, c in configs.items()},
         "prompts": prompts,
         "inputs": inputs,
-        "model": {"id": info.name, "family": info.family, "weights_hash": info.weights_hash},
-        "device": info.device,
-        "dtype": info.dtype,
+        "model": {"id": model.name, "family": model.family, "weights_hash": model.weights_hash},
+        "device": model.device,
+        "dtype": model.dtype,
         "versions": library_versions(),
     }
     if output is not None:
@@ -101,15 +99,15 @@ def read_png_recipe(path: str | Path) -> dict[str, Any]:
 
 def write_inputs(stem: str | Path, images: dict[str, np.ndarray], masks: tuple[str, ...] = ()) -> dict[str, dict[str, str]]:
     """Save in-memory inputs beside a result, as `<stem>-<role>.png` (masks white on black), and
-    return their recipe record: a path relative to the folder and the hash of the pixels that
-    reading the file back gives (what replay will compare), so a downloaded set replays anywhere."""
+    return their recipe record: a path relative to the folder and the pixels' hash. PNG is lossless,
+    so that is the hash of what replay reads back (`load_image`; `load_mask` gives the bool mask), and
+    a downloaded set replays anywhere."""
     stem = Path(stem)
     record = {}
     for role, arr in images.items():
-        path = stem.with_name(f"{stem.name}-{role}.png")
-        save_png(np.where(arr, 255, 0).astype(np.uint8) if role in masks else arr, path)
-        back = load_mask(path) if role in masks else load_image(path)
-        record[role] = {"file": path.name, "sha256": pixel_sha256(back)}
+        pixels = np.asarray(arr, bool) if role in masks else arr
+        path = save_png(np.where(pixels, 255, 0).astype(np.uint8) if role in masks else pixels, stem.with_name(f"{stem.name}-{role}.png"))
+        record[role] = {"file": path.name, "sha256": pixel_sha256(pixels)}
     return record
 
 

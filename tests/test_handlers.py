@@ -13,12 +13,12 @@ import pytest
 from editing.images import load_mask
 from editing.interface import EditConfig, InversionConfig, SDEditConfig
 from editing.recipe import pixel_sha256
+from editing.recipe import read_png_recipe as read_recipe
 from tests.fake_backend import FakeBackend, FakeFullBackend
 from ui.canvas import image_to_editor_value
 from ui.compare import NO_REALISM, Compare, plot_frame, sweep_values
 from ui.defaults import studio_default
 from ui.handlers import Studio
-from ui.recipe import read_recipe
 from ui.state import Session
 
 

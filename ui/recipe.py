@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from editing.interface import ModelInfo
-from editing.recipe import make_recipe, read_png_recipe, save_png, write_inputs, write_recipe
+from editing.recipe import make_recipe, save_png, write_inputs, write_recipe
 from ui.state import image_key
 
 
@@ -58,9 +58,4 @@ def save_run(
                          extra={"studio": {"mode": mode or method}})  # fmt: skip
     save_png(output, png, recipe)
     js = write_recipe(recipe, stem.with_name(stem.name + ".json"))
-    return [str(png), str(js), *(str(stem.with_name(Path(r["file"]).name)) for r in record.values())]
-
-
-def read_recipe(png_path: str) -> dict:
-    """The recipe embedded in a studio result PNG."""
-    return read_png_recipe(png_path)
+    return [str(png), str(js), *(str(stem.parent / r["file"]) for r in record.values())]

@@ -78,9 +78,9 @@ def load_model(
     module, cls_name = _FAMILY_MODULES[family]
     cls = getattr(importlib.import_module(module), cls_name)
     name = str(name_or_path)
-    # A local folder is recorded by its absolute path, so a recipe naming it replays from any folder;
-    # preset names and hub ids stay as given.
-    model_id = name if name == "emoji" or name in PRESETS or not Path(name).expanduser().is_dir() else str(folder)
+    # A name resolved as a local folder is recorded by its absolute path (resolve_model returns that
+    # path), so a recipe naming it replays from any folder; preset names and hub ids stay as given.
+    model_id = str(folder) if folder == Path(name).expanduser().resolve() else name
     return cls.from_folder(folder, model_id=model_id, weights_hash=hash_weights(folder), device=device, dtype=dtype)
 
 
