@@ -94,15 +94,17 @@ def test_downloaded_result_replays_from_the_command_line(page, tmp_path, capsys)
     page.locator("#ss-examples button.thumbnail-item").first.click()
     page.wait_for_timeout(1000)
     page.get_by_role("tab", name="Stroke → image").click()
-    before = page.locator("#ss-files").inner_text()
+    hrefs = "els => els.map(e => e.getAttribute('href'))"
+    # The earlier test's files are still listed, and while this run is pending the list wears a loading
+    # overlay over them (its text changes before the new files arrive): wait for this run's own links.
+    before = page.eval_on_selector_all("#ss-files a", hrefs)
     page.get_by_role("button", name="Generate").click()
-    page.wait_for_function("b => { const t = document.querySelector('#ss-files').innerText; return t !== b && t.includes('.json'); }",
+    page.wait_for_function("""b => { const h = [...document.querySelectorAll('#ss-files a')].map(e => e.getAttribute('href'));
+                                     return h.length && h.every(x => !b.includes(x)) && h.some(x => x.endsWith('.json'))
+                                            && h.some(x => x.endsWith('-guide.png')); }""",
                            arg=before, timeout=240_000)  # fmt: skip
-    page.locator("#ss-files a[href$='.json']").first.wait_for(timeout=30_000)
-    links = page.locator("#ss-files a")
     names = []
-    for i in range(links.count()):
-        href = links.nth(i).get_attribute("href")
+    for href in page.eval_on_selector_all("#ss-files a", hrefs):  # one read of the list, not one per link
         name = href.rsplit("/", 1)[-1]
         (tmp_path / name).write_bytes(page.request.get(href).body())
         names.append(name)
