@@ -38,8 +38,9 @@ class MethodSpec:
     run: Callable[..., Iterator[itf.Frame]]
     target_defaults_to_source: bool = False  # --target left out: regenerate under the source prompt
     # Settings that depend on the model (Imagic's preset per family), resolved before a run so the
-    # recipe records what ran; replay runs a recipe's configs as recorded, never re-resolved.
-    resolve: Callable[[Any, dict[str, Any]], dict[str, Any]] | None = None
+    # recipe records what ran; replay runs a recipe's configs as recorded, never re-resolved. Called
+    # with the model, the configs and the names of the fields the user gave.
+    resolve: Callable[[Any, dict[str, Any], frozenset[str]], dict[str, Any]] | None = None
 
 
 def _run_sdedit(model, images, prompts, configs):
@@ -133,8 +134,21 @@ def _add_config_args(parser: argparse.ArgumentParser, configs: dict[str, type]) 
                 parser.add_argument(flag, dest=f.name, type=kind, default=None,
                                     help=f"default: the model's own if it names one, else {f.default!r}")
                 continue
-            parser.add_argument(flag, dest=f.name, type=kind, default=f.default, choices=choices,
-                                help=f"default {f.default!r}")
+            # default None, not f.default: _build_configs fills it in, and a flag the user gave is
+            # then known as given even when it equals the default (a preset must not override it).
+            parser.add_argument(flag, dest=f.name, type=kind, default=None, choices=choices, help=_default_help(cls, f))
+
+
+def _default_help(cls: type, f: dataclasses.Field) -> str:
+    """"default X", or for a field a preset sets (Imagic's), its value per preset and model family."""
+    if not hasattr(cls, "preset_values") or f.name == "preset":
+        return f"default {f.default!r}"
+    per = {name: {fam: cls.preset_values(name, fam).get(f.name, f.default) for fam in itf.IMAGIC_TEXT_FAMILIES} for name in ("fast", "paper")}
+    if len({v for values in per.values() for v in values.values()}) == 1:
+        return f"default {f.default!r}"
+    parts = [f"{name}: " + (repr(next(iter(values.values()))) if len(set(values.values())) == 1 else
+                            ", ".join(f"{v!r} ({fam})" for fam, v in values.items())) for name, values in per.items()]  # fmt: skip
+    return f"default: the --preset's value for the model's family ({'; '.join(parts)})"
 
 
 def _build_configs(args: argparse.Namespace | dict, configs: dict[str, type], info: itf.ModelInfo | None = None) -> dict[str, Any]:
@@ -288,15 +302,21 @@ def _prompts(spec: MethodSpec, args) -> dict[str, str]:
     return prompts
 
 
+def _resolve(spec: MethodSpec, model, values: dict[str, Any], configs: dict[str, Any]) -> dict[str, Any]:
+    """`spec.resolve` (if any) with the config fields given on the command line (`values` not None)."""
+    if spec.resolve is None:
+        return configs
+    names = {f.name for cls in spec.configs.values() for f in dataclasses.fields(cls)}
+    return spec.resolve(model, configs, frozenset(n for n in names if values.get(n) is not None))
+
+
 def cmd_method(args) -> int:
     spec = METHODS[args.command]
     _build_configs(args, spec.configs)  # bad values fail before the model loads
     images, record = _read_inputs(spec, {r: getattr(args, r) for r in spec.inputs + spec.optional_inputs})
     prompts = _prompts(spec, args)
     model = _load(args)
-    configs = _build_configs(args, spec.configs, model.info())
-    if spec.resolve is not None:
-        configs = spec.resolve(model, configs)
+    configs = _resolve(spec, model, vars(args), _build_configs(args, spec.configs, model.info()))
     _, recipe_file = run_to_files(spec, model, images, record, prompts, configs, args.out, args.quiet)
     print(f"wrote {args.out} and {recipe_file}")
     return 0
@@ -320,11 +340,16 @@ def cmd_sweep(args) -> int:
     images, record = _read_inputs(spec, {r: getattr(args, r) for r in spec.inputs + spec.optional_inputs})
     prompts = _prompts(spec, args)
     reference = images[spec.inputs[0]]
-    base = vars(args)
-    runs = [(v, s, _build_configs({**base, args.param: v, "seed": s}, spec.configs)) for v in values for s in seeds]  # fail fast
+    grid = [(v, s) for v in values for s in seeds]
+
+    def given(value, seed) -> dict[str, Any]:
+        return {**vars(args), args.param: value, "seed": seed}
+
+    for v, s in grid:
+        _build_configs(given(v, s), spec.configs)  # bad values fail before the model loads
     model = _load(args)
     info = model.info()
-    runs = [(v, s, _build_configs({**base, args.param: v, "seed": s}, spec.configs, info)) for v, s, _ in runs]
+    runs = [(v, s, _resolve(spec, model, given(v, s), _build_configs(given(v, s), spec.configs, info))) for v, s in grid]
     out_dir = Path(args.out_dir)
     if args.method == "sdedit":
         from editing.sweep import sdedit_sweep

@@ -23,7 +23,7 @@ import contextlib
 import copy
 import dataclasses
 import math
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -305,10 +305,10 @@ def _imagic_frames(model, frames: Iterator[Frame], config: ImagicConfig) -> Iter
 
 
 # ----------------------------------------------------------------------------- command line
-def _resolve_cli(model, configs: dict[str, Any]) -> dict[str, Any]:
-    """Fields left at their defaults take the chosen preset's values for this model family."""
+def _resolve_cli(model, configs: dict[str, Any], given: Collection[str]) -> dict[str, Any]:
+    """Fields the user did not give take the chosen preset's values for this model family."""
     _check_model(model)  # before the preset lookup, whose message for an unconditional family is less clear
-    return {**configs, "imagic": configs["imagic"].for_family(model.family)}
+    return {**configs, "imagic": configs["imagic"].for_family(model.family, given)}
 
 
 def _run_cli(model, images, prompts, configs) -> Iterator[Frame]:

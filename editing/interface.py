@@ -9,7 +9,7 @@ Defaults live here, once, with the paper they come from. Every config validates 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -287,17 +287,21 @@ class ImagicConfig:
         """
         return cls(**{**cls.preset_values(name, family), **overrides})
 
-    def for_family(self, family: str) -> ImagicConfig:
-        """Fill the fields still at their class defaults from `from_preset(self.preset, family)`.
+    def for_family(self, family: str, given: Collection[str] | None = None) -> ImagicConfig:
+        """This config with the fields the user did not set taken from `from_preset(self.preset, family)`.
 
         What the command line does with `--preset paper --model sd15 --eta 0.9`: the flags the user
-        changed win, the rest come from the preset. (A flag set explicitly to the class default is
-        indistinguishable from an untouched one, so it takes the preset's value.) Idempotent.
+        gave (`given`, field names) win, the rest come from the preset. Without `given`, a field still
+        at its class default counts as not set (so one set explicitly to that value takes the
+        preset's). Idempotent.
         """
         default = type(self)()
         preset = self.preset_values(self.preset, family)
-        return type(self)(**{f.name: (preset[f.name] if f.name in preset and getattr(self, f.name) == getattr(default, f.name)
-                                      else getattr(self, f.name)) for f in fields(self)})
+
+        def unset(name: str) -> bool:
+            return name not in given if given is not None else getattr(self, name) == getattr(default, name)
+
+        return type(self)(**{f.name: preset[f.name] if f.name in preset and unset(f.name) else getattr(self, f.name) for f in fields(self)})
 
 
 def config_fields(config_cls: type) -> list[tuple[str, Any]]:

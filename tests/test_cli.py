@@ -193,3 +193,14 @@ def test_replay_explains_an_earlier_studio_recipe(tmp_path, capsys):
     (tmp_path / "old.json").write_text(json.dumps(old))
     code, _, err = _run(["replay", tmp_path / "old.json"], capsys)
     assert code == 2 and "written by an earlier studio" in err and "cannot be replayed" in err
+
+
+def test_imagic_help_gives_each_presets_default(capsys):
+    """Imagic's defaults depend on --preset and the model family; its help says which, not one misleading value."""
+    from editing.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["imagic", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--guidance-scale GUIDANCE_SCALE default: the --preset's value for the model's family (fast: 3.0 (pixel-text), 7.5 (latent-sd); paper: 7.5)" in text
+    assert "--eta ETA default 0.7" in text  # the same in every preset and family

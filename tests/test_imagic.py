@@ -70,6 +70,9 @@ def test_presets_and_defaults():
     cli = ImagicConfig(preset="paper", eta=0.9).for_family("latent-sd")
     assert cli == ImagicConfig.from_preset("paper", "latent-sd", eta=0.9)
     assert cli.for_family("latent-sd") == cli
+    # Told which fields were given, a value equal to the class default is kept (guidance 3.0, not 7.5).
+    given = ImagicConfig(preset="paper", guidance_scale=3.0).for_family("latent-sd", given={"preset", "guidance_scale"})
+    assert given == ImagicConfig.from_preset("paper", "latent-sd", guidance_scale=3.0)
     with pytest.raises(ValueError, match=r"eta=1.6 is out of range; allowed: \[0.0, 1.5\]"):
         ImagicConfig(eta=1.6)
     with pytest.raises(ValueError, match="finetune_mode"):
@@ -256,13 +259,14 @@ def test_cli_runs_imagic_and_records_the_resolved_config(tiny_dir, tmp_path):
     out = tmp_path / "out.png"
     code = main(["imagic", "--image", str(tmp_path / "in.png"), "--target", "a red square", "--model", str(tiny_dir / "latent-sd"),
                  "--device", "cpu", "--preset", "paper", "--embedding-steps", "2", "--finetune-steps", "2", "--steps", "3",
-                 "--eta", "0.5", "--out", str(out), "--quiet"])
+                 "--eta", "0.5", "--guidance-scale", "3.0", "--out", str(out), "--quiet"])
     assert code == 0 and np.asarray(Image.open(out)).shape == (16, 16, 3)
     recipe = json.loads(out.with_suffix(".json").read_text())
     assert recipe["method"] == "imagic"
-    # The flags given win; the untouched fields come from the paper preset for this family.
+    # The flags given win, --guidance-scale 3.0 too though it equals the class default (the paper
+    # preset's is 7.5); the untouched fields come from the paper preset for this family.
     assert recipe["configs"]["imagic"]["values"] == dataclasses.asdict(
-        ImagicConfig.from_preset("paper", "latent-sd", embedding_steps=2, finetune_steps=2, steps=3, eta=0.5))
+        ImagicConfig.from_preset("paper", "latent-sd", embedding_steps=2, finetune_steps=2, steps=3, eta=0.5, guidance_scale=3.0))
     assert main(["replay", str(out.with_suffix(".json")), "--quiet"]) == 0  # same pixels
 
     # Replay runs the configs as recorded. A recipe whose guidance equals the class default (3.0; the
