@@ -159,3 +159,22 @@ def test_colour_edit_recolours_the_painted_region(page):
     noise.check()
     assert noise.is_checked() and page.get_by_label("α").first.is_visible()
     page.screenshot(path=ARTIFACTS / "studio-colour-advanced.png", full_page=True)
+
+
+def test_imagic_preset_sets_its_sliders(page):
+    """Choosing the paper preset shows (and so runs) the paper's step counts and guidance, not the fast ones."""
+    from editing.interface import ImagicConfig
+
+    page.get_by_role("tab", name="Imagic").click()
+    page.get_by_text("Advanced").last.click()
+    steps = page.get_by_label("number input for Embedding steps (stage 1)")
+    fast, paper = ImagicConfig.from_preset("fast"), ImagicConfig.from_preset("paper")
+    assert float(steps.input_value()) == fast.embedding_steps
+    page.get_by_label("paper", exact=True).check()
+    page.wait_for_function("v => document.querySelector('input[aria-label=\"number input for Embedding steps (stage 1)\"]').value == v",
+                           arg=str(paper.embedding_steps), timeout=10_000)  # fmt: skip
+    assert float(page.get_by_label("number input for Fine-tuning steps (stage 2)").input_value()) == paper.finetune_steps
+    assert float(page.get_by_label("number input for Guidance").last.input_value()) == paper.guidance_scale
+    page.get_by_label("fast", exact=True).check()
+    page.wait_for_function("v => document.querySelector('input[aria-label=\"number input for Embedding steps (stage 1)\"]').value == v",
+                           arg=str(fast.embedding_steps), timeout=10_000)  # fmt: skip

@@ -273,6 +273,11 @@ def imagic_tab(info: ModelInfo, studio: Studio, shared: dict, out: dict) -> Any:
             "steps": gr.Slider(1, 500, value=fast.steps, step=1, label="Sampling steps"),
             "seed": seed_row(info, ImagicConfig),
         }
+    # Choosing a preset shows its values (the paper's 1000 / 1500 steps, guidance 7.5): the sliders are
+    # what runs, so without this "paper" would run the paper's learning rates with the fast step counts.
+    shown = ("embedding_steps", "finetune_steps", "guidance_scale", "steps")
+    adv["preset"].input(lambda name: [getattr(ImagicConfig.from_preset(name, info.family), k) for k in shown], adv["preset"],
+                        [adv[k] for k in shown], queue=False, api_visibility="private")  # fmt: skip
     return go.click(bind(studio.imagic, out), inputs_kwargs={**shared, "target_prompt": prompt, "eta": eta, **adv},
                     outputs=list(out.values()), concurrency_id="model", show_progress="hidden", api_visibility="private")
 
