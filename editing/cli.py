@@ -406,8 +406,27 @@ def cmd_replay(args) -> int:
     result, _ = run_to_files(spec, model, images, record, recipe.get("prompts", {}), configs, out, args.quiet)
     expected = recipe.get("output", {}).get("sha256")
     same = expected == pixel_sha256(result)
-    print(f"wrote {out}; pixels {'identical to' if same else 'DIFFERENT from'} the recipe's output")
+    print(f"wrote {out}; pixels {'identical to' if same else 'DIFFERENT from'} the recipe's output{'' if same else _difference(args.recipe, recipe, result, out)}")
     return 0 if same or expected is None else 1
+
+
+def _difference(recipe_file: str, recipe: dict[str, Any], result: np.ndarray, out: str) -> str:
+    """How a replay differs from the recorded output, when that PNG is at hand; and why it may, for a batched result."""
+    text = ""
+    original = recipe.get("output", {}).get("file")
+    path = input_path(recipe_file, original) if original else None
+    if path is not None and path.is_file() and path.resolve() != Path(out).resolve():  # not overwritten by this replay
+        from editing.images import load_image
+
+        before = load_image(path)
+        if before.shape == result.shape:
+            diff = np.abs(before.astype(np.int16) - result.astype(np.int16)).max(axis=-1)
+            text = f" ({int((diff > 0).sum())} of {diff.size} pixels differ, by at most {int(diff.max())} of 255)"
+    batch = recipe.get("studio", {}).get("batch")
+    if batch:
+        text += (f"; the recorded result was made in a batch of {batch} (a sweep) and replay runs it alone, which can round "
+                 "differently in the last bits")  # fmt: skip
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -103,3 +103,61 @@ def test_replay_refuses_a_changed_input_with_one_sentence(studio, tmp_path, caps
     assert main(["replay", str(tmp_path / Path(up["files"][1]).name), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "the guide image at" in err and "has changed since the recipe was written" in err
+
+
+def test_a_selected_sweep_result_comes_with_files_that_replay(studio, capsys):
+    """Compare: selecting a sweep result writes it with its recipe (the first time only); a t0 sweep's
+    result (run in one batch per seed) replays as one `sdedit`, a T_skip sweep's as one `edit`."""
+    import gradio as gr
+
+    from ui.compare import Compare
+    from ui.state import Session
+
+    compare = Compare(studio)
+    args = dict(canvas=with_mask(painting()), n_values=3, n_seeds=1, prompt="a face", source_prompt="a face", target_prompt="a dog",
+                t0=0.5, steps=10, skip=2, eta=1.0, guidance_scale=3.0, seed=1)  # fmt: skip
+    for param, method in (("t0", "sdedit"), ("T_skip", "edit")):
+        session = Session()
+        list(compare.sweep(param=param, session=session, **args))
+        up = compare.select_image(session, gr.SelectData(None, {"index": 2, "value": None}))
+        png, js, *inputs = up["selected_files"]
+        recipe = json.loads(Path(js).read_text())
+        assert recipe["method"] == method and recipe["studio"]["mode"] == f"{method}-sweep"
+        assert recipe["studio"].get("batch") == (3 if param == "t0" else None)
+        item = session.sweep[2]
+        values = recipe["configs"][method]["values"]
+        assert values["t0" if param == "t0" else "skip"] == item.value
+        assert recipe["configs"]["sdedit" if param == "t0" else "inversion"]["values"]["seed"] == 1
+        assert set(recipe["inputs"]) == ({"guide", "mask"} if param == "t0" else {"image"})
+        rc, out = replay(js, capsys)
+        assert rc == 0 and "identical" in out, (param, out)
+        assert compare.select_image(session, gr.SelectData(None, {"index": 2, "value": None}))["selected_files"] == up["selected_files"]
+
+
+def test_replay_says_how_and_why_pixels_differ(studio, tmp_path, capsys):
+    """When a replay's pixels differ from the recorded output, it says by how much, and for a batched sweep result why."""
+    import gradio as gr
+    from PIL import Image
+
+    from editing.recipe import pixel_sha256
+    from ui.compare import Compare
+    from ui.state import Session
+
+    compare, session = Compare(studio), Session()
+    list(compare.sweep(canvas=painting(), param="t0", n_values=2, n_seeds=1, prompt="a face", source_prompt="", target_prompt="",
+                       t0=0.5, steps=10, skip=2, eta=1.0, guidance_scale=3.0, seed=0, session=session))  # fmt: skip
+    files = compare.select_image(session, gr.SelectData(None, {"index": 1, "value": None}))["selected_files"]
+    for f in files:
+        shutil.copy(f, tmp_path)
+    png, js = tmp_path / Path(files[0]).name, tmp_path / Path(files[1]).name
+    # As if the batch had rounded one pixel differently from a single run: the recorded output is off by 3 there.
+    pixels = np.asarray(Image.open(png).convert("RGB")).copy()
+    pixels[0, 0, 1] = pixels[0, 0, 1] + 3 if pixels[0, 0, 1] < 250 else pixels[0, 0, 1] - 3
+    Image.fromarray(pixels).save(png)
+    recipe = json.loads(js.read_text())
+    recipe["output"]["sha256"] = pixel_sha256(pixels)
+    js.write_text(json.dumps(recipe))
+    rc, out = replay(js, capsys)
+    assert rc == 1 and "DIFFERENT" in out
+    assert f"(1 of {pixels.shape[0] * pixels.shape[1]} pixels differ, by at most 3 of 255)" in out
+    assert "made in a batch of 2 (a sweep) and replay runs it alone" in out

@@ -17,7 +17,8 @@ import pandas as pd
 
 from editing.interface import EditConfig, Frame, Guide, ImagicConfig, InversionConfig, SDEditConfig
 from ui.handlers import Show, Studio, Updates, guarded, has_imagic, make_config, progress_html, read_canvas
-from ui.state import Session, SweepItem, image_key
+from ui.recipe import save_record
+from ui.state import RunRecord, Session, SweepItem, image_key
 
 Param = Literal["t0", "T_skip", "eta"]
 NO_REALISM = "realism: needs the emoji encoder"
@@ -103,7 +104,8 @@ class Compare:
                 cfgs = [make_config(SDEditConfig, t0=v, steps=steps, guidance_scale=guidance_scale, seed=s, preview_every=1)
                         for v in values]  # fmt: skip
                 images = yield from self._collect(guarded(self.backend.sdedit_batch, guide, cfgs, prompt), f"Sweep, seed {s}, {len(values)} t0 values in one batch")
-                self._add(items, guide, param, values, s, images)
+                runs = [self._sdedit_run(guide, cfg, prompt, batch=len(cfgs)) for cfg in cfgs]
+                self._add(items, guide, param, values, s, images, runs)
                 yield self._outputs(items, session, f"{len(items)} of {total} done.", seeds)
                 continue
             for v in values:
@@ -111,19 +113,30 @@ class Compare:
                 if param == "t0":
                     cfg = make_config(SDEditConfig, t0=v, steps=steps, guidance_scale=guidance_scale, seed=s, preview_every=1)
                     image = yield from self._collect(guarded(self.backend.sdedit, guide, cfg, prompt), label)
+                    run = self._sdedit_run(guide, cfg, prompt)
                 else:
                     inv_cfg = make_config(InversionConfig, steps=steps, eta=v if param == "eta" else eta, seed=s, preview_every=1)
                     cfg = make_config(EditConfig, skip=v if param == "T_skip" else skip, guidance_scale=guidance_scale,
                                       preview_every=1)  # fmt: skip
                     yield from self.studio.ensure_inversion(guide.image, source_prompt, inv_cfg, session, "predicted x0")
                     image = yield from self._collect(guarded(self.backend.edit, session.inversion, target_prompt, cfg), label)
-                self._add(items, guide, param, [v], s, [image])
+                    run = RunRecord("edit", {"inversion": inv_cfg, "edit": cfg}, {"source": source_prompt, "target": target_prompt},
+                                    {"image": guide.image}, mode="edit-sweep")  # fmt: skip
+                self._add(items, guide, param, [v], s, [image], [run])
                 yield self._outputs(items, session, f"{len(items)} of {total} done.", seeds)
         yield {"progress": progress_html(total, total, f"Sweep over {param}")}
 
-    def _add(self, items: list[SweepItem], guide: Guide, param: str, values: list[float], seed: int, images: list[np.ndarray]) -> None:
-        for v, image, m in zip(values, images, self.backend.metrics(guide.image, images, guide.mask), strict=True):
-            items.append(SweepItem(image, v, seed, m, caption(f"{param}={v} seed {seed}", m)))
+    @staticmethod
+    def _sdedit_run(guide: Guide, cfg: SDEditConfig, prompt: str, batch: int = 1) -> RunRecord:
+        """A t0 sweep's result as the command line's `sdedit` (its recipe replays it as one run)."""
+        return RunRecord("sdedit", {"sdedit": cfg}, {"prompt": prompt}, {"guide": guide.image, "mask": guide.mask}, mode="sdedit-sweep",
+                         studio={"batch": batch} if batch > 1 else {})  # fmt: skip
+
+    def _add(self, items: list[SweepItem], guide: Guide, param: str, values: list[float], seed: int, images: list[np.ndarray],
+             runs: list[RunRecord]) -> None:  # fmt: skip
+        metrics = self.backend.metrics(guide.image, images, guide.mask)
+        for v, image, m, run in zip(values, images, metrics, runs, strict=True):
+            items.append(SweepItem(image, v, seed, m, caption(f"{param}={v} seed {seed}", m), run))
 
     def _collect(self, frames: Iterator[Frame], label: str) -> Generator[Updates, None, Any]:
         """Run a method to its result, yielding progress at every frame (so Stop acts within a step)."""
@@ -151,8 +164,11 @@ class Compare:
     def _select(self, session: Session, i: int) -> Updates:
         session.selected = i
         it, df = session.sweep[i], plot_frame(session.sweep, i)
+        if it.files is None and it.run is not None:  # written once, when first wanted
+            it.files = save_record(self.studio.info, it.run, it.image)
         plot = gr.ScatterPlot(value=df, color_map=colour_map(sorted({x.seed for x in session.sweep})), y_title=y_title(session.sweep))
-        return {"selected_image": it.image, "selected_caption": it.label, "plot": plot, "plot_df": df, "session": session, "index": i}
+        return {"selected_image": it.image, "selected_caption": it.label, "plot": plot, "plot_df": df, "session": session, "index": i,
+                "selected_files": it.files}
 
     # ---------------------------------------------------------------- t0 by bisection
 

@@ -36,14 +36,16 @@ def compare_tab(info: ModelInfo, compare: Compare, shared: dict, out: dict, text
             "seed": seed_row(info, SDEditConfig),
         }
     follow_steps(fixed["steps"], fixed["skip"])
-    gallery = gr.Gallery(label="Results (captions: setting · L2 · SSIM · realism)", columns=6, height=300, format="png",
-                         elem_classes="ss-gallery")  # fmt: skip
+    gallery = gr.Gallery(label="Results (captions: setting · L2 · SSIM · realism); click one to open it with its recipe", columns=6,
+                         height=300, format="png", elem_classes="ss-gallery", elem_id="ss-sweep")  # fmt: skip
     with gr.Row(equal_height=False):
         plot = gr.ScatterPlot(x="L2 to guide (lower = more faithful)", y="y", color="result", y_title="SSIM",
                               height=300, label="Realism against faithfulness (SDEdit's trade-off)", scale=3, elem_id="ss-plot")  # fmt: skip
         with gr.Column(scale=2):
             selected = gr.Image(label="Selected result", type="numpy", interactive=False, height=220, elem_id="ss-selected")
             selected_caption = gr.Markdown()
+            selected_files = gr.File(label="Selected result: PNG (recipe embedded), recipe JSON and inputs", file_count="multiple",
+                                     interactive=False, height=120, elem_id="ss-selected-files")  # fmt: skip
     table = gr.Dataframe(headers=["value", "seed", "L2", "SSIM", "realism"], label="Metrics", interactive=False)
 
     gr.Markdown("### Methods side by side\nSDEdit, inversion + edit and Imagic (text models; its optimisation takes minutes "
@@ -61,10 +63,11 @@ def compare_tab(info: ModelInfo, compare: Compare, shared: dict, out: dict, text
                        "n_seeds": n_seeds, "prompt": prompt, "source_prompt": source, "target_prompt": target, **fixed},
         outputs=list(sweep_out.values()), concurrency_id="model", show_progress="hidden", api_visibility="private",
     )  # fmt: skip
-    sel_out = [selected, selected_caption, plot, out["session"], gallery]
+    sel_out = [selected, selected_caption, plot, out["session"], gallery, selected_files]
 
     def as_list(up: dict) -> list:
-        return [up.get("selected_image"), up.get("selected_caption"), up.get("plot"), up.get("session"), gr.Gallery(selected_index=up.get("index"))]
+        return [up.get("selected_image"), up.get("selected_caption"), up.get("plot"), up.get("session"), gr.Gallery(selected_index=up.get("index")),
+                up.get("selected_files")]  # fmt: skip
 
     def on_plot(session, evt: gr.SelectData):
         return as_list(compare.select_point(session, evt)) if session.sweep else [gr.skip()] * len(sel_out)

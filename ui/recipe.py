@@ -20,7 +20,7 @@ import numpy as np
 
 from editing.interface import ModelInfo
 from editing.recipe import make_recipe, save_png, write_inputs, write_recipe
-from ui.state import image_key
+from ui.state import RunRecord, image_key
 
 
 @cache
@@ -39,12 +39,14 @@ def save_run(
     *,
     masks: tuple[str, ...] = ("mask",),
     mode: str | None = None,
+    studio: dict[str, Any] | None = None,
 ) -> list[str]:
     """Write a finished run (see the module doc); return [png, json, *inputs].
 
     `method`, the config roles, the prompt roles and the input roles are the command line's
     (`python -m editing <method> --help`); `mode` is the studio's name for what ran when it differs
-    ("sdedit-masked", "sdedit-composite"), kept under "studio" where replay ignores it.
+    ("sdedit-masked", "sdedit-composite"), kept under "studio" with `studio`'s entries; replay runs
+    the method and configs, and reads "studio" only to explain a difference.
     """
     seed = next((c.seed for c in configs.values() if hasattr(c, "seed")), None)
     # Named by the output and everything that made it, so two runs never share (and overwrite) inputs.
@@ -55,7 +57,13 @@ def save_run(
     record = write_inputs(stem, inputs, masks)
     png = stem.with_name(stem.name + ".png")
     recipe = make_recipe(method, configs, model=info, inputs=record, prompts=prompts, output=output, output_path=png.name,
-                         extra={"studio": {"mode": mode or method}})  # fmt: skip
+                         extra={"studio": {"mode": mode or method, **(studio or {})}})  # fmt: skip
     save_png(output, png, recipe)
     js = write_recipe(recipe, stem.with_name(stem.name + ".json"))
     return [str(png), str(js), *(str(stem.parent / r["file"]) for r in record.values())]
+
+
+def save_record(info: ModelInfo, run: RunRecord, output: np.ndarray) -> list[str]:
+    """save_run for a RunRecord (a result kept with what made it, e.g. a sweep's)."""
+    inputs = {k: v for k, v in run.inputs.items() if v is not None}
+    return save_run(run.method, info, run.configs, run.prompts, inputs, output, mode=run.mode, studio=run.studio)

@@ -24,12 +24,26 @@ def inversion_key(image: np.ndarray, source_prompt: str, config: InversionConfig
 
 
 @dataclass
+class RunRecord:
+    """What made a result, in the command line's terms (`ui.recipe.save_run`'s arguments)."""
+
+    method: str
+    configs: dict[str, Any]
+    prompts: dict[str, str]
+    inputs: dict[str, np.ndarray]
+    mode: str | None = None
+    studio: dict[str, Any] = field(default_factory=dict)  # kept under the recipe's "studio", which replay reads only to explain
+
+
+@dataclass
 class SweepItem:
     image: np.ndarray
     value: float
     seed: int
     metrics: dict[str, float]
     label: str
+    run: RunRecord | None = None
+    files: list[str] | None = None  # written when the item is first selected
 
 
 @dataclass
