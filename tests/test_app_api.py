@@ -240,3 +240,24 @@ def test_command_line_help_bad_model_and_auth(tmp_path):
     assert parse_auth(str(users)) == [("ann", "one"), ("bob", "two")]
     with pytest.raises(ValueError, match="USER:PASS"):
         parse_auth("nocolon")
+
+
+def test_a_share_link_that_cannot_open_is_said_in_one_line(capsys):
+    """Offline, Gradio returns no share URL; the studio says so and keeps serving locally."""
+    import app
+
+    class Demo:  # what serve uses of a Blocks: queue, launch, block_thread
+        def queue(self, **kw):
+            return self
+
+        def launch(self, **kw):
+            assert kw["share"] is True
+            return None, "http://127.0.0.1:7860/", None
+
+        def block_thread(self):
+            pass
+
+    assert app.serve(Demo(), share=True) == ("http://127.0.0.1:7860/", None)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "Stroke Studio is running at http://127.0.0.1:7860/"
+    assert len(out) == 2 and out[1].startswith("No public share link: Gradio could not open its tunnel")
