@@ -68,8 +68,9 @@ def serve(demo, *, host: str = "127.0.0.1", port: int | None = None, share: bool
         if share_url:
             print(f"Public share link (anyone with it can use this studio; it expires after 72 hours): {share_url}", flush=True)
         elif share:
-            print("No public share link: Gradio could not open its tunnel (it needs network access, and downloads its frpc "
-                  "client the first time; its message above says more); the studio runs on the local address only.", flush=True)  # fmt: skip
+            print("No public share link: Gradio could not open its tunnel (it needs network access, and downloads its "
+                  "frpc client the first time; its message above says more); the studio runs on the local address only.",
+                  flush=True)  # fmt: skip
         demo.block_thread()
     return local_url, share_url
 

@@ -143,7 +143,8 @@ def _default_help(cls: type, f: dataclasses.Field) -> str:
     """"default X", or for a field a preset sets (Imagic's), its value per preset and model family."""
     if not hasattr(cls, "preset_values") or f.name == "preset":
         return f"default {f.default!r}"
-    per = {name: {fam: cls.preset_values(name, fam).get(f.name, f.default) for fam in itf.IMAGIC_TEXT_FAMILIES} for name in ("fast", "paper")}
+    families = itf.IMAGIC_TEXT_FAMILIES
+    per = {name: {fam: cls.preset_values(name, fam).get(f.name, f.default) for fam in families} for name in ("fast", "paper")}
     if len({v for values in per.values() for v in values.values()}) == 1:
         return f"default {f.default!r}"
     parts = [f"{name}: " + (repr(next(iter(values.values()))) if len(set(values.values())) == 1 else
@@ -406,7 +407,8 @@ def cmd_replay(args) -> int:
     result, _ = run_to_files(spec, model, images, record, recipe.get("prompts", {}), configs, out, args.quiet)
     expected = recipe.get("output", {}).get("sha256")
     same = expected == pixel_sha256(result)
-    print(f"wrote {out}; pixels {'identical to' if same else 'DIFFERENT from'} the recipe's output{'' if same else _difference(args.recipe, recipe, result, out)}")
+    why = "" if same else _difference(args.recipe, recipe, result, out)
+    print(f"wrote {out}; pixels {'identical to' if same else 'DIFFERENT from'} the recipe's output{why}")
     return 0 if same or expected is None else 1
 
 

@@ -66,8 +66,8 @@ def compare_tab(info: ModelInfo, compare: Compare, shared: dict, out: dict, text
     sel_out = [selected, selected_caption, plot, out["session"], gallery, selected_files]
 
     def as_list(up: dict) -> list:
-        return [up.get("selected_image"), up.get("selected_caption"), up.get("plot"), up.get("session"), gr.Gallery(selected_index=up.get("index")),
-                up.get("selected_files")]  # fmt: skip
+        return [up.get("selected_image"), up.get("selected_caption"), up.get("plot"), up.get("session"),
+                gr.Gallery(selected_index=up.get("index")), up.get("selected_files")]  # fmt: skip
 
     def on_plot(session, evt: gr.SelectData):
         return as_list(compare.select_point(session, evt)) if session.sweep else [gr.skip()] * len(sel_out)
