@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from editing import interface as itf
+from editing.cache import LRUCache, content_key
 from editing.recipe import input_path, make_recipe, pixel_sha256, read_recipe, recipe_path_for, save_png, write_recipe
 
 
@@ -49,15 +50,28 @@ def _run_sdedit(model, images, prompts, configs):
     return sdedit(model, images["guide"], configs["sdedit"], mask=images.get("mask"), prompt=prompts.get("prompt", ""))
 
 
+# The last inversion, by content: a sweep over target-side settings (T_skip, guidance, a colour's
+# strength, a shift) inverts once, as the studio does within a session. Replay is unchanged: an
+# inversion is deterministic, so a reused one is the one a new run would compute.
+_INVERSIONS = LRUCache(maxsize=1)
+
+
 def _then(model, images, prompts, configs, regenerate):
-    """Stream the inversion's frames (its done frame carries the Inversion), then the regeneration's."""
+    """Stream the inversion's frames (none when this process already inverted the same content), then the regeneration's."""
     from editing.inversion import invert
 
-    for frame in invert(model, images["image"], prompts.get("source", ""), configs["inversion"]):
-        if frame.done:
-            yield from regenerate(frame.result)
-            return
-        yield frame
+    source, cfg = prompts.get("source", ""), configs["inversion"]
+    key = content_key("inversion", images["image"], source, model.model_id, model.weights_hash, str(model.dtype),
+                      dataclasses.replace(cfg, preview_every=1))  # fmt: skip
+    inv = _INVERSIONS.get(key)
+    if inv is None:
+        for frame in invert(model, images["image"], source, cfg):
+            if frame.done:
+                inv = frame.result
+                break
+            yield frame
+        _INVERSIONS.put(key, inv)
+    yield from regenerate(inv)
 
 
 def _run_edit(model, images, prompts, configs):
@@ -201,9 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
         _add_method_args(p, spec)
         p.add_argument("--out", default=f"outputs/{spec.name}.png", help="output PNG; the recipe JSON is written beside it")
 
-    sw = sub.add_parser("sweep", help="run SDEdit (or an edit) over several values of one parameter and seeds, with metrics")
+    sw = sub.add_parser("sweep", help="run a method over several values of one parameter and seeds, with metrics")
     sw_sub = sw.add_subparsers(dest="method", required=True)
-    for spec in (METHODS["sdedit"], METHODS["edit"]):
+    for spec in METHODS.values():
         p = sw_sub.add_parser(spec.name, help=f"sweep {spec.name}")
         _add_method_args(p, spec)
         names = sorted({f.name for cls in spec.configs.values() for f in dataclasses.fields(cls)} - {"seed", "preview_every"})
@@ -358,7 +372,11 @@ def cmd_sweep(args) -> int:
         results = _drain(sdedit_sweep(model, images["guide"], [c["sdedit"] for _, _, c in runs], mask=images.get("mask"),
                                       prompt=prompts["prompt"]), args.quiet, "sweep")
     else:
-        results = [_drain(spec.run(model, images, prompts, c), args.quiet, f"{args.param}={v} seed={s}") for v, s, c in runs]
+        # Seed by seed, so that what a seed's runs share (an inversion, an Imagic optimisation) is computed once.
+        order = sorted(range(len(runs)), key=lambda i: runs[i][1])
+        done = {i: _drain(spec.run(model, images, prompts, runs[i][2]), args.quiet, f"{args.param}={runs[i][0]} seed={runs[i][1]}")
+                for i in order}  # fmt: skip
+        results = [done[i] for i in range(len(runs))]
     rows = []
     for (value, seed, configs), result in zip(runs, results, strict=True):
         out = out_dir / f"{args.method}-{args.param}{value}-seed{seed}.png"

@@ -117,6 +117,28 @@ def test_sweep_writes_metrics_per_value(tiny_dir, guide_file, tmp_path, capsys):
     assert all(r["l2"] >= 0 and -1 <= r["ssim"] <= 1 for r in rows)
 
 
+def test_sweep_over_t_skip_inverts_once_and_each_result_replays(tiny_dir, guide_file, tmp_path, capsys, monkeypatch):
+    """An edit sweep over target-side settings reuses the inversion (same image, prompt, settings); a new seed inverts again."""
+    import editing.inversion as inversion
+
+    calls = []
+
+    def counting(*a, **kw):
+        calls.append(a[3].seed)
+        return real(*a, **kw)
+
+    real = inversion.invert
+    monkeypatch.setattr(inversion, "invert", counting)
+    code, stdout, _ = _run(["sweep", "edit", "--image", guide_file, "--source", "a red square", "--target", "a blue square",
+                            "--param", "skip", "--values", "0,2,4", "--seeds", "0,1", "--steps", "6", "--model",
+                            tiny_dir / "pixel-text", "--out-dir", tmp_path / "sw", "--quiet"], capsys)  # fmt: skip
+    assert code == 0, stdout
+    assert calls == [0, 1]  # one inversion per seed: the runs go seed by seed
+    monkeypatch.setattr(inversion, "invert", real)
+    for seed in (0, 1):
+        assert _run(["replay", tmp_path / "sw" / f"edit-skip2-seed{seed}.json", "--quiet"], capsys)[0] == 0
+
+
 def test_sdedit_guidance_defaults_to_the_models_recommended_scale(tiny_dir, guide_file, tmp_path, capsys):
     import shutil
 

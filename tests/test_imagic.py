@@ -280,6 +280,31 @@ def test_cli_runs_imagic_and_records_the_resolved_config(tiny_dir, tmp_path):
     assert replayed["configs"]["imagic"]["values"]["guidance_scale"] == 3.0
 
 
+def test_cli_sweeps_eta_over_one_optimisation(tiny_dir, tmp_path):
+    """`sweep imagic --param eta`: the paper's eta interpolation from the shell. The optimisation runs
+    once (cached), each eta re-renders; the fast preset of the model's family fills what is not given."""
+    from PIL import Image
+
+    from editing.cli import main
+
+    Image.fromarray(_image()).save(tmp_path / "in.png")
+    misses, hits = imagic_mod.CACHE.misses, imagic_mod.CACHE.hits
+    code = main(["sweep", "imagic", "--image", str(tmp_path / "in.png"), "--target", "a red square", "--model", str(tiny_dir / "latent-sd"),
+                 "--device", "cpu", "--embedding-steps", "2", "--finetune-steps", "2", "--steps", "2", "--param", "eta",
+                 "--values", "0,1", "--seeds", "0,1", "--out-dir", str(tmp_path / "sw"), "--quiet"])  # fmt: skip
+    assert code == 0
+    new_misses, new_hits = imagic_mod.CACHE.misses - misses, imagic_mod.CACHE.hits - hits
+    assert new_misses <= 1 and new_misses + new_hits == 4  # four renders, at most one optimisation
+    outs = {}
+    for eta in (0.0, 1.0):
+        recipe = json.loads((tmp_path / "sw" / f"imagic-eta{eta}-seed0.json").read_text())
+        assert recipe["configs"]["imagic"]["values"] == dataclasses.asdict(
+            ImagicConfig.from_preset("fast", "latent-sd", embedding_steps=2, finetune_steps=2, steps=2, eta=eta))
+        outs[eta] = np.asarray(Image.open(tmp_path / "sw" / f"imagic-eta{eta}-seed0.png"))
+    assert not np.array_equal(outs[0.0], outs[1.0])
+    assert main(["replay", str(tmp_path / "sw" / "imagic-eta1.0-seed1.json"), "--quiet"]) == 0
+
+
 def test_cli_imagic_on_an_unconditional_model_says_so(tiny_dir, tmp_path, capsys):
     from PIL import Image
 
