@@ -1,4 +1,4 @@
-"""Command line: `python -m editing sdedit|edit|color|shift|sweep|replay ...`.
+"""Command line: `python -m editing sdedit|edit|color|shift|imagic|sweep|replay ...`.
 
 Each run reads image files, shows a progress bar, writes the result PNG (recipe embedded as a PNG
 text chunk) and a recipe JSON beside it, which `python -m editing replay recipe.json` (or the PNG)
