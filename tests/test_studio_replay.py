@@ -161,3 +161,23 @@ def test_replay_says_how_and_why_pixels_differ(studio, tmp_path, capsys):
     assert rc == 1 and "DIFFERENT" in out
     assert f"(1 of {pixels.shape[0] * pixels.shape[1]} pixels differ, by at most 3 of 255)" in out
     assert "made in a batch of 2 (a sweep) and replay runs it alone" in out
+
+
+def test_compare_methods_results_come_with_files_that_replay(studio, capsys):
+    """Compare methods: clicking SDEdit's, inversion + edit's or Imagic's result gives its files; each replays identical."""
+    import gradio as gr
+
+    from ui.compare import Compare
+    from ui.state import Session
+
+    compare, session = Compare(studio), Session()
+    ups = list(compare.cross(canvas=painting(), prompt="a dog", source_prompt="a face", t0=0.5, steps=10, skip=2, guidance_scale=3.0,
+                             seed=4, session=session))  # fmt: skip
+    assert len(ups[-1]["cross_gallery"]) == 4 and len(session.cross) == 3
+    assert compare.select_cross(session, gr.SelectData(None, {"index": 0, "value": None}))["cross_files"] is None  # the input
+    for i, method in enumerate(("sdedit", "edit", "imagic"), start=1):
+        files = compare.select_cross(session, gr.SelectData(None, {"index": i, "value": None}))["cross_files"]
+        recipe = json.loads(Path(files[1]).read_text())
+        assert recipe["method"] == method and recipe["studio"]["mode"] == f"{method}-compare"
+        rc, out = replay(files[1], capsys)
+        assert rc == 0 and "identical" in out, (method, out)

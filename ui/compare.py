@@ -161,14 +161,24 @@ class Compare:
         """Clicking a result in the gallery highlights its point in the plot."""
         return self._select(session, int(evt.index))
 
+    def select_cross(self, session: Session, evt: gr.SelectData) -> Updates:
+        """Clicking a Compare-methods result gives its files (the input, first in the gallery, has none)."""
+        i = int(evt.index) - 1
+        if not 0 <= i < len(session.cross):
+            return {"cross_files": None}
+        return {"cross_files": self._files(session.cross[i])}
+
+    def _files(self, it: SweepItem) -> list[str] | None:
+        if it.files is None and it.run is not None:  # written once, when first wanted
+            it.files = save_record(self.studio.info, it.run, it.image)
+        return it.files
+
     def _select(self, session: Session, i: int) -> Updates:
         session.selected = i
         it, df = session.sweep[i], plot_frame(session.sweep, i)
-        if it.files is None and it.run is not None:  # written once, when first wanted
-            it.files = save_record(self.studio.info, it.run, it.image)
         plot = gr.ScatterPlot(value=df, color_map=colour_map(sorted({x.seed for x in session.sweep})), y_title=y_title(session.sweep))
         return {"selected_image": it.image, "selected_caption": it.label, "plot": plot, "plot_df": df, "session": session, "index": i,
-                "selected_files": it.files}
+                "selected_files": self._files(it)}
 
     # ---------------------------------------------------------------- t0 by bisection
 
@@ -199,23 +209,31 @@ class Compare:
         session = session if session is not None else Session()
         c = read_canvas(canvas)
         guide = Guide(image=c.guide.image)  # the whole picture for all three: inversion + edit and Imagic take no mask
-        runs: list[tuple[str, np.ndarray]] = []
-        yield {"status": "Running SDEdit…"}
+        runs: list[tuple[str, np.ndarray, RunRecord]] = []
+        session.cross = []
+        yield {"status": "Running SDEdit…", "cross_files": None}
         cfg = make_config(SDEditConfig, t0=t0, steps=steps, guidance_scale=guidance_scale, seed=seed, preview_every=1)
-        runs.append((f"SDEdit t0={cfg.t0}", (yield from self._collect(guarded(self.backend.sdedit, guide, cfg, prompt), "SDEdit"))))
+        image = yield from self._collect(guarded(self.backend.sdedit, guide, cfg, prompt), "SDEdit")
+        runs.append((f"SDEdit t0={cfg.t0}", image, RunRecord("sdedit", {"sdedit": cfg}, {"prompt": prompt}, {"guide": guide.image},
+                                                              mode="sdedit-compare")))  # fmt: skip
         yield {"status": "Running inversion + edit…"}
         inv_cfg = make_config(InversionConfig, steps=steps, seed=seed, preview_every=1)
         ecfg = make_config(EditConfig, skip=min(int(skip), inv_cfg.steps - 1), guidance_scale=EditConfig().guidance_scale, preview_every=1)
         yield from self.studio.ensure_inversion(guide.image, source_prompt, inv_cfg, session, show)
         edited = yield from self._collect(guarded(self.backend.edit, session.inversion, prompt, ecfg), "Inversion + edit")
-        runs.append((f"Inversion + edit T_skip={ecfg.skip}", edited))
+        runs.append((f"Inversion + edit T_skip={ecfg.skip}", edited,
+                     RunRecord("edit", {"inversion": inv_cfg, "edit": ecfg}, {"source": source_prompt, "target": prompt},
+                               {"image": guide.image}, mode="edit-compare")))  # fmt: skip
         if has_imagic(self.backend):
             yield {"status": "Running Imagic (its optimisation is cached by content)…"}
             icfg = make_config(ImagicConfig, **{**asdict(ImagicConfig.from_preset("fast", self.studio.info.family)), "seed": seed,
                                                 "preview_every": 1})  # fmt: skip
-            runs.append((f"Imagic η={icfg.eta}", (yield from self._collect(guarded(self.backend.imagic, guide.image, prompt, icfg), "Imagic"))))
-        metrics = self.backend.metrics(guide.image, [im for _, im in runs], guide.mask)
-        gallery = [(guide.image, "input")] + [(im, caption(name, m)) for (name, im), m in zip(runs, metrics, strict=True)]
+            image = yield from self._collect(guarded(self.backend.imagic, guide.image, prompt, icfg), "Imagic")
+            runs.append((f"Imagic η={icfg.eta}", image, RunRecord("imagic", {"imagic": icfg}, {"target": prompt}, {"image": guide.image},
+                                                                  mode="imagic-compare")))  # fmt: skip
+        metrics = self.backend.metrics(guide.image, [im for _, im, _ in runs], guide.mask)
+        session.cross = [SweepItem(im, 0.0, seed, m, caption(name, m), run) for (name, im, run), m in zip(runs, metrics, strict=True)]
+        gallery = [(guide.image, "input")] + [(it.image, it.label) for it in session.cross]
         note = "" if has_imagic(self.backend) else " Imagic needs a text-conditioned model."
         yield {"cross_gallery": gallery, "status": f"Same input, seed {seed}.{note}",
                "session": session}  # fmt: skip

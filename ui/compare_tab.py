@@ -52,8 +52,11 @@ def compare_tab(info: ModelInfo, compare: Compare, shared: dict, out: dict, text
                 "on a CPU, once per picture and text) on the canvas with the same seed. The SDEdit prompt above is the target "
                 "text; the source prompt describes the picture for the inversion.")  # fmt: skip
     cross_go = gr.Button("Compare methods")
-    cross_gallery = gr.Gallery(label="Input, SDEdit, inversion + edit, Imagic", columns=4, height=260, format="png",
-                               elem_classes="ss-gallery")  # fmt: skip
+    with gr.Row(equal_height=False):
+        cross_gallery = gr.Gallery(label="Input, SDEdit, inversion + edit, Imagic; click one for its files", columns=4, height=260,
+                                   format="png", elem_classes="ss-gallery", elem_id="ss-cross", scale=3)  # fmt: skip
+        cross_files = gr.File(label="Its PNG (recipe embedded), recipe JSON and inputs", file_count="multiple", interactive=False,
+                              height=120, elem_id="ss-cross-files", scale=2)  # fmt: skip
 
     sweep_out = {"gallery": gallery, "plot": plot, "table": table, "status": out["status"], "session": out["session"],
                  "progress": out["progress"]}  # fmt: skip
@@ -78,7 +81,11 @@ def compare_tab(info: ModelInfo, compare: Compare, shared: dict, out: dict, text
     plot.select(on_plot, shared["session"], sel_out, api_visibility="private")
     gallery.select(on_gallery, shared["session"], sel_out, api_visibility="private")
 
-    cross_out = {"cross_gallery": cross_gallery, "status": out["status"], "progress": out["progress"], "session": out["session"]}
+    def on_cross(session, evt: gr.SelectData):
+        return compare.select_cross(session, evt)["cross_files"]
+
+    cross_gallery.select(on_cross, shared["session"], cross_files, api_visibility="private")
+    cross_out = {"cross_gallery": cross_gallery, "cross_files": cross_files, "status": out["status"], "progress": out["progress"], "session": out["session"]}
     cross = cross_go.click(
         bind(compare.cross, cross_out),
         inputs_kwargs={"canvas": shared["canvas"], "session": shared["session"], "prompt": prompt, "source_prompt": source,

@@ -54,4 +54,5 @@ class Session:
     search_guide: str | None = None  # image_key of the guide the interval belongs to
     search: tuple[float, float] = (0.0, 1.0)
     sweep: list[SweepItem] = field(default_factory=list)
+    cross: list[SweepItem] = field(default_factory=list)  # Compare methods' results, in gallery order after the input
     selected: int | None = None  # index into sweep highlighted in the plot
