@@ -89,6 +89,9 @@ def test_sweep_returns_one_result_per_value_with_metrics(client, guide_png):
     for r in results:
         assert r["l2"] >= 0 and -1 <= r["ssim"] <= 1
     assert results[0]["l2"] < results[-1]["l2"]  # t0 = 0.1 stays closer to the guide than t0 = 1
+    recipes = [r["recipe"] for r in results]
+    assert [r["configs"]["sdedit"]["values"]["t0"] for r in recipes] == [0.1, 0.4, 0.7, 1.0]
+    assert all(r["method"] == "sdedit" and r["studio"]["batch"] == 4 and r["prompts"] == {"prompt": "a red apple"} for r in recipes)
 
 
 def test_edit_endpoint_reuses_the_inversion_within_a_session_only(client, guide_png):

@@ -5,6 +5,7 @@ as the page. Their components sit in a hidden column: Gradio exposes an event's 
 triggers it, so a hidden button is the trigger and the API page documents plain parameters.
 Each call streams (image, info) pairs: one per step with info {"step": [i, n, stage]} (the image
 is the preview, or None between previews), then the result with info {"recipe": ..., "status": ...}.
+/sweep returns the images and one entry per result: value, seed, metrics and its recipe.
 """
 
 from __future__ import annotations
@@ -42,10 +43,16 @@ def _stream(updates: Iterator[Updates]) -> Iterator[tuple[Any, dict]]:
     """Handler updates -> (image, info) pairs, one per preview, then the final image with its recipe."""
     for up in updates:
         if up.get("files"):
-            with open(up["files"][1]) as f:
-                yield up["output"], {"recipe": json.load(f), "status": up.get("status", "")}
+            yield up["output"], {"recipe": _recipe(up["files"]), "status": up.get("status", "")}
         elif "step" in up:  # optimisation steps carry a loss but no image: the info still streams
             yield up.get("output"), {"step": up["step"]}
+
+
+def _recipe(files: list[str] | None) -> dict | None:
+    if not files:
+        return None
+    with open(files[1]) as f:
+        return json.load(f)
 
 
 def add_api(studio: Studio, compare: Compare) -> None:
@@ -103,7 +110,8 @@ def add_api(studio: Studio, compare: Compare) -> None:
                                 eta=eta, guidance_scale=guidance_scale, seed=seed, session=session):  # fmt: skip
             last = up if "gallery" in up else last
         items = last.get("session", session).sweep
-        results = [{"param": param, "value": it.value, "seed": it.seed, **it.metrics} for it in items]
+        results = [{"param": param, "value": it.value, "seed": it.seed, **it.metrics, "recipe": _recipe(compare.files_of(it))}
+                   for it in items]  # fmt: skip
         return [(it.image, it.label) for it in items], results
 
     common = {"concurrency_id": "model", "show_progress": "hidden"}

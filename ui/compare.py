@@ -166,9 +166,10 @@ class Compare:
         i = int(evt.index) - 1
         if not 0 <= i < len(session.cross):
             return {"cross_files": None}
-        return {"cross_files": self._files(session.cross[i])}
+        return {"cross_files": self.files_of(session.cross[i])}
 
-    def _files(self, it: SweepItem) -> list[str] | None:
+    def files_of(self, it: SweepItem) -> list[str] | None:
+        """A result's files (PNG with the recipe, recipe JSON, inputs), as a run's; None where it has no record."""
         if it.files is None and it.run is not None:  # written once, when first wanted
             it.files = save_record(self.studio.info, it.run, it.image)
         return it.files
@@ -178,7 +179,7 @@ class Compare:
         it, df = session.sweep[i], plot_frame(session.sweep, i)
         plot = gr.ScatterPlot(value=df, color_map=colour_map(sorted({x.seed for x in session.sweep})), y_title=y_title(session.sweep))
         return {"selected_image": it.image, "selected_caption": it.label, "plot": plot, "plot_df": df, "session": session, "index": i,
-                "selected_files": self._files(it)}
+                "selected_files": self.files_of(it)}
 
     # ---------------------------------------------------------------- t0 by bisection
 
