@@ -157,12 +157,14 @@ def _default_help(cls: type, f: dataclasses.Field) -> str:
     """"default X", or for a field a preset sets (Imagic's), its value per preset and model family."""
     if not hasattr(cls, "preset_values") or f.name == "preset":
         return f"default {f.default!r}"
-    families = itf.IMAGIC_TEXT_FAMILIES
-    per = {name: {fam: cls.preset_values(name, fam).get(f.name, f.default) for fam in families} for name in ("fast", "paper")}
-    if len({v for values in per.values() for v in values.values()}) == 1:
+    parts, seen = [], set()
+    for name in ("fast", "paper"):
+        per = {fam: cls.preset_values(name, fam).get(f.name, f.default) for fam in itf.IMAGIC_TEXT_FAMILIES}
+        seen.update(per.values())
+        same = len(set(per.values())) == 1
+        parts.append(f"{name}: " + (repr(next(iter(per.values()))) if same else ", ".join(f"{v!r} ({fam})" for fam, v in per.items())))
+    if len(seen) == 1:
         return f"default {f.default!r}"
-    parts = [f"{name}: " + (repr(next(iter(values.values()))) if len(set(values.values())) == 1 else
-                            ", ".join(f"{v!r} ({fam})" for fam, v in values.items())) for name, values in per.items()]  # fmt: skip
     return f"default: the --preset's value for the model's family ({'; '.join(parts)})"
 
 
@@ -355,16 +357,12 @@ def cmd_sweep(args) -> int:
     images, record = _read_inputs(spec, {r: getattr(args, r) for r in spec.inputs + spec.optional_inputs})
     prompts = _prompts(spec, args)
     reference = images[spec.inputs[0]]
-    grid = [(v, s) for v in values for s in seeds]
-
-    def given(value, seed) -> dict[str, Any]:
-        return {**vars(args), args.param: value, "seed": seed}
-
-    for v, s in grid:
-        _build_configs(given(v, s), spec.configs)  # bad values fail before the model loads
+    grid = [(v, s, {**vars(args), args.param: v, "seed": s}) for v in values for s in seeds]
+    for *_, given in grid:
+        _build_configs(given, spec.configs)  # bad values fail before the model loads
     model = _load(args)
     info = model.info()
-    runs = [(v, s, _resolve(spec, model, given(v, s), _build_configs(given(v, s), spec.configs, info))) for v, s in grid]
+    runs = [(v, s, _resolve(spec, model, given, _build_configs(given, spec.configs, info))) for v, s, given in grid]
     out_dir = Path(args.out_dir)
     if args.method == "sdedit":
         from editing.sweep import sdedit_sweep
@@ -373,10 +371,10 @@ def cmd_sweep(args) -> int:
                                       prompt=prompts["prompt"]), args.quiet, "sweep")
     else:
         # Seed by seed, so that what a seed's runs share (an inversion, an Imagic optimisation) is computed once.
-        order = sorted(range(len(runs)), key=lambda i: runs[i][1])
-        done = {i: _drain(spec.run(model, images, prompts, runs[i][2]), args.quiet, f"{args.param}={runs[i][0]} seed={runs[i][1]}")
-                for i in order}  # fmt: skip
-        results = [done[i] for i in range(len(runs))]
+        results = [None] * len(runs)
+        for i in sorted(range(len(runs)), key=lambda k: runs[k][1]):
+            value, seed, configs = runs[i]
+            results[i] = _drain(spec.run(model, images, prompts, configs), args.quiet, f"{args.param}={value} seed={seed}")
     rows = []
     for (value, seed, configs), result in zip(runs, results, strict=True):
         out = out_dir / f"{args.method}-{args.param}{value}-seed{seed}.png"

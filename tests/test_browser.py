@@ -172,11 +172,10 @@ def test_imagic_preset_sets_its_sliders(page):
     steps = page.get_by_label("number input for Embedding steps (stage 1)")
     fast, paper = ImagicConfig.from_preset("fast"), ImagicConfig.from_preset("paper")
     assert float(steps.input_value()) == fast.embedding_steps
+    shows = "v => document.querySelector('input[aria-label=\"number input for Embedding steps (stage 1)\"]').value == v"
     page.get_by_label("paper", exact=True).check()
-    page.wait_for_function("v => document.querySelector('input[aria-label=\"number input for Embedding steps (stage 1)\"]').value == v",
-                           arg=str(paper.embedding_steps), timeout=10_000)  # fmt: skip
+    page.wait_for_function(shows, arg=str(paper.embedding_steps), timeout=10_000)
     assert float(page.get_by_label("number input for Fine-tuning steps (stage 2)").input_value()) == paper.finetune_steps
     assert float(page.get_by_label("number input for Guidance").last.input_value()) == paper.guidance_scale
     page.get_by_label("fast", exact=True).check()
-    page.wait_for_function("v => document.querySelector('input[aria-label=\"number input for Embedding steps (stage 1)\"]').value == v",
-                           arg=str(fast.embedding_steps), timeout=10_000)  # fmt: skip
+    page.wait_for_function(shows, arg=str(fast.embedding_steps), timeout=10_000)

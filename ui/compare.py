@@ -17,7 +17,7 @@ import pandas as pd
 
 from editing.interface import EditConfig, Frame, Guide, ImagicConfig, InversionConfig, SDEditConfig
 from ui.handlers import Show, Studio, Updates, guarded, has_imagic, make_config, progress_html, read_canvas
-from ui.recipe import save_record
+from ui.recipe import save_run
 from ui.state import RunRecord, Session, SweepItem, image_key
 
 Param = Literal["t0", "T_skip", "eta"]
@@ -171,7 +171,7 @@ class Compare:
     def files_of(self, it: SweepItem) -> list[str] | None:
         """A result's files (PNG with the recipe, recipe JSON, inputs), as a run's; None where it has no record."""
         if it.files is None and it.run is not None:  # written once, when first wanted
-            it.files = save_record(self.studio.info, it.run, it.image)
+            it.files = save_run(self.studio.info, it.run, it.image)
         return it.files
 
     def _select(self, session: Session, i: int) -> Updates:

@@ -35,7 +35,7 @@ from editing.interface import (
 )
 from ui.canvas import Canvas, CanvasError, editor_to_canvas, paste_patch
 from ui.recipe import save_run
-from ui.state import Session, inversion_key
+from ui.state import RunRecord, Session, inversion_key
 
 Show = Literal["predicted x0", "current x_t"]
 Updates = dict[str, Any]
@@ -107,7 +107,7 @@ class Studio:
                 notices: list[str], mode: str | None = None) -> Updates:  # fmt: skip
         """The result's update, and its files: PNG, recipe and inputs, in the command line's terms
         (`method`, roles), so that `python -m editing replay` re-runs it."""
-        files = save_run(method, self.info, configs, prompts, {k: v for k, v in inputs.items() if v is not None}, image, mode=mode)
+        files = save_run(self.info, RunRecord(method, configs, prompts, inputs, mode), image)
         h, w = image.shape[:2]
         return {"output": image, "files": files, "status": " ".join([*notices, f"Done: {w}x{h} PNG with its recipe."])}
 

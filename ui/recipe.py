@@ -14,7 +14,6 @@ import tempfile
 from dataclasses import asdict
 from functools import cache
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -29,41 +28,27 @@ def output_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="stroke-studio-"))
 
 
-def save_run(
-    method: str,
-    info: ModelInfo,
-    configs: dict[str, Any],
-    prompts: dict[str, str],
-    inputs: dict[str, np.ndarray],
-    output: np.ndarray,
-    *,
-    masks: tuple[str, ...] = ("mask",),
-    mode: str | None = None,
-    studio: dict[str, Any] | None = None,
-) -> list[str]:
+def save_run(info: ModelInfo, run: RunRecord, output: np.ndarray, *, masks: tuple[str, ...] = ("mask",)) -> list[str]:
     """Write a finished run (see the module doc); return [png, json, *inputs].
 
-    `method`, the config roles, the prompt roles and the input roles are the command line's
-    (`python -m editing <method> --help`); `mode` is the studio's name for what ran when it differs
-    ("sdedit-masked", "sdedit-composite"), kept under "studio" with `studio`'s entries; replay runs
-    the method and configs, and reads "studio" only to explain a difference.
+    `run.method`, its config roles, prompt roles and input roles are the command line's
+    (`python -m editing <method> --help`); inputs that are None (no mask painted) are left out.
+    `run.mode` is the studio's name for what ran when it differs ("sdedit-masked", "sdedit-sweep"),
+    kept under "studio" with `run.studio`'s entries; replay runs the method and configs, and reads
+    "studio" only to explain a difference.
     """
-    seed = next((c.seed for c in configs.values() if hasattr(c, "seed")), None)
+    inputs = {k: v for k, v in run.inputs.items() if v is not None}
+    name = run.mode or run.method
+    seed = next((c.seed for c in run.configs.values() if hasattr(c, "seed")), None)
     # Named by the output and everything that made it, so two runs never share (and overwrite) inputs.
-    made_of = json.dumps([method, {k: asdict(c) for k, c in configs.items()}, prompts, {k: image_key(v) for k, v in inputs.items()}],
-                         sort_keys=True, default=str)  # fmt: skip
+    made_of = json.dumps([run.method, {k: asdict(c) for k, c in run.configs.items()}, run.prompts,
+                          {k: image_key(v) for k, v in inputs.items()}], sort_keys=True, default=str)  # fmt: skip
     key = hashlib.sha256((image_key(output) + made_of).encode()).hexdigest()[:8]
-    stem = output_dir() / f"{mode or method}-seed{seed}-{key}"
+    stem = output_dir() / f"{name}-seed{seed}-{key}"
     record = write_inputs(stem, inputs, masks)
     png = stem.with_name(stem.name + ".png")
-    recipe = make_recipe(method, configs, model=info, inputs=record, prompts=prompts, output=output, output_path=png.name,
-                         extra={"studio": {"mode": mode or method, **(studio or {})}})  # fmt: skip
+    recipe = make_recipe(run.method, run.configs, model=info, inputs=record, prompts=run.prompts, output=output, output_path=png.name,
+                         extra={"studio": {"mode": name, **run.studio}})  # fmt: skip
     save_png(output, png, recipe)
     js = write_recipe(recipe, stem.with_name(stem.name + ".json"))
     return [str(png), str(js), *(str(stem.parent / r["file"]) for r in record.values())]
-
-
-def save_record(info: ModelInfo, run: RunRecord, output: np.ndarray) -> list[str]:
-    """save_run for a RunRecord (a result kept with what made it, e.g. a sweep's)."""
-    inputs = {k: v for k, v in run.inputs.items() if v is not None}
-    return save_run(run.method, info, run.configs, run.prompts, inputs, output, mode=run.mode, studio=run.studio)

@@ -25,7 +25,7 @@ def inversion_key(image: np.ndarray, source_prompt: str, config: InversionConfig
 
 @dataclass
 class RunRecord:
-    """What made a result, in the command line's terms (`ui.recipe.save_run`'s arguments)."""
+    """What made a result, in the command line's terms (what `ui.recipe.save_run` writes beside it)."""
 
     method: str
     configs: dict[str, Any]
