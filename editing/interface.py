@@ -381,6 +381,7 @@ class ModelInfo:
     num_train_timesteps: int
     status: str = ""  # the model folder's own word on it (stroke_studio.json "status"), e.g. "interim, CPU-trained"
     recommended_guidance_scale: float | None = None  # the CFG scale a text model was tuned for, if it says
+    recommended_edit_guidance_scale: float | None = None  # the target guidance its text edits were measured best at
     weights_hash: str = ""  # sha256 prefix of the weight files (recipes record it; replay compares it)
     device: str = ""  # where it runs ("cpu", "cuda:0"), as recipes record it
     dtype: str = ""  # "float32", "float16", "bfloat16"
@@ -388,8 +389,12 @@ class ModelInfo:
 
 # Config fields whose default the model itself may set: "Config.field" -> the ModelInfo attribute.
 # SDEdit's guidance follows the scale the model was tuned for (the emoji card chose it by held-out
-# figures); text edits keep their own, much higher, default. The studio and the CLI both read this.
-MODEL_DEFAULTS: dict[str, str] = {"SDEditConfig.guidance_scale": "recommended_guidance_scale"}
+# figures); a text edit's target guidance follows the model's own measured value where it names one
+# (the emoji model: docs/edit), else the paper's 15. The studio and the CLI both read this.
+MODEL_DEFAULTS: dict[str, str] = {
+    "SDEditConfig.guidance_scale": "recommended_guidance_scale",
+    "EditConfig.guidance_scale": "recommended_edit_guidance_scale",
+}
 
 
 def model_default(info: ModelInfo | None, config_cls: type, name: str) -> Any:

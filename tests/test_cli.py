@@ -161,6 +161,28 @@ def test_sdedit_guidance_defaults_to_the_models_recommended_scale(tiny_dir, guid
     assert sorted(scale(p) for p in (tmp_path / "g").glob("*.json") if p.name != "metrics.json") == [1.0, 5.0]
 
 
+def test_edit_guidance_defaults_to_the_models_own_edit_scale(tiny_dir, guide_file, tmp_path, capsys):
+    import shutil
+
+    model = tmp_path / "tuned"
+    shutil.copytree(tiny_dir / "pixel-text", model)
+    common = ["--image", guide_file, "--source", "a red square", "--target", "a blue square", "--steps", "6", "--skip", "1",
+              "--model", model, "--quiet"]  # fmt: skip
+
+    def scale(recipe_path):
+        return json.loads(recipe_path.read_text())["configs"]["edit"]["values"]["guidance_scale"]
+
+    assert _run(["edit", *common, "--out", tmp_path / "paper.png"], capsys)[0] == 0
+    assert scale(tmp_path / "paper.json") == 15.0  # no edit scale named: the paper's
+    meta = json.loads((model / "stroke_studio.json").read_text())
+    (model / "stroke_studio.json").write_text(json.dumps({**meta, "recommended_edit_guidance_scale": 4.0}))
+    assert _run(["edit", *common, "--out", tmp_path / "a.png"], capsys)[0] == 0
+    assert scale(tmp_path / "a.json") == 4.0  # the model's own
+    assert _run(["edit", *common, "--guidance-scale", "15", "--out", tmp_path / "b.png"], capsys)[0] == 0
+    assert scale(tmp_path / "b.json") == 15.0  # what the user asked for wins, even the paper's value
+    assert _run(["replay", tmp_path / "a.json", "--quiet"], capsys)[0] == 0
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

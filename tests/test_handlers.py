@@ -373,6 +373,10 @@ def test_sdedit_guidance_starts_at_the_models_recommended_scale():
     assert studio_default(tuned, SDEditConfig, "guidance_scale") == 2.0
     # the recommendation is for sampling; text edits keep their own (much higher) default
     assert studio_default(tuned, EditConfig, "guidance_scale") == EditConfig().guidance_scale
+    # unless the model names one for text edits too (the emoji model: docs/edit)
+    edits = dataclasses.replace(tuned, recommended_edit_guidance_scale=4.0)
+    assert studio_default(edits, EditConfig, "guidance_scale") == 4.0
+    assert studio_default(edits, SDEditConfig, "guidance_scale") == 2.0
 
 
 def test_step_indexed_sliders_follow_the_step_count():

@@ -92,6 +92,12 @@ def test_export_writes_the_agreed_folder(tmp_path):
     train(cfg, data, enc, torch.zeros(1, 1, 384))
     meta = export(tmp_path / "run" / "ckpt.pt", tmp_path / "model", guidance_scale=2.0)
     assert meta["family"] == "pixel-text" and meta["text_conditioning"] == "pooled" and meta["resolution"] == 16
+    assert "recommended_edit_guidance_scale" not in meta  # none measured: edits start at the paper's
+    meta = export(tmp_path / "run" / "ckpt.pt", tmp_path / "model", guidance_scale=2.0, edit_guidance_scale=4.0)
+    import editing
+
+    info = editing.load_model(tmp_path / "model").info()
+    assert info.recommended_guidance_scale == 2.0 and info.recommended_edit_guidance_scale == 4.0
     from diffusers import UNet2DConditionModel
     from safetensors import safe_open
 

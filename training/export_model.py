@@ -1,9 +1,13 @@
 """Export a training checkpoint's EMA weights as the shipped diffusers folder.
 
-    python -m training.export_model --ckpt .cache/runs/emoji32/ckpt.pt --out assets/models/emoji --guidance 3.0
+    python -m training.export_model --ckpt .cache/runs/emoji32/ckpt.pt --out assets/models/emoji --guidance 3.0 \
+        [--edit-guidance 5.0]
 
 Writes unet/ (fp16 safetensors, UNet2DConditionModel.save_pretrained), scheduler/ (DDPMScheduler,
 the betas trained with) and stroke_studio.json (what editing.models' pixel-text loader reads).
+`--guidance` is SDEdit's recommended scale (chosen by `training.evaluate sweep|kid`); `--edit-guidance`,
+if given, text edits' target guidance (chosen by docs/edit/edit_study.py; left out, edits start at
+the paper's 15).
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ from pathlib import Path
 import torch
 
 
-def export(ckpt: Path, out: Path, guidance_scale: float, status: str = "interim, CPU-trained") -> dict:
+def export(ckpt: Path, out: Path, guidance_scale: float, status: str = "interim, CPU-trained",
+           edit_guidance_scale: float | None = None) -> dict:
     from diffusers import UNet2DConditionModel
     from diffusers.training_utils import EMAModel
 
@@ -25,10 +30,11 @@ def export(ckpt: Path, out: Path, guidance_scale: float, status: str = "interim,
     ema.load_state_dict(state["ema"])
     ema.copy_to(unet.parameters())
     training = {"steps": state["step"], "images_seen": state["images_seen"], "minutes": round(state["minutes"], 1)}
-    return write_model(unet, state["scheduler_config"], state["config"], training, out, guidance_scale, status)
+    return write_model(unet, state["scheduler_config"], state["config"], training, out, guidance_scale, status, edit_guidance_scale)
 
 
-def write_model(unet, scheduler_config: dict, cfg: dict, training: dict, out: Path, guidance_scale: float, status: str) -> dict:
+def write_model(unet, scheduler_config: dict, cfg: dict, training: dict, out: Path, guidance_scale: float, status: str,
+                edit_guidance_scale: float | None = None) -> dict:
     """The shipped folder: unet/ (fp16 safetensors), scheduler/ and stroke_studio.json."""
     from diffusers import DDPMScheduler
 
@@ -43,6 +49,7 @@ def write_model(unet, scheduler_config: dict, cfg: dict, training: dict, out: Pa
         "resolution": cfg["resolution"],
         "prediction_type": "epsilon",
         "recommended_guidance_scale": guidance_scale,
+        **({} if edit_guidance_scale is None else {"recommended_edit_guidance_scale": edit_guidance_scale}),
         "status": status,
         "training": training,
     }
@@ -55,9 +62,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--ckpt", type=Path, default=Path(".cache/runs/emoji32/ckpt.pt"))
     ap.add_argument("--out", type=Path, default=Path("assets/models/emoji"))
     ap.add_argument("--guidance", type=float, default=3.0)
+    ap.add_argument("--edit-guidance", type=float, default=None, help="text edits' target guidance (default: none named)")
     ap.add_argument("--status", default="interim, CPU-trained")
     a = ap.parse_args(argv)
-    print(json.dumps(export(a.ckpt, a.out, a.guidance, a.status), indent=1))
+    print(json.dumps(export(a.ckpt, a.out, a.guidance, a.status, a.edit_guidance), indent=1))
 
 
 if __name__ == "__main__":

