@@ -237,6 +237,29 @@ def test_sweep_over_t_skip_inverts_once():
     assert [it.value for it in session.sweep] == [0, 4, 7]
 
 
+def test_edit_sweeps_and_compare_methods_take_the_edit_guidance_not_sdedits():
+    import dataclasses
+
+    from editing.interface import EditConfig
+
+    compare, session = Compare(Studio(FakeBackend())), Session()
+    args = {"canvas": painting(), "n_values": 2, "n_seeds": 1, "prompt": "", "source_prompt": "a", "target_prompt": "b", "t0": 0.5,
+            "steps": 10, "skip": 2, "eta": 1.0, "guidance_scale": 1.5, "seed": 0, "session": session}  # fmt: skip
+    run(compare.sweep(param="T_skip", edit_guidance_scale=6.0, **args))
+    assert [it.run.configs["edit"].guidance_scale for it in session.sweep] == [6.0, 6.0]  # the slider's, not SDEdit's 1.5
+    run(compare.sweep(param="eta", **args))
+    assert [it.run.configs["edit"].guidance_scale for it in session.sweep] == [EditConfig().guidance_scale] * 2  # the default
+    backend = FakeBackend()
+    tuned = dataclasses.replace(backend.info(), recommended_edit_guidance_scale=4.0)
+    backend.info = lambda: tuned
+    compare, session = Compare(Studio(backend)), Session()
+    run(compare.cross(canvas=painting(), prompt="a dog", source_prompt="a cat", t0=0.5, steps=10, skip=3, guidance_scale=1.5, seed=4,
+                      session=session))  # fmt: skip
+    edit = next(it for it in session.cross if it.run.method == "edit")
+    assert edit.run.configs["edit"].guidance_scale == 4.0  # the model's own edit guidance (was the paper's 15 always)
+    assert next(it for it in session.cross if it.run.method == "sdedit").run.configs["sdedit"].guidance_scale == 1.5
+
+
 def test_gallery_selection_highlights_its_point_and_plot_range_selects_an_image():
     compare, session = Compare(Studio(FakeBackend())), Session()
     run(compare.sweep(canvas=painting(), param="t0", n_values=3, n_seeds=1, prompt="", source_prompt="", target_prompt="x",

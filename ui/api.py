@@ -75,6 +75,7 @@ def add_api(studio: Studio, compare: Compare) -> None:
         inv_steps, eta = num(InversionConfig, "steps", integer=True), num(InversionConfig, "eta")
         src_guidance = num(InversionConfig, "source_guidance_scale")
         skip, tgt_guidance = num(EditConfig, "skip", integer=True), num(EditConfig, "guidance_scale")
+        sweep_tgt_guidance = num(EditConfig, "guidance_scale", label="edit_guidance_scale")  # /sweep has SDEdit's guidance_scale too
         param = gr.Radio(["t0", "T_skip", "eta"], value="t0", label="param")
         n_values, n_seeds = gr.Number(6, precision=0, label="n_values"), gr.Number(1, precision=0, label="n_seeds")
         gallery = gr.Gallery(label="images", format="png")  # lossless: the pixels the metrics were computed on
@@ -102,12 +103,15 @@ def add_api(studio: Studio, compare: Compare) -> None:
                                          guidance_scale=fast.guidance_scale, steps=fast.steps, seed=seed, preview_every=5,
                                          embedding_steps=embedding_steps, finetune_steps=finetune_steps, session=session))  # fmt: skip
 
-    def sweep(image, prompt, param, n_values, n_seeds, t0, steps, skip, eta, guidance_scale, seed, source_prompt, target_prompt, session):
-        """Sweep t0 (SDEdit) or T_skip / η (inversion + edit): one result per value and seed, with metrics."""
+    def sweep(image, prompt, param, n_values, n_seeds, t0, steps, skip, eta, guidance_scale, seed, source_prompt, target_prompt,
+              edit_guidance_scale, session):  # fmt: skip
+        """Sweep t0 (SDEdit) or T_skip / η (inversion + edit): one result per value and seed, with metrics.
+        guidance_scale is SDEdit's, edit_guidance_scale the text edit's target guidance."""
         last: Updates = {}
         for up in compare.sweep(canvas=_canvas(image), param=param, n_values=n_values, n_seeds=n_seeds, prompt=prompt or "",
                                 source_prompt=source_prompt or "", target_prompt=target_prompt or "", t0=t0, steps=steps, skip=skip,
-                                eta=eta, guidance_scale=guidance_scale, seed=seed, session=session):  # fmt: skip
+                                eta=eta, guidance_scale=guidance_scale, edit_guidance_scale=edit_guidance_scale, seed=seed,
+                                session=session):  # fmt: skip
             last = up if "gallery" in up else last
         items = last.get("session", session).sweep
         results = [{"param": param, "value": it.value, "seed": it.seed, **it.metrics, "recipe": _recipe(compare.files_of(it))}
@@ -119,5 +123,6 @@ def add_api(studio: Studio, compare: Compare) -> None:
     trigger.click(edit, [image, source, target, inv_steps, eta, src_guidance, skip, tgt_guidance, seed, session],
                   [out_image, out_info], api_name="edit", **common)  # fmt: skip
     trigger.click(imagic, [image, target, imagic_eta, seed, emb_steps, ft_steps, session], [out_image, out_info], api_name="imagic", **common)
-    trigger.click(sweep, [image, prompt, param, n_values, n_seeds, t0, inv_steps, skip, eta, guidance, seed, source, target, session],
+    trigger.click(sweep, [image, prompt, param, n_values, n_seeds, t0, inv_steps, skip, eta, guidance, seed, source, target,
+                          sweep_tgt_guidance, session],
                   [gallery, out_info], api_name="sweep", **common)  # fmt: skip

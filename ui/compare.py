@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from editing.interface import EditConfig, Frame, Guide, ImagicConfig, InversionConfig, SDEditConfig
+from ui.defaults import studio_default
 from ui.handlers import Show, Studio, Updates, guarded, has_imagic, make_config, progress_html, read_canvas
 from ui.recipe import save_run
 from ui.state import RunRecord, Session, SweepItem, image_key
@@ -88,10 +89,13 @@ class Compare:
     def sweep(
         self, *, canvas: dict | None, param: Param, n_values: int, n_seeds: int, prompt: str, source_prompt: str,
         target_prompt: str, t0: float, steps: int, skip: int, eta: float, guidance_scale: float, seed: int,
-        session: Session | None = None,
+        edit_guidance_scale: float | None = None, session: Session | None = None,
     ) -> Iterator[Updates]:  # fmt: skip
-        """Run `param` over n_values values x n_seeds seeds; results appear as they finish."""
+        """Run `param` over n_values values x n_seeds seeds; results appear as they finish. `guidance_scale`
+        is SDEdit's (t0 sweeps), `edit_guidance_scale` the text edit's target guidance (T_skip and η
+        sweeps; None: the studio's default for the model)."""
         session = session if session is not None else Session()
+        edit_guidance = self._edit_guidance(edit_guidance_scale)
         c = read_canvas(canvas)
         guide = c.guide
         values = sweep_values(param, int(n_values), int(steps))
@@ -116,7 +120,7 @@ class Compare:
                     run = self._sdedit_run(guide, cfg, prompt)
                 else:
                     inv_cfg = make_config(InversionConfig, steps=steps, eta=v if param == "eta" else eta, seed=s, preview_every=1)
-                    cfg = make_config(EditConfig, skip=v if param == "T_skip" else skip, guidance_scale=guidance_scale,
+                    cfg = make_config(EditConfig, skip=v if param == "T_skip" else skip, guidance_scale=edit_guidance,
                                       preview_every=1)  # fmt: skip
                     yield from self.studio.ensure_inversion(guide.image, source_prompt, inv_cfg, session, "predicted x0")
                     image = yield from self._collect(guarded(self.backend.edit, session.inversion, target_prompt, cfg), label)
@@ -125,6 +129,11 @@ class Compare:
                 self._add(items, guide, param, [v], s, [image], [run])
                 yield self._outputs(items, session, f"{len(items)} of {total} done.", seeds)
         yield {"progress": progress_html(total, total, f"Sweep over {param}")}
+
+    def _edit_guidance(self, value: float | None) -> float:
+        """A text edit's target guidance: the one given, else the studio's default for the model (its own
+        measured value where it names one, the paper's 15 otherwise), never SDEdit's much lower one."""
+        return float(value) if value is not None else studio_default(self.studio.info, EditConfig, "guidance_scale")
 
     @staticmethod
     def _sdedit_run(guide: Guide, cfg: SDEditConfig, prompt: str, batch: int = 1) -> RunRecord:
@@ -204,7 +213,7 @@ class Compare:
 
     def cross(
         self, *, canvas: dict | None, prompt: str, source_prompt: str, t0: float, steps: int, skip: int, guidance_scale: float,
-        seed: int, session: Session | None = None, show: Show = "predicted x0",
+        seed: int, edit_guidance_scale: float | None = None, session: Session | None = None, show: Show = "predicted x0",
     ) -> Iterator[Updates]:  # fmt: skip
         """SDEdit, inversion + edit and (text-conditioned models) Imagic on the same input and seed."""
         session = session if session is not None else Session()
@@ -219,7 +228,8 @@ class Compare:
                                                               mode="sdedit-compare")))  # fmt: skip
         yield {"status": "Running inversion + edit…"}
         inv_cfg = make_config(InversionConfig, steps=steps, seed=seed, preview_every=1)
-        ecfg = make_config(EditConfig, skip=min(int(skip), inv_cfg.steps - 1), guidance_scale=EditConfig().guidance_scale, preview_every=1)
+        ecfg = make_config(EditConfig, skip=min(int(skip), inv_cfg.steps - 1), guidance_scale=self._edit_guidance(edit_guidance_scale),
+                           preview_every=1)  # fmt: skip
         yield from self.studio.ensure_inversion(guide.image, source_prompt, inv_cfg, session, show)
         edited = yield from self._collect(guarded(self.backend.edit, session.inversion, prompt, ecfg), "Inversion + edit")
         runs.append((f"Inversion + edit T_skip={ecfg.skip}", edited,

@@ -32,7 +32,8 @@ def compare_tab(info: ModelInfo, compare: Compare, shared: dict, out: dict, text
             "steps": slider(info, InversionConfig, "steps", maximum=500),
             "skip": slider(info, EditConfig, "skip", maximum=studio_default(info, InversionConfig, "steps") - 1),
             "eta": slider(info, InversionConfig, "eta"),
-            "guidance_scale": slider(info, SDEditConfig, "guidance_scale", visible=text),
+            "guidance_scale": slider(info, SDEditConfig, "guidance_scale", label="Guidance (SDEdit)", visible=text),
+            "edit_guidance_scale": slider(info, EditConfig, "guidance_scale", label="Target guidance (text edit)", visible=text),
             "seed": seed_row(info, SDEditConfig),
         }
     follow_steps(fixed["steps"], fixed["skip"])
@@ -90,7 +91,7 @@ def compare_tab(info: ModelInfo, compare: Compare, shared: dict, out: dict, text
         bind(compare.cross, cross_out),
         inputs_kwargs={"canvas": shared["canvas"], "session": shared["session"], "prompt": prompt, "source_prompt": source,
                        "t0": fixed["t0"], "steps": fixed["steps"], "skip": fixed["skip"], "guidance_scale": fixed["guidance_scale"],
-                       "seed": fixed["seed"]},
+                       "edit_guidance_scale": fixed["edit_guidance_scale"], "seed": fixed["seed"]},
         outputs=list(cross_out.values()), concurrency_id="model", show_progress="hidden", api_visibility="private",
     )  # fmt: skip
     return [sweep, cross]
