@@ -142,6 +142,31 @@ def test_over_matches_porter_duff():
     np.testing.assert_array_equal(over(dst, src)[0, 0], np.rint([120, 80, 90]))
 
 
+def test_an_opaque_patchs_plain_background_is_cut_out():
+    from ui.canvas import cut_plain_background
+
+    yy, xx = np.mgrid[:40, :40]
+    disc = (yy - 20) ** 2 + (xx - 20) ** 2 <= 15**2
+    eye = (yy - 15) ** 2 + (xx - 15) ** 2 <= 9
+    p = np.full((40, 40, 3), 255, np.uint8)
+    p[disc] = (220, 30, 30)
+    p[eye] = 255  # white inside the object: not connected to the border, so kept
+    p[0:2, 0:3] = (250, 246, 252)  # JPEG-like noise in the background
+    alpha = cut_plain_background(p)[..., 3]
+    assert (alpha[disc] == 255).all() and (alpha[~disc] == 0).all()
+    _, footprint = paste_patch(np.zeros((100, 100, 3), np.uint8), p, 0.5, 0.5, 0.4, cut_background=True)
+    assert abs(int(footprint.sum()) - int(disc.sum())) <= 0.05 * disc.sum()  # the disc, not the 40 x 40 square
+    _, square = paste_patch(np.zeros((100, 100, 3), np.uint8), p, 0.5, 0.5, 0.4)
+    assert square.sum() == 40 * 40  # without the option: pasted as it is
+    # left alone: a patch with its own transparency, a photo (no plain border), a picture of one flat colour
+    cut = rgba(40, 40, (255, 255, 255), 255)
+    cut[:5] = 0
+    np.testing.assert_array_equal(cut_plain_background(cut), cut)
+    photo = np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    assert (cut_plain_background(photo)[..., 3] == 255).all()
+    assert (cut_plain_background(np.full((8, 8, 3), 255, np.uint8))[..., 3] == 255).all()
+
+
 def test_paste_patch_places_the_patch_and_returns_its_footprint():
     bg = np.zeros((100, 200, 3), np.uint8)
     patch = rgba(10, 20, (255, 255, 255), 255)

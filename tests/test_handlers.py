@@ -142,6 +142,14 @@ def test_composite_pastes_the_patch_and_edits_its_footprint_only():
     assert recipe["method"] == "sdedit" and recipe["studio"]["mode"] == "sdedit-composite"
     assert set(recipe["inputs"]) == {"guide", "mask"}  # the pasted picture and the patch's footprint
     assert load_mask(out["files"][3]).sum() == 14 * 14
+    # an object on white (a JPEG, say): with the tab's "Cut out a plain background", only the object is blended in
+    yy, xx = np.mgrid[:28, :28]
+    disc = (yy - 14) ** 2 + (xx - 14) ** 2 <= 100
+    on_white = np.full((28, 28, 3), 255, np.uint8)
+    on_white[disc] = (200, 30, 30)
+    out = run(Studio(FakeBackend()).sdedit(canvas=v, mode="composite", patch=on_white, patch_x=0.5, patch_y=0.5, patch_scale=0.5,
+                                           cut_background=True, **SD))[-1]  # fmt: skip
+    assert abs(int(load_mask(out["files"][3]).sum()) - int(disc.sum())) <= 0.05 * disc.sum()
 
 
 def test_inversion_is_reused_only_when_target_side_settings_change():

@@ -138,15 +138,49 @@ def image_to_editor_value(image: np.ndarray) -> dict:
     return {"background": rgba, "layers": [], "composite": rgba.copy()}
 
 
-def paste_patch(background: np.ndarray, patch: np.ndarray, cx: float, cy: float, scale: float) -> tuple[np.ndarray, np.ndarray]:
-    """Paste `patch` (RGB or RGBA) centred at (cx, cy) in [0, 1] of the background, `scale` of its width.
+def cut_plain_background(patch: np.ndarray, tolerance: int = 24, share: float = 0.9) -> np.ndarray:
+    """An opaque patch on a plain background (a JPEG or flat PNG of an object on white, say) -> RGBA
+    with that background transparent; any other patch unchanged.
+
+    Plain means that at least `share` of the border pixels lie within `tolerance` (per channel) of
+    the border's median colour. The background is then every pixel within that tolerance that is
+    connected (4-neighbours) to the border, so the same colour inside the object (a white eye) is
+    kept. A patch that already has transparency is the user's cut-out and is left alone, as is a
+    photo whose border is not plain, and a picture that would be cut out entirely.
+    """
+    import cv2
+
+    p = _as_rgba(patch)
+    if (p[..., 3] < 255).any():
+        return p
+    rgb = p[..., :3].astype(np.int16)
+    border = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])
+    close = np.abs(rgb - np.median(border, axis=0)).max(axis=-1) <= tolerance
+    on_border = np.concatenate([close[0], close[-1], close[:, 0], close[:, -1]])
+    if on_border.mean() < share:
+        return p
+    _, labels = cv2.connectedComponents(close.astype(np.uint8), connectivity=4)
+    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    background = np.isin(labels, edge[edge > 0])  # label 0: the pixels that are not close
+    if background.all():
+        return p
+    out = p.copy()
+    out[background, 3] = 0
+    return out
+
+
+def paste_patch(
+    background: np.ndarray, patch: np.ndarray, cx: float, cy: float, scale: float, cut_background: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Paste `patch` (RGB or RGBA) centred at (cx, cy) in [0, 1] of the background, `scale` of its width;
+    with `cut_background`, an opaque patch's plain background is cut out first (`cut_plain_background`).
 
     Returns the composite image and the patch's footprint (its alpha > 0): SDEdit's compositing
     mask, so the model blends the patch in without touching the rest of the photo.
     """
     bg = background[..., :3]
     h, w = bg.shape[:2]
-    p = _as_rgba(patch)
+    p = cut_plain_background(patch) if cut_background else _as_rgba(patch)
     pw = max(1, round(w * scale))
     ph = max(1, round(p.shape[0] * pw / p.shape[1]))
     p = _resize(p, (ph, pw), nearest=False)

@@ -143,6 +143,7 @@ class Studio:
         patch_x: float = 0.5,
         patch_y: float = 0.5,
         patch_scale: float = 0.3,
+        cut_background: bool = False,
     ) -> Iterator[Updates]:
         """SDEdit in three modes: "stroke" (stroke -> image, the whole canvas), "mask" (stroke edit inside the
         mask layer) and "composite" (a patch pasted onto the canvas and blended in, its footprint the mask)."""
@@ -154,7 +155,7 @@ class Studio:
         if mode == "composite":
             if patch is None:
                 raise gr.Error("Add a patch picture in the Composite tab first.")
-            image, footprint = paste_patch(guide.image, patch, patch_x, patch_y, patch_scale)
+            image, footprint = paste_patch(guide.image, patch, patch_x, patch_y, patch_scale, cut_background)
             mask = footprint if guide.mask is None else footprint | guide.mask
             guide, method = Guide(image=image, mask=mask, color_mask=guide.color_mask), "sdedit-composite"
         elif mode == "mask":

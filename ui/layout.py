@@ -179,7 +179,11 @@ def build_ui(backend: Backend) -> gr.Blocks:
                             "patch_x": gr.Slider(0, 1, 0.5, step=0.01, label="Centre x"),
                             "patch_y": gr.Slider(0, 1, 0.5, step=0.01, label="Centre y"),
                             "patch_scale": gr.Slider(0.05, 1, 0.35, step=0.01, label="Patch width (fraction of canvas)"),
-                        }
+                            "cut_background": gr.Checkbox(True, label="Cut out a plain background",
+                                                          info="An opaque patch on one flat colour (a JPEG on white) is pasted "
+                                                               "without it; patches with transparency and photos are pasted as "
+                                                               "they are"),
+                        }  # fmt: skip
                 with gr.Row(equal_height=True):
                     c_prompt = prompt_box("Prompt", scale=4)
                     c_t0 = slider(info, SDEditConfig, "t0", scale=3)
