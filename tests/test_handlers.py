@@ -408,6 +408,9 @@ def test_sdedit_guidance_starts_at_the_models_recommended_scale():
     edits = dataclasses.replace(tuned, recommended_edit_guidance_scale=4.0)
     assert studio_default(edits, EditConfig, "guidance_scale") == 4.0
     assert studio_default(edits, SDEditConfig, "guidance_scale") == 2.0
+    # the emoji family's text edits start at T_skip 10 of 50 (docs/edit), Stable Diffusion's at the paper's ratio
+    assert studio_default(dataclasses.replace(info, family="pixel-text"), EditConfig, "skip") == 10
+    assert studio_default(dataclasses.replace(info, family="latent-sd"), EditConfig, "skip") == 18
 
 
 def test_step_indexed_sliders_follow_the_step_count():
