@@ -138,6 +138,7 @@ def test_shipped_emoji_model_loads_and_samples():
     assert (EMOJI / "unet" / "diffusion_pytorch_model.safetensors").stat().st_size < 40e6
     info = model.info()  # what the studio's header shows, and its SDEdit guidance slider's start
     assert info.status == meta["status"] and info.recommended_guidance_scale == meta["recommended_guidance_scale"]
+    assert info.recommended_edit_guidance_scale == meta["recommended_edit_guidance_scale"]  # docs/edit chose it
     guide = np.full((32, 32, 3), 255, np.uint8)
     cfg = editing.SDEditConfig(t0=1.0, steps=8, sampler="ddim", seed=0, guidance_scale=meta["recommended_guidance_scale"])
     out = editing.final(sdedit(model, guide, cfg, prompt="red apple, google style"))
