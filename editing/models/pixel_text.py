@@ -6,7 +6,7 @@ Folder layout (what `training/` writes and `assets/models/emoji/` ships):
                           "text_conditioning": "tokens" | "pooled", "max_length": 16,
                           "resolution": 32, "prediction_type": "epsilon",
                           "recommended_guidance_scale": 3.0, "use_attention_mask": false,
-                          "recommended_edit_guidance_scale": 5.0}   (optional: text edits' target guidance)
+                          "recommended_edit_guidance_scale": 3.0}   (optional: text edits' target guidance)
     unet/                diffusers UNet2DConditionModel, cross_attention_dim 384, pixels in [-1, 1]
     scheduler/           DDPMScheduler config (the training schedule)
 
