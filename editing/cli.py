@@ -148,6 +148,11 @@ def _add_config_args(parser: argparse.ArgumentParser, configs: dict[str, type]) 
                 parser.add_argument(flag, dest=f.name, type=kind, default=None,
                                     help=f"default: the model's own if it names one, else {f.default!r}")
                 continue
+            if f"{cls.__name__}.{f.name}" in itf.MODEL_STEP_FRACTIONS:
+                parser.add_argument(flag, dest=f.name, type=kind, default=None,
+                                    help="default: the model's own fraction of --steps if it names one (the emoji model: 0.2), "
+                                         f"else {f.default!r}")
+                continue
             # default None, not f.default: _build_configs fills it in, and a flag the user gave is
             # then known as given even when it equals the default (a preset must not override it).
             parser.add_argument(flag, dest=f.name, type=kind, default=None, choices=choices, help=_default_help(cls, f))
@@ -170,15 +175,16 @@ def _default_help(cls: type, f: dataclasses.Field) -> str:
 
 def _build_configs(args: argparse.Namespace | dict, configs: dict[str, type], info: itf.ModelInfo | None = None) -> dict[str, Any]:
     """The configs from the parsed flags. A field not given (None) takes the model's own default
-    (`itf.MODEL_DEFAULTS`, with `info`), else the dataclass default; built once before the model
-    loads (bad values fail fast), then again with its info."""
+    (`itf.MODEL_DEFAULTS`, with `info`; a text edit's T_skip in the inversion's steps), else the
+    dataclass default; built once before the model loads (bad values fail fast), then again with its info."""
     values = vars(args) if isinstance(args, argparse.Namespace) else args
     out = {}
     for role, cls in configs.items():
         kw = {}
+        steps = next((c.steps for c in out.values() if isinstance(c, itf.InversionConfig)), None)
         for f in dataclasses.fields(cls):
             value = values.get(f.name)
-            value = itf.model_default(info, cls, f.name) if value is None else value
+            value = itf.model_default(info, cls, f.name, steps=steps) if value is None else value
             if value is not None:
                 kw[f.name] = value
         out[role] = cls(**kw)

@@ -382,6 +382,7 @@ class ModelInfo:
     status: str = ""  # the model folder's own word on it (stroke_studio.json "status"), e.g. "interim, CPU-trained"
     recommended_guidance_scale: float | None = None  # the CFG scale a text model was tuned for, if it says
     recommended_edit_guidance_scale: float | None = None  # the target guidance its text edits were measured best at
+    recommended_edit_skip_fraction: float | None = None  # their T_skip as a fraction of the inversion's steps, likewise
     weights_hash: str = ""  # sha256 prefix of the weight files (recipes record it; replay compares it)
     device: str = ""  # where it runs ("cpu", "cuda:0"), as recipes record it
     dtype: str = ""  # "float32", "float16", "bfloat16"
@@ -395,12 +396,28 @@ MODEL_DEFAULTS: dict[str, str] = {
     "SDEditConfig.guidance_scale": "recommended_guidance_scale",
     "EditConfig.guidance_scale": "recommended_edit_guidance_scale",
 }
+# Step counts the model names as a fraction of the schedule's steps ("Config.field" -> attribute):
+# a text edit's T_skip (the paper's is 36 of 100; the emoji model's, measured, 0.2), turned into
+# whole steps of the inversion actually run (`model_default(..., steps=)`).
+MODEL_STEP_FRACTIONS: dict[str, str] = {
+    "EditConfig.skip": "recommended_edit_skip_fraction",
+}
 
 
-def model_default(info: ModelInfo | None, config_cls: type, name: str) -> Any:
-    """The model's own default for a config field, or None where it sets none."""
-    attr = MODEL_DEFAULTS.get(f"{config_cls.__name__}.{name}")
-    return getattr(info, attr) if attr is not None and info is not None else None
+def model_default(info: ModelInfo | None, config_cls: type, name: str, steps: int | None = None) -> Any:
+    """The model's own default for a config field, or None where it sets none. A field the model
+    names as a fraction of the steps (`MODEL_STEP_FRACTIONS`) needs `steps`, the inversion's steps:
+    round(fraction * steps), at most steps - 1."""
+    key = f"{config_cls.__name__}.{name}"
+    if info is None:
+        return None
+    if key in MODEL_STEP_FRACTIONS:
+        frac = getattr(info, MODEL_STEP_FRACTIONS[key])
+        if frac is None or steps is None:
+            return None
+        return min(int(round(frac * steps)), int(steps) - 1)
+    attr = MODEL_DEFAULTS.get(key)
+    return getattr(info, attr) if attr is not None else None
 
 
 @runtime_checkable

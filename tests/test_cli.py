@@ -183,6 +183,32 @@ def test_edit_guidance_defaults_to_the_models_own_edit_scale(tiny_dir, guide_fil
     assert _run(["replay", tmp_path / "a.json", "--quiet"], capsys)[0] == 0
 
 
+def test_edit_skip_follows_the_models_fraction_of_the_steps(tiny_dir, guide_file, tmp_path, capsys):
+    """A model folder that names its text edits' T_skip as a fraction (the emoji model: 0.2) sets
+    --skip's default in the steps actually run; a given --skip wins; without one, the paper's 36."""
+    import shutil
+
+    model = tmp_path / "tuned"
+    shutil.copytree(tiny_dir / "pixel-text", model)
+    common = ["--image", guide_file, "--source", "a red square", "--target", "a blue square", "--model", model, "--quiet"]
+
+    def skip(recipe_path):
+        return json.loads(recipe_path.read_text())["configs"]["edit"]["values"]["skip"]
+
+    assert _run(["edit", *common, "--steps", "40", "--out", tmp_path / "paper.png"], capsys)[0] == 0
+    assert skip(tmp_path / "paper.json") == 36  # none named: the paper's
+    meta = json.loads((model / "stroke_studio.json").read_text())
+    (model / "stroke_studio.json").write_text(json.dumps({**meta, "recommended_edit_skip_fraction": 0.2}))
+    assert _run(["edit", *common, "--steps", "10", "--out", tmp_path / "a.png"], capsys)[0] == 0
+    assert skip(tmp_path / "a.json") == 2  # 0.2 of 10 steps
+    assert _run(["edit", *common, "--steps", "12", "--skip", "7", "--out", tmp_path / "b.png"], capsys)[0] == 0
+    assert skip(tmp_path / "b.json") == 7  # what the user asked for wins
+    assert _run(["replay", tmp_path / "a.json", "--quiet"], capsys)[0] == 0
+    (model / "stroke_studio.json").write_text(json.dumps({**meta, "recommended_edit_skip_fraction": 1.5}))
+    code, _, err = _run(["edit", *common, "--steps", "10", "--out", tmp_path / "c.png"], capsys)
+    assert code == 2 and "recommended_edit_skip_fraction" in err and "Traceback" not in err
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

@@ -394,7 +394,7 @@ def test_header_shows_the_models_status_only_when_it_has_one():
 def test_sdedit_guidance_starts_at_the_models_recommended_scale():
     import dataclasses
 
-    from editing.interface import EditConfig, SDEditConfig
+    from editing.interface import ColorEditConfig, EditConfig, SDEditConfig
     from ui.defaults import studio_default
 
     info = FakeBackend().info()
@@ -408,9 +408,16 @@ def test_sdedit_guidance_starts_at_the_models_recommended_scale():
     edits = dataclasses.replace(tuned, recommended_edit_guidance_scale=4.0)
     assert studio_default(edits, EditConfig, "guidance_scale") == 4.0
     assert studio_default(edits, SDEditConfig, "guidance_scale") == 2.0
-    # the emoji family's text edits start at T_skip 10 of 50 (docs/edit), Stable Diffusion's at the paper's ratio
-    assert studio_default(dataclasses.replace(info, family="pixel-text"), EditConfig, "skip") == 10
+    # text edits' T_skip: the paper's ratio (18 of the studio's 50 steps) unless the model names its own
+    # fraction (the emoji model's 0.2, docs/edit): then that fraction of the studio's steps, in any family
+    assert studio_default(dataclasses.replace(info, family="pixel-text"), EditConfig, "skip") == 18
     assert studio_default(dataclasses.replace(info, family="latent-sd"), EditConfig, "skip") == 18
+    own = dataclasses.replace(info, family="pixel-text", recommended_edit_skip_fraction=0.2)
+    assert studio_default(own, EditConfig, "skip") == 10
+    assert studio_default(dataclasses.replace(own, family="latent-sd"), EditConfig, "skip") == 10
+    assert studio_default(dataclasses.replace(own, family="pixel-ddpm"), EditConfig, "skip") == 20  # 100 steps there
+    assert studio_default(own, ColorEditConfig, "skip") == ColorEditConfig().skip  # named for text edits only
+    assert studio_default(dataclasses.replace(own, recommended_edit_skip_fraction=0.999), EditConfig, "skip") == 49  # < steps
 
 
 def test_step_indexed_sliders_follow_the_step_count():

@@ -93,11 +93,15 @@ def test_export_writes_the_agreed_folder(tmp_path):
     meta = export(tmp_path / "run" / "ckpt.pt", tmp_path / "model", guidance_scale=2.0)
     assert meta["family"] == "pixel-text" and meta["text_conditioning"] == "pooled" and meta["resolution"] == 16
     assert "recommended_edit_guidance_scale" not in meta  # none measured: edits start at the paper's
-    meta = export(tmp_path / "run" / "ckpt.pt", tmp_path / "model", guidance_scale=2.0, edit_guidance_scale=4.0)
+    with pytest.raises(ValueError, match="edit_skip_fraction"):
+        export(tmp_path / "run" / "ckpt.pt", tmp_path / "bad", guidance_scale=2.0, edit_skip_fraction=1.0)
+    meta = export(tmp_path / "run" / "ckpt.pt", tmp_path / "model", guidance_scale=2.0, edit_guidance_scale=4.0,
+                  edit_skip_fraction=0.25)
     import editing
 
     info = editing.load_model(tmp_path / "model").info()
     assert info.recommended_guidance_scale == 2.0 and info.recommended_edit_guidance_scale == 4.0
+    assert info.recommended_edit_skip_fraction == 0.25
     from diffusers import UNet2DConditionModel
     from safetensors import safe_open
 
@@ -139,6 +143,7 @@ def test_shipped_emoji_model_loads_and_samples():
     info = model.info()  # what the studio's header shows, and its SDEdit guidance slider's start
     assert info.status == meta["status"] and info.recommended_guidance_scale == meta["recommended_guidance_scale"]
     assert info.recommended_edit_guidance_scale == meta["recommended_edit_guidance_scale"]  # docs/edit chose it
+    assert info.recommended_edit_skip_fraction == meta["recommended_edit_skip_fraction"]  # and its T_skip
     guide = np.full((32, 32, 3), 255, np.uint8)
     cfg = editing.SDEditConfig(t0=1.0, steps=8, sampler="ddim", seed=0, guidance_scale=meta["recommended_guidance_scale"])
     out = editing.final(sdedit(model, guide, cfg, prompt="red apple, google style"))

@@ -1,13 +1,13 @@
 """Export a training checkpoint's EMA weights as the shipped diffusers folder.
 
     python -m training.export_model --ckpt .cache/runs/emoji32/ckpt.pt --out assets/models/emoji --guidance 3.0 \
-        [--edit-guidance 3.0]
+        [--edit-guidance 3.0 --edit-skip-fraction 0.2]
 
 Writes unet/ (fp16 safetensors, UNet2DConditionModel.save_pretrained), scheduler/ (DDPMScheduler,
 the betas trained with) and stroke_studio.json (what editing.models' pixel-text loader reads).
-`--guidance` is SDEdit's recommended scale (chosen by `training.evaluate sweep|kid`); `--edit-guidance`,
-if given, text edits' target guidance (chosen by docs/edit/edit_study.py; left out, edits start at
-the paper's 15).
+`--guidance` is SDEdit's recommended scale (chosen by `training.evaluate sweep|kid`); `--edit-guidance`
+and `--edit-skip-fraction`, if given, text edits' target guidance and T_skip / inversion steps (chosen
+by docs/edit/edit_study.py; left out, edits start at the paper's 15 and 36 of 100).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import torch
 
 
 def export(ckpt: Path, out: Path, guidance_scale: float, status: str = "interim, CPU-trained",
-           edit_guidance_scale: float | None = None) -> dict:
+           edit_guidance_scale: float | None = None, edit_skip_fraction: float | None = None) -> dict:
     from diffusers import UNet2DConditionModel
     from diffusers.training_utils import EMAModel
 
@@ -30,13 +30,17 @@ def export(ckpt: Path, out: Path, guidance_scale: float, status: str = "interim,
     ema.load_state_dict(state["ema"])
     ema.copy_to(unet.parameters())
     training = {"steps": state["step"], "images_seen": state["images_seen"], "minutes": round(state["minutes"], 1)}
-    return write_model(unet, state["scheduler_config"], state["config"], training, out, guidance_scale, status, edit_guidance_scale)
+    return write_model(unet, state["scheduler_config"], state["config"], training, out, guidance_scale, status, edit_guidance_scale,
+                       edit_skip_fraction)
 
 
 def write_model(unet, scheduler_config: dict, cfg: dict, training: dict, out: Path, guidance_scale: float, status: str,
-                edit_guidance_scale: float | None = None) -> dict:
+                edit_guidance_scale: float | None = None, edit_skip_fraction: float | None = None) -> dict:
     """The shipped folder: unet/ (fp16 safetensors), scheduler/ and stroke_studio.json."""
     from diffusers import DDPMScheduler
+
+    if edit_skip_fraction is not None and not 0 <= edit_skip_fraction < 1:
+        raise ValueError(f"edit_skip_fraction={edit_skip_fraction}; allowed: 0 <= value < 1 (T_skip / inversion steps)")
 
     out.mkdir(parents=True, exist_ok=True)
     unet.to(torch.float16).save_pretrained(out / "unet", safe_serialization=True)
@@ -50,6 +54,7 @@ def write_model(unet, scheduler_config: dict, cfg: dict, training: dict, out: Pa
         "prediction_type": "epsilon",
         "recommended_guidance_scale": guidance_scale,
         **({} if edit_guidance_scale is None else {"recommended_edit_guidance_scale": edit_guidance_scale}),
+        **({} if edit_skip_fraction is None else {"recommended_edit_skip_fraction": edit_skip_fraction}),
         "status": status,
         "training": training,
     }
@@ -63,9 +68,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, default=Path("assets/models/emoji"))
     ap.add_argument("--guidance", type=float, default=3.0)
     ap.add_argument("--edit-guidance", type=float, default=None, help="text edits' target guidance (default: none named)")
+    ap.add_argument("--edit-skip-fraction", type=float, default=None,
+                    help="text edits' T_skip / inversion steps, e.g. 0.2 (default: none named)")
     ap.add_argument("--status", default="interim, CPU-trained")
     a = ap.parse_args(argv)
-    print(json.dumps(export(a.ckpt, a.out, a.guidance, a.status, a.edit_guidance), indent=1))
+    print(json.dumps(export(a.ckpt, a.out, a.guidance, a.status, a.edit_guidance, a.edit_skip_fraction), indent=1))
 
 
 if __name__ == "__main__":

@@ -257,7 +257,8 @@ def train_on_kit(kit: Kit, cfg: TrainConfig, out: Path, samples: int = 0, scales
 # --- finish (here) -------------------------------------------------------------------------------
 
 
-def finish(src: Path, out: Path, guidance_scale: float, status: str = "GPU-trained", edit_guidance_scale: float | None = None) -> dict:
+def finish(src: Path, out: Path, guidance_scale: float, status: str = "GPU-trained", edit_guidance_scale: float | None = None,
+           edit_skip_fraction: float | None = None) -> dict:
     """What a `train` call brought back -> the shipped diffusers folder (via export_model.write_model)."""
     from diffusers import UNet2DConditionModel
 
@@ -267,7 +268,8 @@ def finish(src: Path, out: Path, guidance_scale: float, status: str = "GPU-train
     unet = UNet2DConditionModel.from_config(info["unet_config"])
     unet.load_state_dict({k: v.float() for k, v in load_shards(src).items()})
     training = {**info["training"], "device": info["device"]}
-    return write_model(unet, info["scheduler_config"], info["config"], training, out, guidance_scale, status, edit_guidance_scale)
+    return write_model(unet, info["scheduler_config"], info["config"], training, out, guidance_scale, status, edit_guidance_scale,
+                       edit_skip_fraction)
 
 
 # --- command line --------------------------------------------------------------------------------
@@ -320,6 +322,7 @@ def main(argv: list[str] | None = None) -> None:
     f.add_argument("--out", type=Path, default=Path("assets/models/emoji"))
     f.add_argument("--guidance", type=float, required=True)
     f.add_argument("--edit-guidance", type=float, default=None, help="text edits' target guidance (docs/edit/edit_study.py)")
+    f.add_argument("--edit-skip-fraction", type=float, default=None, help="text edits' T_skip / inversion steps (the same study)")
     f.add_argument("--status", default="GPU-trained")
     a = ap.parse_args(argv)
 
@@ -339,7 +342,7 @@ def main(argv: list[str] | None = None) -> None:
         info = train_on_kit(kit, cfg, a.out, a.samples, a.scales)
         print(json.dumps({k: info[k] for k in ("training", "this_call", "device", "shards")}, indent=1))
     elif a.cmd == "finish":
-        print(json.dumps(finish(a.src, a.out, a.guidance, a.status, a.edit_guidance), indent=1))
+        print(json.dumps(finish(a.src, a.out, a.guidance, a.status, a.edit_guidance, a.edit_skip_fraction), indent=1))
 
 
 if __name__ == "__main__":

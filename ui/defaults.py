@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from editing.interface import ModelInfo, config_fields, model_default
+from editing.interface import MODEL_STEP_FRACTIONS, InversionConfig, ModelInfo, config_fields, model_default
 
 
 @dataclass(frozen=True)
@@ -57,12 +57,11 @@ FIFTY_STEPS = {
 
 # Per model family: overrides of the paper defaults ("Config.field") that make the studio pleasant
 # on that model, plus the canvas side in pixels. The emoji model (pixel-text, 32 px) runs on a CPU,
-# so it takes FIFTY_STEPS, as does Stable Diffusion (latent-sd). Its text edits start at T_skip 10
-# of 50: measured on it (docs/edit/edit_study.py), T_skip 10 with target guidance 3 (the model's
-# own, stroke_studio.json) came closest to the real target emoji of all 18 settings, clearly closer
-# than T_skip 18 (the paper's ratio) at the same guidance.
+# so it takes FIFTY_STEPS, as does Stable Diffusion (latent-sd). A model that names its text edits'
+# T_skip (stroke_studio.json "recommended_edit_skip_fraction": the emoji model's 0.2, measured by
+# docs/edit/edit_study.py) starts there instead of at the paper's ratio: 10 of the studio's 50 steps.
 STUDIO_DEFAULTS: dict[str, dict[str, Any]] = {
-    "pixel-text": {**FIFTY_STEPS, "EditConfig.skip": 10, "canvas": 256},
+    "pixel-text": {**FIFTY_STEPS, "canvas": 256},
     "pixel-ddpm": {**EVERY_STEP, "canvas": 256},
     "ve": {**EVERY_STEP, "canvas": 256},
     "latent-sd": {**FIFTY_STEPS, "canvas": 512},
@@ -71,9 +70,14 @@ STUDIO_DEFAULTS: dict[str, dict[str, Any]] = {
 
 def studio_default(info: ModelInfo, config_cls: type, name: str) -> Any:
     """A field's starting value in the studio: the family override if any, then the model's own
-    default (`editing.interface.MODEL_DEFAULTS`), else the paper default."""
+    default (`editing.interface.MODEL_DEFAULTS`), else the paper default. A step count the model names
+    as a fraction (`MODEL_STEP_FRACTIONS`: a text edit's T_skip) comes first, in the studio's steps."""
     override = STUDIO_DEFAULTS.get(info.family, {})
     key = f"{config_cls.__name__}.{name}"
+    if key in MODEL_STEP_FRACTIONS:
+        own = model_default(info, config_cls, name, steps=studio_default(info, InversionConfig, "steps"))
+        if own is not None:
+            return own
     if key in override:
         return override[key]
     own = model_default(info, config_cls, name)

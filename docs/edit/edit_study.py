@@ -2,6 +2,7 @@
 and T_skip edit, and what they cost in faithfulness.
 
     python docs/edit/edit_study.py --check --threads 2   # docs/edit/edit-study.json, one PNG per T_skip
+    python docs/edit/edit_study.py --steps 100 --skips 10,20,36 --scales 3,15 --out docs/edit/edit-study-100steps
 
 The paper's defaults (T_skip 36 of 100, target guidance 15, source guidance 3.5) were chosen for
 Stable Diffusion. This measures them, and a grid around them, on the model the studio ships.
@@ -21,10 +22,11 @@ Per setting (source guidance, T_skip, target guidance), over all edits:
   the real target emoji, against the input's own distance to it ("input" row);
 - ssim / l2: faithfulness to the input (`editing.metrics`).
 
-The choice ("choice" in the JSON) is the setting with the lowest to_target: an edit that changes
+The choice ("choice" in the JSON) is the setting with the lowest to_target (with its T_skip as a
+fraction of the steps, what the model folder names: `export_model --edit-skip-fraction`): an edit that changes
 what the target changes and keeps the rest comes closest to the real target, one that does not
 edit stays at the input's distance, one that breaks the image moves away. Its paired difference
-(with standard error over the same edits) against the input and against the paper's setting is
+(with standard error over the same edits) against the input and against the paper's setting (T_skip 36 % of the steps, guidance 15) is
 given beside it. Figures: per T_skip, one edit per pair (rows: input, real target, then the edit
 at each target guidance).
 
@@ -76,7 +78,7 @@ PAIRS = [
     ("sun", "cloud with rain"),
 ]
 STYLES = ("google style", "twemoji style", "noto style", "fluent flat style", "fluent 3d style")
-STEPS = 50  # the studio's step count for the emoji model
+STEPS = 50  # the studio's step count for the emoji model (--steps)
 
 
 def corpus_pairs(corpus: Path) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
@@ -96,11 +98,11 @@ def corpus_pairs(corpus: Path) -> tuple[np.ndarray, np.ndarray, list[str], list[
 
 
 @torch.no_grad()
-def invert_batch(model, images: np.ndarray, prompts: list[str], source_scale: float, seed: int = 0):
+def invert_batch(model, images: np.ndarray, prompts: list[str], source_scale: float, seed: int = 0, steps: int = STEPS):
     """`editing.invert` on a batch: (xts (n+1, B, C, h, w), zs (n, B, C, h, w), times)."""
     dtype = working_dtype(model)
     x0 = torch.cat([model.encode_image(im) for im in images]).to(dtype)
-    times = model.schedule.times(STEPS)
+    times = model.schedule.times(steps)
     eps_fn = cfg_denoiser(model, model.encode_prompt(prompts), model.encode_prompt([""]), source_scale)
     gen = torch.Generator(device="cpu").manual_seed(seed)
     *_, (_, xts, zs, _) = invert_latents(eps_fn, model.schedule, x0, times, 1.0, gen, clip_range(model))
@@ -117,11 +119,12 @@ def edit_batch(model, inv, cond: torch.Tensor, skip: int, scale: float) -> np.nd
     return model.decode(x)
 
 
-def check(model, image: np.ndarray, source: str, target: str) -> float:
+def check(model, image: np.ndarray, source: str, target: str, steps: int = STEPS) -> float:
     """Max pixel difference between the batched path (batch of 1) and the engine's invert + edit."""
-    inv = final(editing.invert(model, image, source, InversionConfig(steps=STEPS, seed=0)))
-    ours = edit_batch(model, invert_batch(model, image[None], [source], 3.5), model.encode_prompt([target]), 18, 15.0)[0]
-    theirs = final(editing.edit(model, inv, target, EditConfig(skip=18, guidance_scale=15.0)))
+    skip = round(0.36 * steps)
+    inv = final(editing.invert(model, image, source, InversionConfig(steps=steps, seed=0)))
+    ours = edit_batch(model, invert_batch(model, image[None], [source], 3.5, steps=steps), model.encode_prompt([target]), skip, 15.0)[0]
+    theirs = final(editing.edit(model, inv, target, EditConfig(skip=skip, guidance_scale=15.0)))
     return float(np.abs(ours.astype(int) - theirs.astype(int)).max())
 
 
@@ -164,7 +167,8 @@ def main() -> None:
     ap.add_argument("--corpus", default=str(ROOT / ".cache" / "corpus" / "emoji32.npz"))
     ap.add_argument("--out", default=str(ROOT / "docs" / "edit" / "edit-study"))
     ap.add_argument("--source-scales", default="3.5", help="inversion's source guidance (the paper's and the studio's: 3.5)")
-    ap.add_argument("--skips", default="10,18,25", help="T_skip of the 50 steps (the studio's default: 18, the paper's 36/100)")
+    ap.add_argument("--steps", type=int, default=STEPS, help="inversion steps (the studio's for the emoji model: 50)")
+    ap.add_argument("--skips", default="5,10,18,25", help="T_skip, of --steps (the paper's ratio: 36/100, 18 of 50)")
     ap.add_argument("--scales", default="1.5,3,5,7.5,10,15", help="target guidance (the paper's: 15)")
     ap.add_argument("--check", action="store_true", help="first compare one batched edit with the engine's")
     ap.add_argument("--threads", type=int, default=1)
@@ -173,9 +177,9 @@ def main() -> None:
     model = editing.load_model(a.model)
     encoder = load_encoder()
     src, tgt, sc, tc = corpus_pairs(Path(a.corpus))
-    print(f"{len(src)} edits ({len(PAIRS)} pairs x up to {len(STYLES)} styles), {STEPS} steps", flush=True)
+    print(f"{len(src)} edits ({len(PAIRS)} pairs x up to {len(STYLES)} styles), {a.steps} steps", flush=True)
     if a.check:
-        print(f"batched vs engine invert + edit: max pixel difference {check(model, src[0], sc[0], tc[0]):.0f}", flush=True)
+        print(f"batched vs engine invert + edit: max pixel difference {check(model, src[0], sc[0], tc[0], a.steps):.0f}", flush=True)
     floats = lambda s: [float(v) for v in s.split(",")]  # noqa: E731
     results, figures = [], []
     gs, gt = encoder.embed_texts(sc), encoder.embed_texts(tc)  # once: every setting scores the same captions
@@ -184,7 +188,7 @@ def main() -> None:
     print(f"input            win {baseline['win']:.3f}  to_target {baseline['to_target']:.2f}", flush=True)
     for source_scale in floats(a.source_scales):
         t = time.perf_counter()
-        inv = invert_batch(model, src, sc, source_scale)
+        inv = invert_batch(model, src, sc, source_scale, steps=a.steps)
         print(f"inverted {len(src)} at source guidance {source_scale} in {time.perf_counter() - t:.0f} s", flush=True)
         for skip in [int(v) for v in floats(a.skips)]:
             by_scale = {}
@@ -200,9 +204,11 @@ def main() -> None:
                             "columns": ["input", "real target"] + [f"guidance {s:g}" for s in sorted(by_scale)]})  # fmt: skip
     # The choice: the setting whose edits come closest to the real target emoji (the ideal edit).
     best = min(results, key=lambda r: r["to_target"])
-    paper = next((r for r in results if r["source_guidance"] == 3.5 and r["skip"] == 18 and r["guidance"] == 15.0), None)
+    paper_skip = round(0.36 * a.steps)
+    paper = next((r for r in results if r["source_guidance"] == 3.5 and r["skip"] == paper_skip and r["guidance"] == 15.0), None)
     choice = {
-        "source_guidance": best["source_guidance"], "skip": best["skip"], "guidance": best["guidance"],
+        "source_guidance": best["source_guidance"], "skip": best["skip"], "skip_fraction": round(best["skip"] / a.steps, 4),
+        "guidance": best["guidance"],
         "to_target_minus_input": paired(best["to_target_each"], baseline["to_target_each"]),
         **({"to_target_minus_paper": paired(best["to_target_each"], paper["to_target_each"])} if paper else {}),
     }  # fmt: skip
@@ -210,7 +216,7 @@ def main() -> None:
     meta = {
         "model": model.model_id,
         "weights_hash": model.weights_hash,
-        "steps": STEPS,
+        "steps": a.steps,
         "eta": 1.0,
         "seed": 0,
         "edits": [[s, t] for s, t in zip(sc, tc, strict=True)],

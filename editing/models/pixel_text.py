@@ -6,7 +6,8 @@ Folder layout (what `training/` writes and `assets/models/emoji/` ships):
                           "text_conditioning": "tokens" | "pooled", "max_length": 16,
                           "resolution": 32, "prediction_type": "epsilon",
                           "recommended_guidance_scale": 3.0, "use_attention_mask": false,
-                          "recommended_edit_guidance_scale": 3.0}   (optional: text edits' target guidance)
+                          "recommended_edit_guidance_scale": 3.0,   (optional: text edits' target guidance
+                          "recommended_edit_skip_fraction": 0.2}     and T_skip / inversion steps)
     unet/                diffusers UNet2DConditionModel, cross_attention_dim 384, pixels in [-1, 1]
     scheduler/           DDPMScheduler config (the training schedule)
 
@@ -57,6 +58,7 @@ class PixelTextBundle(DiffusersBundle):
         recommended_guidance_scale: float | None = None,
         status: str = "",
         recommended_edit_guidance_scale: float | None = None,
+        recommended_edit_skip_fraction: float | None = None,
     ):
         if text_conditioning not in ("tokens", "pooled"):
             raise ValueError(f"text_conditioning={text_conditioning!r}; allowed: 'tokens' or 'pooled'")
@@ -71,6 +73,9 @@ class PixelTextBundle(DiffusersBundle):
         self.prediction_type = prediction_type
         self.recommended_guidance_scale = recommended_guidance_scale
         self.recommended_edit_guidance_scale = recommended_edit_guidance_scale
+        if recommended_edit_skip_fraction is not None and not 0 <= recommended_edit_skip_fraction < 1:
+            raise ValueError(f"recommended_edit_skip_fraction={recommended_edit_skip_fraction}; allowed: 0 <= value < 1")
+        self.recommended_edit_skip_fraction = recommended_edit_skip_fraction
         self.status = str(status)  # shown by the studio beside the model's name
 
     @classmethod
@@ -97,6 +102,7 @@ class PixelTextBundle(DiffusersBundle):
             recommended_guidance_scale=cfg.get("recommended_guidance_scale"),
             status=cfg.get("status", ""),
             recommended_edit_guidance_scale=cfg.get("recommended_edit_guidance_scale"),
+            recommended_edit_skip_fraction=cfg.get("recommended_edit_skip_fraction"),
         )
 
     @property
