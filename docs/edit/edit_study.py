@@ -2,7 +2,8 @@
 and T_skip edit, and what they cost in faithfulness.
 
     python docs/edit/edit_study.py --check --threads 2   # docs/edit/edit-study.json, one PNG per T_skip
-    python docs/edit/edit_study.py --steps 100 --skips 10,20,36 --scales 3,15 --out docs/edit/edit-study-100steps
+    python docs/edit/edit_study.py --steps 100 --skips 20,36 --scales 3,15 --out docs/edit/edit-study-100steps --no-figures
+    python docs/edit/edit_study.py --source-scales 1,2 --skips 10 --scales 1.5,3,5 --out docs/edit/edit-study-source --no-figures
 
 The paper's defaults (T_skip 36 of 100, target guidance 15, source guidance 3.5) were chosen for
 Stable Diffusion. This measures them, and a grid around them, on the model the studio ships.
@@ -171,6 +172,7 @@ def main() -> None:
     ap.add_argument("--skips", default="5,10,18,25", help="T_skip, of --steps (the paper's ratio: 36/100, 18 of 50)")
     ap.add_argument("--scales", default="1.5,3,5,7.5,10,15", help="target guidance (the paper's: 15)")
     ap.add_argument("--check", action="store_true", help="first compare one batched edit with the engine's")
+    ap.add_argument("--no-figures", action="store_true", help="the JSON only (side studies: --steps, --source-scales)")
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -198,6 +200,8 @@ def main() -> None:
                 results.append({"source_guidance": source_scale, "skip": skip, "guidance": scale, **m})
                 print(f"src {source_scale:<4} skip {skip:2d} g {scale:<4}  win {m['win']:.3f}  margin {m['margin']:+.4f}  "
                       f"to_target {m['to_target']:.2f}  ssim {m['ssim']:.3f}  l2 {m['l2']:.2f}", flush=True)  # fmt: skip
+            if a.no_figures:
+                continue
             png = f"{a.out}-src{source_scale:g}-skip{skip}.png"
             figure_png(png, src, tgt, sc, tc, by_scale)
             figures.append({"file": Path(png).name, "source_guidance": source_scale, "skip": skip,
