@@ -150,7 +150,7 @@ def _add_config_args(parser: argparse.ArgumentParser, configs: dict[str, type]) 
                 continue
             if f"{cls.__name__}.{f.name}" in itf.MODEL_STEP_FRACTIONS:
                 parser.add_argument(flag, dest=f.name, type=kind, default=None,
-                                    help="default: the model's own fraction of --steps if it names one (the emoji model: 0.2), "
+                                    help="default: the model's own fraction of --steps if it names one (the emoji model: 0.1), "
                                          f"else {f.default!r}")
                 continue
             # default None, not f.default: _build_configs fills it in, and a flag the user gave is

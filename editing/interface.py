@@ -397,7 +397,7 @@ MODEL_DEFAULTS: dict[str, str] = {
     "EditConfig.guidance_scale": "recommended_edit_guidance_scale",
 }
 # Step counts the model names as a fraction of the schedule's steps ("Config.field" -> attribute):
-# a text edit's T_skip (the paper's is 36 of 100; the emoji model's, measured, 0.2), turned into
+# a text edit's T_skip (the paper's is 36 of 100; the emoji model's, measured, 0.1), turned into
 # whole steps of the inversion actually run (`model_default(..., steps=)`).
 MODEL_STEP_FRACTIONS: dict[str, str] = {
     "EditConfig.skip": "recommended_edit_skip_fraction",

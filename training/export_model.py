@@ -1,7 +1,7 @@
 """Export a training checkpoint's EMA weights as the shipped diffusers folder.
 
     python -m training.export_model --ckpt .cache/runs/emoji32/ckpt.pt --out assets/models/emoji --guidance 3.0 \
-        [--edit-guidance 3.0 --edit-skip-fraction 0.2]
+        [--edit-guidance 3.0 --edit-skip-fraction 0.1]
 
 Writes unet/ (fp16 safetensors, UNet2DConditionModel.save_pretrained), scheduler/ (DDPMScheduler,
 the betas trained with) and stroke_studio.json (what editing.models' pixel-text loader reads).

@@ -7,7 +7,7 @@ Folder layout (what `training/` writes and `assets/models/emoji/` ships):
                           "resolution": 32, "prediction_type": "epsilon",
                           "recommended_guidance_scale": 3.0, "use_attention_mask": false,
                           "recommended_edit_guidance_scale": 3.0,   (optional: text edits' target guidance
-                          "recommended_edit_skip_fraction": 0.2}     and T_skip / inversion steps)
+                          "recommended_edit_skip_fraction": 0.1}     and T_skip / inversion steps)
     unet/                diffusers UNet2DConditionModel, cross_attention_dim 384, pixels in [-1, 1]
     scheduler/           DDPMScheduler config (the training schedule)
 
