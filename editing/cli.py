@@ -144,14 +144,11 @@ def _add_config_args(parser: argparse.ArgumentParser, configs: dict[str, type]) 
             flag = "--" + f.name.replace("_", "-")
             choices = typing.get_args(hints[f.name]) if typing.get_origin(hints[f.name]) is typing.Literal else None
             kind = _parse_bool if isinstance(f.default, bool) else type(f.default)
-            if f"{cls.__name__}.{f.name}" in itf.MODEL_DEFAULTS:  # filled in by _build_configs once the model is loaded
+            key = f"{cls.__name__}.{f.name}"
+            if key in itf.MODEL_DEFAULTS or key in itf.MODEL_STEP_FRACTIONS:  # filled in by _build_configs once the model is loaded
+                own = "own fraction of --steps" if key in itf.MODEL_STEP_FRACTIONS else "own"
                 parser.add_argument(flag, dest=f.name, type=kind, default=None,
-                                    help=f"default: the model's own if it names one, else {f.default!r}")
-                continue
-            if f"{cls.__name__}.{f.name}" in itf.MODEL_STEP_FRACTIONS:
-                parser.add_argument(flag, dest=f.name, type=kind, default=None,
-                                    help="default: the model's own fraction of --steps if it names one (the emoji model: 0.1), "
-                                         f"else {f.default!r}")
+                                    help=f"default: the model's {own} if it names one, else {f.default!r}")
                 continue
             # default None, not f.default: _build_configs fills it in, and a flag the user gave is
             # then known as given even when it equals the default (a preset must not override it).

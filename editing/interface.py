@@ -404,6 +404,13 @@ MODEL_STEP_FRACTIONS: dict[str, str] = {
 }
 
 
+def check_edit_skip_fraction(value: float | None) -> float | None:
+    """A text edit's T_skip as a model folder names it (None, or a fraction of the steps in [0, 1))."""
+    if value is not None and not 0 <= value < 1:
+        raise ValueError(f"recommended_edit_skip_fraction={value}; allowed: 0 <= value < 1 (T_skip / inversion steps)")
+    return value
+
+
 def model_default(info: ModelInfo | None, config_cls: type, name: str, steps: int | None = None) -> Any:
     """The model's own default for a config field, or None where it sets none. A field the model
     names as a fraction of the steps (`MODEL_STEP_FRACTIONS`) needs `steps`, the inversion's steps:

@@ -39,9 +39,9 @@ def write_model(unet, scheduler_config: dict, cfg: dict, training: dict, out: Pa
     """The shipped folder: unet/ (fp16 safetensors), scheduler/ and stroke_studio.json."""
     from diffusers import DDPMScheduler
 
-    if edit_skip_fraction is not None and not 0 <= edit_skip_fraction < 1:
-        raise ValueError(f"edit_skip_fraction={edit_skip_fraction}; allowed: 0 <= value < 1 (T_skip / inversion steps)")
+    from editing.interface import check_edit_skip_fraction
 
+    check_edit_skip_fraction(edit_skip_fraction)  # before anything is written
     out.mkdir(parents=True, exist_ok=True)
     unet.to(torch.float16).save_pretrained(out / "unet", safe_serialization=True)
     DDPMScheduler.from_config(scheduler_config).save_pretrained(out / "scheduler")

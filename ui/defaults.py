@@ -69,19 +69,15 @@ STUDIO_DEFAULTS: dict[str, dict[str, Any]] = {
 
 
 def studio_default(info: ModelInfo, config_cls: type, name: str) -> Any:
-    """A field's starting value in the studio: the family override if any, then the model's own
-    default (`editing.interface.MODEL_DEFAULTS`), else the paper default. A step count the model names
-    as a fraction (`MODEL_STEP_FRACTIONS`: a text edit's T_skip) comes first, in the studio's steps."""
-    override = STUDIO_DEFAULTS.get(info.family, {})
+    """A field's starting value in the studio: the model's own default if it names one
+    (`editing.interface.MODEL_DEFAULTS`; a T_skip fraction (`MODEL_STEP_FRACTIONS`) in the studio's
+    steps), then the family override, else the paper default."""
     key = f"{config_cls.__name__}.{name}"
-    if key in MODEL_STEP_FRACTIONS:
-        own = model_default(info, config_cls, name, steps=studio_default(info, InversionConfig, "steps"))
-        if own is not None:
-            return own
-    if key in override:
-        return override[key]
-    own = model_default(info, config_cls, name)
-    return own if own is not None else dict(config_fields(config_cls))[name]
+    steps = studio_default(info, InversionConfig, "steps") if key in MODEL_STEP_FRACTIONS else None
+    own = model_default(info, config_cls, name, steps=steps)
+    if own is not None:
+        return own
+    return STUDIO_DEFAULTS.get(info.family, {}).get(key, dict(config_fields(config_cls))[name])
 
 
 def canvas_side(info: ModelInfo) -> int:

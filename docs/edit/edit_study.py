@@ -80,6 +80,13 @@ PAIRS = [
 ]
 STYLES = ("google style", "twemoji style", "noto style", "fluent flat style", "fluent 3d style")
 STEPS = 50  # the studio's step count for the emoji model (--steps)
+# The paper's setting, from the engine's configs: source guidance 3.5, target guidance 15, T_skip 36 of 100.
+PAPER_SOURCE, PAPER_GUIDANCE = InversionConfig().source_guidance_scale, EditConfig().guidance_scale
+
+
+def paper_skip(steps: int) -> int:
+    """The paper's T_skip (36 of 100) in `steps` steps."""
+    return round(EditConfig().skip / InversionConfig().steps * steps)
 
 
 def corpus_pairs(corpus: Path) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
@@ -122,10 +129,11 @@ def edit_batch(model, inv, cond: torch.Tensor, skip: int, scale: float) -> np.nd
 
 def check(model, image: np.ndarray, source: str, target: str, steps: int = STEPS) -> float:
     """Max pixel difference between the batched path (batch of 1) and the engine's invert + edit."""
-    skip = round(0.36 * steps)
+    skip = paper_skip(steps)
     inv = final(editing.invert(model, image, source, InversionConfig(steps=steps, seed=0)))
-    ours = edit_batch(model, invert_batch(model, image[None], [source], 3.5, steps=steps), model.encode_prompt([target]), skip, 15.0)[0]
-    theirs = final(editing.edit(model, inv, target, EditConfig(skip=skip, guidance_scale=15.0)))
+    batched = invert_batch(model, image[None], [source], PAPER_SOURCE, steps=steps)
+    ours = edit_batch(model, batched, model.encode_prompt([target]), skip, PAPER_GUIDANCE)[0]
+    theirs = final(editing.edit(model, inv, target, EditConfig(skip=skip)))
     return float(np.abs(ours.astype(int) - theirs.astype(int)).max())
 
 
@@ -208,8 +216,8 @@ def main() -> None:
                             "columns": ["input", "real target"] + [f"guidance {s:g}" for s in sorted(by_scale)]})  # fmt: skip
     # The choice: the setting whose edits come closest to the real target emoji (the ideal edit).
     best = min(results, key=lambda r: r["to_target"])
-    paper_skip = round(0.36 * a.steps)
-    paper = next((r for r in results if r["source_guidance"] == 3.5 and r["skip"] == paper_skip and r["guidance"] == 15.0), None)
+    paper = next((r for r in results if (r["source_guidance"], r["skip"], r["guidance"]) == (PAPER_SOURCE, paper_skip(a.steps), PAPER_GUIDANCE)),
+                 None)
     choice = {
         "source_guidance": best["source_guidance"], "skip": best["skip"], "skip_fraction": round(best["skip"] / a.steps, 4),
         "guidance": best["guidance"],

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from editing.interface import check_edit_skip_fraction
 from editing.models.base import pixels_to_tensor, tensor_to_pixels
 from editing.models.common import DiffusersBundle, frozen, quiet_loading, read_json, to_eps
 from editing.models.minilm import HIDDEN, shared_minilm
@@ -73,9 +74,7 @@ class PixelTextBundle(DiffusersBundle):
         self.prediction_type = prediction_type
         self.recommended_guidance_scale = recommended_guidance_scale
         self.recommended_edit_guidance_scale = recommended_edit_guidance_scale
-        if recommended_edit_skip_fraction is not None and not 0 <= recommended_edit_skip_fraction < 1:
-            raise ValueError(f"recommended_edit_skip_fraction={recommended_edit_skip_fraction}; allowed: 0 <= value < 1")
-        self.recommended_edit_skip_fraction = recommended_edit_skip_fraction
+        self.recommended_edit_skip_fraction = check_edit_skip_fraction(recommended_edit_skip_fraction)
         self.status = str(status)  # shown by the studio beside the model's name
 
     @classmethod
