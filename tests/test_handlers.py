@@ -423,7 +423,32 @@ def test_sdedit_guidance_starts_at_the_models_recommended_scale():
 def test_step_indexed_sliders_follow_the_step_count():
     from ui.widgets import within_steps
 
-    skip, t2 = within_steps(20, 18, 30)
-    assert skip["maximum"] == 19 and skip["value"] == 18  # still in range: kept
-    assert t2["maximum"] == 19 and t2["value"] == 19  # beyond the last step: pulled in
-    assert within_steps(100, 30)[0] == {"__type__": "update", "maximum": 99, "value": 30}
+    skip, t2 = within_steps(100, 5 / 50, 18 / 20)
+    assert skip["maximum"] == 99 and skip["value"] == 10  # T_skip 5 of 50 -> 10 of 100: same place in the schedule
+    assert t2["value"] == 90
+    assert within_steps(50, 5 / 50)[0] == {"__type__": "update", "maximum": 49, "value": 5}  # back: exact
+    assert within_steps(20, 49 / 50)[0]["value"] == 19  # never beyond the last step
+    assert within_steps(1, 0.5)[0] == {"__type__": "update", "maximum": 0, "value": 0}
+    assert [u["value"] for u in within_steps(37, 0.1, 0.0)] == [4, 0]
+
+
+def test_step_indexed_slider_keeps_its_fraction_through_a_drag():
+    """The studio's Text edit tab: the steps slider dragged 50 -> 51 -> ... -> 100 one step at a
+    time must end at T_skip 10, not at 5 (which re-deriving the fraction from the rounded value at
+    every step would give), and a value the user sets re-anchors it."""
+    import gradio as gr
+
+    from ui.widgets import follow_steps
+
+    with gr.Blocks() as demo:
+        steps = gr.Slider(1, 500, value=50, step=1)
+        skip = gr.Slider(0, 49, value=5, step=1)
+        follow_steps(steps, skip)
+    by_first_input = {fn.inputs[0]._id: fn.fn for fn in demo.fns.values()}
+    follow, remember = by_first_input[steps._id], by_first_input[skip._id]
+    anchors = [5 / 50]
+    for n in range(51, 101):
+        value = follow(n, anchors)["value"]
+    assert value == 10
+    anchors = remember(7, 100, anchors)
+    assert follow(50, anchors)["value"] == 4  # 7 of 100 -> 3.5 of 50, rounded half up

@@ -29,21 +29,34 @@ def slider(info: ModelInfo, cls: type, name: str, **kw: Any) -> gr.Slider:
     return gr.Slider(value=studio_default(info, cls, name), **{**args, **kw})
 
 
-def within_steps(steps: float, *values: float) -> list[dict]:
-    """Updates for step-indexed sliders when the step count becomes `steps`: range 0..steps-1, a value beyond it pulled in."""
-    last = max(int(steps) - 1, 0)
-    return [gr.update(maximum=last, value=min(int(v), last)) for v in values]
+def within_steps(steps: float, *fractions: float) -> list[dict]:
+    """Updates for step-indexed sliders when the step count becomes `steps`: range 0..steps-1, and each
+    value keeps its place in the schedule (`fractions`: value / steps when the user last set it), so
+    T_skip 5 of 50 becomes 10 of 100 and the edit still starts at the same noise level."""
+    n = max(int(steps), 1)
+    return [gr.update(maximum=n - 1, value=min(int(f * n + 0.5), n - 1)) for f in fractions]
 
 
 def follow_steps(steps: gr.Slider, *indexed: gr.Slider) -> None:
-    """Sliders that index a step (T_skip, t1, t2) follow the step count (`within_steps`), so they
-    never offer a setting the engine refuses."""
+    """Sliders that index a step (T_skip, t1, t2) follow the step count (`within_steps`): they never
+    offer a setting the engine refuses, and they keep the fraction of the schedule the user chose.
+    The fraction is anchored where the user set it (not recomputed at each step of a drag), so a
+    slow drag of the step count does not let rounding walk the value away."""
+    anchors = gr.State([float(s.value) / max(float(steps.value), 1.0) for s in indexed])
 
-    def follow(n: float, *values: float) -> Any:
-        updates = within_steps(n, *values)
+    def follow(n: float, fractions: list[float]) -> Any:
+        updates = within_steps(n, *fractions)
         return updates[0] if len(updates) == 1 else updates  # Gradio takes a lone output's update bare
 
-    steps.change(follow, [steps, *indexed], list(indexed), queue=False, show_progress="hidden", api_visibility="private")
+    def anchor(i: int) -> Callable[[float, float, list[float]], list[float]]:
+        def remember(value: float, n: float, fractions: list[float]) -> list[float]:
+            return [value / max(float(n), 1.0) if j == i else f for j, f in enumerate(fractions)]
+
+        return remember
+
+    steps.change(follow, [steps, anchors], list(indexed), queue=False, show_progress="hidden", api_visibility="private")
+    for i, s in enumerate(indexed):
+        s.input(anchor(i), [s, steps, anchors], anchors, queue=False, show_progress="hidden", api_visibility="private")
 
 
 def seed_row(info: ModelInfo, cls: type) -> gr.Number:
