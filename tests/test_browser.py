@@ -179,3 +179,32 @@ def test_imagic_preset_sets_its_sliders(page):
     assert float(page.get_by_label("number input for Guidance").last.input_value()) == paper.guidance_scale
     page.get_by_label("fast", exact=True).check()
     page.wait_for_function(shows, arg=str(fast.embedding_steps), timeout=10_000)
+
+
+def test_text_edit_skip_keeps_its_share_of_the_steps(page):
+    """Doubling the inversion's steps doubles T_skip (same noise level at the edit's start); a value
+    the user types is kept as its share of the schedule when the steps change again."""
+    page.get_by_role("tab", name="Text edit").click()
+    page.get_by_text("Inversion settings").locator("visible=true").first.click()
+    skip = page.locator("input[aria-label='number input for T_skip']").locator("visible=true").first
+    steps = page.locator("input[aria-label='number input for Steps']").locator("visible=true").first
+    skip.wait_for(timeout=10_000)
+    n0, s0 = int(float(steps.input_value())), int(float(skip.input_value()))
+
+    def settle(value: int) -> None:
+        page.wait_for_function("([el, v]) => el.value == v", arg=[skip.element_handle(), str(value)], timeout=10_000)
+
+    steps.fill(str(2 * n0))
+    steps.press("Enter")
+    settle(2 * s0)
+    skip.fill("30")
+    skip.press("Enter")
+    page.wait_for_timeout(300)
+    steps.fill(str(n0))
+    steps.press("Enter")
+    settle(int(30 * n0 / (2 * n0) + 0.5))
+    steps.fill("10")
+    steps.press("Enter")
+    settle(min(int(30 * 10 / (2 * n0) + 0.5), 9))
+    steps.fill(str(n0))  # leave the tab as it was for the other tests
+    steps.press("Enter")
