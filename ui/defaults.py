@@ -58,8 +58,8 @@ FIFTY_STEPS = {
 # Per model family: overrides of the paper defaults ("Config.field") that make the studio pleasant
 # on that model, plus the canvas side in pixels. The emoji model (pixel-text, 32 px) runs on a CPU,
 # so it takes FIFTY_STEPS, as does Stable Diffusion (latent-sd). A model that names its text edits'
-# T_skip (stroke_studio.json "recommended_edit_skip_fraction": the emoji model's 0.1, measured by
-# docs/edit/edit_study.py) starts there instead of at the paper's ratio: 5 of the studio's 50 steps.
+# T_skip (stroke_studio.json "recommended_edit_skip_fraction": the emoji model's 0, measured by
+# docs/edit/edit_study.py) starts there, in the studio's steps, instead of at the paper's ratio.
 STUDIO_DEFAULTS: dict[str, dict[str, Any]] = {
     "pixel-text": {**FIFTY_STEPS, "canvas": 256},
     "pixel-ddpm": {**EVERY_STEP, "canvas": 256},
