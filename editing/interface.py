@@ -397,7 +397,7 @@ MODEL_DEFAULTS: dict[str, str] = {
     "EditConfig.guidance_scale": "recommended_edit_guidance_scale",
 }
 # Step counts the model names as a fraction of the schedule's steps ("Config.field" -> attribute):
-# a text edit's T_skip (the paper's is 36 of 100; the emoji model's, measured, 0.1), turned into
+# a text edit's T_skip (the paper's is 36 of 100; the emoji model's, measured, 0), turned into
 # whole steps of the inversion actually run (`model_default(..., steps=)`).
 MODEL_STEP_FRACTIONS: dict[str, str] = {
     "EditConfig.skip": "recommended_edit_skip_fraction",
@@ -411,10 +411,17 @@ def check_edit_skip_fraction(value: float | None) -> float | None:
     return value
 
 
+def step_of_fraction(fraction: float, steps: float) -> int:
+    """A share of the schedule as a whole step index: fraction x steps rounded half up, within
+    0..steps-1 (a T_skip the engine accepts). Model defaults and the studio's step sliders use it."""
+    n = max(int(steps), 1)
+    return min(int(fraction * n + 0.5), n - 1)
+
+
 def model_default(info: ModelInfo | None, config_cls: type, name: str, steps: int | None = None) -> Any:
     """The model's own default for a config field, or None where it sets none. A field the model
-    names as a fraction of the steps (`MODEL_STEP_FRACTIONS`) needs `steps`, the inversion's steps:
-    round(fraction * steps), at most steps - 1."""
+    names as a fraction of the steps (`MODEL_STEP_FRACTIONS`) needs `steps`, the inversion's steps
+    (`step_of_fraction`)."""
     key = f"{config_cls.__name__}.{name}"
     if info is None:
         return None
@@ -422,7 +429,7 @@ def model_default(info: ModelInfo | None, config_cls: type, name: str, steps: in
         frac = getattr(info, MODEL_STEP_FRACTIONS[key])
         if frac is None or steps is None:
             return None
-        return min(int(round(frac * steps)), int(steps) - 1)
+        return step_of_fraction(frac, steps)
     attr = MODEL_DEFAULTS.get(key)
     return getattr(info, attr) if attr is not None else None
 

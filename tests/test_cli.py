@@ -184,7 +184,7 @@ def test_edit_guidance_defaults_to_the_models_own_edit_scale(tiny_dir, guide_fil
 
 
 def test_edit_skip_follows_the_models_fraction_of_the_steps(tiny_dir, guide_file, tmp_path, capsys):
-    """A model folder that names its text edits' T_skip as a fraction (the emoji model: 0.2) sets
+    """A model folder that names its text edits' T_skip as a fraction (here 0.2) sets
     --skip's default in the steps actually run; a given --skip wins; without one, the paper's 36."""
     import shutil
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import gradio as gr
 
-from editing.interface import ModelInfo
+from editing.interface import ModelInfo, step_of_fraction
 from ui.defaults import SLIDERS, studio_default
 
 
@@ -33,8 +33,7 @@ def within_steps(steps: float, *fractions: float) -> list[dict]:
     """Updates for step-indexed sliders when the step count becomes `steps`: range 0..steps-1, and each
     value keeps its place in the schedule (`fractions`: value / steps when the user last set it), so
     T_skip 5 of 50 becomes 10 of 100 and the edit still starts at the same noise level."""
-    n = max(int(steps), 1)
-    return [gr.update(maximum=n - 1, value=min(int(f * n + 0.5), n - 1)) for f in fractions]
+    return [gr.update(maximum=max(int(steps), 1) - 1, value=step_of_fraction(f, steps)) for f in fractions]
 
 
 def follow_steps(steps: gr.Slider, *indexed: gr.Slider) -> None:
@@ -42,7 +41,11 @@ def follow_steps(steps: gr.Slider, *indexed: gr.Slider) -> None:
     offer a setting the engine refuses, and they keep the fraction of the schedule the user chose.
     The fraction is anchored where the user set it (not recomputed at each step of a drag), so a
     slow drag of the step count does not let rounding walk the value away."""
-    anchors = gr.State([float(s.value) / max(float(steps.value), 1.0) for s in indexed])
+
+    def share(value: float, n: float) -> float:
+        return float(value) / max(float(n), 1.0)
+
+    anchors = gr.State([share(s.value, steps.value) for s in indexed])
 
     def follow(n: float, fractions: list[float]) -> Any:
         updates = within_steps(n, *fractions)
@@ -50,7 +53,7 @@ def follow_steps(steps: gr.Slider, *indexed: gr.Slider) -> None:
 
     def anchor(i: int) -> Callable[[float, float, list[float]], list[float]]:
         def remember(value: float, n: float, fractions: list[float]) -> list[float]:
-            return [value / max(float(n), 1.0) if j == i else f for j, f in enumerate(fractions)]
+            return [share(value, n) if j == i else f for j, f in enumerate(fractions)]
 
         return remember
 

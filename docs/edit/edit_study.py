@@ -55,6 +55,7 @@ sys.path.insert(0, str(ROOT))
 import editing  # noqa: E402
 from editing import EditConfig, InversionConfig, final  # noqa: E402
 from editing.encoder import load_encoder  # noqa: E402
+from editing.interface import step_of_fraction  # noqa: E402
 from editing.inversion import invert_latents, regenerate  # noqa: E402
 from editing.metrics import l2, ssim  # noqa: E402
 from editing.samplers import cfg_denoiser, clip_range, working_dtype  # noqa: E402
@@ -86,7 +87,7 @@ PAPER_SOURCE, PAPER_GUIDANCE = InversionConfig().source_guidance_scale, EditConf
 
 def paper_skip(steps: int) -> int:
     """The paper's T_skip (36 of 100) in `steps` steps."""
-    return round(EditConfig().skip / InversionConfig().steps * steps)
+    return step_of_fraction(EditConfig().skip / InversionConfig().steps, steps)
 
 
 def corpus_pairs(corpus: Path) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
