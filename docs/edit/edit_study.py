@@ -28,7 +28,8 @@ fraction of the steps, what the model folder names: `export_model --edit-skip-fr
 what the target changes and keeps the rest comes closest to the real target, one that does not
 edit stays at the input's distance, one that breaks the image moves away. Its paired difference
 (with standard error over the same edits) against the input and against the paper's setting (T_skip 36 % of the steps, guidance 15) is
-given beside it. Figures: per T_skip, one edit per pair (rows: input, real target, then the edit
+given beside it, and against each of its neighbours in the grid (the T_skip values either side at its guidance, the
+guidance values either side at its T_skip): a choice at the grid's edge shows there. Figures: per T_skip, one edit per pair (rows: input, real target, then the edit
 at each target guidance).
 
 All edits of one setting run as one batch: the engine's own inversion and regeneration functions
@@ -159,6 +160,17 @@ def paired(a: list[float], b: list[float]) -> dict:
     return {"mean": round(float(d.mean()), 3), "se": round(float(d.std(ddof=1) / np.sqrt(len(d))), 3)}
 
 
+def neighbours(results: list[dict], best: dict) -> list[dict]:
+    """The settings next to best in the grid: the T_skip values either side at its guidance, the guidance either side at its T_skip."""
+    out = []
+    for key, other in (("skip", "guidance"), ("guidance", "skip")):
+        row = sorted((r for r in results if r["source_guidance"] == best["source_guidance"] and r[other] == best[other]),
+                     key=lambda r: r[key])  # fmt: skip
+        i = row.index(best)
+        out += [row[j] for j in (i - 1, i + 1) if 0 <= j < len(row)]
+    return out
+
+
 def figure_png(path: str, src, tgt, sc, tc, by_scale: dict[float, np.ndarray]) -> None:
     """Rows: one edit per pair (its first style); columns: input, the real target, the edit at each guidance."""
     rows = []
@@ -178,8 +190,8 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "docs" / "edit" / "edit-study"))
     ap.add_argument("--source-scales", default="3.5", help="inversion's source guidance (the paper's and the studio's: 3.5)")
     ap.add_argument("--steps", type=int, default=STEPS, help="inversion steps (the studio's for the emoji model: 50)")
-    ap.add_argument("--skips", default="5,10,18,25", help="T_skip, of --steps (the paper's ratio: 36/100, 18 of 50)")
-    ap.add_argument("--scales", default="1.5,3,5,7.5,10,15", help="target guidance (the paper's: 15)")
+    ap.add_argument("--skips", default="0,2,5,10,18,25", help="T_skip, of --steps (the paper's ratio: 36/100, 18 of 50)")
+    ap.add_argument("--scales", default="1,1.5,3,5,7.5,10,15", help="target guidance (the paper's: 15)")
     ap.add_argument("--check", action="store_true", help="first compare one batched edit with the engine's")
     ap.add_argument("--no-figures", action="store_true", help="the JSON only (side studies: --steps, --source-scales)")
     ap.add_argument("--threads", type=int, default=1)
@@ -224,6 +236,8 @@ def main() -> None:
         "guidance": best["guidance"],
         "to_target_minus_input": paired(best["to_target_each"], baseline["to_target_each"]),
         **({"to_target_minus_paper": paired(best["to_target_each"], paper["to_target_each"])} if paper else {}),
+        "to_target_minus_neighbours": {f"skip {r['skip']}, guidance {r['guidance']:g}": paired(best["to_target_each"], r["to_target_each"])
+                                       for r in neighbours(results, best)},
     }  # fmt: skip
     print(f"closest to the real targets: {choice}", flush=True)
     meta = {
