@@ -2,8 +2,8 @@
 and T_skip edit, and what they cost in faithfulness.
 
     python docs/edit/edit_study.py --check --threads 2   # docs/edit/edit-study.json, one PNG per T_skip
-    python docs/edit/edit_study.py --steps 100 --skips 20,36 --scales 3,15 --out docs/edit/edit-study-100steps --no-figures
-    python docs/edit/edit_study.py --source-scales 1,2 --skips 10 --scales 1.5,3,5 --out docs/edit/edit-study-source --no-figures
+    python docs/edit/edit_study.py --steps 100 --skips 0,10,36 --scales 3,15 --out docs/edit/edit-study-100steps --no-figures
+    python docs/edit/edit_study.py --source-scales 1,2 --skips 0 --scales 3 --out docs/edit/edit-study-source --no-figures
 
 The paper's defaults (T_skip 36 of 100, target guidance 15, source guidance 3.5) were chosen for
 Stable Diffusion. This measures them, and a grid around them, on the model the studio ships.
@@ -24,13 +24,14 @@ Per setting (source guidance, T_skip, target guidance), over all edits:
 - ssim / l2: faithfulness to the input (`editing.metrics`).
 
 The choice ("choice" in the JSON) is the setting with the lowest to_target (with its T_skip as a
-fraction of the steps, what the model folder names: `export_model --edit-skip-fraction`): an edit that changes
-what the target changes and keeps the rest comes closest to the real target, one that does not
-edit stays at the input's distance, one that breaks the image moves away. Its paired difference
-(with standard error over the same edits) against the input and against the paper's setting (T_skip 36 % of the steps, guidance 15) is
-given beside it, and against each of its neighbours in the grid (the T_skip values either side at its guidance, the
-guidance values either side at its T_skip): a choice at the grid's edge shows there. Figures: per T_skip, one edit per pair (rows: input, real target, then the edit
-at each target guidance).
+fraction of the steps, what the model folder names: `export_model --edit-skip-fraction`): an edit
+that changes what the target changes and keeps the rest comes closest to the real target, one that
+does not edit stays at the input's distance, one that breaks the image moves away. Beside it are its
+paired differences (with standard errors over the same edits) against the input, against the
+paper's setting (T_skip 36 % of the steps, guidance 15) and against each of its neighbours in the
+grid (the T_skip values either side at its guidance, the guidance values either side at its
+T_skip): a choice at the grid's edge shows there. Figures: per T_skip, one edit per pair (rows:
+input, real target, then the edit at each target guidance).
 
 All edits of one setting run as one batch: the engine's own inversion and regeneration functions
 (`editing.inversion.invert_latents` / `regenerate`) on a batch of images, each with its own prompt.
