@@ -29,6 +29,7 @@ def kit(tmp_path):
     report = pack(corpus, tmp_path / "kit", wheels=wheels, encodings=enc)
     assert report["images"] == 12 and report["captions"] == len(texts)
     assert report["wheels"] == ["diffusers-0.42.1-py3-none-any.whl"]  # only what the GPU image lacks
+    assert report["wheels_missing"] == ["importlib_metadata"]  # and what it lacks that is not here (a warning)
     k = Kit(tmp_path / "kit")
     assert np.array_equal(k.images, images)  # the WebP round trip is lossless
     assert list(k.captions) == list(captions) and list(k.split) == list(split)

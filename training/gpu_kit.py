@@ -118,8 +118,13 @@ def pack(corpus: Path, out: Path, conditioning: str = "pooled", max_length: int 
     report = {"images": int(len(offsets) - 1), "webp_mib": round(len(data) / 2**20, 1), "captions": len(texts),
               "int8_max_cosine_distance": float(err.max()), "wheels": copied, "kit_mib": round(kit_bytes / 2**20, 1),
               "tracked_tree_mib": round(tree / 2**20, 1), "fits_carry": kit_bytes + tree <= CARRY_LIMIT}  # fmt: skip
+    report["wheels_missing"] = [w.rstrip("-") for w in WHEELS if not any(c.startswith(w) for c in copied)]
     if not report["fits_carry"]:
         print(f"warning: kit {report['kit_mib']} MiB + tree {report['tracked_tree_mib']} MiB is over the 64 MiB a call may carry",
+              file=sys.stderr)  # fmt: skip
+    if report["wheels_missing"]:
+        print(f"warning: no {' or '.join(report['wheels_missing'])} wheel in {wheels}: the GPU machine lacks them and has no "
+              "network, so `train` there cannot start; `pip download` them first (assets/models/emoji/README.md, 'Owed')",
               file=sys.stderr)  # fmt: skip
     return report
 
