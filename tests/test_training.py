@@ -172,3 +172,16 @@ def test_shipped_encoder_embeds_images_and_captions_in_one_space():
     assert (diag > others).float().mean() >= 0.75  # the matching caption beats the average other one
     feats, captions = reference_features()
     assert feats.shape == (len(captions), 384)
+
+
+def test_cooldown_flags_set_where_the_cosine_ends():
+    """--min-lr-ratio reaches the config, and the cosine over --max-minutes ends there."""
+    from training.train_diffusion import _lr_factor, parse_args
+
+    cfg = parse_args(["--max-minutes", "60", "--min-lr-ratio", "0.05", "--warmup-steps", "10"])
+    assert cfg.min_lr_ratio == 0.05 and cfg.max_minutes == 60
+    assert _lr_factor(cfg, 5, 0.0) == pytest.approx(0.6)  # warm-up
+    assert _lr_factor(cfg, 100, 0.0) == pytest.approx(1.0)
+    assert _lr_factor(cfg, 100, 30.0) == pytest.approx(0.05 + 0.95 * 0.5)
+    assert _lr_factor(cfg, 100, 60.0) == pytest.approx(0.05)
+    assert parse_args([]).min_lr_ratio == 0.1  # the default is unchanged

@@ -464,7 +464,7 @@ def _tuple(kind):
     return lambda s: tuple(kind(v) for v in s.split(","))
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None = None) -> TrainConfig:
     ap = argparse.ArgumentParser(description="Train the emoji pixel diffusion model.")
     d = TrainConfig()
     ap.add_argument("--corpus", default=d.corpus)
@@ -481,6 +481,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--lr", type=float, default=d.lr)
     ap.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
     ap.add_argument("--lr-decay", choices=["constant", "cosine"], default=d.lr_decay)
+    ap.add_argument("--min-lr-ratio", type=float, default=d.min_lr_ratio, help="where the cosine ends, as a share of --lr")
     ap.add_argument("--snr-gamma", type=float, default=d.snr_gamma, help="Min-SNR-gamma loss weighting; 0: the plain epsilon loss")
     ap.add_argument("--ema-max-decay", type=float, default=d.ema_max_decay)
     ap.add_argument("--ema-power", type=float, default=d.ema_power)
@@ -510,6 +511,7 @@ def main(argv: list[str] | None = None) -> None:
         lr=a.lr,
         warmup_steps=a.warmup_steps,
         lr_decay=a.lr_decay,
+        min_lr_ratio=a.min_lr_ratio,
         snr_gamma=a.snr_gamma,
         ema_max_decay=a.ema_max_decay,
         ema_power=a.ema_power,
@@ -526,7 +528,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     if len(cfg.attention) != len(cfg.block_out_channels):
         raise SystemExit("--attention needs one 0/1 per entry of --channels")
-    r = train(cfg)
+    return cfg
+
+
+def main(argv: list[str] | None = None) -> None:
+    r = train(parse_args(argv))
     print(f"done: {r['steps']} steps, {r['images_seen']} images, {r['minutes']:.1f} min")
 
 
