@@ -185,3 +185,12 @@ def test_cooldown_flags_set_where_the_cosine_ends():
     assert _lr_factor(cfg, 100, 30.0) == pytest.approx(0.05 + 0.95 * 0.5)
     assert _lr_factor(cfg, 100, 60.0) == pytest.approx(0.05)
     assert parse_args([]).min_lr_ratio == 0.1  # the default is unchanged
+
+
+def test_kid_figures_are_keyed_by_whether_the_scale_is_the_recommended_one(tmp_path):
+    from training.evaluate import kid_key
+
+    (tmp_path / "stroke_studio.json").write_text(json.dumps({"recommended_guidance_scale": 1.0}))
+    assert kid_key(1.0, tmp_path) == "heldout"
+    assert kid_key(1.5, tmp_path) == "heldout_scale1.5"
+    assert kid_key(2.0, tmp_path) == "heldout_scale2"

@@ -1,7 +1,8 @@
 """Held-out figures, grids, SDEdit outputs and CPU speed for the shipped emoji model's card.
 
     python -m training.evaluate sweep  --n 96  --steps 25 --scales 1,2,3,5   # choose the guidance scale
-    python -m training.evaluate kid    --n 500 --steps 25 --scale 3           # KID + retrieval at that scale
+    python -m training.evaluate kid    --n 500 --steps 25 --scale 3           # KID + retrieval at that scale: eval.json
+                                                                              # "heldout" at the recommended scale, else "heldout_scale<s>"
     python -m training.evaluate grid   --steps 50 --scale 3                   # samples.png, 8x8
     python -m training.evaluate sdedit --scale 3                              # sdedit.png + assets/examples guides
     python -m training.evaluate speed                                         # ms per guided step, SDEdit time
@@ -225,6 +226,13 @@ def denoise_figures(n: int = 725, per_image: int = 4, seed: int = 0, batch: int 
     }
 
 
+def kid_key(scale: float, model_dir: Path | None = None) -> str:
+    """eval.json's key for a 1 000-sample figure: "heldout" at the model's recommended scale (the card's
+    headline), "heldout_scale<s>" at any other."""
+    meta = json.loads(((model_dir or MODEL) / "stroke_studio.json").read_text())
+    return "heldout" if scale == meta.get("recommended_guidance_scale") else f"heldout_scale{scale:g}"
+
+
 def record(key: str, value, model_dir: Path | None = None) -> None:
     path = (model_dir or MODEL) / "eval.json"
     data = json.loads(path.read_text()) if path.exists() else {}
@@ -368,7 +376,7 @@ def main(argv: list[str] | None = None) -> None:
     if a.what == "sweep":
         record("guidance_sweep", [evaluate(a.n, a.steps, float(s), encoder) for s in a.scales.split(",")])
     elif a.what == "kid":
-        record("heldout", evaluate(a.n, a.steps, a.scale, encoder, seed=1))
+        record(kid_key(a.scale), evaluate(a.n, a.steps, a.scale, encoder, seed=1))
     elif a.what == "reference":
         record("reference", reference_figures(encoder))
     elif a.what == "grid":
