@@ -185,6 +185,8 @@ def test_cooldown_flags_set_where_the_cosine_ends():
     assert _lr_factor(cfg, 100, 30.0) == pytest.approx(0.05 + 0.95 * 0.5)
     assert _lr_factor(cfg, 100, 60.0) == pytest.approx(0.05)
     assert parse_args([]).min_lr_ratio == 0.1  # the default is unchanged
+    with pytest.raises(SystemExit, match=r"out of range; allowed: \[0, 1\]"):
+        parse_args(["--min-lr-ratio", "1.5"])
 
 
 def test_kid_figures_are_keyed_by_whether_the_scale_is_the_recommended_one(tmp_path):

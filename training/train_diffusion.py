@@ -528,6 +528,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     )
     if len(cfg.attention) != len(cfg.block_out_channels):
         raise SystemExit("--attention needs one 0/1 per entry of --channels")
+    if not 0.0 <= cfg.min_lr_ratio <= 1.0:
+        raise SystemExit(f"--min-lr-ratio {cfg.min_lr_ratio} is out of range; allowed: [0, 1] (a share of --lr)")
     return cfg
 
 
