@@ -155,11 +155,18 @@ def sample(
     resolution: int | None = None,
     batch: int = 64,
 ) -> np.ndarray:
-    """DDIM (Song et al. 2021, eta = 0) with classifier-free guidance; returns uint8 (B, H, W, 3)."""
+    """DDIM (Song et al. 2021, eta = 0) with classifier-free guidance through the engine's
+    `cfg_denoiser` (at scale 1 one conditional call a step, no unconditional pass); returns uint8
+    (B, H, W, 3)."""
+    from types import SimpleNamespace
+
     from diffusers import DDIMScheduler
+
+    from editing.samplers import cfg_denoiser
 
     device = next(unet.parameters()).device
     dtype = next(unet.parameters()).dtype
+    bundle = SimpleNamespace(device=device, dtype=dtype, eps=lambda x, t, c: unet(x, t, c).sample)  # what cfg_denoiser calls
     res = resolution or unet.config.sample_size
     # "trailing" spacing: the first step is t = 999, where pure noise is what the model was trained
     # on (alpha_bar 2e-9), as the engine's own schedule does; diffusers' default "leading" starts at
@@ -173,13 +180,9 @@ def sample(
     outs = []
     for i in range(0, cond.shape[0], batch):
         x = noise[i : i + batch].to(device)
-        c = cond[i : i + batch].to(device, dtype)
-        u = uncond.expand(c.shape[0], *uncond.shape[1:]).to(device, dtype)
-        ctx = torch.cat([u, c])
+        eps_fn = cfg_denoiser(bundle, cond[i : i + batch].to(device, dtype), uncond.to(device, dtype), guidance_scale)
         for t in ddim.timesteps:
-            e_u, e_c = unet(torch.cat([x, x]).to(dtype), t.to(device), ctx).sample.float().chunk(2)
-            eps = e_u + guidance_scale * (e_c - e_u)
-            x = ddim.step(eps, t, x).prev_sample
+            x = ddim.step(eps_fn(x, t), t, x).prev_sample
         outs.append(((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
     return np.concatenate(outs)
 
