@@ -49,14 +49,18 @@ GUIDES = {  # painted guide -> prompt
 }
 
 
+def read_meta(model_dir: Path | None = None) -> dict:
+    """The model folder's stroke_studio.json."""
+    return json.loads(((model_dir or MODEL) / "stroke_studio.json").read_text())
+
+
 def load_unet(model_dir: Path | None = None):
     from diffusers import DDPMScheduler, UNet2DConditionModel
 
     model_dir = model_dir or MODEL
     unet = UNet2DConditionModel.from_pretrained(model_dir / "unet", torch_dtype=torch.float32).eval().requires_grad_(False)
     sched = DDPMScheduler.from_pretrained(model_dir / "scheduler")
-    meta = json.loads((model_dir / "stroke_studio.json").read_text())
-    return unet, dict(sched.config), meta
+    return unet, dict(sched.config), read_meta(model_dir)
 
 
 def encode(prompts: list[str], meta: dict) -> torch.Tensor:
@@ -229,8 +233,7 @@ def denoise_figures(n: int = 725, per_image: int = 4, seed: int = 0, batch: int 
 def kid_key(scale: float, model_dir: Path | None = None) -> str:
     """eval.json's key for a 1 000-sample figure: "heldout" at the model's recommended scale (the card's
     headline), "heldout_scale<s>" at any other."""
-    meta = json.loads(((model_dir or MODEL) / "stroke_studio.json").read_text())
-    return "heldout" if scale == meta.get("recommended_guidance_scale") else f"heldout_scale{scale:g}"
+    return "heldout" if scale == read_meta(model_dir).get("recommended_guidance_scale") else f"heldout_scale{scale:g}"
 
 
 def record(key: str, value, model_dir: Path | None = None) -> None:

@@ -115,15 +115,16 @@ def pack(corpus: Path, out: Path, conditioning: str = "pooled", max_length: int 
     kit_bytes = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     tree = tracked_bytes()
     err = 1 - torch.nn.functional.cosine_similarity((q.float() * scale).flatten(1), encodings.float().flatten(1), dim=1)
+    missing = [w.rstrip("-") for w in WHEELS if not any(c.startswith(w) for c in copied)]
     report = {"images": int(len(offsets) - 1), "webp_mib": round(len(data) / 2**20, 1), "captions": len(texts),
-              "int8_max_cosine_distance": float(err.max()), "wheels": copied, "kit_mib": round(kit_bytes / 2**20, 1),
-              "tracked_tree_mib": round(tree / 2**20, 1), "fits_carry": kit_bytes + tree <= CARRY_LIMIT}  # fmt: skip
-    report["wheels_missing"] = [w.rstrip("-") for w in WHEELS if not any(c.startswith(w) for c in copied)]
+              "int8_max_cosine_distance": float(err.max()), "wheels": copied, "wheels_missing": missing,
+              "kit_mib": round(kit_bytes / 2**20, 1), "tracked_tree_mib": round(tree / 2**20, 1),
+              "fits_carry": kit_bytes + tree <= CARRY_LIMIT}  # fmt: skip
     if not report["fits_carry"]:
         print(f"warning: kit {report['kit_mib']} MiB + tree {report['tracked_tree_mib']} MiB is over the 64 MiB a call may carry",
               file=sys.stderr)  # fmt: skip
-    if report["wheels_missing"]:
-        print(f"warning: no {' or '.join(report['wheels_missing'])} wheel in {wheels}: the GPU machine lacks them and has no "
+    if missing:
+        print(f"warning: no {' or '.join(missing)} wheel in {wheels}: the GPU machine lacks them and has no "
               "network, so `train` there cannot start; `pip download` them first (assets/models/emoji/README.md, 'Owed')",
               file=sys.stderr)  # fmt: skip
     return report
