@@ -34,6 +34,7 @@ from editing.sweep import sdedit_sweep  # noqa: E402
 PROMPT = "a smiling cat face"
 SWEEP_T0S = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 CANVAS = 256  # the studio's canvas for pixel-text models (ui/defaults.py)
+GUIDED_STEP_SCALE = 2.0  # the step figure's CFG scale (any value but 0 and 1 costs the same: one batch-2 call)
 
 
 def load(model_name: str):
@@ -92,7 +93,8 @@ def studio_config(model, **overrides) -> SDEditConfig:
 
 def diffusers_sdedit(model, guide: np.ndarray, cfg: SDEditConfig, cond: torch.Tensor, uncond: torch.Tensor):
     """The same SDEdit as a plain diffusers loop on the same UNet: DDPMScheduler over the last
-    ceil(t0 * steps) of `steps` timesteps, CFG as one batch-2 call, no previews."""
+    ceil(t0 * steps) of `steps` timesteps, CFG as one batch-2 call where diffusers' pipelines use it
+    (guidance > 1; at 1 one conditional call, as ours), no previews."""
     from diffusers import DDPMScheduler
 
     from editing import images as im
@@ -108,8 +110,12 @@ def diffusers_sdedit(model, guide: np.ndarray, cfg: SDEditConfig, cond: torch.Te
     both = torch.cat([uncond, cond])
     with torch.no_grad():
         for t in timesteps:
-            eps_u, eps_c = model.unet(torch.cat([x, x]), t, encoder_hidden_states=both).sample.chunk(2)
-            x = sched.step(eps_u + cfg.guidance_scale * (eps_c - eps_u), t, x, generator=gen).prev_sample
+            if cfg.guidance_scale > 1.0:  # diffusers' do_classifier_free_guidance
+                eps_u, eps_c = model.unet(torch.cat([x, x]), t, encoder_hidden_states=both).sample.chunk(2)
+                eps = eps_u + cfg.guidance_scale * (eps_c - eps_u)
+            else:
+                eps = model.unet(x, t, encoder_hidden_states=cond).sample
+            x = sched.step(eps, t, x, generator=gen).prev_sample
     return model.decode(x)[0]
 
 
@@ -147,7 +153,9 @@ def figures(plain, label: str, repeats: int) -> dict:
     from diffusers import DDPMScheduler
 
     x = torch.randn(1, *model.latent_shape, generator=torch.Generator().manual_seed(0))
-    eps_fn = prompt_denoiser(model, PROMPT, cfg.guidance_scale)
+    # The issue's figure is a guided step (a CFG pair, batch 2), whatever scale the model recommends
+    # (the emoji model's 1.0 needs no pair): a fixed scale above 1 keeps it one.
+    eps_fn = prompt_denoiser(model, PROMPT, GUIDED_STEP_SCALE)
     sched = DDPMScheduler(num_train_timesteps=model.schedule.num_train_timesteps)
     sched.set_timesteps(cfg.steps)
     t_int = sched.timesteps[cfg.steps // 2]
@@ -155,7 +163,7 @@ def figures(plain, label: str, repeats: int) -> dict:
     both = torch.cat([uncond, cond])
     noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
 
-    plain_eps_fn = prompt_denoiser(plain, PROMPT, cfg.guidance_scale)
+    plain_eps_fn = prompt_denoiser(plain, PROMPT, GUIDED_STEP_SCALE)
 
     def ours_step(eps_fn=eps_fn):
         with torch.no_grad():
@@ -164,7 +172,7 @@ def figures(plain, label: str, repeats: int) -> dict:
     def peer_step():
         with torch.no_grad():
             eps_u, eps_c = plain.unet(torch.cat([x, x]), t_int, encoder_hidden_states=both).sample.chunk(2)
-            return sched.step(eps_u + cfg.guidance_scale * (eps_c - eps_u), t_int, x, generator=torch.Generator()).prev_sample
+            return sched.step(eps_u + GUIDED_STEP_SCALE * (eps_c - eps_u), t_int, x, generator=torch.Generator()).prev_sample
 
     st = interleaved({"ours": ours_step, "peer": peer_step, "ours_plain": lambda: ours_step(plain_eps_fn)}, "cpu",
                      max(20, repeats * 4), warmup=3)
