@@ -90,3 +90,22 @@ def test_sweep_on_gpu_matches_single_runs(tiny_dir):
     results = final(sdedit_sweep(gpu, guide, cfgs, prompt="a boat"))
     for cfg, out in zip(cfgs, results, strict=True):
         _close(out, final(sdedit(gpu, guide, cfg, prompt="a boat")), torch.float16)
+
+
+def test_training_runs_on_cuda_and_resumes(tmp_path):
+    """The emoji training loop on the GPU (the corpus, its caption index and the noise generator live
+    there) trains and resumes from its checkpoint: the first H100 run found both failing (a CPU index
+    into a GPU tensor; the RNG state mapped to the GPU by torch.load)."""
+    from tests.test_training import _tiny_config, _tiny_images
+    from training.train_diffusion import train
+
+    images, captions = _tiny_images()
+    data = {"images": images, "captions": captions, "flip": np.ones(len(images), bool)}
+    enc = (torch.nn.functional.normalize(torch.randn(2, 1, 384), dim=-1), torch.tensor([0] * 8 + [1] * 8))
+    cfg = _tiny_config(tmp_path, batch_size=16, lr=2e-3, warmup_steps=5, max_steps=30, log_every=10, device="cuda")
+    r = train(cfg, data, enc, torch.zeros(1, 1, 384))
+    assert r["steps"] == 30 and len(r["losses"]) == 30 and np.isfinite(r["losses"]).all()
+    assert next(r["unet"].parameters()).device.type == "cuda"
+    cfg.max_steps = 35
+    r2 = train(cfg, data, enc, torch.zeros(1, 1, 384))
+    assert r2["steps"] == 35 and len(r2["losses"]) == 5
