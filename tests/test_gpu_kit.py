@@ -61,9 +61,10 @@ def test_kit_trains_resumes_samples_and_finishes_to_a_loadable_model(kit, tmp_pa
     gpu_kit.main(_train_args(kit, tmp_path, "--max-steps", "6", "--samples", "3", "--scales", "1,2"))
     info = json.loads((out / "run.json").read_text())
     assert info["training"]["steps"] == 6 and info["this_call"]["steps"] == 2
-    s = np.load(out / "samples.npz")
-    assert s["scale_1"].shape == (3, 16, 16, 3) and s["scale_1"].dtype == np.uint8 and len(s["prompts"]) == 3
-    assert set(s["prompts"].tolist()) <= {"red disc", "blue square"}  # held-out captions only
+    prompts, by_scale = gpu_kit.load_samples(out / "samples.npz")  # lossless WebP in the file
+    assert sorted(by_scale) == [1.0, 2.0] and len(prompts) == 3
+    assert by_scale[1.0].shape == (3, 16, 16, 3) and by_scale[1.0].dtype == np.uint8
+    assert set(prompts) <= {"red disc", "blue square"}  # held-out captions only
 
     # what came back becomes the shipped folder, which the engine loads and samples from
     meta = gpu_kit.finish(out, tmp_path / "model", guidance_scale=2.5, edit_guidance_scale=5.0, edit_skip_fraction=0.2)

@@ -145,11 +145,11 @@ def evaluate(n: int, steps: int, scale: float, encoder, seed: int = 0) -> dict:
 def samples_figures(path: Path, encoder) -> list[dict]:
     """KID and retrieval of samples generated elsewhere (`training.gpu_kit train --samples`): one
     entry per guidance scale in the file, against the held-out images of --corpus."""
-    z = np.load(path)
-    prompts = z["prompts"].tolist()
+    from training.gpu_kit import load_samples
+
+    prompts, by_scale = load_samples(path)
     real, caps = heldout()
-    return [{"guidance_scale": float(key.removeprefix("scale_")), **score(z[key], prompts, real, caps, encoder), "source": str(path)}
-            for key in sorted(k for k in z.files if k.startswith("scale_"))]  # fmt: skip
+    return [{"guidance_scale": s, **score(images, prompts, real, caps, encoder), "source": str(path)} for s, images in by_scale.items()]
 
 
 def reference_figures(encoder) -> dict:
