@@ -126,3 +126,19 @@ def test_evaluate_scores_samples_that_came_back(tmp_path, monkeypatch):
     assert real["guidance_scale"] == 2.0 and fake["guidance_scale"] == 3.0 and real["n_samples"] == 16
     assert real["kid"] < 0.1 * fake["kid"]
     assert real["retrieval_top1"] >= fake["retrieval_top1"]
+
+
+def test_probe_times_each_batch_size_in_both_memory_formats(kit, tmp_path):
+    """`probe`: a short fresh run per batch size, NCHW and channels_last, reported in probe.json."""
+    from training import gpu_kit
+
+    args = _train_args(kit, tmp_path)
+    args[0] = "probe"
+    gpu_kit.main(args + ["--seconds", "3", "--batch-sizes", "4,8"])
+    report = json.loads((tmp_path / "out" / "probe.json").read_text())
+    rows = report["rows"]
+    assert [(r["batch_size"], r["channels_last"]) for r in rows] == [(4, False), (4, True), (8, False), (8, True)]
+    assert all(r["steps"] > 5 for r in rows) and report["device"] == "cpu"
+    assert all(r["steps_per_s"] is None or r["images_per_s"] == round(r["steps_per_s"] * r["batch_size"]) or
+               abs(r["images_per_s"] - r["steps_per_s"] * r["batch_size"]) < r["batch_size"] for r in rows)  # fmt: skip
+    assert not (tmp_path / "run").exists()  # scratch folders only: a real run's checkpoint is never touched

@@ -277,6 +277,41 @@ def train_on_kit(kit: Kit, cfg: TrainConfig, out: Path, samples: int = 0, scales
     return info
 
 
+def probe(kit: Kit, cfg: TrainConfig, out: Path, batch_sizes: tuple[int, ...] = (128, 256), seconds: float = 20.0) -> dict:
+    """Training throughput of short fresh runs per batch size, NCHW and channels_last, so that a
+    GPU session measures what to train with before the long run spends its minutes (the first H100
+    run, NCHW at batch 128, made 9 steps/s: 38 TFLOP/s, 4 % of the GPU's bf16 peak)."""
+    import dataclasses
+    import tempfile
+
+    data = kit.data("train")
+    enc, empty = kit.row_encodings(data["captions"]), kit.encode([""])
+    rows = []
+    for b in batch_sizes:
+        for channels_last in (False, True):
+            with tempfile.TemporaryDirectory() as d:
+                c = dataclasses.replace(cfg, out=d, batch_size=b, channels_last=channels_last, run_minutes=seconds / 60,
+                                        max_minutes=None, max_steps=None, init_from=None, grid_captions=[],
+                                        checkpoint_minutes=1e9, sample_minutes=1e9, progress=False, log_every=5)  # fmt: skip
+                t = time.time()
+                r = train(c, data, enc, empty)
+                wall = time.time() - t
+                log = np.loadtxt(Path(d) / "loss.csv", delimiter=",", skiprows=1, usecols=(0, 5), ndmin=2)
+            # steady rate: between the first and the last logged step (no set-up, no first-call tuning)
+            span_s = (log[-1, 1] - log[0, 1]) * 60 if len(log) > 1 else 0.0
+            steady = (log[-1, 0] - log[0, 0]) / span_s if span_s > 0 else None
+            rows.append({"batch_size": b, "channels_last": channels_last, "steps": r["steps"], "seconds": round(wall, 1),
+                         "steps_per_s": round(steady, 2) if steady else None,
+                         "images_per_s": round(steady * b) if steady else None})  # fmt: skip
+            print(rows[-1], flush=True)
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device)
+    report = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu", "torch": torch.__version__,
+              "parameters": sum(p.numel() for p in build_unet(cfg).parameters()), "seconds_each": seconds, "rows": rows}  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "probe.json").write_text(json.dumps(report, indent=1))
+    return report
+
+
 # --- finish (here) -------------------------------------------------------------------------------
 
 
@@ -302,16 +337,8 @@ def _tuple(kind):
     return lambda s: tuple(kind(v) for v in s.split(","))
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("pack", help="here: corpus + caption encodings + wheels -> a kit folder to carry")
-    p.add_argument("--corpus", type=Path, default=Path(".cache/corpus/emoji64.npz"))
-    p.add_argument("--out", type=Path, default=Path(".gpukit"))
-    p.add_argument("--conditioning", choices=["pooled", "tokens"], default="pooled")
-    p.add_argument("--wheels", type=Path, default=Path(".whl"))
-
-    t = sub.add_parser("train", help="there: train from the kit, resuming; EMA weights + run.json (+ samples) to --out")
+def _train_flags(t: argparse.ArgumentParser) -> None:
+    """The flags `train` and `probe` share: the kit, the architecture, the optimiser, the device."""
     t.add_argument("--kit", type=Path, default=Path(".gpukit"))
     t.add_argument("--run", type=Path, default=Path("/tmp/emoji64"), help="checkpoint folder (stays on the machine's disk)")
     t.add_argument("--out", type=Path, required=True, help="what comes back ($OUT)")
@@ -329,6 +356,7 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--layers-per-block", type=int, default=DEFAULT_ARCH["layers_per_block"])
     t.add_argument("--attention-head-dim", type=int, default=DEFAULT_ARCH["attention_head_dim"])
     t.add_argument("--norm-groups", type=int, default=DEFAULT_ARCH["norm_num_groups"])
+    t.add_argument("--channels-last", action="store_true", help="the UNet in channels_last (NHWC); see `probe`")
     t.add_argument("--sample-minutes", type=float, default=4.0)
     t.add_argument("--checkpoint-minutes", type=float, default=2.0)
     t.add_argument("--init-from", default=None, help="warm start (no checkpoint yet): a UNet folder, a safetensors file, "
@@ -339,6 +367,36 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--threads", type=int, default=8)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--quiet", action="store_true")
+
+
+
+def _config(a: argparse.Namespace, kit: Kit) -> TrainConfig:
+    return TrainConfig(
+        corpus=str(a.kit / "corpus.npz"), out=str(a.run), resolution=a.resolution, block_out_channels=a.channels,
+        attention=a.attention, layers_per_block=a.layers_per_block, attention_head_dim=a.attention_head_dim,
+        norm_num_groups=a.norm_groups, conditioning=kit.conditioning, max_length=kit.max_length,
+        batch_size=a.batch_size, lr=a.lr, warmup_steps=a.warmup_steps, ema_max_decay=a.ema_max_decay,
+        snr_gamma=a.snr_gamma, max_steps=a.max_steps, max_minutes=a.max_minutes, run_minutes=a.run_minutes, init_from=a.init_from,
+        checkpoint_minutes=a.checkpoint_minutes, sample_minutes=a.sample_minutes, device=a.device,
+        channels_last=a.channels_last, threads=a.threads, seed=a.seed, progress=not a.quiet,
+    )  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("pack", help="here: corpus + caption encodings + wheels -> a kit folder to carry")
+    p.add_argument("--corpus", type=Path, default=Path(".cache/corpus/emoji64.npz"))
+    p.add_argument("--out", type=Path, default=Path(".gpukit"))
+    p.add_argument("--conditioning", choices=["pooled", "tokens"], default="pooled")
+    p.add_argument("--wheels", type=Path, default=Path(".whl"))
+
+    t = sub.add_parser("train", help="there: train from the kit, resuming; EMA weights + run.json (+ samples) to --out")
+    _train_flags(t)
+    q = sub.add_parser("probe", help="there: steps/s of short runs per batch size, NCHW and channels_last -> --out/probe.json")
+    _train_flags(q)
+    q.add_argument("--seconds", type=float, default=20.0, help="each variant's run")
+    q.add_argument("--batch-sizes", type=_tuple(int), default=(128, 256))
 
     f = sub.add_parser("finish", help="here: what came back -> the shipped model folder")
     f.add_argument("--from", dest="src", type=Path, required=True)
@@ -353,17 +411,11 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(pack(a.corpus, a.out, a.conditioning, wheels=a.wheels), indent=1))
     elif a.cmd == "train":
         kit = Kit(a.kit)
-        cfg = TrainConfig(
-            corpus=str(a.kit / "corpus.npz"), out=str(a.run), resolution=a.resolution, block_out_channels=a.channels,
-            attention=a.attention, layers_per_block=a.layers_per_block, attention_head_dim=a.attention_head_dim,
-            norm_num_groups=a.norm_groups, conditioning=kit.conditioning, max_length=kit.max_length,
-            batch_size=a.batch_size, lr=a.lr, warmup_steps=a.warmup_steps, ema_max_decay=a.ema_max_decay,
-            snr_gamma=a.snr_gamma, max_steps=a.max_steps, max_minutes=a.max_minutes, run_minutes=a.run_minutes, init_from=a.init_from,
-            checkpoint_minutes=a.checkpoint_minutes, sample_minutes=a.sample_minutes, device=a.device,
-            threads=a.threads, seed=a.seed, progress=not a.quiet,
-        )  # fmt: skip
-        info = train_on_kit(kit, cfg, a.out, a.samples, a.scales)
+        info = train_on_kit(kit, _config(a, kit), a.out, a.samples, a.scales)
         print(json.dumps({k: info[k] for k in ("training", "this_call", "device", "shards")}, indent=1))
+    elif a.cmd == "probe":
+        kit = Kit(a.kit)
+        print(json.dumps(probe(kit, _config(a, kit), a.out, a.batch_sizes, a.seconds), indent=1))
     elif a.cmd == "finish":
         print(json.dumps(finish(a.src, a.out, a.guidance, a.status, a.edit_guidance, a.edit_skip_fraction), indent=1))
 

@@ -81,6 +81,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     bf16: bool = True  # autocast to bf16 on CUDA only; CPU trains in fp32
+    channels_last: bool = False  # the UNet's convolutions in NHWC (`training.gpu_kit probe` times it on the GPU)
     threads: int = 2
     progress: bool = True
     grid_captions: list[str] = field(default_factory=lambda: list(GRID_CAPTIONS))
@@ -307,10 +308,13 @@ def _train(cfg: TrainConfig, data, encodings, empty, grid_cond) -> dict:
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True  # the fp32 parts (norms, the loss) on tensor cores
         torch.backends.cudnn.allow_tf32 = True
-        images, flip_ok, row_to_enc = images.to(device), flip_ok.to(device), row_to_enc.to(device)  # the whole corpus on the GPU: no copy per step
+        # the whole corpus and its caption index on the GPU: no copy per step
+        images, flip_ok, row_to_enc = images.to(device), flip_ok.to(device), row_to_enc.to(device)
     noise_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1) if device.type == "cuda" else None
 
     unet = build_unet(cfg).to(device).train()
+    if cfg.channels_last:
+        unet = unet.to(memory_format=torch.channels_last)
     if cfg.init_from and not (Path(cfg.out) / "ckpt.pt").exists():
         load_init_weights(unet, cfg.init_from)
     scheduler = build_scheduler(cfg)
@@ -499,6 +503,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     ap.add_argument("--sample-minutes", type=float, default=d.sample_minutes)
     ap.add_argument("--device", default=d.device)
     ap.add_argument("--no-bf16", action="store_true", help="train in fp32 on CUDA too")
+    ap.add_argument("--channels-last", action="store_true", help="the UNet in channels_last (NHWC) memory format")
     ap.add_argument("--threads", type=int, default=d.threads)
     ap.add_argument("--seed", type=int, default=d.seed)
     a = ap.parse_args(argv)
@@ -529,6 +534,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         sample_minutes=a.sample_minutes,
         device=a.device,
         bf16=not a.no_bf16,
+        channels_last=a.channels_last,
         threads=a.threads,
         seed=a.seed,
     )
