@@ -332,8 +332,9 @@ def run_main(args, bundle, folder: Path, device, dtype, repeats: int, skip: set[
                 return frame
 
             lat[k] = interleaved({"first": first}, device, max(repeats, 5))["first"]
-        row("request -> first streamed frame (EngineBackend.sdedit, preview_every=1)", lat[1], None, None, None, goal=0.1,
-            note=f"with the studio's preview_every=5: {ms(lat[5].median):.1f} ms")
+        # the studio asks for a frame every step (ui/defaults.py EVERY_STEP); 5 is the configs' default, for scripts
+        row("request -> first streamed frame (EngineBackend.sdedit, preview_every=1, as the studio)", lat[1], None, None, None,
+            goal=0.1, note=f"with the configs' default preview_every=5 (scripts): {ms(lat[5].median):.1f} ms")
 
     # --- previews' share of an edit ----------------------------------------------------------------
     if "previews" not in skip:
