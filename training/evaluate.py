@@ -282,7 +282,7 @@ def paint_guides(size: int = 256) -> dict[str, np.ndarray]:
 def sdedit_figure(
     scale: float, out: Path, examples_dir: Path = Path("assets/examples"), seeds: int = 4, t0s: tuple[float, ...] = (0.5, 0.7)
 ) -> dict:
-    """Rows: guide (32 px), then SDEdit outputs for each t0 and seed, through the engine's editing.sdedit."""
+    """Rows: guide (at the model's resolution), then SDEdit outputs for each t0 and seed, through the engine's editing.sdedit."""
     import editing
     from editing.images import to_model_size
     from editing.sdedit import sdedit  # `editing.sdedit` turns into the submodule once it is imported
@@ -293,9 +293,10 @@ def sdedit_figure(
     for name, im in guides.items():
         save_png(examples_dir / f"{name}.png", im)
     model = editing.load_model(str(MODEL.resolve()), device="cpu")
+    res = read_meta()["resolution"]
     rows, timing = [], {}
     for name, prompt in GUIDES.items():
-        small = to_model_size(guides[name], 32)
+        small = to_model_size(guides[name], res)
         row = [small]
         for t0 in t0s:
             for seed in range(seeds):
@@ -306,7 +307,7 @@ def sdedit_figure(
         rows.append(np.stack(row))
     save_png(out, grid(np.concatenate(rows), cols=1 + len(t0s) * seeds, scale=4))
     return {
-        "layout": f"rows {list(GUIDES)}; column 1 the 32-px guide, then t0 in {list(t0s)} x seeds 0..{seeds - 1}",
+        "layout": f"rows {list(GUIDES)}; column 1 the {res}-px guide, then t0 in {list(t0s)} x seeds 0..{seeds - 1}",
         "prompts": GUIDES,
         "seconds_per_edit": {str(k): round(float(np.median(v)), 2) for k, v in timing.items()},
     }

@@ -1,4 +1,4 @@
-"""Train the emoji model on a GPU machine that has no network and no MiniLM: pack, train, finish.
+"""Train the emoji model on a GPU machine that has no network and no MiniLM: pack, probe, train, finish.
 
 The GPU machines lent to this project (see the model card, "GPU training") start bare, reach
 nothing, take at most 64 MiB of working tree per call, run a command for at most 10 minutes, give
@@ -6,8 +6,11 @@ back at most 8 files of 16 MiB, and stay warm for only 30 s between calls. So:
 
     # here: the corpus (lossless WebP), every caption's MiniLM encoding (int8) and the wheels
     python -m training.gpu_kit pack --corpus .cache/corpus/emoji64.npz --out .gpukit
-    # there, one call per <= 10 minutes, carry [".gpukit"]; the checkpoint stays on the machine's
-    # disk (--run), the EMA weights come back each time, so a lost machine costs one call, not all
+    # there, one call per <= 10 minutes, carry [".gpukit"]; first the throughput of each batch size,
+    # NCHW and channels_last (about 2 minutes), then the run with the fastest
+    python -m training.gpu_kit probe --kit .gpukit --out $OUT --seconds 20
+    # the checkpoint stays on the machine's disk (--run), the EMA weights come back each time, so a
+    # lost machine costs one call, not all
     python -m training.gpu_kit train --kit .gpukit --run /tmp/emoji64 --out $OUT --max-minutes 25 --run-minutes 8
     # ... the last call adds --samples 1000 (held-out captions at each --scales value) for the KID
     # here again: the shipped folder from what came back
