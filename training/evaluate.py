@@ -293,7 +293,7 @@ def sdedit_figure(
     for name, im in guides.items():
         save_png(examples_dir / f"{name}.png", im)
     model = editing.load_model(str(MODEL.resolve()), device="cpu")
-    res = read_meta()["resolution"]
+    res = model.resolution  # the guide at the size the model works at
     rows, timing = [], {}
     for name, prompt in GUIDES.items():
         small = to_model_size(guides[name], res)

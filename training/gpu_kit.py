@@ -307,9 +307,10 @@ def probe(kit: Kit, cfg: TrainConfig, out: Path, batch_sizes: tuple[int, ...] = 
                          "steps_per_s": round(steady, 2) if steady else None,
                          "images_per_s": round(steady * b) if steady else None})  # fmt: skip
             print(rows[-1], flush=True)
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device)
+    params = list(r["unet"].parameters())  # the last run's network: where `train` put it, and its size
+    device = params[0].device
     report = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu", "torch": torch.__version__,
-              "parameters": sum(p.numel() for p in build_unet(cfg).parameters()), "seconds_each": seconds, "rows": rows}  # fmt: skip
+              "parameters": sum(p.numel() for p in params), "seconds_each": seconds, "rows": rows}  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     (out / "probe.json").write_text(json.dumps(report, indent=1))
     return report
