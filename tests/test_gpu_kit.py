@@ -128,17 +128,30 @@ def test_evaluate_scores_samples_that_came_back(tmp_path, monkeypatch):
     assert real["retrieval_top1"] >= fake["retrieval_top1"]
 
 
-def test_probe_times_each_batch_size_in_both_memory_formats(kit, tmp_path):
-    """`probe`: a short fresh run per batch size, NCHW and channels_last, reported in probe.json."""
+def test_probe_times_each_batch_size_and_variant(kit, tmp_path):
+    """`probe`: a short fresh run per batch size and variant (eager NCHW, eager channels_last,
+    compiled; the compiled one traced with aot_eager here, inductor there), each timed for the same
+    steady seconds after its first logged step, reported in probe.json with the fastest setting as
+    `train` flags; an unknown variant fails before any run."""
     from training import gpu_kit
 
     args = _train_args(kit, tmp_path)
     args[0] = "probe"
-    gpu_kit.main(args + ["--seconds", "3", "--batch-sizes", "4,8"])
+    args += ["--compile-backend", "aot_eager"]
+    assert gpu_kit.PROBE_VARIANTS == ("nchw", "cl", "compile")  # the default; two of them here, for time
+    gpu_kit.main(args + ["--seconds", "1.5", "--batch-sizes", "8,4", "--variants", "cl,compile"])
     report = json.loads((tmp_path / "out" / "probe.json").read_text())
     rows = report["rows"]
-    assert [(r["batch_size"], r["channels_last"]) for r in rows] == [(4, False), (4, True), (8, False), (8, True)]
-    assert all(r["steps"] > 5 for r in rows) and report["device"] == "cpu"
-    assert all(r["steps_per_s"] is None or r["images_per_s"] == round(r["steps_per_s"] * r["batch_size"]) or
-               abs(r["images_per_s"] - r["steps_per_s"] * r["batch_size"]) < r["batch_size"] for r in rows)  # fmt: skip
+    assert [(r["batch_size"], r["variant"], r["channels_last"], r["compile"]) for r in rows] == [
+        (b, v, v == "cl", v == "compile") for b in (8, 4) for v in ("cl", "compile")]  # fmt: skip
+    assert not any("error" in r for r in rows), rows
+    assert all(r["steps"] > 5 and r["first_row_s"] > 0 for r in rows) and report["device"] == "cpu"
+    # each ran about --seconds after its first row (the STOP file), however long its set-up took
+    assert all(0.5 <= r["steady_s"] <= 1.5 + 1 for r in rows), rows
+    assert all(abs(r["images_per_s"] - r["steps_per_s"] * r["batch_size"]) < r["batch_size"] for r in rows)
+    best = max(rows, key=lambda r: r["images_per_s"])
+    assert report["fastest"] == {"batch_size": best["batch_size"], "variant": best["variant"], "images_per_s": best["images_per_s"]}
+    assert report["train_flags"].startswith(f"--batch-size {best['batch_size']}")
     assert not (tmp_path / "run").exists()  # scratch folders only: a real run's checkpoint is never touched
+    with pytest.raises(SystemExit, match="unknown probe variant 'nhwc'"):
+        gpu_kit.main(args + ["--variants", "nhwc"])

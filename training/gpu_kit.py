@@ -28,6 +28,7 @@ import json
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -254,7 +255,8 @@ def train_on_kit(kit: Kit, cfg: TrainConfig, out: Path, samples: int = 0, scales
         "scheduler_config": dict(build_scheduler(cfg).config),
         "training": {"steps": r["steps"], "images_seen": r["images_seen"], "minutes": round(r["minutes"], 2)},
         "this_call": {"steps": len(r["losses"]), "seconds": round(wall, 1),
-                      "steps_per_s": round(len(r["losses"]) / wall, 2) if wall else None},  # fmt: skip
+                      "steps_per_s": round(len(r["losses"]) / wall, 2) if wall else None,
+                      "compiled": r["compiled"], "compile_error": r["compile_error"]},  # fmt: skip
         "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
         "torch": torch.__version__,
         "loss_csv": (run / "loss.csv").read_text() if (run / "loss.csv").exists() else "",
@@ -280,40 +282,96 @@ def train_on_kit(kit: Kit, cfg: TrainConfig, out: Path, samples: int = 0, scales
     return info
 
 
-def probe(kit: Kit, cfg: TrainConfig, out: Path, batch_sizes: tuple[int, ...] = (128, 256), seconds: float = 20.0) -> dict:
-    """Training throughput of short fresh runs per batch size, NCHW and channels_last, so that a
-    GPU session measures what to train with before the long run spends its minutes (the first H100
-    run, NCHW at batch 128, made 9 steps/s: 38 TFLOP/s, 4 % of the GPU's bf16 peak)."""
+PROBE_VARIANTS = ("nchw", "cl", "compile")  # eager NCHW, eager channels_last, compiled (inductor picks the layout)
+
+
+def _variant(name: str) -> dict:
+    """A probe variant's name -> its TrainConfig fields: nchw, cl, compile, compile-cl."""
+    fields = {"nchw": {}, "cl": {"channels_last": True}, "compile": {"compile": True},
+              "compile-cl": {"compile": True, "channels_last": True}}  # fmt: skip
+    if name not in fields:
+        raise SystemExit(f"unknown probe variant {name!r}; allowed: {', '.join(fields)}")
+    return fields[name]
+
+
+def _stop_after_first_row(folder: Path, seconds: float, done: threading.Event) -> None:
+    """Touch folder/STOP `seconds` after the run's first loss row: every variant gets the same
+    steady time however long its set-up and compilation took."""
+    log = folder / "loss.csv"
+    while not done.is_set():
+        if log.exists() and log.read_text().count("\n") >= 2:
+            break
+        time.sleep(0.05)
+    if not done.wait(seconds):
+        (folder / "STOP").touch()
+
+
+def probe(kit: Kit, cfg: TrainConfig, out: Path, batch_sizes: tuple[int, ...] = (128, 256), seconds: float = 20.0,
+          variants: tuple[str, ...] = PROBE_VARIANTS, compile_limit_s: float = 300.0) -> dict:  # fmt: skip
+    """Training throughput of short fresh runs per batch size and variant (eager NCHW, eager
+    channels_last, torch.compile), so that a GPU session measures what to train with before the long
+    run spends its minutes (the first H100 run, eager NCHW at batch 128, made 9 steps/s: 38 TFLOP/s,
+    4 % of the GPU's bf16 peak). Each variant runs `seconds` after its first logged step; the time
+    to that step (set-up, and compilation where it compiles) is reported apart. A variant that fails
+    (a compiler missing on the machine, say) is reported with its error and the probe goes on."""
     import dataclasses
     import tempfile
 
     data = kit.data("train")
     enc, empty = kit.row_encodings(data["captions"]), kit.encode([""])
-    rows = []
+    settings = {v: {"channels_last": False, "compile": False, **_variant(v)} for v in variants}  # unknown names fail here
+    rows, params = [], None
     for b in batch_sizes:
-        for channels_last in (False, True):
+        for v in variants:
+            row: dict = {"batch_size": b, "variant": v, **settings[v]}
             with tempfile.TemporaryDirectory() as d:
-                c = dataclasses.replace(cfg, out=d, batch_size=b, channels_last=channels_last, run_minutes=seconds / 60,
-                                        max_minutes=None, max_steps=None, init_from=None, grid_captions=[],
-                                        checkpoint_minutes=1e9, sample_minutes=1e9, progress=False, log_every=5)  # fmt: skip
+                c = dataclasses.replace(cfg, out=d, batch_size=b, **settings[v], max_minutes=None,
+                                        max_steps=None, run_minutes=(seconds + compile_limit_s) / 60, init_from=None,
+                                        grid_captions=[], checkpoint_minutes=1e9, sample_minutes=1e9, progress=False,
+                                        log_every=5)  # fmt: skip
+                done = threading.Event()
+                watcher = threading.Thread(target=_stop_after_first_row, args=(Path(d), seconds, done), daemon=True)
+                watcher.start()
                 t = time.time()
-                r = train(c, data, enc, empty)
+                try:
+                    r = train(c, data, enc, empty)
+                except Exception as e:  # noqa: BLE001 - recorded in the report; the other variants still run
+                    row.update(error=f"{type(e).__name__}: {e}"[:500], seconds=round(time.time() - t, 1))
+                    rows.append(row)
+                    print(row, flush=True)
+                    continue
+                finally:
+                    done.set()
+                    watcher.join()
                 wall = time.time() - t
                 log = np.loadtxt(Path(d) / "loss.csv", delimiter=",", skiprows=1, usecols=(0, 5), ndmin=2)
-            # steady rate: between the first and the last logged step (no set-up, no first-call tuning)
+            params = list(r["unet"].parameters())
+            # steady rate: between the first and the last logged step (no set-up, no compilation)
             span_s = (log[-1, 1] - log[0, 1]) * 60 if len(log) > 1 else 0.0
             steady = (log[-1, 0] - log[0, 0]) / span_s if span_s > 0 else None
-            rows.append({"batch_size": b, "channels_last": channels_last, "steps": r["steps"], "seconds": round(wall, 1),
-                         "steps_per_s": round(steady, 2) if steady else None,
-                         "images_per_s": round(steady * b) if steady else None})  # fmt: skip
-            print(rows[-1], flush=True)
-    params = list(r["unet"].parameters())  # the last run's network: where `train` put it, and its size
-    device = params[0].device
+            row.update(steps=r["steps"], seconds=round(wall, 1), first_row_s=round(float(log[0, 1]) * 60, 1) if len(log) else None,
+                       steady_s=round(float(span_s), 1), steps_per_s=round(float(steady), 2) if steady else None,
+                       images_per_s=round(steady * b) if steady else None)  # fmt: skip
+            if r["compile_error"]:  # it fell back to eager after the first step
+                row.update(compiled=False, compile_error=r["compile_error"])
+            rows.append(row)
+            print(row, flush=True)
+    device = params[0].device if params else torch.device("cpu")  # the last run's network: where `train` put it
+    ok = [r for r in rows if r.get("images_per_s")]
+    best = max(ok, key=lambda r: r["images_per_s"]) if ok else None
     report = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu", "torch": torch.__version__,
-              "parameters": sum(p.numel() for p in params), "seconds_each": seconds, "rows": rows}  # fmt: skip
+              "parameters": sum(p.numel() for p in params) if params else None, "seconds_each": seconds, "rows": rows,
+              "fastest": best and {k: best[k] for k in ("batch_size", "variant", "images_per_s")},
+              "train_flags": best and _flags_for(best)}  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     (out / "probe.json").write_text(json.dumps(report, indent=1))
     return report
+
+
+def _flags_for(row: dict) -> str:
+    """The `train` flags that give a probe row's setting."""
+    return " ".join([f"--batch-size {row['batch_size']}", *(["--channels-last"] if row.get("channels_last") else []),
+                     *(["--compile"] if row.get("compile") else [])])  # fmt: skip
 
 
 # --- finish (here) -------------------------------------------------------------------------------
@@ -361,6 +419,8 @@ def _train_flags(t: argparse.ArgumentParser) -> None:
     t.add_argument("--attention-head-dim", type=int, default=DEFAULT_ARCH["attention_head_dim"])
     t.add_argument("--norm-groups", type=int, default=DEFAULT_ARCH["norm_num_groups"])
     t.add_argument("--channels-last", action="store_true", help="the UNet in channels_last (NHWC); see `probe`")
+    t.add_argument("--compile", action="store_true", help="torch.compile the UNet (the first steps compile); see `probe`")
+    t.add_argument("--compile-backend", default="inductor", help="torch.compile's backend (aot_eager: tracing only, for tests)")
     t.add_argument("--sample-minutes", type=float, default=4.0)
     t.add_argument("--checkpoint-minutes", type=float, default=2.0)
     t.add_argument("--init-from", default=None, help="warm start (no checkpoint yet): a UNet folder, a safetensors file, "
@@ -382,7 +442,7 @@ def _config(a: argparse.Namespace, kit: Kit) -> TrainConfig:
         batch_size=a.batch_size, lr=a.lr, warmup_steps=a.warmup_steps, ema_max_decay=a.ema_max_decay,
         snr_gamma=a.snr_gamma, max_steps=a.max_steps, max_minutes=a.max_minutes, run_minutes=a.run_minutes, init_from=a.init_from,
         checkpoint_minutes=a.checkpoint_minutes, sample_minutes=a.sample_minutes, device=a.device,
-        channels_last=a.channels_last, threads=a.threads, seed=a.seed, progress=not a.quiet,
+        channels_last=a.channels_last, compile=a.compile, compile_backend=a.compile_backend, threads=a.threads, seed=a.seed, progress=not a.quiet,
     )  # fmt: skip
 
 
@@ -397,10 +457,12 @@ def main(argv: list[str] | None = None) -> None:
 
     t = sub.add_parser("train", help="there: train from the kit, resuming; EMA weights + run.json (+ samples) to --out")
     _train_flags(t)
-    q = sub.add_parser("probe", help="there: steps/s of short runs per batch size, NCHW and channels_last -> --out/probe.json")
+    q = sub.add_parser("probe", help="there: steps/s of short runs per batch size and variant -> --out/probe.json")
     _train_flags(q)
     q.add_argument("--seconds", type=float, default=20.0, help="each variant's run")
     q.add_argument("--batch-sizes", type=_tuple(int), default=(128, 256))
+    q.add_argument("--variants", type=_tuple(str), default=PROBE_VARIANTS, help="of nchw, cl, compile, compile-cl")
+    q.add_argument("--compile-limit", type=float, default=300.0, help="seconds a variant may take to its first logged step")
 
     f = sub.add_parser("finish", help="here: what came back -> the shipped model folder")
     f.add_argument("--from", dest="src", type=Path, required=True)
@@ -419,7 +481,7 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps({k: info[k] for k in ("training", "this_call", "device", "shards")}, indent=1))
     elif a.cmd == "probe":
         kit = Kit(a.kit)
-        print(json.dumps(probe(kit, _config(a, kit), a.out, a.batch_sizes, a.seconds), indent=1))
+        print(json.dumps(probe(kit, _config(a, kit), a.out, a.batch_sizes, a.seconds, a.variants, a.compile_limit), indent=1))
     elif a.cmd == "finish":
         print(json.dumps(finish(a.src, a.out, a.guidance, a.status, a.edit_guidance, a.edit_skip_fraction), indent=1))
 

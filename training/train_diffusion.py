@@ -82,6 +82,10 @@ class TrainConfig:
     device: str = "auto"
     bf16: bool = True  # autocast to bf16 on CUDA only; CPU trains in fp32
     channels_last: bool = False  # the UNet's convolutions in NHWC (`training.gpu_kit probe` times it on the GPU)
+    # torch.compile of the UNet's forward (and so its backward); the first steps compile. The backend
+    # is "inductor" for real runs; tests check the tracing with "aot_eager" (no code generation).
+    compile: bool = False
+    compile_backend: str = "inductor"
     threads: int = 2
     progress: bool = True
     grid_captions: list[str] = field(default_factory=lambda: list(GRID_CAPTIONS))
@@ -310,6 +314,9 @@ def _train(cfg: TrainConfig, data, encodings, empty, grid_cond) -> dict:
         torch.backends.cudnn.allow_tf32 = True
         # the whole corpus and its caption index on the GPU: no copy per step
         images, flip_ok, row_to_enc = images.to(device), flip_ok.to(device), row_to_enc.to(device)
+    # on CUDA every per-step draw (rows, flips, caption drop, t, noise) comes from this generator on
+    # the device: a CPU tensor copied to the GPU waits for the GPU's queue to drain (a host sync a
+    # draw), which left the GPU idle while Python launched the next step
     noise_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1) if device.type == "cuda" else None
 
     unet = build_unet(cfg).to(device).train()
@@ -325,7 +332,10 @@ def _train(cfg: TrainConfig, data, encodings, empty, grid_cond) -> dict:
 
         snr = compute_snr(scheduler, torch.arange(scheduler.config.num_train_timesteps)).float()
         snr_weight = (torch.clamp(snr, max=cfg.snr_gamma) / snr).to(device)
-    opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
+    opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99),
+                            fused=device.type == "cuda")  # one kernel for all parameters on the GPU  # fmt: skip
+    # the network that runs the step (compiled or not); `unet` keeps the parameters and state dict
+    net = torch.compile(unet, backend=cfg.compile_backend) if cfg.compile else unet
     ema = EMAModel(
         unet.parameters(),
         decay=cfg.ema_max_decay,
@@ -390,6 +400,19 @@ def _train(cfg: TrainConfig, data, encodings, empty, grid_cond) -> dict:
     log = csv.writer(log_f)
     if new_log:
         log.writerow(["step", "images_seen", "loss", "lr", "ema_decay", "minutes"])
+    def forward_backward(net, xt, t, ctx, noise) -> torch.Tensor:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            pred = net(xt, t, ctx, return_dict=False)[0]
+        if snr_weight is None:
+            loss = F.mse_loss(pred.float(), noise)  # the simple epsilon loss, DDPM eq. (14)
+        else:  # Min-SNR-gamma: per-sample weight min(SNR, gamma) / SNR on the epsilon loss
+            per_sample = F.mse_loss(pred.float(), noise, reduction="none").mean(dim=(1, 2, 3))
+            loss = (per_sample * snr_weight[t]).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        return loss
+
+    compiled_ok, compile_error = False, None  # a compiler that fails at the first step costs that step, not the call
     losses: list[float] = []
     pending: list[torch.Tensor] = []  # this log window's losses, still on the device
     last_ckpt = last_grid = time.time()
@@ -404,31 +427,32 @@ def _train(cfg: TrainConfig, data, encodings, empty, grid_cond) -> dict:
                 break
             if (out / "STOP").exists():
                 break
-            idx = torch.randint(0, images.shape[0], (cfg.batch_size,), generator=gen).to(images.device)
+            # the draws, in this order: rows, flips, caption drop, t, noise (CPU: `gen`; CUDA: `noise_gen` there)
+            g_draw, d_draw = (gen, "cpu") if noise_gen is None else (noise_gen, device)
+            idx = torch.randint(0, images.shape[0], (cfg.batch_size,), generator=g_draw, device=d_draw)
             x0 = images[idx].to(device).permute(0, 3, 1, 2).float() / 127.5 - 1.0  # (B, 3, H, W) in [-1, 1]
-            flip = flip_ok[idx] & (torch.rand(cfg.batch_size, generator=gen) < 0.5).to(flip_ok.device)
+            flip = flip_ok[idx] & (torch.rand(cfg.batch_size, generator=g_draw, device=d_draw) < 0.5)
             x0 = torch.where(flip.to(device)[:, None, None, None], x0.flip(-1), x0)
             ctx = enc[row_to_enc[idx].to(device)]
-            drop = (torch.rand(cfg.batch_size, generator=gen) < cfg.caption_dropout).to(device)
+            drop = (torch.rand(cfg.batch_size, generator=g_draw, device=d_draw) < cfg.caption_dropout).to(device)
             ctx = torch.where(drop[:, None, None], empty.expand_as(ctx), ctx)
-            t = torch.randint(0, scheduler.config.num_train_timesteps, (cfg.batch_size,), generator=gen).to(device)
-            if noise_gen is None:
-                noise = torch.randn(x0.shape, generator=gen).to(device)
-            else:  # drawn on the GPU: 6 MB a step at 64 px and batch 128 stays off the PCIe bus
-                noise = torch.randn(x0.shape, generator=noise_gen, device=device)
+            n_t = scheduler.config.num_train_timesteps
+            t = torch.randint(0, n_t, (cfg.batch_size,), generator=g_draw, device=d_draw).to(device)
+            noise = torch.randn(x0.shape, generator=g_draw, device=d_draw).to(device)  # 6 MB a step at 64 px, batch 128
             a = acp[t][:, None, None, None]
             xt = a.sqrt() * x0 + (1 - a).sqrt() * noise  # DDPM eq. (4)
             for g_ in opt.param_groups:
                 g_["lr"] = cfg.lr * _lr_factor(cfg, step, minutes())
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                pred = unet(xt, t, ctx).sample
-            if snr_weight is None:
-                loss = F.mse_loss(pred.float(), noise)  # the simple epsilon loss, DDPM eq. (14)
-            else:  # Min-SNR-gamma: per-sample weight min(SNR, gamma) / SNR on the epsilon loss
-                per_sample = F.mse_loss(pred.float(), noise, reduction="none").mean(dim=(1, 2, 3))
-                loss = (per_sample * snr_weight[t]).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
+            try:
+                loss = forward_backward(net, xt, t, ctx, noise)
+            except Exception as e:  # noqa: BLE001 - only the first compiled step: the run goes on eager
+                if net is unet or compiled_ok:
+                    raise
+                compile_error = f"{type(e).__name__}: {e}"[:500]
+                print(f"torch.compile failed at the first step, training eager instead: {compile_error}", flush=True)
+                net = unet
+                loss = forward_backward(net, xt, t, ctx, noise)
+            compiled_ok = True
             torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
             opt.step()
             ema.step(unet.parameters())
@@ -448,7 +472,7 @@ def _train(cfg: TrainConfig, data, encodings, empty, grid_cond) -> dict:
                         f"{mean:.5f}",
                         f"{opt.param_groups[0]['lr']:.3e}",
                         f"{ema.cur_decay_value or 0:.5f}",
-                        f"{minutes():.2f}",
+                        f"{minutes():.3f}",
                     ]
                 )
                 log_f.flush()
@@ -467,7 +491,8 @@ def _train(cfg: TrainConfig, data, encodings, empty, grid_cond) -> dict:
             save()
     if cfg.grid_captions and step > 0:
         log_grid()
-    return {"losses": losses, "steps": step, "images_seen": images_seen, "minutes": minutes(), "ema": ema, "unet": unet}
+    return {"losses": losses, "steps": step, "images_seen": images_seen, "minutes": minutes(), "ema": ema, "unet": unet,
+            "compiled": net is not unet, "compile_error": compile_error}  # fmt: skip
 
 
 def _tuple(kind):
@@ -504,6 +529,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     ap.add_argument("--device", default=d.device)
     ap.add_argument("--no-bf16", action="store_true", help="train in fp32 on CUDA too")
     ap.add_argument("--channels-last", action="store_true", help="the UNet in channels_last (NHWC) memory format")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the UNet (the first steps compile)")
     ap.add_argument("--threads", type=int, default=d.threads)
     ap.add_argument("--seed", type=int, default=d.seed)
     a = ap.parse_args(argv)
@@ -535,6 +561,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         device=a.device,
         bf16=not a.no_bf16,
         channels_last=a.channels_last,
+        compile=a.compile,
         threads=a.threads,
         seed=a.seed,
     )
