@@ -95,6 +95,13 @@ def test_a_lost_machine_warm_starts_from_the_weights_that_came_back(kit, tmp_pat
 
     # one step at a negligible learning rate from the returned EMA weights: they are where it began
     assert one_step_from("--init-from", str(back)) < 1e-2
+    # and what came back says so: the earlier run (its run.json came back beside its shards) and the totals
+    info = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert info["init"]["training"]["steps"] == 3 and info["training"]["steps"] == 1
+    assert info["training_total"]["steps"] == 4 and info["training_total"]["images_seen"] == 4 * 8
+    shipped = gpu_kit.finish(tmp_path / "out", tmp_path / "model", guidance_scale=1.0)
+    meta = json.loads((tmp_path / "model" / "stroke_studio.json").read_text())
+    assert meta["training"]["steps"] == 4 and meta["training"]["init"]["training"]["steps"] == 3, (shipped, meta)
     assert one_step_from() > 0.05  # without them it begins elsewhere (the check above can fail)
 
 

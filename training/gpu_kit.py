@@ -6,19 +6,20 @@ back at most 8 files of 16 MiB, and stay warm for only 30 s between calls. So:
 
     # here: the corpus (lossless WebP), every caption's MiniLM encoding (int8) and the wheels
     python -m training.gpu_kit pack --corpus .cache/corpus/emoji64.npz --out .gpukit
-    # there, one call per <= 10 minutes, carry [".gpukit"]; first the throughput of each batch size,
-    # NCHW and channels_last (about 2 minutes), then the run with the fastest
-    python -m training.gpu_kit probe --kit .gpukit --out $OUT --seconds 20
+    # there, one call per <= 10 minutes, carry [".gpukit"]; first the throughput of each batch size
+    # and variant (eager NCHW, eager channels_last, torch.compile), then the run with the fastest
+    python -m training.gpu_kit probe --kit .gpukit --out $OUT --seconds 15 --batch-sizes 256
     # the checkpoint stays on the machine's disk (--run), the EMA weights come back each time, so a
-    # lost machine costs one call, not all
-    python -m training.gpu_kit train --kit .gpukit --run /tmp/emoji64 --out $OUT --max-minutes 25 --run-minutes 8
+    # lost machine costs one call, not all; --init-from warm-starts from an earlier run's weights
+    python -m training.gpu_kit train --kit .gpukit --run /tmp/emoji64 --out $OUT --max-minutes 25 --run-minutes 8 \
+        --init-from /tmp/init --batch-size 256 --compile
     # ... the last call adds --samples 1000 (held-out captions at each --scales value) for the KID
     # here again: the shipped folder from what came back
     python -m training.gpu_kit finish --from /work/.device/... --out assets/models/emoji --guidance 3
 
 `train` takes the architecture flags of `training.train_diffusion` (defaults: the 64 px model of
-the card). With `--init-from FOLDER` it warm-starts from the EMA shards an earlier call brought back
-(copied into the kit's folder, say), for when the machine was lost.
+the card). With `--init-from FOLDER` it warm-starts from the EMA shards an earlier call or session
+brought back; with that call's run.json beside them, run.json reports the lineage and the totals.
 """
 
 from __future__ import annotations
@@ -236,6 +237,15 @@ def train_on_kit(kit: Kit, cfg: TrainConfig, out: Path, samples: int = 0, scales
     from diffusers.training_utils import EMAModel
 
     data = kit.data("train")
+    run = Path(cfg.out)
+    if cfg.init_from and not (run / "ckpt.pt").exists() and (Path(cfg.init_from) / "run.json").is_file():
+        # where this run's weights began (an earlier session's run.json beside its shards): kept with the
+        # checkpoint, so every later call of this run reports the whole lineage and its totals
+        prev = json.loads((Path(cfg.init_from) / "run.json").read_text())
+        run.mkdir(parents=True, exist_ok=True)
+        (run / "init.json").write_text(json.dumps({
+            "training": prev["training"], "device": prev.get("device"), "init": prev.get("init"),
+            "training_total": prev.get("training_total", prev["training"])}, indent=1))  # fmt: skip
     t0 = time.time()
     r = train(cfg, data, kit.row_encodings(data["captions"]), kit.encode([""]), kit.encode(list(cfg.grid_captions)))
     wall = time.time() - t0
@@ -244,7 +254,6 @@ def train_on_kit(kit: Kit, cfg: TrainConfig, out: Path, samples: int = 0, scales
     ema.copy_to(unet.parameters())
     out.mkdir(parents=True, exist_ok=True)
     shards = save_shards(unet.state_dict(), out)
-    run = Path(cfg.out)
     grids = sorted((run / "samples").glob("step*.png"))
     if grids:
         shutil.copy2(grids[-1], out / "grid.png")
@@ -260,6 +269,7 @@ def train_on_kit(kit: Kit, cfg: TrainConfig, out: Path, samples: int = 0, scales
         "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
         "torch": torch.__version__,
         "loss_csv": (run / "loss.csv").read_text() if (run / "loss.csv").exists() else "",
+        **_lineage(run, r),
         "shards": [p.name for p in shards],
     }
     if samples:
@@ -304,6 +314,17 @@ def _stop_after_first_row(folder: Path, seconds: float, done: threading.Event) -
         time.sleep(0.05)
     if not done.wait(seconds):
         (folder / "STOP").touch()
+
+
+def _lineage(run: Path, r: dict) -> dict:
+    """{"init": the earlier run this one warm-started from, "training_total": both together} or {}."""
+    if not (run / "init.json").is_file():
+        return {}
+    init = json.loads((run / "init.json").read_text())
+    before = init["training_total"]
+    total = {"steps": before["steps"] + r["steps"], "images_seen": before["images_seen"] + r["images_seen"],
+             "minutes": round(before["minutes"] + r["minutes"], 2)}  # fmt: skip
+    return {"init": init, "training_total": total}
 
 
 def probe(kit: Kit, cfg: TrainConfig, out: Path, batch_sizes: tuple[int, ...] = (128, 256), seconds: float = 20.0,
@@ -387,7 +408,9 @@ def finish(src: Path, out: Path, guidance_scale: float, status: str = "GPU-train
     info = json.loads((src / "run.json").read_text())
     unet = UNet2DConditionModel.from_config(info["unet_config"])
     unet.load_state_dict({k: v.float() for k, v in load_shards(src).items()})
-    training = {**info["training"], "device": info["device"]}
+    # a warm-started run ships its totals, with the runs it grew from
+    training = {**info.get("training_total", info["training"]), "device": info["device"],
+                **({"this_run": info["training"], "init": info["init"]} if "init" in info else {})}  # fmt: skip
     return write_model(unet, info["scheduler_config"], info["config"], training, out, guidance_scale, status, edit_guidance_scale,
                        edit_skip_fraction)
 
