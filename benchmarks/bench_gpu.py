@@ -164,6 +164,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-channels-last", action="store_true")
     p.add_argument("--compile", action="store_true", help="torch.compile the UNet (compile time reported apart)")
     p.add_argument("--cuda-graphs", action="store_true", help="compile with mode reduce-overhead (CUDA graphs)")
+    p.add_argument("--fuse-qkv", action="store_true", help="fused attention projections (diffusers' fuse_qkv_projections)")
+    p.add_argument("--inductor-recipe", action="store_true",
+                   help="compile with the inductor flags of diffusers' acceleration tutorial (editing.fastpath.DIFFUSERS_RECIPE)")
+    p.add_argument("--compile-vae", action="store_true", help="torch.compile the VAE's encode and decode too")
     p.add_argument("--ablation", action="store_true", help="time each fast-path toggle instead of the main figures")
     p.add_argument("--skip", default="", help="comma-separated sections to skip: sdedit,inversion,sweep,latency,previews,imagic,flops")
     p.add_argument("--imagic-paper-steps", type=int, default=20, help="Adam steps timed for the paper preset (half per stage)")
@@ -230,8 +234,11 @@ def run_main(args, bundle, folder: Path, device, dtype, repeats: int, skip: set[
     res = bundle.resolution
     guide = guide_image(res)
     pil = Image.fromarray(guide)
+    from editing.fastpath import DIFFUSERS_RECIPE
+
     t_acc, fast = timed(lambda: accelerate(bundle, channels_last=not args.no_channels_last, compile=args.compile,
-                                           cuda_graphs=args.cuda_graphs), device)
+                                           cuda_graphs=args.cuda_graphs, fuse_qkv=args.fuse_qkv, compile_vae=args.compile_vae,
+                                           inductor_options=DIFFUSERS_RECIPE if args.inductor_recipe else None), device)  # fmt: skip
     out: dict = {"fastpath": fast.fastpath, "accelerate_s": t_acc, "rows": []}
 
     LongTimestepDDIM = long_timestep_ddim()  # noqa: N806
@@ -436,7 +443,7 @@ def ablation(bundle, device, dtype, repeats: int) -> dict:
     """Each fast-path toggle timed on one guided UNet call (batch 2) and on SDEdit t0=0.5 end to end."""
     from diffusers.models.attention_processor import AttnProcessor
 
-    from editing.fastpath import accelerate
+    from editing.fastpath import DIFFUSERS_RECIPE, accelerate
     from editing.interface import SDEditConfig
 
     guide = guide_image(bundle.resolution)
@@ -455,8 +462,13 @@ def ablation(bundle, device, dtype, repeats: int) -> dict:
         "SDPA + channels_last": lambda: accelerate(bundle),
         "SDPA + channels_last + compile (default mode)": lambda: accelerate(bundle, compile=True),
     }
+    variants["SDPA + channels_last + fused QKV"] = lambda: accelerate(bundle, fuse_qkv=True)
+    variants["SDPA + channels_last + fused QKV + compile (diffusers' inductor flags) + compiled VAE"] = lambda: accelerate(
+        bundle, fuse_qkv=True, inductor_options=DIFFUSERS_RECIPE, compile_vae=True)
     if device.type == "cuda":
         variants["SDPA + channels_last + compile + CUDA graphs (reduce-overhead)"] = lambda: accelerate(bundle, cuda_graphs=True)
+        variants["SDPA + channels_last + fused QKV + compile (diffusers' flags) + CUDA graphs + compiled VAE"] = lambda: accelerate(
+            bundle, fuse_qkv=True, inductor_options=DIFFUSERS_RECIPE, cuda_graphs=True, compile_vae=True)
     out: dict = {"variants": {}}
     rows = []
     for name, make in variants.items():

@@ -38,6 +38,8 @@ def _snapshot(module: torch.nn.Module):
     # torch.compile's wrapper and the graph-safe output copy, traced by dynamo (the "eager" backend
     # keeps it fast on a CPU; inductor's kernels are the benchmarks' business)
     ("latent-sd", {"channels_last": False, "cuda_graphs": True, "compile_backend": "eager"}),
+    # fused query/key/value projections (diffusers' fuse_qkv_projections) on the copy only
+    ("latent-sd", {"channels_last": True, "fuse_qkv": True}),
 ])
 def test_accelerated_eps_matches_and_original_unchanged(tiny_models, family, options):
     from diffusers.models.attention_processor import AttnProcessor
@@ -64,9 +66,10 @@ def test_accelerated_eps_matches_and_original_unchanged(tiny_models, family, opt
     assert procs_after == procs_before
     for k, (v, stride) in params_before.items():
         assert torch.equal(params_after[k][0], v) and params_after[k][1] == stride, k
-    from diffusers.models.attention_processor import AttnProcessor2_0
+    from diffusers.models.attention_processor import AttnProcessor2_0, FusedAttnProcessor2_0
 
-    assert set(_processors(plain_unet(fast.unet)).values()) == {AttnProcessor2_0}
+    expected = FusedAttnProcessor2_0 if options.get("fuse_qkv") else AttnProcessor2_0
+    assert set(_processors(plain_unet(fast.unet)).values()) == {expected}
     if options.get("channels_last"):
         w = next(p for p in plain_unet(fast.unet).parameters() if p.ndim == 4)
         assert w.is_contiguous(memory_format=torch.channels_last)
@@ -83,6 +86,41 @@ def test_accelerated_bundle_runs_a_whole_edit(tiny_latent_sd):
     ref = final(sdedit(model, guide, cfg, prompt="a cat"))
     out = final(sdedit(accelerate(model), guide, cfg, prompt="a cat"))
     assert abs(out.astype(int) - ref.astype(int)).max() <= 1
+
+
+def test_compiled_vae_and_fused_projections_run_a_whole_edit(tiny_latent_sd):
+    """compile_vae compiles the VAE copy's encode and decode (traced with the eager backend here),
+    fuse_qkv fuses the UNet's and the VAE's projections: the edit is the plain one, and the
+    bundle's own VAE keeps its plain methods."""
+    from editing.interface import SDEditConfig, final
+    from editing.sdedit import sdedit
+
+    model = tiny_latent_sd
+    guide = (torch.rand(model.resolution, model.resolution, 3, generator=torch.Generator().manual_seed(1)) * 255).byte().numpy()
+    cfg = SDEditConfig(t0=0.5, steps=10, guidance_scale=4.0, seed=3)
+    ref = final(sdedit(model, guide, cfg, prompt="a cat"))
+    fast = accelerate(model, fuse_qkv=True, compile=True, compile_vae=True, compile_backend="eager")
+    assert fast.vae is not model.vae and "encode" not in vars(model.vae) and "decode" not in vars(model.vae)
+    assert "decode" in vars(fast.vae) and fast.fastpath["compile_vae"] and fast.fastpath["fuse_qkv"]
+    out = final(sdedit(fast, guide, cfg, prompt="a cat"))
+    assert abs(out.astype(int) - ref.astype(int)).max() <= 1
+
+
+def test_inductor_options_reach_torch_compile(tiny_latent_sd, monkeypatch):
+    """inductor_options go to torch.compile as `options` (not with a mode: torch takes one), CUDA
+    graphs as "triton.cudagraphs" for the UNet only; other backends get the mode."""
+    from editing.fastpath import DIFFUSERS_RECIPE
+
+    calls = []
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: calls.append(kw) or fn)
+    fast = accelerate(tiny_latent_sd, inductor_options=DIFFUSERS_RECIPE, cuda_graphs=True, compile_vae=True)
+    unet_kw, enc_kw, dec_kw = calls
+    assert unet_kw["options"] == {**DIFFUSERS_RECIPE, "triton.cudagraphs": True} and "mode" not in unet_kw
+    assert enc_kw["options"] == dec_kw["options"] == DIFFUSERS_RECIPE
+    assert fast.fastpath["compile"] == "options" and fast.fastpath["cuda_graphs"]
+    calls.clear()
+    accelerate(tiny_latent_sd, compile="max-autotune-no-cudagraphs", inductor_options=DIFFUSERS_RECIPE, compile_backend="eager")
+    assert calls == [{"mode": "max-autotune-no-cudagraphs", "backend": "eager", "fullgraph": False}]
 
 
 def test_nothing_to_change_keeps_the_modules():
