@@ -169,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="compile with the inductor flags of diffusers' acceleration tutorial (editing.fastpath.DIFFUSERS_RECIPE)")
     p.add_argument("--compile-vae", action="store_true", help="torch.compile the VAE's encode and decode too")
     p.add_argument("--ablation", action="store_true", help="time each fast-path toggle instead of the main figures")
+    p.add_argument("--ablation-variants", default="",
+                   help="comma-separated: classic,sdpa,cl,compile,fused,recipe,graphs,recipe-graphs,extras (default: all)")
     p.add_argument("--skip", default="", help="comma-separated sections to skip: sdedit,inversion,sweep,latency,previews,imagic,flops")
     p.add_argument("--imagic-paper-steps", type=int, default=20, help="Adam steps timed for the paper preset (half per stage)")
     p.add_argument("--imagic-fast-fraction", type=float, default=1.0,
@@ -210,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
                                "text_encoder_gib": module_gib(bundle.text_encoder), "resolution": bundle.resolution,
                                "latent_shape": list(bundle.latent_shape)}}
     if args.ablation:
-        results["ablation"] = ablation(bundle, device, dtype, repeats)
+        only = args.ablation_variants.split(",") if args.ablation_variants else None
+        results["ablation"] = ablation(bundle, device, dtype, repeats, only)
         path = write_results(f"ablation-{args.scale}-", env, results)
         print(f"\nwrote {path}")
         return 0
@@ -439,7 +442,7 @@ def imagic_figures(args, bundle, guide, device, repeats: int) -> dict:
             "paper_extrapolated_s": extrapolated, "paper_memory": paper_mem}
 
 
-def ablation(bundle, device, dtype, repeats: int) -> dict:
+def ablation(bundle, device, dtype, repeats: int, only: list[str] | None = None) -> dict:
     """Each fast-path toggle timed on one guided UNet call (batch 2) and on SDEdit t0=0.5 end to end."""
     from diffusers.models.attention_processor import AttnProcessor
 
@@ -456,22 +459,31 @@ def ablation(bundle, device, dtype, repeats: int) -> dict:
     for m in classic.unet.modules():
         if hasattr(m, "set_processor"):
             m.set_processor(AttnProcessor())
+    # short key -> (label, bundle factory); --ablation-variants picks some (a GPU call lasts 10 minutes
+    # at most, and each compiled variant compiles for a minute or more there)
     variants = {
-        "classic attention (AttnProcessor), NCHW": lambda: classic,
-        "SDPA (diffusers default), NCHW": lambda: bundle,
-        "SDPA + channels_last": lambda: accelerate(bundle),
-        "SDPA + channels_last + compile (default mode)": lambda: accelerate(bundle, compile=True),
+        "classic": ("classic attention (AttnProcessor), NCHW", lambda: classic),
+        "sdpa": ("SDPA (diffusers default), NCHW", lambda: bundle),
+        "cl": ("SDPA + channels_last", lambda: accelerate(bundle)),
+        "compile": ("SDPA + channels_last + compile (default mode)", lambda: accelerate(bundle, compile=True)),
+        "fused": ("SDPA + channels_last + fused QKV", lambda: accelerate(bundle, fuse_qkv=True)),
+        "recipe": ("SDPA + channels_last + fused QKV + compile (diffusers' inductor flags) + compiled VAE",
+                   lambda: accelerate(bundle, fuse_qkv=True, inductor_options=DIFFUSERS_RECIPE, compile_vae=True)),
     }
-    variants["SDPA + channels_last + fused QKV"] = lambda: accelerate(bundle, fuse_qkv=True)
-    variants["SDPA + channels_last + fused QKV + compile (diffusers' inductor flags) + compiled VAE"] = lambda: accelerate(
-        bundle, fuse_qkv=True, inductor_options=DIFFUSERS_RECIPE, compile_vae=True)
     if device.type == "cuda":
-        variants["SDPA + channels_last + compile + CUDA graphs (reduce-overhead)"] = lambda: accelerate(bundle, cuda_graphs=True)
-        variants["SDPA + channels_last + fused QKV + compile (diffusers' flags) + CUDA graphs + compiled VAE"] = lambda: accelerate(
-            bundle, fuse_qkv=True, inductor_options=DIFFUSERS_RECIPE, cuda_graphs=True, compile_vae=True)
+        variants["graphs"] = ("SDPA + channels_last + compile + CUDA graphs (reduce-overhead)",
+                              lambda: accelerate(bundle, cuda_graphs=True))
+        variants["recipe-graphs"] = ("SDPA + channels_last + fused QKV + compile (diffusers' flags) + CUDA graphs + compiled VAE",
+                                     lambda: accelerate(bundle, fuse_qkv=True, inductor_options=DIFFUSERS_RECIPE, cuda_graphs=True,
+                                                        compile_vae=True))  # fmt: skip
+    if only is not None:
+        unknown = set(only) - set(variants) - {"extras"}
+        if unknown:
+            raise SystemExit(f"unknown ablation variant(s) {sorted(unknown)}; allowed: {', '.join([*variants, 'extras'])}")
+        variants = {k: v for k, v in variants.items() if k in only}
     out: dict = {"variants": {}}
     rows = []
-    for name, make in variants.items():
+    for name, make in variants.values():
         model = make()
         with torch.no_grad():
             t_first, _ = timed(lambda model=model: model.eps(x, t, c), device)  # includes compilation
@@ -485,26 +497,27 @@ def ablation(bundle, device, dtype, repeats: int) -> dict:
               flush=True)
         del model
 
-    # CFG pair as one batch-2 call vs two batch-1 calls; half precision vs float32; cheap previews vs VAE
-    x1, c_u, c_c = x[:1], c[1:], c[:1]
-    with torch.no_grad():
-        st = interleaved({"pair": lambda: bundle.eps(x, t, c),
-                          "two": lambda: (bundle.eps(x1, t[:1], c_c), bundle.eps(x1, t[:1], c_u))}, device, max(10, repeats))
-        out["cfg_pair"] = {k: v.as_dict() for k, v in st.items()}
-        rows.append(["CFG pair: one batch-2 call (A) vs two batch-1 calls (B)", ms(st["pair"].median), ms(st["two"].median), None])
-        dtypes = {"float32": bundle.replace(unet=copy.deepcopy(bundle.unet).float())}
-        if device.type == "cuda":
-            other = torch.bfloat16 if dtype == torch.float16 else torch.float16
-            dtypes[str(other).removeprefix("torch.")] = bundle.replace(unet=copy.deepcopy(bundle.unet).to(other))
-        dtypes[str(dtype).removeprefix("torch.")] = bundle
-        st = interleaved({k: (lambda m=m: m.eps(x, t, c)) for k, m in dtypes.items()}, device, max(10, repeats))
-        out["dtype"] = {k: v.as_dict() for k, v in st.items()}
-        for k, v in st.items():
-            rows.append([f"guided UNet call (batch 2) in {k} (A)", ms(v.median), None, None])
-        lat = torch.randn(1, *bundle.latent_shape, device=device)
-        st = interleaved({"preview": lambda: bundle.preview(lat), "vae": lambda: bundle.decode(lat)}, device, max(10, repeats))
-        out["preview_vs_vae"] = {k: v.as_dict() for k, v in st.items()}
-        rows.append(["frame preview: linear latent->RGB (A) vs full VAE decode (B)", ms(st["preview"].median), ms(st["vae"].median), None])
+    if only is None or "extras" in only:
+        # CFG pair as one batch-2 call vs two batch-1 calls; half precision vs float32; cheap previews vs VAE
+        x1, c_u, c_c = x[:1], c[1:], c[:1]
+        with torch.no_grad():
+            st = interleaved({"pair": lambda: bundle.eps(x, t, c),
+                              "two": lambda: (bundle.eps(x1, t[:1], c_c), bundle.eps(x1, t[:1], c_u))}, device, max(10, repeats))
+            out["cfg_pair"] = {k: v.as_dict() for k, v in st.items()}
+            rows.append(["CFG pair: one batch-2 call (A) vs two batch-1 calls (B)", ms(st["pair"].median), ms(st["two"].median), None])
+            dtypes = {"float32": bundle.replace(unet=copy.deepcopy(bundle.unet).float())}
+            if device.type == "cuda":
+                other = torch.bfloat16 if dtype == torch.float16 else torch.float16
+                dtypes[str(other).removeprefix("torch.")] = bundle.replace(unet=copy.deepcopy(bundle.unet).to(other))
+            dtypes[str(dtype).removeprefix("torch.")] = bundle
+            st = interleaved({k: (lambda m=m: m.eps(x, t, c)) for k, m in dtypes.items()}, device, max(10, repeats))
+            out["dtype"] = {k: v.as_dict() for k, v in st.items()}
+            for k, v in st.items():
+                rows.append([f"guided UNet call (batch 2) in {k} (A)", ms(v.median), None, None])
+            lat = torch.randn(1, *bundle.latent_shape, device=device)
+            st = interleaved({"preview": lambda: bundle.preview(lat), "vae": lambda: bundle.decode(lat)}, device, max(10, repeats))
+            out["preview_vs_vae"] = {k: v.as_dict() for k, v in st.items()}
+            rows.append(["frame preview: linear latent->RGB (A) vs full VAE decode (B)", ms(st["preview"].median), ms(st["vae"].median), None])
     table = markdown_table(["variant", "A ms", "B ms", "first call + first edit s (compile)"], rows)
     print("\n" + table)
     out["table"] = table

@@ -200,6 +200,8 @@ def write_results(prefix: str, env: dict[str, Any], results: dict[str, Any]) -> 
     RESULTS.mkdir(parents=True, exist_ok=True)
     env = {**env, "loadavg_end": loadavg()}
     path = RESULTS / f"{prefix}{device_label(env)}-{env['date_utc'][:10]}.json"
+    if path.exists():  # a second run the same day keeps the first (results are committed)
+        path = path.with_name(f"{path.stem}-{env['date_utc'][11:19].replace(':', '')}.json")
     path.write_text(json.dumps({"environment": env, "results": results}, indent=2, default=float) + "\n")
     return path
 
