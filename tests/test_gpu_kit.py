@@ -146,11 +146,11 @@ def test_probe_times_each_batch_size_and_variant(kit, tmp_path):
     args[0] = "probe"
     args += ["--compile-backend", "aot_eager"]
     assert gpu_kit.PROBE_VARIANTS == ("nchw", "cl", "compile")  # the default; two of them here, for time
-    gpu_kit.main(args + ["--seconds", "1.5", "--batch-sizes", "8,4", "--variants", "cl,compile"])
+    gpu_kit.main(args + ["--seconds", "1.5", "--batch-sizes", "8", "--variants", "cl,compile"])
     report = json.loads((tmp_path / "out" / "probe.json").read_text())
     rows = report["rows"]
     assert [(r["batch_size"], r["variant"], r["channels_last"], r["compile"]) for r in rows] == [
-        (b, v, v == "cl", v == "compile") for b in (8, 4) for v in ("cl", "compile")]  # fmt: skip
+        (8, v, v == "cl", v == "compile") for v in ("cl", "compile")]
     assert not any("error" in r for r in rows), rows
     assert all(r["steps"] > 5 and r["first_row_s"] > 0 for r in rows) and report["device"] == "cpu"
     # each ran about --seconds after its first row (the STOP file), however long its set-up took
