@@ -77,6 +77,33 @@ def test_kit_trains_resumes_samples_and_finishes_to_a_loadable_model(kit, tmp_pa
     assert all(torch.equal(unet.state_dict()[k], v) for k, v in shipped.items())
 
 
+def test_a_shifted_schedule_trains_and_ships_to_the_engine(kit, tmp_path):
+    """--schedule-shift 2: every step's SNR is a quarter of the plain cosine schedule's; the run
+    trains on it, and the shipped scheduler (trained_betas) gives the engine the same alpha_bar."""
+    from diffusers import DDPMScheduler
+
+    from editing.models import load_model
+    from training import gpu_kit
+    from training.train_diffusion import TrainConfig, build_scheduler
+
+    plain = build_scheduler(TrainConfig()).alphas_cumprod.double()
+    shifted = build_scheduler(TrainConfig(schedule_shift=2.0)).alphas_cumprod.double()
+    ratio = (plain / (1 - plain)) / (shifted / (1 - shifted))
+    assert torch.allclose(ratio, torch.full_like(ratio, 4.0), rtol=2e-3)
+    gpu_kit.main(_train_args(kit, tmp_path, "--max-steps", "2", "--schedule-shift", "2"))
+    info = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert info["config"]["schedule_shift"] == 2.0 and np.isfinite(info["training"]["steps"])
+    gpu_kit.finish(tmp_path / "out", tmp_path / "model", guidance_scale=1.0)
+    shipped = DDPMScheduler.from_pretrained(tmp_path / "model" / "scheduler").alphas_cumprod.double()
+    assert torch.allclose(shipped, shifted, rtol=1e-5)
+    engine = load_model(str(tmp_path / "model"))
+    assert torch.allclose(engine.schedule.alphas_cumprod, shifted, rtol=1e-5)
+    with pytest.raises(SystemExit, match="schedule-shift"):
+        from training.train_diffusion import parse_args
+
+        parse_args(["--schedule-shift", "0"])
+
+
 def test_a_lost_machine_warm_starts_from_the_weights_that_came_back(kit, tmp_path):
     from training import gpu_kit
 

@@ -435,6 +435,8 @@ def _train_flags(t: argparse.ArgumentParser) -> None:
     t.add_argument("--warmup-steps", type=int, default=1000)
     t.add_argument("--ema-max-decay", type=float, default=0.9995)
     t.add_argument("--snr-gamma", type=float, default=TrainConfig.snr_gamma, help="Min-SNR-gamma loss weighting; 0: off")
+    t.add_argument("--schedule-shift", type=float, default=1.0, help="log-SNR shift as a resolution ratio (2: the 32 px "
+                   "schedule's SNR at 64 px); 1: none. Keep it across the calls and sessions of one run")  # fmt: skip
     t.add_argument("--resolution", type=int, default=DEFAULT_ARCH["resolution"])
     t.add_argument("--channels", type=_tuple(int), default=DEFAULT_ARCH["block_out_channels"])
     t.add_argument("--attention", type=_tuple(lambda v: v == "1"), default=DEFAULT_ARCH["attention"])
@@ -463,7 +465,7 @@ def _config(a: argparse.Namespace, kit: Kit) -> TrainConfig:
         attention=a.attention, layers_per_block=a.layers_per_block, attention_head_dim=a.attention_head_dim,
         norm_num_groups=a.norm_groups, conditioning=kit.conditioning, max_length=kit.max_length,
         batch_size=a.batch_size, lr=a.lr, warmup_steps=a.warmup_steps, ema_max_decay=a.ema_max_decay,
-        snr_gamma=a.snr_gamma, max_steps=a.max_steps, max_minutes=a.max_minutes, run_minutes=a.run_minutes, init_from=a.init_from,
+        snr_gamma=a.snr_gamma, schedule_shift=a.schedule_shift, max_steps=a.max_steps, max_minutes=a.max_minutes, run_minutes=a.run_minutes, init_from=a.init_from,
         checkpoint_minutes=a.checkpoint_minutes, sample_minutes=a.sample_minutes, device=a.device,
         channels_last=a.channels_last, compile=a.compile, compile_backend=a.compile_backend, threads=a.threads, seed=a.seed, progress=not a.quiet,
     )  # fmt: skip
