@@ -138,7 +138,8 @@ def accelerate(
     The returned bundle's `fastpath` dict records what was applied (for recipes and benchmarks).
     """
     unet = _prepare(bundle.unet, channels_last, sdpa, fuse_qkv)
-    mode = "reduce-overhead" if cuda_graphs else (compile if isinstance(compile, str) else None)
+    base_mode = compile if isinstance(compile, str) else None  # the VAE's (no CUDA graphs: two calls an edit)
+    mode = "reduce-overhead" if cuda_graphs else base_mode
     compile = bool(compile or cuda_graphs or inductor_options)
     options = {**inductor_options, **({"triton.cudagraphs": True} if cuda_graphs else {})} if inductor_options else None
     if compile:
@@ -148,11 +149,9 @@ def accelerate(
     vae = getattr(bundle, "vae", None)
     if isinstance(vae, torch.nn.Module):  # latent models: the VAE is the other conv-heavy network
         new.vae = _prepare(vae, channels_last, sdpa, fuse_qkv, force_copy=compile_vae)
-        if compile_vae:  # the copy's own bound methods, compiled (no CUDA graphs: two calls an edit)
-            vae_mode = None if mode == "reduce-overhead" else mode
-            vae_options = {k: v for k, v in options.items() if k != "triton.cudagraphs"} if options else None
-            new.vae.encode = _compile(new.vae.encode, vae_mode, vae_options, compile_backend)
-            new.vae.decode = _compile(new.vae.decode, vae_mode, vae_options, compile_backend)
+        if compile_vae:  # the copy's own bound methods, compiled
+            new.vae.encode = _compile(new.vae.encode, base_mode, inductor_options, compile_backend)
+            new.vae.decode = _compile(new.vae.decode, base_mode, inductor_options, compile_backend)
     new.fastpath = {
         "channels_last": channels_last,
         "sdpa": sdpa,

@@ -38,7 +38,16 @@ import numpy as np
 import torch
 
 from training.evaluate import heldout_prompts
-from training.train_diffusion import GRID_CAPTIONS, TrainConfig, build_scheduler, build_unet, encode_captions, sample, train
+from training.train_diffusion import (
+    GRID_CAPTIONS,
+    TrainConfig,
+    _tuple,
+    build_scheduler,
+    build_unet,
+    encode_captions,
+    sample,
+    train,
+)
 
 CARRY_LIMIT = 64 * 2**20  # the working tree that travels, kit included
 FILE_LIMIT = 16 * 2**20  # each file that comes back
@@ -297,8 +306,8 @@ PROBE_VARIANTS = ("nchw", "cl", "compile")  # eager NCHW, eager channels_last, c
 
 def _variant(name: str) -> dict:
     """A probe variant's name -> its TrainConfig fields: nchw, cl, compile, compile-cl."""
-    fields = {"nchw": {}, "cl": {"channels_last": True}, "compile": {"compile": True},
-              "compile-cl": {"compile": True, "channels_last": True}}  # fmt: skip
+    fields = {"nchw": {"channels_last": False, "compile": False}, "cl": {"channels_last": True, "compile": False},
+              "compile": {"channels_last": False, "compile": True}, "compile-cl": {"channels_last": True, "compile": True}}  # fmt: skip
     if name not in fields:
         raise SystemExit(f"unknown probe variant {name!r}; allowed: {', '.join(fields)}")
     return fields[name]
@@ -340,7 +349,7 @@ def probe(kit: Kit, cfg: TrainConfig, out: Path, batch_sizes: tuple[int, ...] = 
 
     data = kit.data("train")
     enc, empty = kit.row_encodings(data["captions"]), kit.encode([""])
-    settings = {v: {"channels_last": False, "compile": False, **_variant(v)} for v in variants}  # unknown names fail here
+    settings = {v: _variant(v) for v in variants}  # unknown names fail here
     rows, params = [], None
     for b in batch_sizes:
         for v in variants:
@@ -416,10 +425,6 @@ def finish(src: Path, out: Path, guidance_scale: float, status: str = "GPU-train
 
 
 # --- command line --------------------------------------------------------------------------------
-
-
-def _tuple(kind):
-    return lambda s: tuple(kind(v) for v in s.split(","))
 
 
 def _train_flags(t: argparse.ArgumentParser) -> None:

@@ -431,6 +431,8 @@ def _train(cfg: TrainConfig, data, encodings, empty, grid_cond) -> dict:
         return loss
 
     compiled_ok, compile_error = False, None  # a compiler that fails at the first step costs that step, not the call
+    draw = gen if noise_gen is None else noise_gen  # every per-step draw, on `device` (the corpus is there too)
+    n_t = scheduler.config.num_train_timesteps
     losses: list[float] = []
     pending: list[torch.Tensor] = []  # this log window's losses, still on the device
     last_ckpt = last_grid = time.time()
@@ -445,18 +447,16 @@ def _train(cfg: TrainConfig, data, encodings, empty, grid_cond) -> dict:
                 break
             if (out / "STOP").exists():
                 break
-            # the draws, in this order: rows, flips, caption drop, t, noise (CPU: `gen`; CUDA: `noise_gen` there)
-            g_draw, d_draw = (gen, "cpu") if noise_gen is None else (noise_gen, device)
-            idx = torch.randint(0, images.shape[0], (cfg.batch_size,), generator=g_draw, device=d_draw)
-            x0 = images[idx].to(device).permute(0, 3, 1, 2).float() / 127.5 - 1.0  # (B, 3, H, W) in [-1, 1]
-            flip = flip_ok[idx] & (torch.rand(cfg.batch_size, generator=g_draw, device=d_draw) < 0.5)
-            x0 = torch.where(flip.to(device)[:, None, None, None], x0.flip(-1), x0)
-            ctx = enc[row_to_enc[idx].to(device)]
-            drop = (torch.rand(cfg.batch_size, generator=g_draw, device=d_draw) < cfg.caption_dropout).to(device)
+            # the draws, in this order: rows, flips, caption drop, t, noise
+            idx = torch.randint(0, images.shape[0], (cfg.batch_size,), generator=draw, device=device)
+            x0 = images[idx].permute(0, 3, 1, 2).float() / 127.5 - 1.0  # (B, 3, H, W) in [-1, 1]
+            flip = flip_ok[idx] & (torch.rand(cfg.batch_size, generator=draw, device=device) < 0.5)
+            x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
+            ctx = enc[row_to_enc[idx]]
+            drop = torch.rand(cfg.batch_size, generator=draw, device=device) < cfg.caption_dropout
             ctx = torch.where(drop[:, None, None], empty.expand_as(ctx), ctx)
-            n_t = scheduler.config.num_train_timesteps
-            t = torch.randint(0, n_t, (cfg.batch_size,), generator=g_draw, device=d_draw).to(device)
-            noise = torch.randn(x0.shape, generator=g_draw, device=d_draw).to(device)  # 6 MB a step at 64 px, batch 128
+            t = torch.randint(0, n_t, (cfg.batch_size,), generator=draw, device=device)
+            noise = torch.randn(x0.shape, generator=draw, device=device)  # 6 MB a step at 64 px, batch 128
             a = acp[t][:, None, None, None]
             xt = a.sqrt() * x0 + (1 - a).sqrt() * noise  # DDPM eq. (4)
             for g_ in opt.param_groups:
