@@ -155,8 +155,18 @@ def _add_config_args(parser: argparse.ArgumentParser, configs: dict[str, type]) 
             parser.add_argument(flag, dest=f.name, type=kind, default=None, choices=choices, help=_default_help(cls, f))
 
 
+# Fields whose default alone does not say what they do.
+_FIELD_HELP = {
+    "InversionConfig.steps_per_call": "inversion steps per model call, run as one batch; 1 = the reference's "
+                                      "order (regeneration exact to the bit); default 0 = auto ({auto})",
+}
+
+
 def _default_help(cls: type, f: dataclasses.Field) -> str:
     """"default X", or for a field a preset sets (Imagic's), its value per preset and model family."""
+    key = f"{cls.__name__}.{f.name}"
+    if key in _FIELD_HELP:
+        return _FIELD_HELP[key].format(auto=itf.AUTO_STEPS_PER_CALL)
     if not hasattr(cls, "preset_values") or f.name == "preset":
         return f"default {f.default!r}"
     parts, seen = [], set()

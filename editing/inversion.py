@@ -14,6 +14,10 @@ With the run's times t_0 > t_1 > ... > t_n = -1 (VPSchedule.times(steps): t_n is
            x_{t_{i+1}} = mu_i(x_{t_i}; target prompt, target guidance) + sigma_i z_i,
            starting at x_{t_skip} (skipping the `skip` noisiest steps, the paper's T - T_skip).
 
+The model calls of (5) are independent (every x_{t_i} is drawn from x0 alone), so `invert` runs
+`InversionConfig.steps_per_call` of them as one batch with per-row times; the correction above then
+applies to the samples the model has not yet seen (see `invert_latents`).
+
 The last step goes to the clean image (abar = 1), where sigma = 0 for every eta: there is no noise
 to extract. We KEEP that step's map as the residual z_{n-1} = x0 - mu_{n-1} (unit scale), so that
 regeneration with the source prompt returns x0 to float precision; in an edit it carries the
@@ -37,7 +41,7 @@ import numpy as np
 import torch
 
 from editing import images as im
-from editing.interface import ColorEditConfig, EditConfig, Frame, InversionConfig, ShiftConfig
+from editing.interface import AUTO_STEPS_PER_CALL, ColorEditConfig, EditConfig, Frame, InversionConfig, ShiftConfig
 from editing.samplers import (
     EpsFn,
     alpha_bars,
@@ -90,9 +94,18 @@ def invert_latents(
     eta: float,
     generator: torch.Generator,
     clip: tuple[float, float] | None = None,
+    steps_per_call: int = 1,
 ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Eqs. (6) and (5) on tensors x0 (B, C, h, w). Yields (i, xts, zs, x0_pred) after extracting z_i;
-    xts (n + 1, B, C, h, w) and zs (n, B, C, h, w) are filled in place as it goes."""
+    xts (n + 1, B, C, h, w) and zs (n, B, C, h, w) are filled in place as it goes.
+
+    `steps_per_call` k: eq. (5)'s model calls are independent (the x_t are independent draws), so
+    k steps go through `eps_fn` as one batch of k * B rows with per-row times. The reference's
+    correction x_{t_{i+1}} <- mu_i + sigma_i z_i is applied only to samples the model has not yet
+    seen, so xts always holds what the model was given; with k = 1 that is every sample (the
+    reference's order and arithmetic exactly), with k > 1 regeneration matches it to rounding."""
+    if steps_per_call < 1:
+        raise ValueError(f"steps_per_call={steps_per_call}; allowed: an integer >= 1")
     n = len(times) - 1
     abar = alpha_bars(schedule, times)
     noise = randn((n, *x0.shape), generator, x0.device, x0.dtype)  # eq. (6): independent eps_i
@@ -101,15 +114,22 @@ def invert_latents(
         xts[i] = math.sqrt(abar[i]) * x0 + math.sqrt(1.0 - abar[i]) * noise[i]
     xts[n] = x0
     zs = torch.empty((n, *x0.shape), device=x0.device, dtype=x0.dtype)
-    for i in range(n):
-        eps = eps_fn(xts[i], times[i])
-        mean, std, x0_pred = ddim_mean_and_std(xts[i], eps, abar[i], abar[i + 1], eta, clip)
-        if std > 0.0:
-            zs[i] = (xts[i + 1] - mean) / std  # eq. (5)
-            xts[i + 1] = mean + std * zs[i]
-        else:  # the clean end: keep the residual so regeneration is exact
-            zs[i] = xts[i + 1] - mean
-        yield i, xts, zs, x0_pred
+    for lo in range(0, n, steps_per_call):
+        hi = min(lo + steps_per_call, n)
+        if hi - lo == 1:
+            eps_all = eps_fn(xts[lo], times[lo])[None]
+        else:  # one call, rows ordered step-major: (step lo, b = 0..B-1), (step lo + 1, ...), ...
+            t = torch.tensor([float(times[i]) for i in range(lo, hi)], dtype=torch.float32)
+            eps_all = eps_fn(xts[lo:hi].flatten(0, 1), t.repeat_interleave(x0.shape[0])).view(hi - lo, *x0.shape)
+        for i in range(lo, hi):
+            mean, std, x0_pred = ddim_mean_and_std(xts[i], eps_all[i - lo], abar[i], abar[i + 1], eta, clip)
+            if std > 0.0:
+                zs[i] = (xts[i + 1] - mean) / std  # eq. (5)
+                if i + 1 >= hi:  # not yet given to the model: the reference's correction
+                    xts[i + 1] = mean + std * zs[i]
+            else:  # the clean end: keep the residual so regeneration is exact
+                zs[i] = xts[i + 1] - mean
+            yield i, xts, zs, x0_pred
 
 
 X0Hook = Callable[[int, torch.Tensor], torch.Tensor]
@@ -177,6 +197,11 @@ def _check_skip(skip: int, n: int) -> None:
         raise ValueError(f"skip={skip} is out of range; allowed: [0, {n - 1}] for an inversion with {n} steps")
 
 
+def steps_per_call(config: InversionConfig) -> int:
+    """The inversion's steps per model call: the config's, or AUTO_STEPS_PER_CALL for 0 (auto)."""
+    return config.steps_per_call or AUTO_STEPS_PER_CALL
+
+
 def invert(model, image: np.ndarray, source_prompt: str, config: InversionConfig) -> Iterator[Frame]:
     """Invert an image (uint8 (H, W, 3), any size) into edit-friendly noise maps.
 
@@ -196,7 +221,8 @@ def _invert_frames(model, image: np.ndarray, source_prompt: str, config: Inversi
     gen = torch.Generator(device="cpu").manual_seed(config.seed)
     n, k = len(times) - 1, config.preview_every
     state = None
-    for state in invert_latents(eps_fn, model.schedule, x0, times, config.eta, gen, clip_range(model)):
+    per_call = steps_per_call(config)
+    for state in invert_latents(eps_fn, model.schedule, x0, times, config.eta, gen, clip_range(model), per_call):
         i, xts, _, x0_pred = state
         if (i + 1) % k == 0 and i + 1 < n:
             yield Frame(i + 1, n, "invert", xt=model.preview(xts[i])[0], x0=model.preview(x0_pred)[0])

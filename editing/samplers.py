@@ -45,8 +45,9 @@ import torch
 from editing.schedule import VESchedule, VPSchedule
 
 # eps_fn(x_t, t) -> eps: x_t (B, C, h, w) in the working dtype, t a float in the model's own time
-# variable (VP: continuous timestep; VE: sigma). Returns eps in x_t's dtype.
-EpsFn = Callable[[torch.Tensor, float], torch.Tensor]
+# variable (VP: continuous timestep; VE: sigma), or a (B,) tensor of per-row times (edit-friendly
+# inversion's batched steps). Returns eps in x_t's dtype.
+EpsFn = Callable[[torch.Tensor, "float | torch.Tensor"], torch.Tensor]
 
 
 def working_dtype(model) -> torch.dtype:
@@ -191,8 +192,11 @@ def clip_range(model) -> tuple[float, float] | None:
     return getattr(model, "clip_range", None)
 
 
-def _call(model, x: torch.Tensor, t: float, cond: torch.Tensor | None) -> torch.Tensor:
-    tt = torch.full((x.shape[0],), float(t), device=model.device, dtype=torch.float32)
+def _call(model, x: torch.Tensor, t: float | torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+    if isinstance(t, torch.Tensor) and t.ndim > 0:  # per-row times
+        tt = t.to(device=model.device, dtype=torch.float32).reshape(x.shape[0])
+    else:
+        tt = torch.full((x.shape[0],), float(t), device=model.device, dtype=torch.float32)
     with torch.no_grad():
         return model.eps(x.to(device=model.device, dtype=model.dtype), tt, cond).to(x.dtype)
 
@@ -215,10 +219,11 @@ def cfg_denoiser(model, cond: torch.Tensor | None, uncond: torch.Tensor | None =
     if scale == 0.0:
         return lambda x, t: _call(model, x, t, _batch(uncond, x.shape[0]))
 
-    def eps_fn(x: torch.Tensor, t: float) -> torch.Tensor:
+    def eps_fn(x: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
         n = x.shape[0]
         both = torch.cat([_batch(uncond, n), _batch(cond, n)])  # (2B, ...)
-        eps_u, eps_c = _call(model, torch.cat([x, x]), t, both).chunk(2)
+        tt = torch.cat([t, t]) if isinstance(t, torch.Tensor) and t.ndim > 0 else t
+        eps_u, eps_c = _call(model, torch.cat([x, x]), tt, both).chunk(2)
         return eps_u + scale * (eps_c - eps_u)
 
     return eps_fn

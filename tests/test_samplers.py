@@ -129,6 +129,21 @@ def test_cfg_batches_one_call_and_combines():
     assert cfg_denoiser(plain, None)(x, 500.0).shape == x.shape
 
 
+def test_cfg_takes_per_row_times_and_zero_dim_tensors():
+    """t may be a (B,) tensor (each row at its own time, one call) or a 0-d tensor (diffusers' timesteps)."""
+    m = gaussian_pixel(conditional=True)
+    cond, uncond = m.encode_prompt(["a red emoji"]), m.encode_prompt([""])
+    x = _rand(0, (3, 3, 8, 8))
+    times = [900.0, 500.0, 20.0]
+    for fn in (cfg_denoiser(m, cond, uncond, 4.0), cfg_denoiser(m, cond), cfg_denoiser(gaussian_pixel(), None)):
+        m.calls = 0
+        rows = fn(x, torch.tensor(times))
+        assert m.calls <= 1
+        each = torch.cat([fn(x[i : i + 1], t) for i, t in enumerate(times)])
+        torch.testing.assert_close(rows, each)
+        torch.testing.assert_close(fn(x, torch.tensor(500.0)), fn(x, 500.0))
+
+
 @pytest.mark.parametrize("eta", [1.0, 0.0])
 def test_sample_vp_matches_gaussian_distribution(eta):
     """Exact denoiser of N((10, 10), I): 100 ancestral (or DDIM) steps land on the data distribution."""
