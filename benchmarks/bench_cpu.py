@@ -9,7 +9,9 @@ Figures, each in one run with ours and the peer alternating (medians):
 - SDEdit at t0 = 0.5 end to end with the studio's defaults for this model (ui/defaults.py: 50
   steps, a preview every step, a 256 px canvas) vs the same edit as a diffusers loop
   (`DDPMScheduler.add_noise` + `step`, no previews) on the same UNet;
-- a six-value t0 sweep batched (`editing.sweep.sdedit_sweep`) vs six sequential `editing.sdedit`.
+- a six-value t0 sweep batched (`editing.sweep.sdedit_sweep`) vs six sequential `editing.sdedit`;
+- a 100-step edit-friendly inversion with its steps batched (InversionConfig.steps_per_call auto) vs
+  one model call per step.
 Before the emoji model lands (assets/models/emoji), the tiny random pixel-text model of the tests
 stands in and every row says so.
 """
@@ -243,6 +245,19 @@ def figures(plain, label: str, repeats: int) -> dict:
                  ms(st["sequential"].median), ratio, f"goal <= 0.5: {'met' if ratio <= 0.5 else 'NOT met'}"])
     out["sweep"] = {k: v.as_dict() for k, v in st.items()}
     out["sweep_ratio"] = ratio
+
+    # --- edit-friendly inversion: its independent model calls batched vs one per step --------------
+    from editing.interface import AUTO_STEPS_PER_CALL, InversionConfig
+    from editing.inversion import invert
+
+    def inv_with(k: int):
+        return final(invert(model, guide, PROMPT, InversionConfig(steps=100, steps_per_call=k)))
+
+    st = interleaved({"batched": lambda: inv_with(AUTO_STEPS_PER_CALL), "sequential": lambda: inv_with(1)}, "cpu", repeats)
+    rows.append([f"100-step inversion (source CFG 3.5): {AUTO_STEPS_PER_CALL} steps per call vs 1",
+                 ms(st["batched"].median), ms(st["sequential"].median), st["batched"].median / st["sequential"].median,
+                 "peer column = our own inversion, one step per call (the reference's order)"])
+    out["inversion"] = {k: v.as_dict() for k, v in st.items()}
     table = markdown_table(["figure", "ours ms", "peer ms", "ratio", "note"], rows)
     print(f"\nmodel: {label}\n" + table)
     out["table"] = table

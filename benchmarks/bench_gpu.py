@@ -51,7 +51,7 @@ from benchmarks.common import (  # noqa: E402
     write_results,
 )
 from editing.interface import final  # noqa: E402
-from editing.inversion import edit, invert  # noqa: E402
+from editing.inversion import edit, invert, steps_per_call  # noqa: E402
 from editing.sdedit import sdedit  # noqa: E402
 
 PROMPT = "a photograph of a red car parked on a quiet street"
@@ -172,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ablation-variants", default="",
                    help="comma-separated: classic,sdpa,cl,compile,fused,recipe,graphs,recipe-graphs,extras (default: all)")
     p.add_argument("--skip", default="", help="comma-separated sections to skip: sdedit,inversion,sweep,latency,previews,imagic,flops")
+    p.add_argument("--inversion-steps-per-call", type=int, default=0,
+                   help="InversionConfig.steps_per_call for our inversion (0 = auto, editing.inversion.AUTO_STEPS_PER_CALL)")
     p.add_argument("--imagic-paper-steps", type=int, default=20, help="Adam steps timed for the paper preset (half per stage)")
     p.add_argument("--imagic-fast-fraction", type=float, default=1.0,
                    help="run this fraction of the fast preset's Adam steps and extrapolate (CPU smoke runs); 1 = the preset")
@@ -294,8 +296,10 @@ def run_main(args, bundle, folder: Path, device, dtype, repeats: int, skip: set[
 
     # --- edit-friendly inversion + edit vs LEdits++ ---------------------------------------------------
     if "inversion" not in skip:
+        per_call = args.inversion_steps_per_call
+
         def ours_inv(model=fast):
-            inv = final(invert(model, guide, SOURCE, InversionConfig(steps=100)))
+            inv = final(invert(model, guide, SOURCE, InversionConfig(steps=100, steps_per_call=per_call)))
             return final(edit(model, inv, TARGET, EditConfig(skip=36, guidance_scale=15.0)))
 
         def peer_inv():
@@ -310,7 +314,21 @@ def run_main(args, bundle, folder: Path, device, dtype, repeats: int, skip: set[
         row(f"inversion (100 steps) + edit (T_skip 36, CFG 15) vs LEdits++ invert + edit ({res}px)", st["ours"], st["peer"],
             c_ours, c_peer, goal=1.0, mem_ours=peak_memory(ours_inv, device), mem_peer=peak_memory(peer_inv, device),
             note="LEdits++ inverts the 64 steps it edits (int(64 * (1 + 36/64)) = 100-step grid); it runs the classic "
-                 "attention processor (its invert sets it)")
+                 f"attention processor (its invert sets it); ours: {steps_per_call(InversionConfig(steps_per_call=per_call))} "
+                 "inversion steps per UNet call")
+
+        # the inversion alone: its steps batched into few UNet calls (eq. 5's calls are independent) vs one call each
+        k = steps_per_call(InversionConfig(steps_per_call=per_call))
+
+        def inv_with(n_per_call, model=fast):
+            return final(invert(model, guide, SOURCE, InversionConfig(steps=100, steps_per_call=n_per_call)))
+
+        c_b = count_calls(bundle.unet, lambda: inv_with(k, bundle))
+        c_s = count_calls(bundle.unet, lambda: inv_with(1, bundle))
+        st = interleaved({"batched": lambda: inv_with(k), "sequential": lambda: inv_with(1)}, device, repeats)
+        row(f"inversion alone (100 steps, source CFG 3.5): {k} steps per UNet call vs 1 ({res}px)", st["batched"],
+            st["sequential"], c_b, c_s, mem_ours=peak_memory(lambda: inv_with(k), device),
+            mem_peer=peak_memory(lambda: inv_with(1), device), note="peer column = our own inversion, one step per call")
 
     # --- six-value t0 sweep: one batch vs six runs ----------------------------------------------------
     if "sweep" not in skip:
