@@ -115,19 +115,37 @@ def _add_lora(unet: torch.nn.Module, rank: int, seed: int) -> None:
 
 
 class _Loss:
-    """The diffusion loss of Eq. 2 at `batch_size` random (t, eps) pairs per call, seeded."""
+    """The diffusion loss of Eq. 2 at `batch_size` random (t, eps) pairs per call, seeded.
+
+    A stage's draws are made up front (`draw`), on the CPU generator in the same order as one step
+    at a time (so a seed gives the same optimisation on every device), and reach the device in one
+    copy: a step then makes no host-to-device copy, which on a GPU would wait for the queue."""
 
     def __init__(self, model, x0: torch.Tensor, config: ImagicConfig):
         self.model, self.x0, self.batch = model, x0, config.batch_size
         self.abar = model.schedule.alphas_cumprod.to(torch.float32)  # (T,) on the CPU
         self.gen = torch.Generator(device="cpu").manual_seed(config.optimization_seed)
+        self.draws: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
-    def __call__(self, bundle, cond: torch.Tensor) -> torch.Tensor:
-        t = torch.randint(0, self.abar.shape[0], (self.batch,), generator=self.gen)  # integer timesteps
-        eps = randn((self.batch, *self.x0.shape[1:]), self.gen, self.x0.device)  # (B, C, h, w)
-        a = self.abar[t].to(self.x0.device).view(-1, 1, 1, 1)
-        x_t = a.sqrt() * self.x0 + (1 - a).sqrt() * eps
-        pred = bundle.eps(x_t, t.to(device=self.x0.device, dtype=torch.float32), cond)
+    def draw(self, steps: int) -> None:
+        """Draw the next `steps` steps' (t, eps) and move them, with sqrt(abar_t), to the device."""
+        t = torch.empty((steps, self.batch), dtype=torch.int64)
+        eps = torch.empty((steps, self.batch, *self.x0.shape[1:]), dtype=torch.float32)
+        for i in range(steps):  # the interleaved order of one draw per step
+            t[i] = torch.randint(0, self.abar.shape[0], (self.batch,), generator=self.gen)
+            eps[i] = torch.randn(eps.shape[1:], generator=self.gen, dtype=torch.float32)
+        a = self.abar[t]  # (steps, B)
+        dev = self.x0.device
+        if dev.type == "cuda":
+            t, eps, a = t.pin_memory(), eps.pin_memory(), a.pin_memory()
+        self.draws = tuple(v.to(dev, non_blocking=True) for v in (t.float(), eps, a))
+
+    def __call__(self, bundle, cond: torch.Tensor, i: int) -> torch.Tensor:
+        """The loss at step i (0-based) of the last `draw`."""
+        t, eps, a = (v[i] for v in self.draws)
+        a = a.view(-1, 1, 1, 1)
+        x_t = a.sqrt() * self.x0 + (1 - a).sqrt() * eps.to(self.x0.dtype)
+        pred = bundle.eps(x_t, t, cond)
         return F.mse_loss(pred.float(), eps)
 
 
@@ -150,17 +168,21 @@ def _adam(stage: str, bundle, loss_fn: _Loss, params: list[torch.Tensor], cond: 
     """
     optimizer = torch.optim.Adam(params, lr=lr)
     preview_noise = randn(x0.shape, torch.Generator(device="cpu").manual_seed(config.optimization_seed + 1), x0.device)
+    loss_fn.draw(steps)
+    pending: list[torch.Tensor] = []  # losses still on the device: read back at the previews, not every step
     with _autocast(bundle, config):
         for i in range(1, steps + 1):
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(bundle, cond)
+            loss = loss_fn(bundle, cond, i - 1)
             loss.backward()
             optimizer.step()
-            losses.append(float(loss.detach()))
-            xt = x0_pred = None
+            pending.append(loss.detach())
+            xt = x0_pred = value = None
             if i % config.optimize_preview_every == 0 or i == steps:
+                losses.extend(torch.stack(pending).tolist())
+                pending, value = [], losses[-1]
                 xt, x0_pred = _preview(bundle, x0, cond, preview_noise)
-            yield Frame(i, steps, stage, xt=xt, x0=x0_pred, loss=losses[-1])
+            yield Frame(i, steps, stage, xt=xt, x0=x0_pred, loss=value)
     del optimizer
 
 

@@ -77,10 +77,30 @@ def test_inversion_half_gpu_matches_fp32_cpu(tiny_dir, family, dtype):
     assert rel < (0.05 if dtype == torch.float16 else 0.15), float(rel)
     ed = EditConfig(skip=5, guidance_scale=7.5)
     _close(final(edit(gpu, inv_gpu, "a dog", ed)), final(edit(cpu, inv_cpu, "a dog", ed)), dtype, EDIT_TOLERANCE)
-    # reconstruction with the source prompt is exact on the GPU too (the sampler state stays fp32)
+    # reconstruction with the source prompt holds on the GPU too (the sampler state stays fp32; the
+    # inversion's batched steps make it exact to rounding, InversionConfig.steps_per_call)
     rec = final(edit(gpu, inv_gpu, "a cat", EditConfig(skip=0, guidance_scale=3.5)))
     ref = final(edit(cpu, inv_cpu, "a cat", EditConfig(skip=0, guidance_scale=3.5)))
     _close(rec, ref, dtype)
+
+
+def test_imagic_on_gpu_draws_what_the_cpu_draws(tiny_dir):
+    """Imagic's per-stage draws (CPU generator, one pinned copy to the device) give the GPU the CPU's
+    timesteps and noises: in fp32 without autocast the two optimisations' losses agree (cuDNN's TF32
+    convolutions aside), and the read-back at the previews returns every step's loss."""
+    from editing.imagic import optimize_imagic
+    from editing.interface import ImagicConfig
+    from editing.models import load_model
+
+    cpu = load_model(tiny_dir / "latent-sd", device="cpu", dtype=torch.float32)
+    gpu = load_model(tiny_dir / "latent-sd", device="cuda", dtype=torch.float32)
+    cfg = ImagicConfig.from_preset("fast", "latent-sd", embedding_steps=5, finetune_steps=4, optimize_preview_every=3,
+                                   mixed_precision=False)  # fmt: skip
+    guide = _guide(cpu.resolution)
+    a = final(optimize_imagic(cpu, guide, "a red apple", cfg, cache=None))
+    b = final(optimize_imagic(gpu, guide, "a red apple", cfg, cache=None))
+    assert len(a.losses) == len(b.losses) == 9
+    np.testing.assert_allclose(b.losses, a.losses, rtol=2e-2)
 
 
 def test_sweep_on_gpu_matches_single_runs(tiny_dir):

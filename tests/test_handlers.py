@@ -452,3 +452,16 @@ def test_step_indexed_slider_keeps_its_fraction_through_a_drag():
     assert value == 10
     anchors = remember(7, 100, anchors)
     assert follow(50, anchors)["value"] == 4  # 7 of 100 -> 3.5 of 50, rounded half up
+
+
+def test_progress_keeps_the_last_loss_between_previews():
+    """Imagic reads its loss back at the previews only; the progress line keeps showing the last one
+    until the next, and forgets it when the stage changes."""
+    from editing.interface import Frame
+    from ui.handlers import stream
+
+    frames = [Frame(1, 4, "optimize"), Frame(2, 4, "optimize", loss=0.5), Frame(3, 4, "optimize"),
+              Frame(1, 4, "finetune"), Frame(2, 4, "finetune", loss=0.25)]  # fmt: skip
+    texts = [up["progress"] for _, up in stream(iter(frames), "predicted x0", "Imagic")]
+    assert "loss" not in texts[0] and "(loss 0.5000)" in texts[1] and "(loss 0.5000)" in texts[2]
+    assert "loss" not in texts[3] and "(loss 0.2500)" in texts[4]

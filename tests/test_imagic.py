@@ -147,10 +147,14 @@ def test_frames_stream_losses_previews_then_the_result(tiny_pixel_text):
     stages = [f.stage for f in frames]
     assert stages == ["optimize"] * 3 + ["finetune"] * 3 + ["denoise"] + ["done"]
     opt = frames[:6]
-    assert all(f.loss is not None and np.isfinite(f.loss) for f in opt)
     assert [f.step for f in opt] == [1, 2, 3, 1, 2, 3] and {f.total for f in opt} == {3}
-    # Reconstruction previews every optimize_preview_every (2) steps and at each stage's end.
+    # Reconstruction previews every optimize_preview_every (2) steps and at each stage's end, with the
+    # loss (read back from the device there, not at every step); the state keeps every step's loss.
     assert [f.x0 is not None for f in opt] == [False, True, True, False, True, True]
+    assert [f.loss is not None for f in opt] == [False, True, True, False, True, True]
+    assert all(np.isfinite(f.loss) for f in opt if f.loss is not None)
+    state = final(optimize_imagic(tiny_pixel_text, _image(24, 20), "a yellow square", ImagicConfig(**TINY), cache=None))
+    assert len(state.losses) == 6 and [state.losses[i] for i in (1, 2, 4, 5)] == [f.loss for f in opt if f.loss is not None]
     assert opt[1].x0.dtype == np.uint8 and opt[1].x0.shape == (16, 16, 3)
     assert frames[6].step == 2 and frames[6].x0 is not None  # denoise preview every 2 of 4 steps
     done = frames[-1]

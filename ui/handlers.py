@@ -84,9 +84,14 @@ def guarded(method: Callable[..., Iterator[Frame]], *args: Any) -> Iterator[Fram
 
 
 def stream(frames: Iterator[Frame], show: Show, label: str) -> Iterator[tuple[Frame, Updates]]:
-    """Pair every frame with its page update: the chosen preview (when this frame has one) and progress."""
+    """Pair every frame with its page update: the chosen preview (when this frame has one) and progress.
+    An optimisation's loss comes with its previews; the frames between keep showing the last one."""
+    loss, stage = None, None
     for frame in frames:
-        text = f"{label}, {STAGES.get(frame.stage, frame.stage)}" + (f" (loss {frame.loss:.4f})" if frame.loss is not None else "")
+        if frame.stage != stage:
+            loss, stage = None, frame.stage
+        loss = frame.loss if frame.loss is not None else loss
+        text = f"{label}, {STAGES.get(frame.stage, frame.stage)}" + (f" (loss {loss:.4f})" if loss is not None else "")
         up: Updates = {"progress": progress_html(frame.step, frame.total, text), "step": [frame.step, frame.total, frame.stage]}
         preview = frame.x0 if show == "predicted x0" else frame.xt
         if preview is None:  # between previews, or a preview kind this stage does not produce
