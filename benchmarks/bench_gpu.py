@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compile-vae", action="store_true", help="torch.compile the VAE's encode and decode too")
     p.add_argument("--ablation", action="store_true", help="time each fast-path toggle instead of the main figures")
     p.add_argument("--ablation-variants", default="",
-                   help="comma-separated: classic,sdpa,cl,compile,fused,recipe,graphs,recipe-graphs,extras (default: all)")
+                   help="comma-separated: classic,sdpa,cl,compile,fused,recipe,graphs,recipe-graphs,extras,inversion (default: all)")
     p.add_argument("--skip", default="", help="comma-separated sections to skip: sdedit,inversion,sweep,latency,previews,imagic,flops")
     p.add_argument("--inversion-steps-per-call", type=int, default=0,
                    help="InversionConfig.steps_per_call for our inversion (0 = auto, editing.inversion.AUTO_STEPS_PER_CALL)")
@@ -495,9 +495,9 @@ def ablation(bundle, device, dtype, repeats: int, only: list[str] | None = None)
                                      lambda: accelerate(bundle, fuse_qkv=True, inductor_options=DIFFUSERS_RECIPE, cuda_graphs=True,
                                                         compile_vae=True))  # fmt: skip
     if only is not None:
-        unknown = set(only) - set(variants) - {"extras"}
+        unknown = set(only) - set(variants) - {"extras", "inversion"}
         if unknown:
-            raise SystemExit(f"unknown ablation variant(s) {sorted(unknown)}; allowed: {', '.join([*variants, 'extras'])}")
+            raise SystemExit(f"unknown ablation variant(s) {sorted(unknown)}; allowed: {', '.join([*variants, 'extras', 'inversion'])}")
         variants = {k: v for k, v in variants.items() if k in only}
     out: dict = {"variants": {}}
     rows = []
@@ -536,10 +536,43 @@ def ablation(bundle, device, dtype, repeats: int, only: list[str] | None = None)
             st = interleaved({"preview": lambda: bundle.preview(lat), "vae": lambda: bundle.decode(lat)}, device, max(10, repeats))
             out["preview_vs_vae"] = {k: v.as_dict() for k, v in st.items()}
             rows.append(["frame preview: linear latent->RGB (A) vs full VAE decode (B)", ms(st["preview"].median), ms(st["vae"].median), None])
+    if only is None or "inversion" in only:
+        rows += inversion_batching(bundle, device, repeats, out)
     table = markdown_table(["variant", "A ms", "B ms", "first call + first edit s (compile)"], rows)
     print("\n" + table)
     out["table"] = table
     return out
+
+
+INVERSION_STEPS_PER_CALL = (1, 5, 10, 20, 50)
+UNET_ROWS = (2, 4, 10, 20, 40, 100)
+
+
+def inversion_batching(bundle, device, repeats: int, out: dict) -> list[list]:
+    """What InversionConfig.steps_per_call should be: a UNet call's time against its rows (the CFG
+    pair of 1 to 50 steps), and a 100-step inversion at each steps_per_call (fast path, no compile)."""
+    from editing.fastpath import accelerate
+    from editing.interface import InversionConfig
+
+    model, rows = accelerate(bundle), []
+    guide = guide_image(bundle.resolution)
+    c2 = bundle.encode_prompt([PROMPT, ""])
+    per_rows = {}
+    with torch.no_grad():
+        for n in UNET_ROWS:
+            xn, tn = torch.randn(n, *bundle.latent_shape, device=device), torch.linspace(999.0, 0.0, n, device=device)
+            cn = c2.repeat(n // 2, 1, 1)
+            per_rows[n] = interleaved({"call": lambda xn=xn, tn=tn, cn=cn: model.eps(xn, tn, cn)}, device, max(5, repeats))["call"]
+            rows.append([f"UNet call with {n} rows (A), per row (B)", ms(per_rows[n].median), ms(per_rows[n].median / n), None])
+    out["unet_rows"] = {str(n): v.as_dict() for n, v in per_rows.items()}
+    inv = {}
+    for k in INVERSION_STEPS_PER_CALL:
+        cfg = InversionConfig(steps=100, steps_per_call=k)
+        inv[k] = interleaved({"inv": lambda cfg=cfg: final(invert(model, guide, SOURCE, cfg))}, device, repeats)["inv"]
+        rows.append([f"100-step inversion, {k} steps per call (A)", ms(inv[k].median), None, None])
+        print(f"  inversion, {k} steps per call: {ms(inv[k].median):.1f} ms", flush=True)
+    out["inversion_steps_per_call"] = {str(k): v.as_dict() for k, v in inv.items()}
+    return rows
 
 
 def summary_table(rows: list[dict], on_gpu: bool = True) -> str:
