@@ -95,6 +95,16 @@ def _run_shift(model, images, prompts, configs):
     return _then(model, images, prompts, configs, lambda inv: shift(model, inv, prompts.get("target", ""), configs["shift"]))
 
 
+def _first_step_at_skip(model, configs: dict[str, Any], given: frozenset[str]) -> dict[str, Any]:
+    """A one-shot edit extracts only the noise maps its regeneration uses: InversionConfig.first_step
+    = its T_skip (LEdits++ inverts the same way), unless --first-step was given."""
+    if "first_step" in given:
+        return configs
+    inv = configs["inversion"]
+    regen = next(c for role, c in configs.items() if role != "inversion")
+    return {**configs, "inversion": dataclasses.replace(inv, first_step=min(regen.skip, inv.steps - 1))}
+
+
 _SOURCE = "prompt describing the input image (text-conditioned models)"
 _TARGET = "prompt to regenerate under"
 _SAME_TARGET = "prompt to regenerate under (default: the source prompt, so that the picture stays what it is)"
@@ -106,13 +116,15 @@ METHODS: dict[str, MethodSpec] = {
                    {"prompt": "optional text prompt (text-conditioned models only)"}, _run_sdedit),
         MethodSpec("edit", "edit-friendly DDPM inversion, then regeneration under a target prompt",
                    {"inversion": itf.InversionConfig, "edit": itf.EditConfig}, ("image",), (), (),
-                   {"source": _SOURCE, "target": _TARGET}, _run_edit),
+                   {"source": _SOURCE, "target": _TARGET}, _run_edit, resolve=_first_step_at_skip),
         MethodSpec("color", "colour manipulation through the inverted noise maps",
                    {"inversion": itf.InversionConfig, "color": itf.ColorEditConfig}, ("image", "colour", "mask"), (), ("mask",),
-                   {"source": _SOURCE, "target": _SAME_TARGET}, _run_color, target_defaults_to_source=True),
+                   {"source": _SOURCE, "target": _SAME_TARGET}, _run_color, target_defaults_to_source=True,
+                   resolve=_first_step_at_skip),
         MethodSpec("shift", "image shift: regenerate from shifted noise maps",
                    {"inversion": itf.InversionConfig, "shift": itf.ShiftConfig}, ("image",), (), (),
-                   {"source": _SOURCE, "target": _SAME_TARGET}, _run_shift, target_defaults_to_source=True),
+                   {"source": _SOURCE, "target": _SAME_TARGET}, _run_shift, target_defaults_to_source=True,
+                   resolve=_first_step_at_skip),
     ]
 }
 
@@ -159,6 +171,8 @@ def _add_config_args(parser: argparse.ArgumentParser, configs: dict[str, type]) 
 _FIELD_HELP = {
     "InversionConfig.steps_per_call": "inversion steps per model call, run as one batch; 1 = the reference's "
                                       "order (regeneration exact to the bit); default 0 = auto ({auto})",
+    "InversionConfig.first_step": "the first step whose noise map is extracted (an edit from T_skip needs "
+                                  "first_step <= T_skip); default: the run's T_skip (a sweep's lowest)",
 }
 
 
@@ -376,6 +390,10 @@ def cmd_sweep(args) -> int:
     model = _load(args)
     info = model.info()
     runs = [(v, s, _resolve(spec, model, given, _build_configs(given, spec.configs, info))) for v, s, given in grid]
+    if "inversion" in spec.configs and args.param != "first_step":
+        # one inversion serves every run of a seed: the maps from the lowest T_skip of the sweep
+        low = min(c["inversion"].first_step for _, _, c in runs)
+        runs = [(v, s, {**c, "inversion": dataclasses.replace(c["inversion"], first_step=low)}) for v, s, c in runs]
     out_dir = Path(args.out_dir)
     if args.method == "sdedit":
         from editing.sweep import sdedit_sweep

@@ -95,10 +95,16 @@ class InversionConfig:
     # k > 1 it does so to rounding (the model saw x_t before the reference's float correction).
     # 0 = auto: AUTO_STEPS_PER_CALL.
     steps_per_call: int = 0
+    # The first step whose noise map is extracted: an edit from T_skip never uses the maps of the
+    # T_skip noisiest steps, so a one-shot edit need not compute them (the command line sets this to
+    # its T_skip; LEdits++ inverts the same way). 0 = every map, which the studio keeps so that T_skip
+    # can move without inverting again. The maps it does extract are a full inversion's, to rounding.
+    first_step: int = 0
 
     def __post_init__(self) -> None:
         _check_int("steps", self.steps, 2, 1000)
         _check_int("steps_per_call", self.steps_per_call, 0, 1000)
+        _check_int("first_step", self.first_step, 0, self.steps - 1)
         # eta = 0 leaves no noise to extract (z_t = (x_{t-1} - mu_t) / sigma_t divides by zero).
         _check_range("eta", self.eta, 0.0, 1.0, lo_open=True)
         _check_range("source_guidance_scale", self.source_guidance_scale, 0.0, 30.0)

@@ -95,6 +95,7 @@ def invert_latents(
     generator: torch.Generator,
     clip: tuple[float, float] | None = None,
     steps_per_call: int = 1,
+    first: int = 0,
 ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Eqs. (6) and (5) on tensors x0 (B, C, h, w). Yields (i, xts, zs, x0_pred) after extracting z_i;
     xts (n + 1, B, C, h, w) and zs (n, B, C, h, w) are filled in place as it goes.
@@ -103,10 +104,15 @@ def invert_latents(
     k steps go through `eps_fn` as one batch of k * B rows with per-row times. The reference's
     correction x_{t_{i+1}} <- mu_i + sigma_i z_i is applied only to samples the model has not yet
     seen, so xts always holds what the model was given; with k = 1 that is every sample (the
-    reference's order and arithmetic exactly), with k > 1 regeneration matches it to rounding."""
+    reference's order and arithmetic exactly), with k > 1 regeneration matches it to rounding.
+
+    `first`: extract z_first .. z_{n-1} only (zs[:first] stay NaN); every x_t is still drawn, so the
+    maps extracted are the full inversion's (to rounding: xts[first] is then the uncorrected draw)."""
     if steps_per_call < 1:
         raise ValueError(f"steps_per_call={steps_per_call}; allowed: an integer >= 1")
     n = len(times) - 1
+    if not 0 <= first < n:
+        raise ValueError(f"first={first}; allowed: [0, {n - 1}] for {n} steps")
     abar = alpha_bars(schedule, times)
     noise = randn((n, *x0.shape), generator, x0.device, x0.dtype)  # eq. (6): independent eps_i
     xts = torch.empty((n + 1, *x0.shape), device=x0.device, dtype=x0.dtype)
@@ -114,7 +120,8 @@ def invert_latents(
         xts[i] = math.sqrt(abar[i]) * x0 + math.sqrt(1.0 - abar[i]) * noise[i]
     xts[n] = x0
     zs = torch.empty((n, *x0.shape), device=x0.device, dtype=x0.dtype)
-    for lo in range(0, n, steps_per_call):
+    zs[:first] = float("nan")  # not extracted: a regeneration that used them would show it
+    for lo in range(first, n, steps_per_call):
         hi = min(lo + steps_per_call, n)
         if hi - lo == 1:
             eps_all = eps_fn(xts[lo], times[lo])[None]
@@ -192,9 +199,13 @@ def _check_inversion(model, inversion: Inversion) -> None:
         )
 
 
-def _check_skip(skip: int, n: int) -> None:
+def _check_skip(skip: int, inversion: Inversion) -> None:
+    n, first = inversion.steps, inversion.config.first_step
     if not 0 <= skip < n:
         raise ValueError(f"skip={skip} is out of range; allowed: [0, {n - 1}] for an inversion with {n} steps")
+    if skip < first:
+        raise ValueError(f"T_skip={skip} needs the noise maps from step {skip}, and this inversion has them from step "
+                         f"{first} (its first_step): invert again with first_step <= {skip}, or use T_skip >= {first}")  # fmt: skip
 
 
 def steps_per_call(config: InversionConfig) -> int:
@@ -206,7 +217,7 @@ def invert(model, image: np.ndarray, source_prompt: str, config: InversionConfig
     """Invert an image (uint8 (H, W, 3), any size) into edit-friendly noise maps.
 
     Yields a Frame(stage="invert") every `preview_every` steps below the total, then
-    Frame(stage="done", result=Inversion): ceil(steps / k) frames.
+    Frame(stage="done", result=Inversion): ceil((steps - first_step) / k) frames, counted from first_step.
     """
     _require_vp(model)
     image = im.load_image(image)
@@ -219,13 +230,13 @@ def _invert_frames(model, image: np.ndarray, source_prompt: str, config: Inversi
     x0 = model.encode_image(im.to_model_size(image, model.resolution)).to(dtype)  # (1, C, h, w)
     times = model.schedule.times(config.steps)
     gen = torch.Generator(device="cpu").manual_seed(config.seed)
-    n, k = len(times) - 1, config.preview_every
+    n, k, first = len(times) - 1, config.preview_every, config.first_step
     state = None
     per_call = steps_per_call(config)
-    for state in invert_latents(eps_fn, model.schedule, x0, times, config.eta, gen, clip_range(model), per_call):
+    for state in invert_latents(eps_fn, model.schedule, x0, times, config.eta, gen, clip_range(model), per_call, first):
         i, xts, _, x0_pred = state
-        if (i + 1) % k == 0 and i + 1 < n:
-            yield Frame(i + 1, n, "invert", xt=model.preview(xts[i])[0], x0=model.preview(x0_pred)[0])
+        if (i + 1 - first) % k == 0 and i + 1 < n:
+            yield Frame(i + 1 - first, n - first, "invert", xt=model.preview(xts[i])[0], x0=model.preview(x0_pred)[0])
     _, xts, zs, _ = state
     inv = Inversion(
         xts=xts[:, 0],
@@ -237,7 +248,7 @@ def _invert_frames(model, image: np.ndarray, source_prompt: str, config: Inversi
         weights_hash=model.weights_hash,
         image_shape=tuple(image.shape[:2]),
     )
-    yield Frame(n, n, "done", result=inv, info={"latents": x0})
+    yield Frame(n - first, n - first, "done", result=inv, info={"latents": x0})
 
 
 @torch.no_grad()
@@ -262,7 +273,7 @@ def edit(model, inversion: Inversion, target_prompt: str, config: EditConfig) ->
     Frames: ceil((steps - skip) / k) (previews below the total, then the done frame with the image).
     """
     _check_inversion(model, inversion)
-    _check_skip(config.skip, inversion.steps)
+    _check_skip(config.skip, inversion)
     eps_fn = _denoiser(model, target_prompt, config.guidance_scale)
     dtype = working_dtype(model)
     x = inversion.xts[config.skip].to(dtype)
@@ -305,7 +316,7 @@ def color_edit(
     """
     _check_inversion(model, inversion)
     n = inversion.steps
-    _check_skip(config.skip, n)
+    _check_skip(config.skip, inversion)
     if config.t1 >= n:
         raise ValueError(f"t1={config.t1} is out of range; allowed: [0, {n - 1}] for an inversion with {n} steps")
     color = im.load_image(color_image)
@@ -352,7 +363,7 @@ def shift(model, inversion: Inversion, prompt: str, config: ShiftConfig) -> Iter
     wraps around is the one region whose content the shifted maps do not describe well.
     """
     _check_inversion(model, inversion)
-    _check_skip(config.skip, inversion.steps)
+    _check_skip(config.skip, inversion)
     eps_fn = _denoiser(model, prompt, config.guidance_scale)
     dtype = working_dtype(model)
 

@@ -65,6 +65,7 @@ def test_edit_and_replay(tiny_dir, guide_file, tmp_path, capsys):
     recipe = json.loads(out.with_suffix(".json").read_text())
     assert set(recipe["configs"]) == {"inversion", "edit"}
     assert recipe["configs"]["edit"]["values"]["skip"] == 2
+    assert recipe["configs"]["inversion"]["values"]["first_step"] == 2  # a one-shot edit extracts only the maps it uses
     code, stdout, _ = _run(["replay", out.with_suffix(".json"), "--quiet"], capsys)
     assert code == 0 and "identical" in stdout
 
@@ -134,6 +135,9 @@ def test_sweep_over_t_skip_inverts_once_and_each_result_replays(tiny_dir, guide_
                             tiny_dir / "pixel-text", "--out-dir", tmp_path / "sw", "--quiet"], capsys)  # fmt: skip
     assert code == 0, stdout
     assert calls == [0, 1]  # one inversion per seed: the runs go seed by seed
+    first = {json.loads((tmp_path / "sw" / f"edit-skip{v}-seed0.json").read_text())["configs"]["inversion"]["values"]["first_step"]
+             for v in (0, 2, 4)}  # fmt: skip
+    assert first == {0}  # the maps from the sweep's lowest T_skip
     monkeypatch.setattr(inversion, "invert", real)
     for seed in (0, 1):
         assert _run(["replay", tmp_path / "sw" / f"edit-skip2-seed{seed}.json", "--quiet"], capsys)[0] == 0
@@ -216,6 +220,8 @@ def test_edit_skip_follows_the_models_fraction_of_the_steps(tiny_dir, guide_file
         (["sdedit", "--guide", "{tmp}/missing.png"], "missing.png"),
         (["sdedit", "--guide", "{guide}", "--model", "{tmp}/no-such-model"], "No model folder"),
         (["edit", "--image", "{guide}", "--skip", "100", "--steps", "10"], "skip"),
+        (["edit", "--image", "{guide}", "--skip", "2", "--first-step", "5", "--steps", "10"],
+         "T_skip=2 needs the noise maps from step 2, and this inversion has them from step 5"),
         (["replay", "{tmp}/nothing.json"], "no recipe file"),
     ],
 )

@@ -129,6 +129,33 @@ def test_batched_steps_on_tiny_networks(tiny_pixel_text, tiny_latent_sd):
     assert steps_per_call(InversionConfig()) == AUTO_STEPS_PER_CALL > 1 and steps_per_call(InversionConfig(steps_per_call=4)) == 4
 
 
+@pytest.mark.parametrize("k", [1, 4])
+def test_first_step_extracts_only_the_maps_an_edit_uses(k):
+    """first_step f: the maps z_f .. are the full inversion's (to rounding), in ceil((n - f) / k) calls;
+    an edit from T_skip >= f matches the full inversion's, and one from T_skip < f is refused."""
+    m = gaussian_pixel(conditional=True)
+    image = _img(6)
+    full = final(invert(m, image, "a cat", InversionConfig(steps=30, steps_per_call=k)))
+    m.calls = 0
+    frames = list(invert(m, image, "a cat", InversionConfig(steps=30, steps_per_call=k, first_step=12, preview_every=5)))
+    part = frames[-1].result
+    assert m.calls == -(-18 // k) and [(f.step, f.total) for f in frames] == [(5, 18), (10, 18), (15, 18), (18, 18)]
+    assert torch.isnan(part.zs[:12]).all() and not torch.isnan(part.zs[12:]).any()
+    assert torch.allclose(part.zs[12:], full.zs[12:], atol=1e-4) and torch.allclose(part.xts[12:], full.xts[12:], atol=1e-5)
+    for skip in (12, 20):
+        a = _latents(edit(m, full, "a dog", EditConfig(skip=skip, guidance_scale=7.0)))
+        b = _latents(edit(m, part, "a dog", EditConfig(skip=skip, guidance_scale=7.0)))
+        assert torch.allclose(a, b, atol=1e-4) and torch.isfinite(b).all()
+    assert np.array_equal(final(edit(m, part, "a cat", EditConfig(skip=12, guidance_scale=3.5))),
+                          final(edit(m, full, "a cat", EditConfig(skip=12, guidance_scale=3.5))))  # fmt: skip
+    with pytest.raises(ValueError, match=r"T_skip=11 needs the noise maps from step 11.*first_step <= 11"):
+        edit(m, part, "a dog", EditConfig(skip=11))
+    with pytest.raises(ValueError, match="T_skip=0"):
+        shift(m, part, "a cat", ShiftConfig(skip=0, dx=1))
+    with pytest.raises(ValueError, match="first_step"):
+        InversionConfig(steps=30, first_step=30)
+
+
 def test_steps_per_call_is_checked():
     with pytest.raises(ValueError, match="steps_per_call"):
         InversionConfig(steps_per_call=-1)
