@@ -299,7 +299,8 @@ def run_main(args, bundle, folder: Path, device, dtype, repeats: int, skip: set[
         per_call = args.inversion_steps_per_call
 
         def ours_inv(model=fast):
-            inv = final(invert(model, guide, SOURCE, InversionConfig(steps=100, steps_per_call=per_call)))
+            # the maps of the 64 steps the edit uses, as the command line's one-shot edit and LEdits++ invert
+            inv = final(invert(model, guide, SOURCE, InversionConfig(steps=100, steps_per_call=per_call, first_step=36)))
             return final(edit(model, inv, TARGET, EditConfig(skip=36, guidance_scale=15.0)))
 
         def peer_inv():
@@ -314,8 +315,8 @@ def run_main(args, bundle, folder: Path, device, dtype, repeats: int, skip: set[
         row(f"inversion (100 steps) + edit (T_skip 36, CFG 15) vs LEdits++ invert + edit ({res}px)", st["ours"], st["peer"],
             c_ours, c_peer, goal=1.0, mem_ours=peak_memory(ours_inv, device), mem_peer=peak_memory(peer_inv, device),
             note="LEdits++ inverts the 64 steps it edits (int(64 * (1 + 36/64)) = 100-step grid); it runs the classic "
-                 f"attention processor (its invert sets it); ours: {steps_per_call(InversionConfig(steps_per_call=per_call))} "
-                 "inversion steps per UNet call")
+                 f"attention processor (its invert sets it); ours: the same 64 maps (first_step 36), "
+                 f"{steps_per_call(InversionConfig(steps_per_call=per_call))} steps per UNet call")
 
         # the inversion alone: its steps batched into few UNet calls (eq. 5's calls are independent) vs one call each
         k = steps_per_call(InversionConfig(steps_per_call=per_call))
