@@ -168,9 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--inductor-recipe", action="store_true",
                    help="compile with the inductor flags of diffusers' acceleration tutorial (editing.fastpath.DIFFUSERS_RECIPE)")
     p.add_argument("--compile-vae", action="store_true", help="torch.compile the VAE's encode and decode too")
+    p.add_argument("--graph-capture", action="store_true", help="the UNet replayed from CUDA graphs captured without compiling")
     p.add_argument("--ablation", action="store_true", help="time each fast-path toggle instead of the main figures")
     p.add_argument("--ablation-variants", default="",
-                   help="comma-separated: classic,sdpa,cl,compile,fused,recipe,graphs,recipe-graphs,extras,inversion (default: all)")
+                   help="comma-separated: classic,sdpa,cl,compile,fused,recipe,graphs,capture,fused-capture,recipe-graphs,extras,inversion "
+                        "(default: all)")
     p.add_argument("--skip", default="", help="comma-separated sections to skip: sdedit,inversion,sweep,latency,previews,imagic,flops")
     p.add_argument("--inversion-steps-per-call", type=int, default=0,
                    help="InversionConfig.steps_per_call for our inversion (0 = auto, editing.inversion.AUTO_STEPS_PER_CALL)")
@@ -243,7 +245,8 @@ def run_main(args, bundle, folder: Path, device, dtype, repeats: int, skip: set[
 
     t_acc, fast = timed(lambda: accelerate(bundle, channels_last=not args.no_channels_last, compile=args.compile,
                                            cuda_graphs=args.cuda_graphs, fuse_qkv=args.fuse_qkv, compile_vae=args.compile_vae,
-                                           inductor_options=DIFFUSERS_RECIPE if args.inductor_recipe else None), device)  # fmt: skip
+                                           inductor_options=DIFFUSERS_RECIPE if args.inductor_recipe else None,
+                                           graph_capture=args.graph_capture), device)  # fmt: skip
     out: dict = {"fastpath": fast.fastpath, "accelerate_s": t_acc, "rows": []}
 
     LongTimestepDDIM = long_timestep_ddim()  # noqa: N806
@@ -492,6 +495,10 @@ def ablation(bundle, device, dtype, repeats: int, only: list[str] | None = None)
     if device.type == "cuda":
         variants["graphs"] = ("SDPA + channels_last + compile + CUDA graphs (reduce-overhead)",
                               lambda: accelerate(bundle, cuda_graphs=True))
+        variants["capture"] = ("SDPA + channels_last + CUDA graphs captured directly (no compile)",
+                               lambda: accelerate(bundle, graph_capture=True))
+        variants["fused-capture"] = ("SDPA + channels_last + fused QKV + CUDA graphs captured directly",
+                                     lambda: accelerate(bundle, fuse_qkv=True, graph_capture=True))
         variants["recipe-graphs"] = ("SDPA + channels_last + fused QKV + compile (diffusers' flags) + CUDA graphs + compiled VAE",
                                      lambda: accelerate(bundle, fuse_qkv=True, inductor_options=DIFFUSERS_RECIPE, cuda_graphs=True,
                                                         compile_vae=True))  # fmt: skip
@@ -503,13 +510,19 @@ def ablation(bundle, device, dtype, repeats: int, only: list[str] | None = None)
     out: dict = {"variants": {}}
     rows = []
     for name, make in variants.values():
-        model = make()
-        with torch.no_grad():
-            t_first, _ = timed(lambda model=model: model.eps(x, t, c), device)  # includes compilation
-            call = interleaved({"call": lambda model=model: model.eps(x, t, c)}, device, max(10, repeats), warmup=2)["call"]
-        t_first_edit, _ = timed(lambda model=model: final(sdedit(model, guide, cfg, prompt=PROMPT)), device)
-        edit = interleaved({"edit": lambda model=model: final(sdedit(model, guide, cfg, prompt=PROMPT))},
-                           device, repeats)["edit"]
+        try:
+            model = make()
+            with torch.no_grad():
+                t_first, _ = timed(lambda model=model: model.eps(x, t, c), device)  # includes compilation
+                call = interleaved({"call": lambda model=model: model.eps(x, t, c)}, device, max(10, repeats), warmup=2)["call"]
+            t_first_edit, _ = timed(lambda model=model: final(sdedit(model, guide, cfg, prompt=PROMPT)), device)
+            edit = interleaved({"edit": lambda model=model: final(sdedit(model, guide, cfg, prompt=PROMPT))},
+                               device, repeats)["edit"]
+        except Exception as e:  # a variant that fails is recorded, and the others still run (one 10-minute call)
+            out["variants"][name] = {"error": f"{type(e).__name__}: {e}"[:500]}
+            rows.append([f"{name}: FAILED ({type(e).__name__})", None, None, None])
+            print(f"  {name}: FAILED {type(e).__name__}: {e}", flush=True)
+            continue
         out["variants"][name] = {"first_call_s": t_first, "call": call.as_dict(), "first_edit_s": t_first_edit, "edit": edit.as_dict()}
         rows.append([f"{name}: guided call (A), SDEdit t0=0.5 (B)", ms(call.median), ms(edit.median), t_first + t_first_edit])
         print(f"  {name}: call {ms(call.median):.2f} ms, SDEdit {ms(edit.median):.1f} ms, first call+edit {t_first + t_first_edit:.1f} s",

@@ -16,6 +16,9 @@ benchmarks showed it pays (benchmarks/README.md, "Fast path"):
 - cuda_graphs: compile with mode "reduce-overhead" (CUDA graphs through torch's cudagraph trees),
   which removes the per-kernel launch overhead that dominates small batches. Outputs are cloned
   out of the graph's memory pool so a later replay cannot overwrite an eps still in use.
+- graph_capture: CUDA graphs captured directly (`torch.cuda.CUDAGraph`, no compilation): the
+  UNet's kernels are recorded once per input signature and replayed, so a small batch no longer
+  pays a launch per kernel, and the first call costs a capture (well under a second), not a compile.
 - fuse_qkv: diffusers' `fuse_qkv_projections()` on the copies: one matmul for query, key and
   value in self-attention (key and value in cross-attention) instead of three.
 - inductor_options: inductor settings for the compilation, e.g. `DIFFUSERS_RECIPE`, the flags of
@@ -65,6 +68,76 @@ class _GraphSafeUNet(torch.nn.Module):
             return super().__getattr__(name)
         except AttributeError:
             return getattr(self._modules["compiled"], name)
+
+
+class _CapturedUNet(torch.nn.Module):
+    """The UNet replayed from CUDA graphs captured per input signature (shapes, dtypes, strides and
+    the non-tensor arguments). A call copies its tensors into the graph's static inputs, replays the
+    recorded kernels on the current stream and clones the output out of the graph pool. Eager, as
+    the UNet itself, when autograd is on (Imagic's optimisation), off CUDA, or past `max_graphs`
+    signatures (a sweep's changing batch sizes). Attribute access falls through to the UNet.
+
+    The graphs share one memory pool: safe because replays run one at a time on one stream and every
+    graph's static inputs and output stay referenced here."""
+
+    def __init__(self, unet: torch.nn.Module, max_graphs: int = 8):
+        super().__init__()
+        self.unet = unet
+        self.max_graphs = max_graphs
+        self._graphs: dict = {}  # signature -> (graph, static tensors by argument name, static output, output type)
+        self._pool = None
+
+    @staticmethod
+    def _signature(args: dict):
+        key = []
+        for name, v in args.items():
+            if isinstance(v, torch.Tensor):
+                key.append((name, tuple(v.shape), v.dtype, v.stride(), str(v.device)))
+            elif v is None or isinstance(v, (bool, int, float, str)):
+                key.append((name, v))
+            else:
+                return None  # something a graph cannot key on: run eagerly
+        return tuple(key)
+
+    def _capture(self, args: dict):
+        static = {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in args.items()}
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):  # warm-up outside the capture (cuBLAS/cuDNN workspaces, lazy inits)
+            for _ in range(2):
+                out = self.unet(**static)
+        torch.cuda.current_stream().wait_stream(side)
+        if self._pool is None:
+            self._pool = torch.cuda.graph_pool_handle()
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, pool=self._pool):
+            static_out = self.unet(**static)
+        sample = static_out.sample if hasattr(static_out, "sample") else static_out
+        return graph, {k: v for k, v in static.items() if isinstance(v, torch.Tensor)}, sample, type(out)
+
+    def forward(self, sample, timestep, **kwargs):
+        if torch.is_grad_enabled() or not sample.is_cuda or torch.cuda.is_current_stream_capturing():
+            return self.unet(sample, timestep, **kwargs)
+        if not isinstance(timestep, torch.Tensor):  # a graph input, not a constant baked into it
+            timestep = torch.full((), float(timestep), device=sample.device)
+        args = {"sample": sample, "timestep": timestep, **kwargs}
+        key = self._signature(args)
+        entry = self._graphs.get(key) if key is not None else None
+        if entry is None:
+            if key is None or len(self._graphs) >= self.max_graphs:
+                return self.unet(sample, timestep, **kwargs)
+            entry = self._graphs[key] = self._capture(args)
+        graph, static, out, out_type = entry
+        for name, tensor in static.items():
+            tensor.copy_(args[name])
+        graph.replay()
+        return out_type(sample=out.clone()) if out_type is not torch.Tensor else out.clone()
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self._modules["unet"], name)
 
 
 def _attention_layers(module: torch.nn.Module) -> list[torch.nn.Module]:
@@ -126,6 +199,7 @@ def accelerate(
     fuse_qkv: bool = False,
     inductor_options: dict | None = None,
     compile_vae: bool = False,
+    graph_capture: bool = False,
 ):
     """A bundle that computes the same eps faster. `bundle` itself is not modified.
 
@@ -134,10 +208,18 @@ def accelerate(
     compile). compile_backend: torch.compile's backend ("inductor"; "eager" in tests).
     fuse_qkv: fused attention projections (UNet and VAE). inductor_options: inductor settings
     instead of a mode (`DIFFUSERS_RECIPE`; with cuda_graphs, "triton.cudagraphs" is added);
-    implies compile. compile_vae: compile the VAE's encode and decode as well.
+    implies compile. compile_vae: compile the VAE's encode and decode as well. graph_capture: the
+    UNet replayed from CUDA graphs captured without compiling (CUDA only; not with compile).
     The returned bundle's `fastpath` dict records what was applied (for recipes and benchmarks).
     """
-    unet = _prepare(bundle.unet, channels_last, sdpa, fuse_qkv)
+    if graph_capture:
+        if torch.device(bundle.device).type != "cuda":
+            raise ValueError(f"graph_capture needs a CUDA device; the model is on {bundle.device}")
+        if compile or cuda_graphs or inductor_options:
+            raise ValueError("graph_capture records the eager UNet: use it without compile, cuda_graphs or inductor_options")
+    unet = _prepare(bundle.unet, channels_last, sdpa, fuse_qkv, force_copy=graph_capture)
+    if graph_capture:
+        unet = _CapturedUNet(unet)
     base_mode = compile if isinstance(compile, str) else None  # the VAE's (no CUDA graphs: two calls an edit)
     mode = "reduce-overhead" if cuda_graphs else base_mode
     compile = bool(compile or cuda_graphs or inductor_options)
@@ -161,6 +243,7 @@ def accelerate(
         "cuda_graphs": cuda_graphs,
         "compile_vae": compile_vae and isinstance(vae, torch.nn.Module),
         "compile_backend": compile_backend if (compile or compile_vae) else None,
+        "graph_capture": graph_capture,
     }
     return new
 
@@ -169,4 +252,6 @@ def plain_unet(unet: torch.nn.Module) -> torch.nn.Module:
     """The eager module under a compiled / graph-safe wrapper (what Imagic should fine-tune a copy of)."""
     if isinstance(unet, _GraphSafeUNet):
         unet = unet._modules["compiled"]
+    if isinstance(unet, _CapturedUNet):
+        unet = unet._modules["unet"]
     return getattr(unet, "_orig_mod", unet)

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 
 from editing import images as im
 from editing.cache import LRUCache, content_key
+from editing.fastpath import plain_unet
 from editing.interface import Frame, ImagicConfig
 from editing.samplers import cfg_denoiser, clip_range, predict_x0, randn, sample_vp
 
@@ -194,7 +195,7 @@ def _optimize(model, image: np.ndarray, target_prompt: str, config: ImagicConfig
 
     # One copy serves both stages (the loaded model is never touched, not even a flag on it). Full
     # fine-tuning keeps fp32 master weights: a 5e-7 step vanishes in fp16 rounding.
-    tuned = copy.deepcopy(model.unet).requires_grad_(False).eval()
+    tuned = copy.deepcopy(plain_unet(model.unet)).requires_grad_(False).eval()
     if config.finetune_mode == "full" and config.finetune_steps > 0:
         tuned = tuned.float()
     if config.gradient_checkpointing:
@@ -263,7 +264,7 @@ def _optimize_frames(model, image, target_prompt, config, key, cache) -> Iterato
 # ----------------------------------------------------------------------------- stage 3
 def tuned_unet(model, state: ImagicState) -> torch.nn.Module:
     """A fresh copy of the loaded UNet carrying the state's fine-tuning (LoRA merged in)."""
-    unet = copy.deepcopy(model.unet)
+    unet = copy.deepcopy(plain_unet(model.unet))
     if state.finetune_mode == "lora":
         from peft import set_peft_model_state_dict
 

@@ -136,3 +136,25 @@ def test_nothing_to_change_keeps_the_modules():
     b = B(unet)
     fast = accelerate(b, channels_last=False)
     assert fast.unet is unet  # no copy when no toggle changes anything
+
+
+def test_graph_capture_needs_cuda_and_the_wrapper_is_the_unet_off_cuda(tiny_latent_sd):
+    """graph_capture is CUDA only (tests/test_gpu.py compares it with eager on a GPU). Off CUDA, or
+    with autograd on, the capturing wrapper is the UNet itself; Imagic copies the plain UNet under it."""
+    from editing.fastpath import _CapturedUNet
+
+    with pytest.raises(ValueError, match="graph_capture needs a CUDA device"):
+        accelerate(tiny_latent_sd, graph_capture=True)
+    wrapped = _CapturedUNet(tiny_latent_sd.unet)
+    x, t, cond = _inputs(tiny_latent_sd)
+    with torch.no_grad():
+        torch.testing.assert_close(wrapped(x, t, encoder_hidden_states=cond).sample,
+                                   tiny_latent_sd.unet(x, t, encoder_hidden_states=cond).sample)  # fmt: skip
+    assert not wrapped._graphs and plain_unet(wrapped) is tiny_latent_sd.unet
+    assert wrapped.config is tiny_latent_sd.unet.config  # attributes fall through
+    sig = wrapped._signature({"sample": x, "timestep": t, "encoder_hidden_states": cond, "flag": None})
+    assert sig == wrapped._signature({"sample": x.clone(), "timestep": t + 1, "encoder_hidden_states": cond, "flag": None})
+    assert sig != wrapped._signature({"sample": x[:1], "timestep": t, "encoder_hidden_states": cond, "flag": None})
+    assert sig != wrapped._signature({"sample": x.to(memory_format=torch.channels_last), "timestep": t,
+                                      "encoder_hidden_states": cond, "flag": None})  # fmt: skip
+    assert wrapped._signature({"sample": x, "timestep": t, "extra": [1]}) is None  # unkeyable: eager
