@@ -11,7 +11,8 @@ Figures, each in one run with ours and the peer alternating (medians):
   (`DDPMScheduler.add_noise` + `step`, no previews) on the same UNet;
 - a six-value t0 sweep batched (`editing.sweep.sdedit_sweep`) vs six sequential `editing.sdedit`;
 - a 100-step edit-friendly inversion with its steps batched (InversionConfig.steps_per_call auto) vs
-  one model call per step.
+  one model call per step;
+- a five-value T_skip sweep of that inversion as one batch (`editing.sweep.edit_sweep`) vs five edits.
 Before the emoji model lands (assets/models/emoji), the tiny random pixel-text model of the tests
 stands in and every row says so.
 """
@@ -35,6 +36,7 @@ from editing.sweep import sdedit_sweep  # noqa: E402
 
 PROMPT = "a smiling cat face"
 SWEEP_T0S = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+SWEEP_SKIPS = (0, 20, 40, 60, 80)  # T_skip values of a 100-step inversion
 CANVAS = 256  # the studio's canvas for pixel-text models (ui/defaults.py)
 GUIDED_STEP_SCALE = 2.0  # the step figure's CFG scale (any value but 0 and 1 costs the same: one batch-2 call)
 
@@ -258,6 +260,20 @@ def figures(plain, label: str, repeats: int) -> dict:
                  ms(st["batched"].median), ms(st["sequential"].median), st["batched"].median / st["sequential"].median,
                  "peer column = our own inversion, one step per call (the reference's order)"])
     out["inversion"] = {k: v.as_dict() for k, v in st.items()}
+
+    # --- a T_skip sweep of one inversion: one batch vs one edit per value ---------------------------
+    from editing.interface import EditConfig
+    from editing.inversion import edit
+    from editing.sweep import edit_sweep
+
+    inv = inv_with(AUTO_STEPS_PER_CALL)
+    ecfgs = [EditConfig(skip=s, guidance_scale=3.0, preview_every=1) for s in SWEEP_SKIPS]
+    st = interleaved({"batched": lambda: final(edit_sweep(model, inv, PROMPT, ecfgs)),
+                      "sequential": lambda: [final(edit(model, inv, PROMPT, c)) for c in ecfgs]}, "cpu", repeats)  # fmt: skip
+    rows.append([f"T_skip sweep {SWEEP_SKIPS} of one 100-step inversion: edit_sweep vs one edit each",
+                 ms(st["batched"].median), ms(st["sequential"].median), st["batched"].median / st["sequential"].median,
+                 "the studio's Compare tab and the command line's edit sweeps"])
+    out["edit_sweep"] = {k: v.as_dict() for k, v in st.items()}
     table = markdown_table(["figure", "ours ms", "peer ms", "ratio", "note"], rows)
     print(f"\nmodel: {label}\n" + table)
     out["table"] = table

@@ -84,6 +84,12 @@ class EngineBackend:
 
         return edit(self.model, inversion, target_prompt, config)
 
+    def edit_batch(self, inversion: Any, target_prompt: str, configs: Sequence[EditConfig]) -> Iterator[Frame]:
+        """Several text edits of one inversion (T_skip, guidance) in one batch; the last Frame's result is a list."""
+        from editing.sweep import edit_sweep
+
+        return edit_sweep(self.model, inversion, target_prompt, configs)
+
     def color_edit(self, inversion: Any, color: np.ndarray, mask: np.ndarray, prompt: str, config: ColorEditConfig) -> Iterator[Frame]:
         from editing.inversion import color_edit
 

@@ -56,11 +56,11 @@ def _run_sdedit(model, images, prompts, configs):
 _INVERSIONS = LRUCache(maxsize=1)
 
 
-def _then(model, images, prompts, configs, regenerate):
-    """Stream the inversion's frames (none when this process already inverted the same content), then the regeneration's."""
+def _inverted(model, images, prompts, cfg: itf.InversionConfig):
+    """Stream the inversion's frames (none when this process already inverted the same content) and return it."""
     from editing.inversion import invert
 
-    source, cfg = prompts.get("source", ""), configs["inversion"]
+    source = prompts.get("source", "")
     key = content_key("inversion", images["image"], source, model.model_id, model.weights_hash, str(model.dtype),
                       dataclasses.replace(cfg, preview_every=1))  # fmt: skip
     inv = _INVERSIONS.get(key)
@@ -71,7 +71,22 @@ def _then(model, images, prompts, configs, regenerate):
                 break
             yield frame
         _INVERSIONS.put(key, inv)
+    return inv
+
+
+def _then(model, images, prompts, configs, regenerate):
+    """Stream the inversion's frames, then the regeneration's."""
+    inv = yield from _inverted(model, images, prompts, configs["inversion"])
     yield from regenerate(inv)
+
+
+def _edit_batch(model, images, prompts, runs: list[dict[str, Any]]):
+    """Text edits of one inversion (a seed's T_skip or guidance values) as one batch: its frames, then
+    a done Frame whose result is the list of images (`editing.sweep.edit_sweep`)."""
+    from editing.sweep import edit_sweep
+
+    inv = yield from _inverted(model, images, prompts, runs[0]["inversion"])
+    yield from edit_sweep(model, inv, prompts.get("target", ""), [c["edit"] for c in runs])
 
 
 def _run_edit(model, images, prompts, configs):
@@ -311,10 +326,12 @@ def _drain(frames: Iterator[itf.Frame], quiet: bool, desc: str) -> np.ndarray:
     return result
 
 
-def write_result(spec: MethodSpec, model, record, prompts, configs, result: np.ndarray, out: str | Path) -> Path:
-    """The result PNG (recipe embedded) and its recipe JSON beside it; returns the JSON's path."""
+def write_result(spec: MethodSpec, model, record, prompts, configs, result: np.ndarray, out: str | Path, batch: int = 1) -> Path:
+    """The result PNG (recipe embedded) and its recipe JSON beside it; returns the JSON's path. `batch`:
+    the size of the batch a sweep made it in (recorded, so that a replay alone can say why it may round
+    differently)."""
     recipe = make_recipe(spec.name, configs, model=model.info(), inputs=record, prompts=prompts, output=result,
-                         output_path=str(Path(out).resolve()))
+                         output_path=str(Path(out).resolve()), extra={"studio": {"batch": batch}} if batch > 1 else None)
     save_png(result, out, recipe)
     return write_recipe(recipe, recipe_path_for(out))
 
@@ -395,11 +412,21 @@ def cmd_sweep(args) -> int:
         low = min(c["inversion"].first_step for _, _, c in runs)
         runs = [(v, s, {**c, "inversion": dataclasses.replace(c["inversion"], first_step=low)}) for v, s, c in runs]
     out_dir = Path(args.out_dir)
+    batches = [1] * len(runs)  # the batch each result was made in
     if args.method == "sdedit":
         from editing.sweep import sdedit_sweep
 
+        batches = [len(runs)] * len(runs)
         results = _drain(sdedit_sweep(model, images["guide"], [c["sdedit"] for _, _, c in runs], mask=images.get("mask"),
                                       prompt=prompts["prompt"]), args.quiet, "sweep")
+    elif args.method == "edit" and all(c["inversion"] == runs[0][2]["inversion"] for _, s, c in runs if s == runs[0][1]):
+        # a sweep over the edit's own settings (T_skip, guidance): per seed one inversion, the edits in one batch
+        results = [None] * len(runs)
+        for seed in sorted({s for _, s, _ in runs}):
+            idx = [i for i, (_, s, _) in enumerate(runs) if s == seed]
+            batch = _drain(_edit_batch(model, images, prompts, [runs[i][2] for i in idx]), args.quiet, f"seed={seed}")
+            for i, image in zip(idx, batch, strict=True):
+                results[i], batches[i] = image, len(idx)
     else:
         # Seed by seed, so that what a seed's runs share (an inversion, an Imagic optimisation) is computed once.
         results = [None] * len(runs)
@@ -407,9 +434,9 @@ def cmd_sweep(args) -> int:
             value, seed, configs = runs[i]
             results[i] = _drain(spec.run(model, images, prompts, configs), args.quiet, f"{args.param}={value} seed={seed}")
     rows = []
-    for (value, seed, configs), result in zip(runs, results, strict=True):
+    for (value, seed, configs), result, batch in zip(runs, results, batches, strict=True):
         out = out_dir / f"{args.method}-{args.param}{value}-seed{seed}.png"
-        write_result(spec, model, record, prompts, configs, result, out)
+        write_result(spec, model, record, prompts, configs, result, out, batch)
         rows.append({args.param: value, "seed": seed, "path": str(out), "l2": l2(reference, result), "ssim": ssim(reference, result)})
     (out_dir / "metrics.json").write_text(json.dumps(rows, indent=2) + "\n")
     print(f"{args.param:>16} {'seed':>5} {'L2':>8} {'SSIM':>7}")

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -162,16 +162,32 @@ def regenerate(
     """
     abar = alpha_bars(schedule, times)
     for i in range(start, len(times) - 1):
-        eps = eps_fn(x, times[i])
-        # = ddim_mean_and_std, spelled out so the hook can act on x0_pred before the mean is formed
-        x0_pred, eps = predict_x0_clipped(x, eps, abar[i], clip)
-        if x0_hook is not None:
-            x0_pred = x0_hook(i, x0_pred)
-        std = ddim_sigma(abar[i], abar[i + 1], eta)
-        mean = ddim_mean(x0_pred, eps, abar[i + 1], std)
-        z = zs[i] if z_hook is None else z_hook(i, zs[i], x0_pred)
-        x = mean + (std if std > 0.0 else 1.0) * z  # the last map is the unit-scale residual
+        x, x0_pred = regenerate_step(i, x, eps_fn(x, times[i]), zs[i], abar, eta, clip, x0_hook, z_hook)
         yield i, x, x0_pred
+
+
+def regenerate_step(
+    i: int,
+    x: torch.Tensor,
+    eps: torch.Tensor,
+    z: torch.Tensor,
+    abar: Sequence[float],
+    eta: float,
+    clip: tuple[float, float] | None = None,
+    x0_hook: X0Hook | None = None,
+    z_hook: ZHook | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step of `regenerate` from the model's eps at x_i: (x_{i+1}, x0_pred). Shared with the
+    batched edit sweep (`editing.sweep.edit_sweep`), so both take the same arithmetic."""
+    # = ddim_mean_and_std, spelled out so the hook can act on x0_pred before the mean is formed
+    x0_pred, eps = predict_x0_clipped(x, eps, abar[i], clip)
+    if x0_hook is not None:
+        x0_pred = x0_hook(i, x0_pred)
+    std = ddim_sigma(abar[i], abar[i + 1], eta)
+    mean = ddim_mean(x0_pred, eps, abar[i + 1], std)
+    if z_hook is not None:
+        z = z_hook(i, z, x0_pred)
+    return mean + (std if std > 0.0 else 1.0) * z, x0_pred  # the last map is the unit-scale residual
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Batched SDEdit sweeps: several SDEdit configs (t0 values, seeds, guidance...) as ONE batch.
+"""Batched sweeps: several SDEdit configs (t0 values, seeds, guidance...) as ONE batch, and several
+text edits of one inversion (T_skip, guidance) likewise (`edit_sweep`, at the end).
 
 A sweep over t0 is the studio's realism-faithfulness curve (SDEdit, Meng et al. 2022, Fig. 3).
 Run one config at a time, six t0 values cost six passes over the schedule, each at batch 1 (2 with
@@ -37,12 +38,13 @@ import numpy as np
 import torch
 
 from editing import images as im
-from editing.interface import Frame, Guide, SDEditConfig
-from editing.samplers import _batch, alpha_bars, clip_range, ddim_sigma, ddim_step, randn, working_dtype
-from editing.schedule import VESchedule
+from editing.interface import EditConfig, Frame, Guide, SDEditConfig
 
 # editing.sdedit's helpers (private ones named here on purpose: one implementation of guide
 # unpacking, the model-space mask and the final compositing for both the single run and sweeps).
+from editing.inversion import _check_inversion, _check_skip, regenerate_step
+from editing.samplers import _batch, alpha_bars, clip_range, ddim_sigma, ddim_step, randn, working_dtype
+from editing.schedule import VESchedule
 from editing.sdedit import _unpack, model_mask, num_steps, paste_outside, sdedit
 
 
@@ -196,6 +198,57 @@ def _sweep_frames(model, image: np.ndarray, mask: np.ndarray | None, configs: li
         results.append(out)
     yield Frame(total, total, "done", image=_strip(np.stack(results)), result=results,
                 info={"latents": [r.x0 for r in runs], "configs": configs})
+
+
+def edit_sweep(model, inversion, target_prompt: str, configs: Sequence[EditConfig]) -> Iterator[Frame]:
+    """Several text edits of one inversion (T_skip, target guidance) as one batch; each result equals
+    `editing.inversion.edit`'s with the same config (to float tolerance). The last Frame's result is
+    a list of uint8 images in config order, at the inverted image's size.
+
+    Every run regenerates along the same schedule and ends at its last step, so the runs are
+    aligned by step: at step i the runs with T_skip <= i go through the model in one call (all at
+    time t_i, each with its own guidance scale) and each takes `regenerate_step` with the map z_i.
+    The sweep makes n - min(T_skip) model calls instead of sum(n - T_skip)."""
+    configs = list(configs)
+    if not configs:
+        raise ValueError("edit_sweep needs at least one EditConfig")
+    _check_inversion(model, inversion)
+    for c in configs:
+        _check_skip(c.skip, inversion)
+    if target_prompt and not model.conditional:
+        warnings.warn(f"{model.model_id} is unconditional: the prompt {target_prompt!r} is ignored", stacklevel=2)
+    return _edit_frames(model, inversion, target_prompt, configs)
+
+
+@torch.no_grad()
+def _edit_frames(model, inversion, prompt: str, configs: list[EditConfig]) -> Iterator[Frame]:
+    dtype = working_dtype(model)
+    cond = uncond = None
+    if model.conditional:  # as prompt_denoiser: the "" prompt only where some config guides
+        cond = model.encode_prompt([prompt])
+        if any(c.guidance_scale != 1.0 for c in configs):
+            uncond = model.encode_prompt([""])
+    n, start = inversion.steps, min(c.skip for c in configs)
+    abar = alpha_bars(model.schedule, inversion.times)
+    eta, clip = inversion.config.eta, clip_range(model)
+    zs = inversion.zs.to(dtype)
+    xs = [inversion.xts[c.skip][None].to(dtype) for c in configs]  # (1, C, h, w) each
+    x0s = list(xs)
+    total, k = n - start, min(c.preview_every for c in configs)
+    for i in range(start, n):
+        active = [r for r, c in enumerate(configs) if c.skip <= i]
+        eps = batched_eps(model, [xs[r] for r in active], [inversion.times[i]] * len(active),
+                          [configs[r].guidance_scale for r in active], cond, uncond)  # fmt: skip
+        for r, e in zip(active, eps, strict=True):
+            xs[r], x0s[r] = regenerate_step(i, xs[r], e, zs[i][None], abar, eta, clip)
+        step = i + 1 - start
+        if step % k == 0 and step < total:
+            xt, x0 = model.preview(torch.cat(xs)), model.preview(torch.cat(x0s))
+            yield Frame(step, total, "denoise", xt=_strip(xt), x0=_strip(x0), info={"active": len(active)})
+    decoded = model.decode(torch.cat(xs))  # one VAE batch
+    results = [im.from_model_size(out, inversion.image_shape) for out in decoded]
+    yield Frame(total, total, "done", image=_strip(np.stack(results)), result=results,
+                info={"latents": xs, "configs": configs})
 
 
 def _sequential(model, guide, configs: list[SDEditConfig], mask, prompt: str) -> Iterator[Frame]:

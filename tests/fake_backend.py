@@ -116,12 +116,19 @@ class FakeBackend:
 
 
 class FakeFullBackend(FakeBackend):
-    """Also offers the optional capabilities: `sdedit_batch` (a t0 sweep as one batch) and `imagic`."""
+    """Also offers the optional capabilities: `sdedit_batch` (a t0 sweep as one batch), `edit_batch`
+    (a T_skip sweep of one inversion as one batch) and `imagic`."""
 
     def sdedit_batch(self, guide: Guide, configs: list[SDEditConfig], prompt: str = "") -> Iterator[Frame]:
         self.calls["sdedit_batch"] += 1
         results = [final(self.sdedit(guide, c, prompt)) for c in configs]
         self.calls["sdedit"] -= len(configs)  # counted as one batched call, not as single runs
+        yield Frame(1, 1, "done", result=results)
+
+    def edit_batch(self, inversion: FakeInversion, target_prompt: str, configs: list[EditConfig]) -> Iterator[Frame]:
+        self.calls["edit_batch"] += 1
+        results = [final(self.edit(inversion, target_prompt, c)) for c in configs]
+        self.calls["edit"] -= len(configs)  # counted as one batched call, not as single runs
         yield Frame(1, 1, "done", result=results)
 
     def imagic(self, image: np.ndarray, target_prompt: str, config: ImagicConfig) -> Iterator[Frame]:

@@ -119,7 +119,8 @@ def test_sweep_writes_metrics_per_value(tiny_dir, guide_file, tmp_path, capsys):
 
 
 def test_sweep_over_t_skip_inverts_once_and_each_result_replays(tiny_dir, guide_file, tmp_path, capsys, monkeypatch):
-    """An edit sweep over target-side settings reuses the inversion (same image, prompt, settings); a new seed inverts again."""
+    """An edit sweep over target-side settings reuses the inversion (same image, prompt, settings) and runs
+    its edits as one batch; a new seed inverts again; every result replays alone."""
     import editing.inversion as inversion
 
     calls = []
@@ -130,17 +131,19 @@ def test_sweep_over_t_skip_inverts_once_and_each_result_replays(tiny_dir, guide_
 
     real = inversion.invert
     monkeypatch.setattr(inversion, "invert", counting)
+    monkeypatch.setattr(inversion, "edit", None)  # the edits run as one batch per seed (editing.sweep.edit_sweep)
     code, stdout, _ = _run(["sweep", "edit", "--image", guide_file, "--source", "a red square", "--target", "a blue square",
                             "--param", "skip", "--values", "0,2,4", "--seeds", "0,1", "--steps", "6", "--model",
                             tiny_dir / "pixel-text", "--out-dir", tmp_path / "sw", "--quiet"], capsys)  # fmt: skip
     assert code == 0, stdout
     assert calls == [0, 1]  # one inversion per seed: the runs go seed by seed
+    monkeypatch.undo()
     first = {json.loads((tmp_path / "sw" / f"edit-skip{v}-seed0.json").read_text())["configs"]["inversion"]["values"]["first_step"]
              for v in (0, 2, 4)}  # fmt: skip
     assert first == {0}  # the maps from the sweep's lowest T_skip
-    monkeypatch.setattr(inversion, "invert", real)
-    for seed in (0, 1):
-        assert _run(["replay", tmp_path / "sw" / f"edit-skip2-seed{seed}.json", "--quiet"], capsys)[0] == 0
+    for seed in (0, 1):  # made in a batch of 3, replayed alone: the same picture, to the last bits' rounding
+        code, stdout, _ = _run(["replay", tmp_path / "sw" / f"edit-skip2-seed{seed}.json", "--quiet"], capsys)
+        assert code == 0 or ("DIFFERENT" in stdout and "by at most 1 of 255" in stdout and "in a batch of 3" in stdout), stdout
 
 
 def test_sdedit_guidance_defaults_to_the_models_recommended_scale(tiny_dir, guide_file, tmp_path, capsys):

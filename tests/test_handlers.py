@@ -236,13 +236,19 @@ def test_sweep_gives_one_result_per_value_and_seed_with_metrics(backend_cls):
     assert sorted(df[df["index"] < 0]["result"]) == ["seed 0", "seed 1", "selected"]  # the plot's colour domain, fixed up front
 
 
-def test_sweep_over_t_skip_inverts_once():
-    backend = FakeBackend()
+@pytest.mark.parametrize("backend_cls", [FakeBackend, FakeFullBackend])
+def test_sweep_over_t_skip_inverts_once(backend_cls):
+    """One inversion per seed; with `edit_batch` its T_skip values run as one batch, else one edit each."""
+    backend = backend_cls()
     compare, session = Compare(Studio(backend)), Session()
-    run(compare.sweep(canvas=painting(), param="T_skip", n_values=3, n_seeds=1, prompt="", source_prompt="a", target_prompt="b",
+    run(compare.sweep(canvas=painting(), param="T_skip", n_values=3, n_seeds=2, prompt="", source_prompt="a", target_prompt="b",
                       t0=0.5, steps=10, skip=2, eta=1.0, guidance_scale=3.0, seed=0, session=session))  # fmt: skip
-    assert backend.calls["invert"] == 1 and backend.calls["edit"] == 3
-    assert [it.value for it in session.sweep] == [0, 4, 7]
+    batched = backend_cls is FakeFullBackend
+    assert backend.calls["invert"] == 2 and backend.calls["edit"] == (0 if batched else 6)
+    assert backend.calls["edit_batch"] == (2 if batched else 0)
+    assert [(it.value, it.seed) for it in session.sweep] == [(v, s) for s in (0, 1) for v in (0, 4, 7)]
+    assert [it.run.configs["edit"].skip for it in session.sweep] == [0, 4, 7] * 2
+    assert [it.run.configs["inversion"].seed for it in session.sweep] == [0, 0, 0, 1, 1, 1]
 
 
 def test_edit_sweeps_and_compare_methods_take_the_edit_guidance_not_sdedits():

@@ -109,3 +109,49 @@ def test_tiny_networks_match_single_runs(tiny_models, family):
                for i, t in enumerate((0.2, 0.5, 0.75))]
     prompt = "a red apple" if model.conditional else ""
     _check_equal(model, _guide(model.resolution, 4), configs, prompt=prompt, atol=1e-4)
+
+
+# ----------------------------------------------------------------------------- text-edit sweeps
+def _edit_check(model, inv, prompt, configs, atol):
+    from editing.inversion import edit
+    from editing.sweep import edit_sweep
+
+    frames = list(edit_sweep(model, inv, prompt, configs))
+    last = frames[-1]
+    assert last.done and len(last.result) == len(configs)
+    for i, cfg in enumerate(configs):
+        ref = list(edit(model, inv, prompt, cfg))[-1]
+        torch.testing.assert_close(last.info["latents"][i], ref.info["latents"], atol=atol, rtol=1e-4)
+        assert np.abs(last.result[i].astype(int) - ref.result.astype(int)).max() <= 1
+    return frames
+
+
+def test_edit_sweep_matches_single_edits_in_fewer_calls():
+    """T_skip and guidance values of one inversion in one batch: each result is `edit`'s, and the sweep
+    makes n - min(T_skip) model calls (one per step) instead of one per step per edit."""
+    from editing.interface import EditConfig, InversionConfig
+    from editing.inversion import invert
+    from editing.sweep import edit_sweep
+
+    m = gaussian_pixel(conditional=True)
+    inv = final(invert(m, _guide(8, 2), "a cat", InversionConfig(steps=30)))
+    configs = [EditConfig(skip=s, guidance_scale=g, preview_every=4) for s, g in ((0, 5.0), (10, 5.0), (20, 1.0), (10, 9.0))]
+    m.calls = 0
+    frames = list(edit_sweep(m, inv, "a dog", configs))
+    assert m.calls == 30 and frames[-1].step == frames[-1].total == 30
+    assert [f.info["active"] for f in frames[:-1]][:3] == [1, 1, 3]  # previews at steps 4, 8, 12: the skip-10 runs joined at 10
+    _edit_check(m, inv, "a dog", configs, atol=1e-5)
+
+
+def test_edit_sweep_on_tiny_networks_and_bad_input(tiny_pixel_text, tiny_latent_sd):
+    from editing.interface import EditConfig, InversionConfig
+    from editing.inversion import invert
+    from editing.sweep import edit_sweep
+
+    for model in (tiny_pixel_text, tiny_latent_sd):
+        inv = final(invert(model, _guide(16, 3), "a cat", InversionConfig(steps=8, first_step=2)))
+        _edit_check(model, inv, "a dog", [EditConfig(skip=2, guidance_scale=3.0), EditConfig(skip=5, guidance_scale=3.0)], atol=1e-4)
+        with pytest.raises(ValueError, match="T_skip=1"):
+            edit_sweep(model, inv, "a dog", [EditConfig(skip=3), EditConfig(skip=1)])
+    with pytest.raises(ValueError, match="at least one"):
+        edit_sweep(tiny_latent_sd, inv, "a dog", [])

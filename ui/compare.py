@@ -103,7 +103,19 @@ class Compare:
         total, items = len(values) * len(seeds), []
         session.sweep, session.selected = items, None
         batched = param == "t0" and hasattr(self.backend, "sdedit_batch")  # one batch per seed through the model
+        edit_batched = param == "T_skip" and hasattr(self.backend, "edit_batch")  # one inversion and one batch per seed
         for s in seeds:
+            if edit_batched:
+                inv_cfg = make_config(InversionConfig, steps=steps, eta=eta, seed=s, preview_every=1)
+                cfgs = [make_config(EditConfig, skip=v, guidance_scale=edit_guidance, preview_every=1) for v in values]
+                yield from self.studio.ensure_inversion(guide.image, source_prompt, inv_cfg, session, "predicted x0")
+                images = yield from self._collect(guarded(self.backend.edit_batch, session.inversion, target_prompt, cfgs),
+                                                  f"Sweep, seed {s}, {len(values)} T_skip values in one batch")  # fmt: skip
+                runs = [RunRecord("edit", {"inversion": inv_cfg, "edit": cfg}, {"source": source_prompt, "target": target_prompt},
+                                  {"image": guide.image}, mode="edit-sweep") for cfg in cfgs]  # fmt: skip
+                self._add(items, guide, param, values, s, images, runs)
+                yield self._outputs(items, session, f"{len(items)} of {total} done.", seeds)
+                continue
             if batched:
                 cfgs = [make_config(SDEditConfig, t0=v, steps=steps, guidance_scale=guidance_scale, seed=s, preview_every=1)
                         for v in values]  # fmt: skip
