@@ -40,8 +40,9 @@ import torch
 from editing import images as im
 from editing.interface import EditConfig, Frame, Guide, SDEditConfig
 
-# editing.sdedit's helpers (private ones named here on purpose: one implementation of guide
-# unpacking, the model-space mask and the final compositing for both the single run and sweeps).
+# editing.sdedit's and editing.inversion's helpers (private ones named here on purpose: one
+# implementation of guide unpacking, the model-space mask, the final compositing and the inversion's
+# checks for both the single runs and sweeps).
 from editing.inversion import _check_inversion, _check_skip, regenerate_step
 from editing.samplers import _batch, alpha_bars, clip_range, ddim_sigma, ddim_step, randn, working_dtype
 from editing.schedule import VESchedule
