@@ -107,7 +107,8 @@ def test_replay_refuses_a_changed_input_with_one_sentence(studio, tmp_path, caps
 
 def test_a_selected_sweep_result_comes_with_files_that_replay(studio, capsys):
     """Compare: selecting a sweep result writes it with its recipe (the first time only); a t0 sweep's
-    result (run in one batch per seed) replays as one `sdedit`, a T_skip sweep's as one `edit`."""
+    result (run in one batch per seed) replays as one `sdedit`, a T_skip sweep's (likewise) as one
+    `edit`: the same picture, to the batch's rounding (replay says so when a pixel differs by a level)."""
     import gradio as gr
 
     from ui.compare import Compare
@@ -123,14 +124,14 @@ def test_a_selected_sweep_result_comes_with_files_that_replay(studio, capsys):
         png, js, *inputs = up["selected_files"]
         recipe = json.loads(Path(js).read_text())
         assert recipe["method"] == method and recipe["studio"]["mode"] == f"{method}-sweep"
-        assert recipe["studio"].get("batch") == (3 if param == "t0" else None)
+        assert recipe["studio"].get("batch") == 3
         item = session.sweep[2]
         values = recipe["configs"][method]["values"]
         assert values["t0" if param == "t0" else "skip"] == item.value
         assert recipe["configs"]["sdedit" if param == "t0" else "inversion"]["values"]["seed"] == 1
         assert set(recipe["inputs"]) == ({"guide", "mask"} if param == "t0" else {"image"})
         rc, out = replay(js, capsys)
-        assert rc == 0 and "identical" in out, (param, out)
+        assert (rc == 0 and "identical" in out) or ("by at most 1 of 255" in out and "in a batch of 3" in out), (param, out)
         assert compare.select_image(session, gr.SelectData(None, {"index": 2, "value": None}))["selected_files"] == up["selected_files"]
 
 

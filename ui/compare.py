@@ -112,7 +112,8 @@ class Compare:
                 images = yield from self._collect(guarded(self.backend.edit_batch, session.inversion, target_prompt, cfgs),
                                                   f"Sweep, seed {s}, {len(values)} T_skip values in one batch")  # fmt: skip
                 runs = [RunRecord("edit", {"inversion": inv_cfg, "edit": cfg}, {"source": source_prompt, "target": target_prompt},
-                                  {"image": guide.image}, mode="edit-sweep") for cfg in cfgs]  # fmt: skip
+                                  {"image": guide.image}, mode="edit-sweep", studio={"batch": len(cfgs)} if len(cfgs) > 1 else {})
+                        for cfg in cfgs]  # fmt: skip
                 self._add(items, guide, param, values, s, images, runs)
                 yield self._outputs(items, session, f"{len(items)} of {total} done.", seeds)
                 continue
