@@ -12,7 +12,9 @@ Figures, each in one run with ours and the peer alternating (medians):
 - a six-value t0 sweep batched (`editing.sweep.sdedit_sweep`) vs six sequential `editing.sdedit`;
 - a 100-step edit-friendly inversion with its steps batched (InversionConfig.steps_per_call auto) vs
   one model call per step;
-- a five-value T_skip sweep of that inversion as one batch (`editing.sweep.edit_sweep`) vs five edits.
+- a five-value T_skip sweep of that inversion as one batch (`editing.sweep.edit_sweep`) vs five edits;
+- a five-value eta sweep: the inversions from shared model calls (`editing.inversion.invert_etas`) and
+  the edits as one batch, vs an inversion and an edit per value.
 Before the emoji model lands (assets/models/emoji), the tiny random pixel-text model of the tests
 stands in and every row says so.
 """
@@ -37,6 +39,7 @@ from editing.sweep import sdedit_sweep  # noqa: E402
 PROMPT = "a smiling cat face"
 SWEEP_T0S = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 SWEEP_SKIPS = (0, 20, 40, 60, 80)  # T_skip values of a 100-step inversion
+SWEEP_ETAS = (0.2, 0.4, 0.6, 0.8, 1.0)
 CANVAS = 256  # the studio's canvas for pixel-text models (ui/defaults.py)
 GUIDED_STEP_SCALE = 2.0  # the step figure's CFG scale (any value but 0 and 1 costs the same: one batch-2 call)
 
@@ -274,6 +277,24 @@ def figures(plain, label: str, repeats: int) -> dict:
                  ms(st["batched"].median), ms(st["sequential"].median), st["batched"].median / st["sequential"].median,
                  "the studio's Compare tab and the command line's edit sweeps"])
     out["edit_sweep"] = {k: v.as_dict() for k, v in st.items()}
+
+    # --- an eta sweep: each eta's inversion and edit, vs shared model calls and one edit batch -------
+    from editing.inversion import invert_etas
+
+    icfgs = [InversionConfig(steps=100, eta=e, steps_per_call=AUTO_STEPS_PER_CALL) for e in SWEEP_ETAS]
+    ecfg = EditConfig(skip=0, guidance_scale=3.0, preview_every=1)
+
+    def eta_sequential():
+        return [final(edit(model, final(invert(model, guide, PROMPT, c)), PROMPT, ecfg)) for c in icfgs]
+
+    def eta_batched():
+        return final(edit_sweep(model, final(invert_etas(model, guide, PROMPT, icfgs)), PROMPT, [ecfg] * len(icfgs)))
+
+    st = interleaved({"batched": eta_batched, "sequential": eta_sequential}, "cpu", repeats)
+    rows.append([f"eta sweep {SWEEP_ETAS} (100 steps, T_skip 0): invert_etas + edit_sweep vs an inversion and an edit each",
+                 ms(st["batched"].median), ms(st["sequential"].median), st["batched"].median / st["sequential"].median,
+                 "the Compare tab's eta sweep"])
+    out["eta_sweep"] = {k: v.as_dict() for k, v in st.items()}
     table = markdown_table(["figure", "ours ms", "peer ms", "ratio", "note"], rows)
     print(f"\nmodel: {label}\n" + table)
     out["table"] = table

@@ -84,8 +84,15 @@ class EngineBackend:
 
         return edit(self.model, inversion, target_prompt, config)
 
+    def invert_etas(self, image: np.ndarray, source_prompt: str, configs: Sequence[InversionConfig]) -> Iterator[Frame]:
+        """Inversions that differ only in eta (an eta sweep) from one set of model calls; the last Frame's result is a list."""
+        from editing.inversion import invert_etas
+
+        return invert_etas(self.model, image, source_prompt, configs)
+
     def edit_batch(self, inversion: Any, target_prompt: str, configs: Sequence[EditConfig]) -> Iterator[Frame]:
-        """Several text edits of one inversion (T_skip, guidance) in one batch; the last Frame's result is a list."""
+        """Several text edits in one batch, of one inversion (T_skip, guidance) or of one inversion per config
+        (a list: an eta sweep); the last Frame's result is a list."""
         from editing.sweep import edit_sweep
 
         return edit_sweep(self.model, inversion, target_prompt, configs)

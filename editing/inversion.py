@@ -32,6 +32,7 @@ Colour manipulation and image shift (the paper's simple manipulations of the noi
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -86,6 +87,33 @@ class Inversion:
 # --------------------------------------------------------------------------------------------
 
 
+def _draw_samples(schedule: VPSchedule, x0: torch.Tensor, times, generator: torch.Generator, steps_per_call: int,
+                  first: int) -> tuple[list[float], torch.Tensor]:  # fmt: skip
+    """Eq. (6): (abar, xts) with xts[i] = sqrt(abar_i) x0 + sqrt(1 - abar_i) eps_i, eps_i independent, and
+    xts[n] = x0; checks the batching arguments first."""
+    if steps_per_call < 1:
+        raise ValueError(f"steps_per_call={steps_per_call}; allowed: an integer >= 1")
+    n = len(times) - 1
+    if not 0 <= first < n:
+        raise ValueError(f"first={first}; allowed: [0, {n - 1}] for {n} steps")
+    abar = alpha_bars(schedule, times)
+    noise = randn((n, *x0.shape), generator, x0.device, x0.dtype)
+    xts = torch.empty((n + 1, *x0.shape), device=x0.device, dtype=x0.dtype)
+    for i in range(n):
+        xts[i] = math.sqrt(abar[i]) * x0 + math.sqrt(1.0 - abar[i]) * noise[i]
+    xts[n] = x0
+    return abar, xts
+
+
+def _eps_steps(eps_fn: EpsFn, xts: torch.Tensor, times, lo: int, hi: int) -> torch.Tensor:
+    """The model's eps at xts[lo:hi] in one call, rows step-major with per-row times: (hi - lo, B, C, h, w)."""
+    if hi - lo == 1:
+        return eps_fn(xts[lo], times[lo])[None]
+    batch = xts.shape[1]
+    t = torch.tensor([float(times[i]) for i in range(lo, hi)], dtype=torch.float32)
+    return eps_fn(xts[lo:hi].flatten(0, 1), t.repeat_interleave(batch)).view(hi - lo, *xts.shape[1:])
+
+
 def invert_latents(
     eps_fn: EpsFn,
     schedule: VPSchedule,
@@ -108,26 +136,13 @@ def invert_latents(
 
     `first`: extract z_first .. z_{n-1} only (zs[:first] stay NaN); every x_t is still drawn, so the
     maps extracted are the full inversion's (to rounding: xts[first] is then the uncorrected draw)."""
-    if steps_per_call < 1:
-        raise ValueError(f"steps_per_call={steps_per_call}; allowed: an integer >= 1")
+    abar, xts = _draw_samples(schedule, x0, times, generator, steps_per_call, first)
     n = len(times) - 1
-    if not 0 <= first < n:
-        raise ValueError(f"first={first}; allowed: [0, {n - 1}] for {n} steps")
-    abar = alpha_bars(schedule, times)
-    noise = randn((n, *x0.shape), generator, x0.device, x0.dtype)  # eq. (6): independent eps_i
-    xts = torch.empty((n + 1, *x0.shape), device=x0.device, dtype=x0.dtype)
-    for i in range(n):
-        xts[i] = math.sqrt(abar[i]) * x0 + math.sqrt(1.0 - abar[i]) * noise[i]
-    xts[n] = x0
     zs = torch.empty((n, *x0.shape), device=x0.device, dtype=x0.dtype)
     zs[:first] = float("nan")  # not extracted: a regeneration that used them would show it
     for lo in range(first, n, steps_per_call):
         hi = min(lo + steps_per_call, n)
-        if hi - lo == 1:
-            eps_all = eps_fn(xts[lo], times[lo])[None]
-        else:  # one call, rows ordered step-major: (step lo, b = 0..B-1), (step lo + 1, ...), ...
-            t = torch.tensor([float(times[i]) for i in range(lo, hi)], dtype=torch.float32)
-            eps_all = eps_fn(xts[lo:hi].flatten(0, 1), t.repeat_interleave(x0.shape[0])).view(hi - lo, *x0.shape)
+        eps_all = _eps_steps(eps_fn, xts, times, lo, hi)
         for i in range(lo, hi):
             mean, std, x0_pred = ddim_mean_and_std(xts[i], eps_all[i - lo], abar[i], abar[i + 1], eta, clip)
             if std > 0.0:
@@ -137,6 +152,35 @@ def invert_latents(
             else:  # the clean end: keep the residual so regeneration is exact
                 zs[i] = xts[i + 1] - mean
             yield i, xts, zs, x0_pred
+
+
+def invert_latents_etas(
+    eps_fn: EpsFn,
+    schedule: VPSchedule,
+    x0: torch.Tensor,
+    times,
+    etas: Sequence[float],
+    generator: torch.Generator,
+    clip: tuple[float, float] | None = None,
+    steps_per_call: int = 1,
+    first: int = 0,
+) -> Iterator[tuple[int, torch.Tensor, list[torch.Tensor]]]:
+    """Eqs. (6) and (5) for several eta with one set of model calls: the x_t are drawn from x0 alone
+    (eq. 6, the same draws as `invert_latents` with this generator), so the model's eps at them does
+    not depend on eta; only mu_i and sigma_i do. No float correction is applied: xts holds the pure
+    draws the model saw, and regeneration repeats each inversion to rounding (as `invert_latents`
+    with steps_per_call > 1). Yields (steps done, xts, [zs per eta]) after each model call."""
+    abar, xts = _draw_samples(schedule, x0, times, generator, steps_per_call, first)
+    n = len(times) - 1
+    zs = [torch.full((n, *x0.shape), float("nan"), device=x0.device, dtype=x0.dtype) for _ in etas]
+    for lo in range(first, n, steps_per_call):
+        hi = min(lo + steps_per_call, n)
+        eps_all = _eps_steps(eps_fn, xts, times, lo, hi)
+        for i in range(lo, hi):
+            for z, eta in zip(zs, etas, strict=True):
+                mean, std, _ = ddim_mean_and_std(xts[i], eps_all[i - lo], abar[i], abar[i + 1], eta, clip)
+                z[i] = (xts[i + 1] - mean) / std if std > 0.0 else xts[i + 1] - mean  # eq. (5); the clean end's residual
+        yield hi, xts, zs
 
 
 X0Hook = Callable[[int, torch.Tensor], torch.Tensor]
@@ -265,6 +309,46 @@ def _invert_frames(model, image: np.ndarray, source_prompt: str, config: Inversi
         image_shape=tuple(image.shape[:2]),
     )
     yield Frame(n - first, n - first, "done", result=inv, info={"latents": x0})
+
+
+def invert_etas(model, image: np.ndarray, source_prompt: str, configs: Sequence[InversionConfig]) -> Iterator[Frame]:
+    """Several inversions of one image that differ only in eta (an eta sweep) for the model calls of
+    one (`invert_latents_etas`). Frames: Frame(stage="invert") after each model call, then
+    Frame(stage="done", result=[Inversion per config, in config order]). Each inversion equals
+    `invert`'s with its config to rounding."""
+    _require_vp(model)
+    configs = list(configs)
+    if not configs:
+        raise ValueError("invert_etas needs at least one InversionConfig")
+    base = dataclasses.replace(configs[0], eta=1.0, preview_every=1)
+    for c in configs:
+        if dataclasses.replace(c, eta=1.0, preview_every=1) != base:
+            raise ValueError("invert_etas shares the model calls of inversions that differ only in eta; these differ in "
+                             f"more: {configs[0]} and {c}")  # fmt: skip
+    image = im.load_image(image)
+    eps_fn = _denoiser(model, source_prompt, base.source_guidance_scale)
+    return _invert_etas_frames(model, image, source_prompt, configs, eps_fn)
+
+
+@torch.no_grad()
+def _invert_etas_frames(model, image, source_prompt: str, configs: list[InversionConfig], eps_fn: EpsFn) -> Iterator[Frame]:
+    c0 = configs[0]
+    x0 = model.encode_image(im.to_model_size(image, model.resolution)).to(working_dtype(model))
+    times = model.schedule.times(c0.steps)
+    gen = torch.Generator(device="cpu").manual_seed(c0.seed)
+    n, first = len(times) - 1, c0.first_step
+    state = None
+    run = invert_latents_etas(eps_fn, model.schedule, x0, times, [c.eta for c in configs], gen, clip_range(model),
+                              steps_per_call(c0), first)  # fmt: skip
+    for state in run:
+        done, xts, _ = state
+        if done < n:
+            yield Frame(done - first, n - first, "invert", xt=model.preview(xts[done - 1])[0])
+    _, xts, zs = state
+    invs = [Inversion(xts=xts[:, 0], zs=z[:, 0], times=tuple(float(t) for t in times), source_prompt=source_prompt, config=c,
+                      model_id=model.model_id, weights_hash=model.weights_hash, image_shape=tuple(image.shape[:2]))
+            for c, z in zip(configs, zs, strict=True)]  # fmt: skip
+    yield Frame(n - first, n - first, "done", result=invs, info={"latents": x0})
 
 
 @torch.no_grad()

@@ -202,52 +202,61 @@ def _sweep_frames(model, image: np.ndarray, mask: np.ndarray | None, configs: li
 
 
 def edit_sweep(model, inversion, target_prompt: str, configs: Sequence[EditConfig]) -> Iterator[Frame]:
-    """Several text edits of one inversion (T_skip, target guidance) as one batch; each result equals
-    `editing.inversion.edit`'s with the same config (to float tolerance). The last Frame's result is
-    a list of uint8 images in config order, at the inverted image's size.
+    """Several text edits as one batch: of one inversion (T_skip, target guidance), or of one inversion
+    each (`inversion` a list, one per config, on the same step grid: an eta sweep from
+    `editing.inversion.invert_etas`). Each result equals `editing.inversion.edit`'s with the same
+    inversion and config (to float tolerance). The last Frame's result is a list of uint8 images in
+    config order, at the inverted image's size.
 
     Every run regenerates along the same schedule and ends at its last step, so the runs are
     aligned by step: at step i the runs with T_skip <= i go through the model in one call (all at
-    time t_i, each with its own guidance scale) and each takes `regenerate_step` with the map z_i.
+    time t_i, each with its own guidance scale) and each takes `regenerate_step` with its map z_i.
     The sweep makes n - min(T_skip) model calls instead of sum(n - T_skip)."""
     configs = list(configs)
     if not configs:
         raise ValueError("edit_sweep needs at least one EditConfig")
-    _check_inversion(model, inversion)
-    for c in configs:
-        _check_skip(c.skip, inversion)
+    inversions = list(inversion) if isinstance(inversion, (list, tuple)) else [inversion] * len(configs)
+    if len(inversions) != len(configs):
+        raise ValueError(f"edit_sweep got {len(inversions)} inversions for {len(configs)} configs; give one, or one per config")
+    for inv, c in zip(inversions, configs, strict=True):
+        _check_inversion(model, inv)
+        _check_skip(c.skip, inv)
+        if inv.times != inversions[0].times or inv.image_shape != inversions[0].image_shape:
+            raise ValueError("edit_sweep batches inversions of one image on one step grid; these differ in steps or image size")
     if target_prompt and not model.conditional:
         warnings.warn(f"{model.model_id} is unconditional: the prompt {target_prompt!r} is ignored", stacklevel=2)
-    return _edit_frames(model, inversion, target_prompt, configs)
+    return _edit_frames(model, inversions, target_prompt, configs)
 
 
 @torch.no_grad()
-def _edit_frames(model, inversion, prompt: str, configs: list[EditConfig]) -> Iterator[Frame]:
+def _edit_frames(model, inversions: list, prompt: str, configs: list[EditConfig]) -> Iterator[Frame]:
     dtype = working_dtype(model)
     cond = uncond = None
     if model.conditional:  # as prompt_denoiser: the "" prompt only where some config guides
         cond = model.encode_prompt([prompt])
         if any(c.guidance_scale != 1.0 for c in configs):
             uncond = model.encode_prompt([""])
-    n, start = inversion.steps, min(c.skip for c in configs)
-    abar = alpha_bars(model.schedule, inversion.times)
-    eta, clip = inversion.config.eta, clip_range(model)
-    zs = inversion.zs.to(dtype)
-    xs = [inversion.xts[c.skip][None].to(dtype) for c in configs]  # (1, C, h, w) each
+    first = inversions[0]
+    n, start = first.steps, min(c.skip for c in configs)
+    abar = alpha_bars(model.schedule, first.times)
+    clip = clip_range(model)
+    zs = {id(inv): inv.zs.to(dtype) for inv in inversions}  # each inversion's maps once
+    xs = [inv.xts[c.skip][None].to(dtype) for inv, c in zip(inversions, configs, strict=True)]  # (1, C, h, w) each
     x0s = list(xs)
     total, k = n - start, min(c.preview_every for c in configs)
     for i in range(start, n):
         active = [r for r, c in enumerate(configs) if c.skip <= i]
-        eps = batched_eps(model, [xs[r] for r in active], [inversion.times[i]] * len(active),
+        eps = batched_eps(model, [xs[r] for r in active], [first.times[i]] * len(active),
                           [configs[r].guidance_scale for r in active], cond, uncond)  # fmt: skip
         for r, e in zip(active, eps, strict=True):
-            xs[r], x0s[r] = regenerate_step(i, xs[r], e, zs[i][None], abar, eta, clip)
+            inv = inversions[r]
+            xs[r], x0s[r] = regenerate_step(i, xs[r], e, zs[id(inv)][i][None], abar, inv.config.eta, clip)
         step = i + 1 - start
         if step % k == 0 and step < total:
             xt, x0 = model.preview(torch.cat(xs)), model.preview(torch.cat(x0s))
             yield Frame(step, total, "denoise", xt=_strip(xt), x0=_strip(x0), info={"active": len(active)})
     decoded = model.decode(torch.cat(xs))  # one VAE batch
-    results = [im.from_model_size(out, inversion.image_shape) for out in decoded]
+    results = [im.from_model_size(out, first.image_shape) for out in decoded]
     yield Frame(total, total, "done", image=_strip(np.stack(results)), result=results,
                 info={"latents": xs, "configs": configs})
 

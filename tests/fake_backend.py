@@ -117,7 +117,8 @@ class FakeBackend:
 
 class FakeFullBackend(FakeBackend):
     """Also offers the optional capabilities: `sdedit_batch` (a t0 sweep as one batch), `edit_batch`
-    (a T_skip sweep of one inversion as one batch) and `imagic`."""
+    (a T_skip sweep of one inversion, or an eta sweep's inversions, as one batch), `invert_etas` (an
+    eta sweep's inversions from one set of model calls) and `imagic`."""
 
     def sdedit_batch(self, guide: Guide, configs: list[SDEditConfig], prompt: str = "") -> Iterator[Frame]:
         self.calls["sdedit_batch"] += 1
@@ -125,9 +126,16 @@ class FakeFullBackend(FakeBackend):
         self.calls["sdedit"] -= len(configs)  # counted as one batched call, not as single runs
         yield Frame(1, 1, "done", result=results)
 
-    def edit_batch(self, inversion: FakeInversion, target_prompt: str, configs: list[EditConfig]) -> Iterator[Frame]:
+    def invert_etas(self, image: np.ndarray, source_prompt: str, configs: list[InversionConfig]) -> Iterator[Frame]:
+        self.calls["invert_etas"] += 1
+        invs = [final(self.invert(image, source_prompt, c)) for c in configs]
+        self.calls["invert"] -= len(configs)  # counted as one shared call, not as single inversions
+        yield Frame(1, 1, "done", result=invs)
+
+    def edit_batch(self, inversion, target_prompt: str, configs: list[EditConfig]) -> Iterator[Frame]:
         self.calls["edit_batch"] += 1
-        results = [final(self.edit(inversion, target_prompt, c)) for c in configs]
+        invs = inversion if isinstance(inversion, list) else [inversion] * len(configs)
+        results = [final(self.edit(inv, target_prompt, c)) for inv, c in zip(invs, configs, strict=True)]
         self.calls["edit"] -= len(configs)  # counted as one batched call, not as single runs
         yield Frame(1, 1, "done", result=results)
 

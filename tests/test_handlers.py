@@ -251,6 +251,23 @@ def test_sweep_over_t_skip_inverts_once(backend_cls):
     assert [it.run.configs["inversion"].seed for it in session.sweep] == [0, 0, 0, 1, 1, 1]
 
 
+@pytest.mark.parametrize("backend_cls", [FakeBackend, FakeFullBackend])
+def test_sweep_over_eta_inverts_each_eta_once(backend_cls):
+    """An eta sweep: with `invert_etas` and `edit_batch`, one shared inversion call and one edit batch per
+    seed; else one inversion and one edit per value. The recipes are the same either way."""
+    backend = backend_cls()
+    compare, session = Compare(Studio(backend)), Session()
+    run(compare.sweep(canvas=painting(), param="eta", n_values=3, n_seeds=2, prompt="", source_prompt="a", target_prompt="b",
+                      t0=0.5, steps=10, skip=2, eta=1.0, guidance_scale=3.0, seed=0, session=session))  # fmt: skip
+    batched = backend_cls is FakeFullBackend
+    assert backend.calls["invert_etas"] == (2 if batched else 0) and backend.calls["invert"] == (0 if batched else 6)
+    assert backend.calls["edit_batch"] == (2 if batched else 0) and backend.calls["edit"] == (0 if batched else 6)
+    etas = sweep_values("eta", 3, 10)
+    assert [(it.value, it.seed) for it in session.sweep] == [(v, s) for s in (0, 1) for v in etas]
+    assert [it.run.configs["inversion"].eta for it in session.sweep] == list(etas) * 2
+    assert {it.run.configs["edit"].skip for it in session.sweep} == {2}
+
+
 def test_edit_sweeps_and_compare_methods_take_the_edit_guidance_not_sdedits():
     import dataclasses
 

@@ -155,3 +155,56 @@ def test_edit_sweep_on_tiny_networks_and_bad_input(tiny_pixel_text, tiny_latent_
             edit_sweep(model, inv, "a dog", [EditConfig(skip=3), EditConfig(skip=1)])
     with pytest.raises(ValueError, match="at least one"):
         edit_sweep(tiny_latent_sd, inv, "a dog", [])
+
+
+def test_an_eta_sweep_shares_its_inversions_model_calls_and_edits_in_one_batch():
+    """invert_etas: inversions differing only in eta from one set of model calls (the x_t do not depend
+    on eta), each equal to `invert`'s to rounding; edit_sweep then takes one inversion per config."""
+    from editing.interface import EditConfig, InversionConfig
+    from editing.inversion import invert, invert_etas
+    from editing.sweep import edit_sweep
+
+    m = gaussian_pixel(conditional=True)
+    image = _guide(8, 5)
+    cfgs = [InversionConfig(steps=20, eta=e, seed=3, steps_per_call=4) for e in (0.3, 0.6, 1.0)]
+    m.calls = 0
+    frames = list(invert_etas(m, image, "a cat", cfgs))
+    invs = frames[-1].result
+    assert m.calls == 5 and [f.step for f in frames] == [4, 8, 12, 16, 20]  # ceil(20 / 4) calls for all three
+    for inv, cfg in zip(invs, cfgs, strict=True):
+        ref = final(invert(m, image, "a cat", cfg))
+        assert inv.config == cfg
+        assert torch.allclose(inv.zs, ref.zs, atol=1e-4) and torch.allclose(inv.xts, ref.xts, atol=1e-5)
+    edits = [EditConfig(skip=4, guidance_scale=5.0)] * 3
+    _edit_check_each(m, invs, "a dog", edits)
+    with pytest.raises(ValueError, match="differ only in eta"):
+        invert_etas(m, image, "a cat", [cfgs[0], InversionConfig(steps=20, seed=4)])
+    with pytest.raises(ValueError, match="3 inversions for 2 configs"):
+        edit_sweep(m, invs, "a dog", edits[:2])
+    other = final(invert(m, image, "a cat", InversionConfig(steps=10)))
+    with pytest.raises(ValueError, match="one step grid"):
+        edit_sweep(m, [invs[0], other], "a dog", edits[:2])
+
+
+def _edit_check_each(model, invs, prompt, configs):
+    from editing.inversion import edit
+    from editing.sweep import edit_sweep
+
+    last = list(edit_sweep(model, invs, prompt, configs))[-1]
+    for i, (inv, cfg) in enumerate(zip(invs, configs, strict=True)):
+        ref = list(edit(model, inv, prompt, cfg))[-1]
+        torch.testing.assert_close(last.info["latents"][i], ref.info["latents"], atol=1e-4, rtol=1e-4)
+    assert not torch.allclose(last.info["latents"][0], last.info["latents"][-1])  # the two ends' etas edit differently
+
+
+def test_invert_etas_on_a_tiny_network(tiny_latent_sd):
+    from editing.interface import EditConfig, InversionConfig
+    from editing.inversion import invert, invert_etas
+
+    cfgs = [InversionConfig(steps=8, eta=e, first_step=2) for e in (0.5, 1.0)]
+    invs = final(invert_etas(tiny_latent_sd, _guide(16, 6), "a cat", cfgs))
+    for inv, cfg in zip(invs, cfgs, strict=True):
+        ref = final(invert(tiny_latent_sd, _guide(16, 6), "a cat", cfg))
+        assert torch.isnan(inv.zs[:2]).all()
+        torch.testing.assert_close(inv.zs[2:], ref.zs[2:], atol=1e-3, rtol=1e-3)
+    _edit_check_each(tiny_latent_sd, invs, "a dog", [EditConfig(skip=2, guidance_scale=3.0), EditConfig(skip=3, guidance_scale=3.0)])

@@ -104,7 +104,22 @@ class Compare:
         session.sweep, session.selected = items, None
         batched = param == "t0" and hasattr(self.backend, "sdedit_batch")  # one batch per seed through the model
         edit_batched = param == "T_skip" and hasattr(self.backend, "edit_batch")  # one inversion and one batch per seed
+        # the inversions of every eta from one set of model calls, then their edits in one batch, per seed
+        eta_batched = param == "eta" and hasattr(self.backend, "invert_etas") and hasattr(self.backend, "edit_batch")
         for s in seeds:
+            if eta_batched:
+                inv_cfgs = [make_config(InversionConfig, steps=steps, eta=v, seed=s, preview_every=1) for v in values]
+                cfg = make_config(EditConfig, skip=skip, guidance_scale=edit_guidance, preview_every=1)
+                invs = yield from self._collect(guarded(self.backend.invert_etas, guide.image, source_prompt, inv_cfgs),
+                                                f"Sweep, seed {s}: inverting for {len(values)} η values at once")  # fmt: skip
+                images = yield from self._collect(guarded(self.backend.edit_batch, invs, target_prompt, [cfg] * len(values)),
+                                                  f"Sweep, seed {s}, {len(values)} η values in one batch")  # fmt: skip
+                batch = {"batch": len(values)} if len(values) > 1 else {}
+                runs = [RunRecord("edit", {"inversion": ic, "edit": cfg}, {"source": source_prompt, "target": target_prompt},
+                                  {"image": guide.image}, mode="edit-sweep", studio=batch) for ic in inv_cfgs]  # fmt: skip
+                self._add(items, guide, param, values, s, images, runs)
+                yield self._outputs(items, session, f"{len(items)} of {total} done.", seeds)
+                continue
             if edit_batched:
                 inv_cfg = make_config(InversionConfig, steps=steps, eta=eta, seed=s, preview_every=1)
                 cfgs = [make_config(EditConfig, skip=v, guidance_scale=edit_guidance, preview_every=1) for v in values]
