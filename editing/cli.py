@@ -80,6 +80,21 @@ def _then(model, images, prompts, configs, regenerate):
     yield from regenerate(inv)
 
 
+def _eta_batch(model, images, prompts, runs: list[dict[str, Any]]):
+    """An eta sweep's runs (one seed): the inversions from one set of model calls
+    (`editing.inversion.invert_etas`), then their edits as one batch; a done Frame's result is the list."""
+    from editing.inversion import invert_etas
+    from editing.sweep import edit_sweep
+
+    invs = None
+    for frame in invert_etas(model, images["image"], prompts.get("source", ""), [c["inversion"] for c in runs]):
+        if frame.done:
+            invs = frame.result
+            break
+        yield frame
+    yield from edit_sweep(model, invs, prompts.get("target", ""), [c["edit"] for c in runs])
+
+
 def _edit_batch(model, images, prompts, runs: list[dict[str, Any]]):
     """Text edits of one inversion (a seed's T_skip or guidance values) as one batch: its frames, then
     a done Frame whose result is the list of images (`editing.sweep.edit_sweep`)."""
@@ -419,6 +434,14 @@ def cmd_sweep(args) -> int:
         batches = [len(runs)] * len(runs)
         results = _drain(sdedit_sweep(model, images["guide"], [c["sdedit"] for _, _, c in runs], mask=images.get("mask"),
                                       prompt=prompts["prompt"]), args.quiet, "sweep")
+    elif args.method == "edit" and args.param == "eta":
+        # an eta sweep: per seed, the inversions from one set of model calls and the edits in one batch
+        results = [None] * len(runs)
+        for seed in sorted({s for _, s, _ in runs}):
+            idx = [i for i, (_, s, _) in enumerate(runs) if s == seed]
+            batch = _drain(_eta_batch(model, images, prompts, [runs[i][2] for i in idx]), args.quiet, f"seed={seed}")
+            for i, image in zip(idx, batch, strict=True):
+                results[i], batches[i] = image, len(idx)
     elif args.method == "edit" and all(c["inversion"] == runs[0][2]["inversion"] for _, s, c in runs if s == runs[0][1]):
         # a sweep over the edit's own settings (T_skip, guidance): per seed one inversion, the edits in one batch
         results = [None] * len(runs)

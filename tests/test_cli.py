@@ -146,6 +146,27 @@ def test_sweep_over_t_skip_inverts_once_and_each_result_replays(tiny_dir, guide_
         assert code == 0 or ("DIFFERENT" in stdout and "by at most 1 of 255" in stdout and "in a batch of 3" in stdout), stdout
 
 
+def test_sweep_over_eta_shares_the_inversions_calls_and_replays(tiny_dir, guide_file, tmp_path, capsys, monkeypatch):
+    """An eta sweep inverts through `invert_etas` (one set of model calls per seed), edits in one batch,
+    and each result replays alone (to the batch's rounding, which replay explains)."""
+    import editing.inversion as inversion
+
+    monkeypatch.setattr(inversion, "invert", None)
+    monkeypatch.setattr(inversion, "edit", None)
+    code, stdout, _ = _run(["sweep", "edit", "--image", guide_file, "--source", "a red square", "--target", "a blue square",
+                            "--param", "eta", "--values", "0.5,1.0", "--seeds", "0", "--steps", "6", "--skip", "1", "--model",
+                            tiny_dir / "pixel-text", "--out-dir", tmp_path / "sw", "--quiet"], capsys)  # fmt: skip
+    assert code == 0, stdout
+    monkeypatch.undo()
+    rows = json.loads((tmp_path / "sw" / "metrics.json").read_text())
+    assert [r["eta"] for r in rows] == [0.5, 1.0]
+    for eta in (0.5, 1.0):
+        recipe = tmp_path / "sw" / f"edit-eta{eta}-seed0.json"
+        assert json.loads(recipe.read_text())["configs"]["inversion"]["values"]["eta"] == eta
+        code, stdout, _ = _run(["replay", recipe, "--quiet"], capsys)
+        assert code == 0 or ("DIFFERENT" in stdout and "in a batch of 2" in stdout), stdout
+
+
 def test_sdedit_guidance_defaults_to_the_models_recommended_scale(tiny_dir, guide_file, tmp_path, capsys):
     import shutil
 
