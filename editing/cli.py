@@ -56,6 +56,15 @@ def _run_sdedit(model, images, prompts, configs):
 _INVERSIONS = LRUCache(maxsize=1)
 
 
+def _until_done(frames: Iterator[itf.Frame]):
+    """Stream a method's frames up to its done frame, and return that frame's result."""
+    for frame in frames:
+        if frame.done:
+            return frame.result
+        yield frame
+    return None
+
+
 def _inverted(model, images, prompts, cfg: itf.InversionConfig):
     """Stream the inversion's frames (none when this process already inverted the same content) and return it."""
     from editing.inversion import invert
@@ -65,11 +74,7 @@ def _inverted(model, images, prompts, cfg: itf.InversionConfig):
                       dataclasses.replace(cfg, preview_every=1))  # fmt: skip
     inv = _INVERSIONS.get(key)
     if inv is None:
-        for frame in invert(model, images["image"], source, cfg):
-            if frame.done:
-                inv = frame.result
-                break
-            yield frame
+        inv = yield from _until_done(invert(model, images["image"], source, cfg))
         _INVERSIONS.put(key, inv)
     return inv
 
@@ -80,27 +85,17 @@ def _then(model, images, prompts, configs, regenerate):
     yield from regenerate(inv)
 
 
-def _eta_batch(model, images, prompts, runs: list[dict[str, Any]]):
-    """An eta sweep's runs (one seed): the inversions from one set of model calls
-    (`editing.inversion.invert_etas`), then their edits as one batch; a done Frame's result is the list."""
+def _edit_batch(model, images, prompts, runs: list[dict[str, Any]], etas: bool):
+    """A seed's text edits as one batch (`editing.sweep.edit_sweep`): of one inversion (T_skip or guidance
+    values), or with `etas` of one inversion per eta, all from one set of model calls
+    (`editing.inversion.invert_etas`). Streams the frames; the done Frame's result is the list of images."""
     from editing.inversion import invert_etas
     from editing.sweep import edit_sweep
 
-    invs = None
-    for frame in invert_etas(model, images["image"], prompts.get("source", ""), [c["inversion"] for c in runs]):
-        if frame.done:
-            invs = frame.result
-            break
-        yield frame
-    yield from edit_sweep(model, invs, prompts.get("target", ""), [c["edit"] for c in runs])
-
-
-def _edit_batch(model, images, prompts, runs: list[dict[str, Any]]):
-    """Text edits of one inversion (a seed's T_skip or guidance values) as one batch: its frames, then
-    a done Frame whose result is the list of images (`editing.sweep.edit_sweep`)."""
-    from editing.sweep import edit_sweep
-
-    inv = yield from _inverted(model, images, prompts, runs[0]["inversion"])
+    if etas:
+        inv = yield from _until_done(invert_etas(model, images["image"], prompts.get("source", ""), [c["inversion"] for c in runs]))
+    else:
+        inv = yield from _inverted(model, images, prompts, runs[0]["inversion"])
     yield from edit_sweep(model, inv, prompts.get("target", ""), [c["edit"] for c in runs])
 
 
@@ -434,21 +429,15 @@ def cmd_sweep(args) -> int:
         batches = [len(runs)] * len(runs)
         results = _drain(sdedit_sweep(model, images["guide"], [c["sdedit"] for _, _, c in runs], mask=images.get("mask"),
                                       prompt=prompts["prompt"]), args.quiet, "sweep")
-    elif args.method == "edit" and args.param == "eta":
-        # an eta sweep: per seed, the inversions from one set of model calls and the edits in one batch
+    elif args.method == "edit" and (args.param == "eta" or all(c["inversion"] == runs[0][2]["inversion"]
+                                                               for _, s, c in runs if s == runs[0][1])):  # fmt: skip
+        # per seed, the edits in one batch: of one inversion (a sweep over the edit's own settings, T_skip or
+        # guidance), or of one inversion per eta from one set of model calls (an eta sweep)
         results = [None] * len(runs)
         for seed in sorted({s for _, s, _ in runs}):
             idx = [i for i, (_, s, _) in enumerate(runs) if s == seed]
-            batch = _drain(_eta_batch(model, images, prompts, [runs[i][2] for i in idx]), args.quiet, f"seed={seed}")
-            for i, image in zip(idx, batch, strict=True):
-                results[i], batches[i] = image, len(idx)
-    elif args.method == "edit" and all(c["inversion"] == runs[0][2]["inversion"] for _, s, c in runs if s == runs[0][1]):
-        # a sweep over the edit's own settings (T_skip, guidance): per seed one inversion, the edits in one batch
-        results = [None] * len(runs)
-        for seed in sorted({s for _, s, _ in runs}):
-            idx = [i for i, (_, s, _) in enumerate(runs) if s == seed]
-            batch = _drain(_edit_batch(model, images, prompts, [runs[i][2] for i in idx]), args.quiet, f"seed={seed}")
-            for i, image in zip(idx, batch, strict=True):
+            frames = _edit_batch(model, images, prompts, [runs[i][2] for i in idx], etas=args.param == "eta")
+            for i, image in zip(idx, _drain(frames, args.quiet, f"seed={seed}"), strict=True):
                 results[i], batches[i] = image, len(idx)
     else:
         # Seed by seed, so that what a seed's runs share (an inversion, an Imagic optimisation) is computed once.
