@@ -103,32 +103,28 @@ class Compare:
         total, items = len(values) * len(seeds), []
         session.sweep, session.selected = items, None
         batched = param == "t0" and hasattr(self.backend, "sdedit_batch")  # one batch per seed through the model
-        edit_batched = param == "T_skip" and hasattr(self.backend, "edit_batch")  # one inversion and one batch per seed
-        # the inversions of every eta from one set of model calls, then their edits in one batch, per seed
-        eta_batched = param == "eta" and hasattr(self.backend, "invert_etas") and hasattr(self.backend, "edit_batch")
+        # text edits in one batch per seed: a T_skip sweep's of one inversion, an eta sweep's of one inversion
+        # per eta, those from one set of model calls
+        edit_batched = hasattr(self.backend, "edit_batch") and (param == "T_skip" or (param == "eta" and hasattr(self.backend, "invert_etas")))
+
+        def edit_configs(vs: list, s: int) -> tuple[list[InversionConfig], list[EditConfig]]:
+            """The (inversion, edit) configs of a T_skip or eta sweep's values, for seed s."""
+            return ([make_config(InversionConfig, steps=steps, eta=v if param == "eta" else eta, seed=s, preview_every=1) for v in vs],
+                    [make_config(EditConfig, skip=v if param == "T_skip" else skip, guidance_scale=edit_guidance, preview_every=1)
+                     for v in vs])  # fmt: skip
+
         for s in seeds:
-            if eta_batched:
-                inv_cfgs = [make_config(InversionConfig, steps=steps, eta=v, seed=s, preview_every=1) for v in values]
-                cfg = make_config(EditConfig, skip=skip, guidance_scale=edit_guidance, preview_every=1)
-                invs = yield from self._collect(guarded(self.backend.invert_etas, guide.image, source_prompt, inv_cfgs),
-                                                f"Sweep, seed {s}: inverting for {len(values)} η values at once")  # fmt: skip
-                images = yield from self._collect(guarded(self.backend.edit_batch, invs, target_prompt, [cfg] * len(values)),
-                                                  f"Sweep, seed {s}, {len(values)} η values in one batch")  # fmt: skip
-                batch = {"batch": len(values)} if len(values) > 1 else {}
-                runs = [RunRecord("edit", {"inversion": ic, "edit": cfg}, {"source": source_prompt, "target": target_prompt},
-                                  {"image": guide.image}, mode="edit-sweep", studio=batch) for ic in inv_cfgs]  # fmt: skip
-                self._add(items, guide, param, values, s, images, runs)
-                yield self._outputs(items, session, f"{len(items)} of {total} done.", seeds)
-                continue
             if edit_batched:
-                inv_cfg = make_config(InversionConfig, steps=steps, eta=eta, seed=s, preview_every=1)
-                cfgs = [make_config(EditConfig, skip=v, guidance_scale=edit_guidance, preview_every=1) for v in values]
-                yield from self.studio.ensure_inversion(guide.image, source_prompt, inv_cfg, session, "predicted x0")
-                images = yield from self._collect(guarded(self.backend.edit_batch, session.inversion, target_prompt, cfgs),
-                                                  f"Sweep, seed {s}, {len(values)} T_skip values in one batch")  # fmt: skip
-                runs = [RunRecord("edit", {"inversion": inv_cfg, "edit": cfg}, {"source": source_prompt, "target": target_prompt},
-                                  {"image": guide.image}, mode="edit-sweep", studio={"batch": len(cfgs)} if len(cfgs) > 1 else {})
-                        for cfg in cfgs]  # fmt: skip
+                inv_cfgs, cfgs = edit_configs(values, s)
+                if param == "eta":
+                    inv = yield from self._collect(guarded(self.backend.invert_etas, guide.image, source_prompt, inv_cfgs),
+                                                   f"Sweep, seed {s}: inverting for {len(values)} η values at once")  # fmt: skip
+                else:
+                    yield from self.studio.ensure_inversion(guide.image, source_prompt, inv_cfgs[0], session, "predicted x0")
+                    inv = session.inversion
+                images = yield from self._collect(guarded(self.backend.edit_batch, inv, target_prompt, cfgs),
+                                                  f"Sweep, seed {s}, {len(values)} {'η' if param == 'eta' else param} values in one batch")  # fmt: skip
+                runs = [self._edit_run(guide, ic, c, source_prompt, target_prompt, batch=len(cfgs)) for ic, c in zip(inv_cfgs, cfgs, strict=True)]
                 self._add(items, guide, param, values, s, images, runs)
                 yield self._outputs(items, session, f"{len(items)} of {total} done.", seeds)
                 continue
@@ -147,13 +143,10 @@ class Compare:
                     image = yield from self._collect(guarded(self.backend.sdedit, guide, cfg, prompt), label)
                     run = self._sdedit_run(guide, cfg, prompt)
                 else:
-                    inv_cfg = make_config(InversionConfig, steps=steps, eta=v if param == "eta" else eta, seed=s, preview_every=1)
-                    cfg = make_config(EditConfig, skip=v if param == "T_skip" else skip, guidance_scale=edit_guidance,
-                                      preview_every=1)  # fmt: skip
+                    (inv_cfg,), (cfg,) = edit_configs([v], s)
                     yield from self.studio.ensure_inversion(guide.image, source_prompt, inv_cfg, session, "predicted x0")
                     image = yield from self._collect(guarded(self.backend.edit, session.inversion, target_prompt, cfg), label)
-                    run = RunRecord("edit", {"inversion": inv_cfg, "edit": cfg}, {"source": source_prompt, "target": target_prompt},
-                                    {"image": guide.image}, mode="edit-sweep")  # fmt: skip
+                    run = self._edit_run(guide, inv_cfg, cfg, source_prompt, target_prompt)
                 self._add(items, guide, param, [v], s, [image], [run])
                 yield self._outputs(items, session, f"{len(items)} of {total} done.", seeds)
         yield {"progress": progress_html(total, total, f"Sweep over {param}")}
@@ -168,6 +161,12 @@ class Compare:
         """A t0 sweep's result as the command line's `sdedit` (its recipe replays it as one run)."""
         return RunRecord("sdedit", {"sdedit": cfg}, {"prompt": prompt}, {"guide": guide.image, "mask": guide.mask}, mode="sdedit-sweep",
                          studio={"batch": batch} if batch > 1 else {})  # fmt: skip
+
+    @staticmethod
+    def _edit_run(guide: Guide, inv_cfg: InversionConfig, cfg: EditConfig, source: str, target: str, batch: int = 1) -> RunRecord:
+        """A T_skip or eta sweep's result as the command line's `edit` (its recipe replays it as one run)."""
+        return RunRecord("edit", {"inversion": inv_cfg, "edit": cfg}, {"source": source, "target": target}, {"image": guide.image},
+                         mode="edit-sweep", studio={"batch": batch} if batch > 1 else {})  # fmt: skip
 
     def _add(self, items: list[SweepItem], guide: Guide, param: str, values: list[float], seed: int, images: list[np.ndarray],
              runs: list[RunRecord]) -> None:  # fmt: skip
