@@ -51,38 +51,41 @@ DIFFUSERS_RECIPE = {
 }
 
 
-class _GraphSafeUNet(torch.nn.Module):
-    """A compiled UNet whose outputs are copied out of the CUDA-graph pool (reduce-overhead mode
-    reuses output buffers on the next replay). Attribute access falls through to the UNet."""
+class _Wrapper(torch.nn.Module):
+    """A module around the UNet (registered as `inner`) whose attribute access falls through to it."""
 
-    def __init__(self, compiled: torch.nn.Module):
+    def __init__(self, inner: torch.nn.Module):
         super().__init__()
-        self.compiled = compiled
-
-    def forward(self, *args, **kwargs):
-        out = self.compiled(*args, **kwargs)
-        return type(out)(sample=out.sample.clone()) if hasattr(out, "sample") else out.clone()
+        self.inner = inner
 
     def __getattr__(self, name: str):
         try:
             return super().__getattr__(name)
         except AttributeError:
-            return getattr(self._modules["compiled"], name)
+            return getattr(self._modules["inner"], name)
 
 
-class _CapturedUNet(torch.nn.Module):
+class _GraphSafeUNet(_Wrapper):
+    """A compiled UNet whose outputs are copied out of the CUDA-graph pool (reduce-overhead mode
+    reuses output buffers on the next replay)."""
+
+    def forward(self, *args, **kwargs):
+        out = self.inner(*args, **kwargs)
+        return type(out)(sample=out.sample.clone()) if hasattr(out, "sample") else out.clone()
+
+
+class _CapturedUNet(_Wrapper):
     """The UNet replayed from CUDA graphs captured per input signature (shapes, dtypes, strides and
     the non-tensor arguments). A call copies its tensors into the graph's static inputs, replays the
     recorded kernels on the current stream and clones the output out of the graph pool. Eager, as
     the UNet itself, when autograd is on (Imagic's optimisation), off CUDA, or past `max_graphs`
-    signatures (a sweep's changing batch sizes). Attribute access falls through to the UNet.
+    signatures (a sweep's changing batch sizes).
 
     The graphs share one memory pool: safe because replays run one at a time on one stream and every
     graph's static inputs and output stay referenced here."""
 
     def __init__(self, unet: torch.nn.Module, max_graphs: int = 8):
-        super().__init__()
-        self.unet = unet
+        super().__init__(unet)
         self.max_graphs = max_graphs
         self._graphs: dict = {}  # signature -> (graph, static tensors by argument name, static output, output type)
         self._pool = None
@@ -105,19 +108,19 @@ class _CapturedUNet(torch.nn.Module):
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):  # warm-up outside the capture (cuBLAS/cuDNN workspaces, lazy inits)
             for _ in range(2):
-                out = self.unet(**static)
+                out = self.inner(**static)
         torch.cuda.current_stream().wait_stream(side)
         if self._pool is None:
             self._pool = torch.cuda.graph_pool_handle()
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph, pool=self._pool):
-            static_out = self.unet(**static)
+            static_out = self.inner(**static)
         sample = static_out.sample if hasattr(static_out, "sample") else static_out
         return graph, {k: v for k, v in static.items() if isinstance(v, torch.Tensor)}, sample, type(out)
 
     def forward(self, sample, timestep, **kwargs):
         if torch.is_grad_enabled() or not sample.is_cuda or torch.cuda.is_current_stream_capturing():
-            return self.unet(sample, timestep, **kwargs)
+            return self.inner(sample, timestep, **kwargs)
         if not isinstance(timestep, torch.Tensor):  # a graph input, not a constant baked into it
             timestep = torch.full((), float(timestep), device=sample.device)
         args = {"sample": sample, "timestep": timestep, **kwargs}
@@ -125,19 +128,13 @@ class _CapturedUNet(torch.nn.Module):
         entry = self._graphs.get(key) if key is not None else None
         if entry is None:
             if key is None or len(self._graphs) >= self.max_graphs:
-                return self.unet(sample, timestep, **kwargs)
+                return self.inner(sample, timestep, **kwargs)
             entry = self._graphs[key] = self._capture(args)
         graph, static, out, out_type = entry
         for name, tensor in static.items():
             tensor.copy_(args[name])
         graph.replay()
         return out_type(sample=out.clone()) if out_type is not torch.Tensor else out.clone()
-
-    def __getattr__(self, name: str):
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            return getattr(self._modules["unet"], name)
 
 
 def _attention_layers(module: torch.nn.Module) -> list[torch.nn.Module]:
@@ -250,8 +247,6 @@ def accelerate(
 
 def plain_unet(unet: torch.nn.Module) -> torch.nn.Module:
     """The eager module under a compiled / graph-safe wrapper (what Imagic should fine-tune a copy of)."""
-    if isinstance(unet, _GraphSafeUNet):
-        unet = unet._modules["compiled"]
-    if isinstance(unet, _CapturedUNet):
-        unet = unet._modules["unet"]
+    if isinstance(unet, _Wrapper):
+        unet = unet._modules["inner"]
     return getattr(unet, "_orig_mod", unet)

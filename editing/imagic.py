@@ -145,7 +145,7 @@ class _Loss:
         """The loss at step i (0-based) of the last `draw`."""
         t, eps, a = (v[i] for v in self.draws)
         a = a.view(-1, 1, 1, 1)
-        x_t = a.sqrt() * self.x0 + (1 - a).sqrt() * eps.to(self.x0.dtype)
+        x_t = a.sqrt() * self.x0 + (1 - a).sqrt() * eps
         pred = bundle.eps(x_t, t, cond)
         return F.mse_loss(pred.float(), eps)
 

@@ -284,12 +284,23 @@ def invert(model, image: np.ndarray, source_prompt: str, config: InversionConfig
     return _invert_frames(model, image, source_prompt, config, _denoiser(model, source_prompt, config.source_guidance_scale))
 
 
+def _start(model, image: np.ndarray, config: InversionConfig) -> tuple[torch.Tensor, list[float], torch.Generator]:
+    """An inversion's inputs: the encoded image x0 (1, C, h, w), the step grid and the seeded generator."""
+    x0 = model.encode_image(im.to_model_size(image, model.resolution)).to(working_dtype(model))
+    return x0, model.schedule.times(config.steps), torch.Generator(device="cpu").manual_seed(config.seed)
+
+
+def _value(model, image: np.ndarray, source_prompt: str, config: InversionConfig, times, xts: torch.Tensor,
+           zs: torch.Tensor) -> Inversion:  # fmt: skip
+    """The Inversion of batch row 0 of xts (n + 1, 1, ...) and zs (n, 1, ...)."""
+    return Inversion(xts=xts[:, 0], zs=zs[:, 0], times=tuple(float(t) for t in times), source_prompt=source_prompt,
+                     config=config, model_id=model.model_id, weights_hash=model.weights_hash,
+                     image_shape=tuple(image.shape[:2]))  # fmt: skip
+
+
 @torch.no_grad()
 def _invert_frames(model, image: np.ndarray, source_prompt: str, config: InversionConfig, eps_fn: EpsFn) -> Iterator[Frame]:
-    dtype = working_dtype(model)
-    x0 = model.encode_image(im.to_model_size(image, model.resolution)).to(dtype)  # (1, C, h, w)
-    times = model.schedule.times(config.steps)
-    gen = torch.Generator(device="cpu").manual_seed(config.seed)
+    x0, times, gen = _start(model, image, config)
     n, k, first = len(times) - 1, config.preview_every, config.first_step
     state = None
     per_call = steps_per_call(config)
@@ -298,17 +309,8 @@ def _invert_frames(model, image: np.ndarray, source_prompt: str, config: Inversi
         if (i + 1 - first) % k == 0 and i + 1 < n:
             yield Frame(i + 1 - first, n - first, "invert", xt=model.preview(xts[i])[0], x0=model.preview(x0_pred)[0])
     _, xts, zs, _ = state
-    inv = Inversion(
-        xts=xts[:, 0],
-        zs=zs[:, 0],
-        times=tuple(float(t) for t in times),
-        source_prompt=source_prompt,
-        config=config,
-        model_id=model.model_id,
-        weights_hash=model.weights_hash,
-        image_shape=tuple(image.shape[:2]),
-    )
-    yield Frame(n - first, n - first, "done", result=inv, info={"latents": x0})
+    yield Frame(n - first, n - first, "done", result=_value(model, image, source_prompt, config, times, xts, zs),
+                info={"latents": x0})  # fmt: skip
 
 
 def invert_etas(model, image: np.ndarray, source_prompt: str, configs: Sequence[InversionConfig]) -> Iterator[Frame]:
@@ -333,9 +335,7 @@ def invert_etas(model, image: np.ndarray, source_prompt: str, configs: Sequence[
 @torch.no_grad()
 def _invert_etas_frames(model, image, source_prompt: str, configs: list[InversionConfig], eps_fn: EpsFn) -> Iterator[Frame]:
     c0 = configs[0]
-    x0 = model.encode_image(im.to_model_size(image, model.resolution)).to(working_dtype(model))
-    times = model.schedule.times(c0.steps)
-    gen = torch.Generator(device="cpu").manual_seed(c0.seed)
+    x0, times, gen = _start(model, image, c0)
     n, first = len(times) - 1, c0.first_step
     state = None
     run = invert_latents_etas(eps_fn, model.schedule, x0, times, [c.eta for c in configs], gen, clip_range(model),
@@ -345,9 +345,7 @@ def _invert_etas_frames(model, image, source_prompt: str, configs: list[Inversio
         if done < n:
             yield Frame(done - first, n - first, "invert", xt=model.preview(xts[done - 1])[0])
     _, xts, zs = state
-    invs = [Inversion(xts=xts[:, 0], zs=z[:, 0], times=tuple(float(t) for t in times), source_prompt=source_prompt, config=c,
-                      model_id=model.model_id, weights_hash=model.weights_hash, image_shape=tuple(image.shape[:2]))
-            for c, z in zip(configs, zs, strict=True)]  # fmt: skip
+    invs = [_value(model, image, source_prompt, c, times, xts, z) for c, z in zip(configs, zs, strict=True)]
     yield Frame(n - first, n - first, "done", result=invs, info={"latents": x0})
 
 

@@ -192,8 +192,13 @@ def clip_range(model) -> tuple[float, float] | None:
     return getattr(model, "clip_range", None)
 
 
+def _per_row(t: float | torch.Tensor) -> bool:
+    """Whether t is a (B,) tensor of per-row times (a float or a 0-d tensor is one time for every row)."""
+    return isinstance(t, torch.Tensor) and t.ndim > 0
+
+
 def _call(model, x: torch.Tensor, t: float | torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
-    if isinstance(t, torch.Tensor) and t.ndim > 0:  # per-row times
+    if _per_row(t):
         tt = t.to(device=model.device, dtype=torch.float32).reshape(x.shape[0])
     else:
         tt = torch.full((x.shape[0],), float(t), device=model.device, dtype=torch.float32)
@@ -222,7 +227,7 @@ def cfg_denoiser(model, cond: torch.Tensor | None, uncond: torch.Tensor | None =
     def eps_fn(x: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
         n = x.shape[0]
         both = torch.cat([_batch(uncond, n), _batch(cond, n)])  # (2B, ...)
-        tt = torch.cat([t, t]) if isinstance(t, torch.Tensor) and t.ndim > 0 else t
+        tt = torch.cat([t, t]) if _per_row(t) else t
         eps_u, eps_c = _call(model, torch.cat([x, x]), tt, both).chunk(2)
         return eps_u + scale * (eps_c - eps_u)
 
