@@ -32,9 +32,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import environment, interleaved, markdown_table, ms, timed, write_results  # noqa: E402
-from editing.interface import Guide, SDEditConfig, final  # noqa: E402
+from editing.interface import AUTO_STEPS_PER_CALL, EditConfig, Guide, InversionConfig, SDEditConfig, final  # noqa: E402
+from editing.inversion import edit, invert, invert_etas  # noqa: E402
 from editing.sdedit import sdedit  # noqa: E402
-from editing.sweep import sdedit_sweep  # noqa: E402
+from editing.sweep import edit_sweep, sdedit_sweep  # noqa: E402
 
 PROMPT = "a smiling cat face"
 SWEEP_T0S = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
@@ -251,50 +252,34 @@ def figures(plain, label: str, repeats: int) -> dict:
     out["sweep"] = {k: v.as_dict() for k, v in st.items()}
     out["sweep_ratio"] = ratio
 
-    # --- edit-friendly inversion: its independent model calls batched vs one per step --------------
-    from editing.interface import AUTO_STEPS_PER_CALL, InversionConfig
-    from editing.inversion import invert
+    def batched_vs_sequential(key: str, name: str, batched, sequential, note: str) -> None:
+        st = interleaved({"batched": batched, "sequential": sequential}, "cpu", repeats)
+        rows.append([name, ms(st["batched"].median), ms(st["sequential"].median), st["batched"].median / st["sequential"].median, note])
+        out[key] = {k: v.as_dict() for k, v in st.items()}
 
+    # --- edit-friendly inversion: its independent model calls batched vs one per step --------------
     def inv_with(k: int):
         return final(invert(model, guide, PROMPT, InversionConfig(steps=100, steps_per_call=k)))
 
-    st = interleaved({"batched": lambda: inv_with(AUTO_STEPS_PER_CALL), "sequential": lambda: inv_with(1)}, "cpu", repeats)
-    rows.append([f"100-step inversion (source CFG 3.5): {AUTO_STEPS_PER_CALL} steps per call vs 1",
-                 ms(st["batched"].median), ms(st["sequential"].median), st["batched"].median / st["sequential"].median,
-                 "peer column = our own inversion, one step per call (the reference's order)"])
-    out["inversion"] = {k: v.as_dict() for k, v in st.items()}
+    batched_vs_sequential("inversion", f"100-step inversion (source CFG 3.5): {AUTO_STEPS_PER_CALL} steps per call vs 1",
+                          lambda: inv_with(AUTO_STEPS_PER_CALL), lambda: inv_with(1),
+                          "peer column = our own inversion, one step per call (the reference's order)")  # fmt: skip
 
     # --- a T_skip sweep of one inversion: one batch vs one edit per value ---------------------------
-    from editing.interface import EditConfig
-    from editing.inversion import edit
-    from editing.sweep import edit_sweep
-
     inv = inv_with(AUTO_STEPS_PER_CALL)
     ecfgs = [EditConfig(skip=s, guidance_scale=3.0, preview_every=1) for s in SWEEP_SKIPS]
-    st = interleaved({"batched": lambda: final(edit_sweep(model, inv, PROMPT, ecfgs)),
-                      "sequential": lambda: [final(edit(model, inv, PROMPT, c)) for c in ecfgs]}, "cpu", repeats)  # fmt: skip
-    rows.append([f"T_skip sweep {SWEEP_SKIPS} of one 100-step inversion: edit_sweep vs one edit each",
-                 ms(st["batched"].median), ms(st["sequential"].median), st["batched"].median / st["sequential"].median,
-                 "the studio's Compare tab and the command line's edit sweeps"])
-    out["edit_sweep"] = {k: v.as_dict() for k, v in st.items()}
+    batched_vs_sequential("edit_sweep", f"T_skip sweep {SWEEP_SKIPS} of one 100-step inversion: edit_sweep vs one edit each",
+                          lambda: final(edit_sweep(model, inv, PROMPT, ecfgs)),
+                          lambda: [final(edit(model, inv, PROMPT, c)) for c in ecfgs],
+                          "the studio's Compare tab and the command line's edit sweeps")  # fmt: skip
 
     # --- an eta sweep: each eta's inversion and edit, vs shared model calls and one edit batch -------
-    from editing.inversion import invert_etas
-
     icfgs = [InversionConfig(steps=100, eta=e, steps_per_call=AUTO_STEPS_PER_CALL) for e in SWEEP_ETAS]
     ecfg = EditConfig(skip=0, guidance_scale=3.0, preview_every=1)
-
-    def eta_sequential():
-        return [final(edit(model, final(invert(model, guide, PROMPT, c)), PROMPT, ecfg)) for c in icfgs]
-
-    def eta_batched():
-        return final(edit_sweep(model, final(invert_etas(model, guide, PROMPT, icfgs)), PROMPT, [ecfg] * len(icfgs)))
-
-    st = interleaved({"batched": eta_batched, "sequential": eta_sequential}, "cpu", repeats)
-    rows.append([f"eta sweep {SWEEP_ETAS} (100 steps, T_skip 0): invert_etas + edit_sweep vs an inversion and an edit each",
-                 ms(st["batched"].median), ms(st["sequential"].median), st["batched"].median / st["sequential"].median,
-                 "the Compare tab's eta sweep"])
-    out["eta_sweep"] = {k: v.as_dict() for k, v in st.items()}
+    batched_vs_sequential("eta_sweep", f"eta sweep {SWEEP_ETAS} (100 steps, T_skip 0): invert_etas + edit_sweep vs an inversion and an edit each",
+                          lambda: final(edit_sweep(model, final(invert_etas(model, guide, PROMPT, icfgs)), PROMPT, [ecfg] * len(icfgs))),
+                          lambda: [final(edit(model, final(invert(model, guide, PROMPT, c)), PROMPT, ecfg)) for c in icfgs],
+                          "the Compare tab's eta sweep")  # fmt: skip
     table = markdown_table(["figure", "ours ms", "peer ms", "ratio", "note"], rows)
     print(f"\nmodel: {label}\n" + table)
     out["table"] = table

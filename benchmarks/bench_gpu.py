@@ -300,6 +300,7 @@ def run_main(args, bundle, folder: Path, device, dtype, repeats: int, skip: set[
     # --- edit-friendly inversion + edit vs LEdits++ ---------------------------------------------------
     if "inversion" not in skip:
         per_call = args.inversion_steps_per_call
+        k = steps_per_call(InversionConfig(steps_per_call=per_call))  # what 0 (auto) resolves to
 
         def ours_inv(model=fast):
             # the maps of the 64 steps the edit uses, as the command line's one-shot edit and LEdits++ invert
@@ -318,11 +319,9 @@ def run_main(args, bundle, folder: Path, device, dtype, repeats: int, skip: set[
         row(f"inversion (100 steps) + edit (T_skip 36, CFG 15) vs LEdits++ invert + edit ({res}px)", st["ours"], st["peer"],
             c_ours, c_peer, goal=1.0, mem_ours=peak_memory(ours_inv, device), mem_peer=peak_memory(peer_inv, device),
             note="LEdits++ inverts the 64 steps it edits (int(64 * (1 + 36/64)) = 100-step grid); it runs the classic "
-                 f"attention processor (its invert sets it); ours: the same 64 maps (first_step 36), "
-                 f"{steps_per_call(InversionConfig(steps_per_call=per_call))} steps per UNet call")
+                 f"attention processor (its invert sets it); ours: the same 64 maps (first_step 36), {k} steps per UNet call")
 
         # the inversion alone: its steps batched into few UNet calls (eq. 5's calls are independent) vs one call each
-        k = steps_per_call(InversionConfig(steps_per_call=per_call))
 
         def inv_with(n_per_call, model=fast):
             return final(invert(model, guide, SOURCE, InversionConfig(steps=100, steps_per_call=n_per_call)))
@@ -477,14 +476,17 @@ def ablation(bundle, device, dtype, repeats: int, only: list[str] | None = None)
     t = torch.full((2,), 500.0, device=device)
     c = bundle.encode_prompt([PROMPT, ""])
 
-    classic = bundle.replace(unet=copy.deepcopy(bundle.unet))
-    for m in classic.unet.modules():
-        if hasattr(m, "set_processor"):
-            m.set_processor(AttnProcessor())
+    def classic():  # a copy of the UNet on the classic attention processor, made only if that variant runs
+        copied = bundle.replace(unet=copy.deepcopy(bundle.unet))
+        for m in copied.unet.modules():
+            if hasattr(m, "set_processor"):
+                m.set_processor(AttnProcessor())
+        return copied
+
     # short key -> (label, bundle factory); --ablation-variants picks some (a GPU call lasts 10 minutes
     # at most, and each compiled variant compiles for a minute or more there)
     variants = {
-        "classic": ("classic attention (AttnProcessor), NCHW", lambda: classic),
+        "classic": ("classic attention (AttnProcessor), NCHW", classic),
         "sdpa": ("SDPA (diffusers default), NCHW", lambda: bundle),
         "cl": ("SDPA + channels_last", lambda: accelerate(bundle)),
         "compile": ("SDPA + channels_last + compile (default mode)", lambda: accelerate(bundle, compile=True)),
