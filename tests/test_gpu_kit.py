@@ -189,3 +189,25 @@ def test_probe_times_each_batch_size_and_variant(kit, tmp_path):
     assert not (tmp_path / "run").exists()  # scratch folders only: a real run's checkpoint is never touched
     with pytest.raises(SystemExit, match="unknown probe variant 'nhwc'"):
         gpu_kit.main(args + ["--variants", "nhwc"])
+
+
+def test_a_warm_start_can_add_the_caption_path_to_the_returned_weights(kit, tmp_path):
+    """--text-time-embedding on a warm start from weights trained without it (the twelfth session's
+    H100 run): the new path starts silent, the run trains, and what comes back ships and loads."""
+    import shutil
+
+    from editing.models import load_model
+    from training import gpu_kit
+
+    gpu_kit.main(_train_args(kit, tmp_path, "--max-steps", "2"))
+    back = tmp_path / "back"
+    (tmp_path / "out").rename(back)
+    shutil.rmtree(tmp_path / "run")
+    gpu_kit.main(_train_args(kit, tmp_path, "--max-steps", "2", "--init-from", str(back), "--text-time-embedding"))
+    info = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert info["config"]["text_time_embedding"] and info["unet_config"]["addition_embed_type"] == "text"
+    assert info["init"]["training"]["steps"] == 2
+    gpu_kit.finish(tmp_path / "out", tmp_path / "model", guidance_scale=1.0)
+    engine = load_model(str(tmp_path / "model"))
+    assert engine.unet.config.addition_embed_type == "text"
+    assert engine.eps(torch.randn(1, 3, 16, 16), torch.tensor(500.0), engine.encode_prompt(["red disc"])).shape == (1, 3, 16, 16)

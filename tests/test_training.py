@@ -126,6 +126,53 @@ def test_min_snr_weighting(tmp_path):
     assert losses[-15:].mean() < 0.6 * losses[:15].mean(), (losses[:15].mean(), losses[-15:].mean())
 
 
+def test_text_time_embedding_adds_the_caption_path_and_warm_starts_silent(tmp_path):
+    """--text-time-embedding: the caption is also added to the time embedding (diffusers'
+    addition_embed_type "text"). For the same seed the weights it shares with the plain UNet are the
+    same (an A/B differs only in the path); a warm start from a UNet without it begins as that UNet's
+    function (the path starts silent) and then learns it; the export loads through editing.load_model
+    and its output depends on the prompt."""
+    import editing
+    from training.export_model import export
+    from training.train_diffusion import build_unet, load_init_weights, parse_args, train
+
+    plain_cfg, cfg = _tiny_config(tmp_path / "a"), _tiny_config(tmp_path / "b", text_time_embedding=True)
+    torch.manual_seed(0)
+    plain = build_unet(plain_cfg).eval()
+    torch.manual_seed(0)
+    added = build_unet(cfg).eval()
+    assert added.config.addition_embed_type == "text" and plain.config.addition_embed_type is None
+    shared = plain.state_dict()
+    assert all(torch.equal(v, added.state_dict()[k]) for k, v in shared.items())
+    assert {k.split(".")[0] for k in added.state_dict().keys() - shared.keys()} == {"add_embedding"}
+
+    x, t, ctx = torch.randn(2, 3, 16, 16), torch.tensor([100, 700]), torch.randn(2, 1, 384)
+    plain.save_pretrained(tmp_path / "plain")
+    warm = build_unet(cfg).eval()
+    load_init_weights(warm, str(tmp_path / "plain"))
+    with torch.no_grad():
+        assert torch.allclose(warm(x, t, ctx).sample, plain(x, t, ctx).sample, atol=1e-6)
+        assert not torch.allclose(added(x, t, ctx).sample, plain(x, t, ctx).sample, atol=1e-4)  # a fresh path is live
+
+    images, captions = _tiny_images()
+    data = {"images": images, "captions": captions, "flip": np.ones(len(images), bool)}
+    enc = (torch.nn.functional.normalize(torch.randn(2, 1, 384, generator=torch.Generator().manual_seed(0)), dim=-1),
+           torch.tensor([0] * 8 + [1] * 8))  # fmt: skip
+    cfg = _tiny_config(tmp_path / "b", text_time_embedding=True, init_from=str(tmp_path / "plain"), batch_size=16,
+                       lr=2e-3, warmup_steps=5, max_steps=40, log_every=10)  # fmt: skip
+    r = train(cfg, data, enc, torch.zeros(1, 1, 384))
+    losses = np.array(r["losses"])
+    assert losses[-10:].mean() < 0.7 * losses[:10].mean(), (losses[:10].mean(), losses[-10:].mean())
+    assert r["unet"].add_embedding.norm2.weight.abs().max() > 0  # the silent path has started to learn
+    export(tmp_path / "b" / "run" / "ckpt.pt", tmp_path / "model", guidance_scale=1.0)
+    model = editing.load_model(tmp_path / "model")
+    assert model.unet.config.addition_embed_type == "text"
+    xt = torch.randn(1, 3, 16, 16)
+    e = [model.eps(xt, torch.tensor(500.0), model.encode_prompt([p])) for p in ("red disc", "blue square")]
+    assert e[0].shape == (1, 3, 16, 16) and not torch.allclose(e[0], e[1])
+    assert parse_args(["--text-time-embedding"]).text_time_embedding and not parse_args([]).text_time_embedding
+
+
 def test_export_writes_the_agreed_folder(tmp_path):
     from training.export_model import export
     from training.train_diffusion import train

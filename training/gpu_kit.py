@@ -448,6 +448,9 @@ def _train_flags(t: argparse.ArgumentParser) -> None:
     t.add_argument("--layers-per-block", type=int, default=DEFAULT_ARCH["layers_per_block"])
     t.add_argument("--attention-head-dim", type=int, default=DEFAULT_ARCH["attention_head_dim"])
     t.add_argument("--norm-groups", type=int, default=DEFAULT_ARCH["norm_num_groups"])
+    t.add_argument("--text-time-embedding", action=argparse.BooleanOptionalAction, default=False,
+                   help="also add the caption to the time embedding, so it reaches every ResNet block (a warm start "
+                        "without it begins with the path silent)")  # fmt: skip
     t.add_argument("--channels-last", action="store_true", help="the UNet in channels_last (NHWC); see `probe`")
     t.add_argument("--compile", action="store_true", help="torch.compile the UNet (the first steps compile); see `probe`")
     t.add_argument("--compile-backend", default="inductor", help="torch.compile's backend (aot_eager: tracing only, for tests)")
@@ -469,6 +472,7 @@ def _config(a: argparse.Namespace, kit: Kit) -> TrainConfig:
         corpus=str(a.kit / "corpus.npz"), out=str(a.run), resolution=a.resolution, block_out_channels=a.channels,
         attention=a.attention, layers_per_block=a.layers_per_block, attention_head_dim=a.attention_head_dim,
         norm_num_groups=a.norm_groups, conditioning=kit.conditioning, max_length=kit.max_length,
+        text_time_embedding=a.text_time_embedding,
         batch_size=a.batch_size, lr=a.lr, warmup_steps=a.warmup_steps, ema_max_decay=a.ema_max_decay,
         snr_gamma=a.snr_gamma, schedule_shift=a.schedule_shift, max_steps=a.max_steps, max_minutes=a.max_minutes, run_minutes=a.run_minutes, init_from=a.init_from,
         checkpoint_minutes=a.checkpoint_minutes, sample_minutes=a.sample_minutes, device=a.device,

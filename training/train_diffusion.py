@@ -58,6 +58,12 @@ class TrainConfig:
     norm_num_groups: int = 16
     conditioning: Literal["pooled", "tokens"] = "pooled"
     max_length: int = 16
+    # the caption also added to the time embedding (diffusers' addition_embed_type "text": an
+    # attention pool of the context, a projection and a LayerNorm, as in unCLIP and DeepFloyd IF),
+    # so it reaches every ResNet block at every resolution, not only the attention levels. With
+    # one pooled context token, cross-attention's softmax is over one key: the caption enters there
+    # only as a per-channel offset, and not at all at the levels without attention.
+    text_time_embedding: bool = False
     beta_schedule: str = "squaredcos_cap_v2"
     # shift of the schedule's log-SNR by -2 log(schedule_shift) at every step (Hoogeboom et al. 2023,
     # "simple diffusion": a model at twice the resolution sees 4x the SNR in its coarse shapes at the
@@ -101,11 +107,25 @@ class TrainConfig:
 
 
 def build_unet(cfg: TrainConfig):
+    """The UNet. With `text_time_embedding`, the weights it shares with the UNet without it are
+    the same for the same seed (the base is built first and copied in), so an A/B of the two differs
+    only in the added path."""
+    if not cfg.text_time_embedding:
+        return _unet(cfg)
+    base = _unet(cfg).state_dict()
+    unet = _unet(cfg, addition_embed_type="text")
+    missing, unexpected = unet.load_state_dict(base, strict=False)
+    assert not unexpected and all(k.startswith("add_embedding.") for k in missing), (missing, unexpected)
+    return unet
+
+
+def _unet(cfg: TrainConfig, **extra):
     from diffusers import UNet2DConditionModel
 
     down = tuple("CrossAttnDownBlock2D" if a else "DownBlock2D" for a in cfg.attention)
     up = tuple("CrossAttnUpBlock2D" if a else "UpBlock2D" for a in reversed(cfg.attention))
     return UNet2DConditionModel(
+        **extra,
         sample_size=cfg.resolution,
         in_channels=3,
         out_channels=3,
@@ -303,8 +323,14 @@ def load_init_weights(unet, path: str) -> None:
             raise FileNotFoundError(f"no UNet folder and no .safetensors in {path}")
         state = {k: v for f in files for k, v in load_file(f).items()}
     missing, unexpected = unet.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
-    if missing or unexpected:
+    added = [k for k in missing if k.startswith("add_embedding.")]
+    if unexpected or len(added) != len(missing):
         raise ValueError(f"{path} does not fit this UNet: {len(missing)} missing and {len(unexpected)} unexpected tensors")
+    if added:  # a new caption path on a UNet trained without one: it starts silent (a zero LayerNorm
+        # gain and bias), so the warm start begins as its source's function and learns the path
+        with torch.no_grad():
+            unet.add_embedding.norm2.weight.zero_()
+            unet.add_embedding.norm2.bias.zero_()
 
 
 def _train(cfg: TrainConfig, data, encodings, empty, grid_cond) -> dict:
@@ -529,6 +555,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     ap.add_argument("--attention-head-dim", type=int, default=d.attention_head_dim)
     ap.add_argument("--norm-groups", type=int, default=d.norm_num_groups)
     ap.add_argument("--conditioning", choices=["pooled", "tokens"], default=d.conditioning)
+    ap.add_argument("--text-time-embedding", action="store_true",
+                    help="also add the caption to the time embedding (diffusers addition_embed_type 'text'), so it reaches every ResNet block")  # fmt: skip
     ap.add_argument("--beta-schedule", default=d.beta_schedule)
     ap.add_argument("--schedule-shift", type=float, default=d.schedule_shift,
                     help="log-SNR shift of the schedule, as a resolution ratio (2: a 64 px model on the 32 px schedule's SNR); 1: none")
@@ -563,6 +591,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         attention_head_dim=a.attention_head_dim,
         norm_num_groups=a.norm_groups,
         conditioning=a.conditioning,
+        text_time_embedding=a.text_time_embedding,
         beta_schedule=a.beta_schedule,
         schedule_shift=a.schedule_shift,
         batch_size=a.batch_size,
