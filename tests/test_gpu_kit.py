@@ -199,11 +199,12 @@ def test_a_warm_start_can_add_the_caption_path_to_the_returned_weights(kit, tmp_
     from editing.models import load_model
     from training import gpu_kit
 
-    gpu_kit.main(_train_args(kit, tmp_path, "--max-steps", "2"))
+    gpu_kit.main(_train_args(kit, tmp_path, "--max-steps", "2", "--no-text-time-embedding"))
     back = tmp_path / "back"
     (tmp_path / "out").rename(back)
+    assert json.loads((back / "run.json").read_text())["unet_config"]["addition_embed_type"] is None
     shutil.rmtree(tmp_path / "run")
-    gpu_kit.main(_train_args(kit, tmp_path, "--max-steps", "2", "--init-from", str(back), "--text-time-embedding"))
+    gpu_kit.main(_train_args(kit, tmp_path, "--max-steps", "2", "--init-from", str(back)))  # on by default
     info = json.loads((tmp_path / "out" / "run.json").read_text())
     assert info["config"]["text_time_embedding"] and info["unet_config"]["addition_embed_type"] == "text"
     assert info["init"]["training"]["steps"] == 2

@@ -136,7 +136,7 @@ def test_text_time_embedding_adds_the_caption_path_and_warm_starts_silent(tmp_pa
     from training.export_model import export
     from training.train_diffusion import build_unet, load_init_weights, parse_args, train
 
-    plain_cfg, cfg = _tiny_config(tmp_path / "a"), _tiny_config(tmp_path / "b", text_time_embedding=True)
+    plain_cfg, cfg = _tiny_config(tmp_path / "a", text_time_embedding=False), _tiny_config(tmp_path / "b")
     torch.manual_seed(0)
     plain = build_unet(plain_cfg).eval()
     torch.manual_seed(0)
@@ -158,8 +158,8 @@ def test_text_time_embedding_adds_the_caption_path_and_warm_starts_silent(tmp_pa
     data = {"images": images, "captions": captions, "flip": np.ones(len(images), bool)}
     enc = (torch.nn.functional.normalize(torch.randn(2, 1, 384, generator=torch.Generator().manual_seed(0)), dim=-1),
            torch.tensor([0] * 8 + [1] * 8))  # fmt: skip
-    cfg = _tiny_config(tmp_path / "b", text_time_embedding=True, init_from=str(tmp_path / "plain"), batch_size=16,
-                       lr=2e-3, warmup_steps=5, max_steps=40, log_every=10)  # fmt: skip
+    cfg = _tiny_config(tmp_path / "b", init_from=str(tmp_path / "plain"), batch_size=16, lr=2e-3, warmup_steps=5,
+                       max_steps=40, log_every=10)  # fmt: skip
     r = train(cfg, data, enc, torch.zeros(1, 1, 384))
     losses = np.array(r["losses"])
     assert losses[-10:].mean() < 0.7 * losses[:10].mean(), (losses[:10].mean(), losses[-10:].mean())
@@ -170,7 +170,10 @@ def test_text_time_embedding_adds_the_caption_path_and_warm_starts_silent(tmp_pa
     xt = torch.randn(1, 3, 16, 16)
     e = [model.eps(xt, torch.tensor(500.0), model.encode_prompt([p])) for p in ("red disc", "blue square")]
     assert e[0].shape == (1, 3, 16, 16) and not torch.allclose(e[0], e[1])
-    assert parse_args(["--text-time-embedding"]).text_time_embedding and not parse_args([]).text_time_embedding
+    assert parse_args([]).text_time_embedding and not parse_args(["--no-text-time-embedding"]).text_time_embedding
+    # a run resumes only with the UNet it was trained with, and says which flag that takes
+    with pytest.raises(SystemExit, match="--text-time-embedding"):
+        train(_tiny_config(tmp_path / "b", text_time_embedding=False, max_steps=41), data, enc, torch.zeros(1, 1, 384))
 
 
 def test_export_writes_the_agreed_folder(tmp_path):
