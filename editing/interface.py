@@ -89,8 +89,8 @@ class InversionConfig:
     preview_every: int = 5
     # Steps whose noise maps one model call extracts. The x_t are independent draws (eq. 6), so the
     # model calls of eq. (5) are independent too and run as one batch with per-row times: fewer,
-    # larger calls (on the 2-core CPU the emoji model's 100-step inversion takes 2.3 s instead of
-    # 5.4 s; a GPU at batch 2 is further from full use still). 1 is the reference code's order, and
+    # larger calls (on the 2-core CPU the emoji model's 100-step inversion takes 2.0 s instead of
+    # 4.5 s, benchmarks/README.md; a GPU at batch 2 is further from full use still). 1 is the reference code's order, and
     # regeneration under the source prompt then repeats the inversion's arithmetic to the bit; with
     # k > 1 it does so to rounding (the model saw x_t before the reference's float correction).
     # 0 = auto: AUTO_STEPS_PER_CALL.

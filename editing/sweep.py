@@ -135,6 +135,15 @@ def batched_eps(model, xs: Sequence[torch.Tensor], times: Sequence[float], scale
     return eps
 
 
+def _prompt_conds(model, prompt: str, configs: Sequence) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """(cond, uncond) for `batched_eps`, as `prompt_denoiser` encodes them: none for an unconditional
+    model, and the "" prompt only where some config guides (a scale other than 1)."""
+    if not model.conditional:
+        return None, None
+    cond = model.encode_prompt([prompt])
+    return cond, (model.encode_prompt([""]) if any(c.guidance_scale != 1.0 for c in configs) else None)
+
+
 def _strip(images: np.ndarray) -> np.ndarray:
     """(B, H, W, 3) -> (H, B * W, 3): the samples side by side."""
     return np.concatenate(list(images), axis=1)
@@ -166,11 +175,7 @@ def _sweep_frames(model, image: np.ndarray, mask: np.ndarray | None, configs: li
     dtype, device = working_dtype(model), model.device
     x_orig = model.encode_image(im.to_model_size(image, model.resolution)).to(dtype)  # (1, C, h, w)
     m = model_mask(mask, model, device, dtype) if mask is not None else None
-    cond = uncond = None
-    if model.conditional:  # as prompt_denoiser: the "" prompt only where some config guides
-        cond = model.encode_prompt([prompt])
-        if any(c.guidance_scale != 1.0 for c in configs):
-            uncond = model.encode_prompt([""])
+    cond, uncond = _prompt_conds(model, prompt, configs)
 
     totals = [num_steps(c) for c in configs]
     total = max(totals)
@@ -231,11 +236,7 @@ def edit_sweep(model, inversion, target_prompt: str, configs: Sequence[EditConfi
 @torch.no_grad()
 def _edit_frames(model, inversions: list, prompt: str, configs: list[EditConfig]) -> Iterator[Frame]:
     dtype = working_dtype(model)
-    cond = uncond = None
-    if model.conditional:  # as prompt_denoiser: the "" prompt only where some config guides
-        cond = model.encode_prompt([prompt])
-        if any(c.guidance_scale != 1.0 for c in configs):
-            uncond = model.encode_prompt([""])
+    cond, uncond = _prompt_conds(model, prompt, configs)
     first = inversions[0]
     n, start = first.steps, min(c.skip for c in configs)
     abar = alpha_bars(model.schedule, first.times)

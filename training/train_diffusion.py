@@ -108,6 +108,9 @@ class TrainConfig:
 # --- model ---------------------------------------------------------------------------------------
 
 
+TEXT_PATH = "add_embedding."  # the state-dict prefix of the caption's time-embedding path
+
+
 def build_unet(cfg: TrainConfig):
     """The UNet. With `text_time_embedding`, the weights it shares with the UNet without it are
     the same for the same seed (the base is built first and copied in), so an A/B of the two differs
@@ -117,7 +120,7 @@ def build_unet(cfg: TrainConfig):
     base = _unet(cfg).state_dict()
     unet = _unet(cfg, addition_embed_type="text")
     missing, unexpected = unet.load_state_dict(base, strict=False)
-    assert not unexpected and all(k.startswith("add_embedding.") for k in missing), (missing, unexpected)
+    assert not unexpected and all(k.startswith(TEXT_PATH) for k in missing), (missing, unexpected)
     return unet
 
 
@@ -325,7 +328,7 @@ def load_init_weights(unet, path: str) -> None:
             raise FileNotFoundError(f"no UNet folder and no .safetensors in {path}")
         state = {k: v for f in files for k, v in load_file(f).items()}
     missing, unexpected = unet.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
-    added = [k for k in missing if k.startswith("add_embedding.")]
+    added = [k for k in missing if k.startswith(TEXT_PATH)]
     if unexpected or len(added) != len(missing):
         raise ValueError(f"{path} does not fit this UNet: {len(missing)} missing and {len(unexpected)} unexpected tensors")
     if added:  # a new caption path on a UNet trained without one: it starts silent (a zero LayerNorm
@@ -397,7 +400,7 @@ def _train(cfg: TrainConfig, data, encodings, empty, grid_cond) -> dict:
     ckpt = out / "ckpt.pt"
     if ckpt.exists():
         state = torch.load(ckpt, map_location=device, weights_only=False)
-        had_path = any(k.startswith("add_embedding.") for k in state["unet"])
+        had_path = any(k.startswith(TEXT_PATH) for k in state["unet"])
         if had_path != cfg.text_time_embedding:
             raise SystemExit(f"{ckpt} was trained {'with' if had_path else 'without'} the caption in the time embedding: "
                              f"resume it with --{'' if had_path else 'no-'}text-time-embedding")  # fmt: skip
