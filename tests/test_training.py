@@ -176,6 +176,20 @@ def test_text_time_embedding_adds_the_caption_path_and_warm_starts_silent(tmp_pa
         train(_tiny_config(tmp_path / "b", text_time_embedding=False, max_steps=41), data, enc, torch.zeros(1, 1, 384))
 
 
+def test_white_border_scores_layout_not_colour():
+    """Objects drawn on white score 1, frame-filling texture near 0, a half-white frame in between."""
+    from training.train_diffusion import white_border
+
+    on_white, _ = _tiny_images(2, size=32)
+    texture = np.random.default_rng(0).integers(0, 256, on_white.shape, dtype=np.uint8)
+    assert white_border(on_white) == 1.0
+    assert white_border(texture) < 0.01
+    half = on_white.copy()
+    half[:, :16] = (200, 40, 40)  # the left half of the frame filled: half the ring is not white
+    assert 0.4 < white_border(half) < 0.6
+    assert white_border(np.concatenate([on_white, texture])) == pytest.approx((1.0 + white_border(texture)) / 2)
+
+
 def test_export_writes_the_agreed_folder(tmp_path):
     from training.export_model import export
     from training.train_diffusion import train
