@@ -176,18 +176,19 @@ def test_text_time_embedding_adds_the_caption_path_and_warm_starts_silent(tmp_pa
         train(_tiny_config(tmp_path / "b", text_time_embedding=False, max_steps=41), data, enc, torch.zeros(1, 1, 384))
 
 
-def test_white_border_scores_layout_not_colour():
-    """Objects drawn on white score 1, frame-filling texture near 0, a half-white frame in between."""
-    from training.train_diffusion import white_border
+def test_white_area_scores_layout_not_colour():
+    """Objects drawn on white score their white share, frame-filling texture or a tile near 0."""
+    from training.train_diffusion import white_area, white_area_shares
 
-    on_white, _ = _tiny_images(2, size=32)
+    on_white, _ = _tiny_images(2, size=32)  # a disc of radius 10, then a 24 x 24 square
+    expected = (on_white.min(-1) >= 235).mean((1, 2))
+    assert np.allclose(white_area_shares(on_white), expected) and 0.3 < expected[0] < 0.8 and 0.3 < expected[-1] < 0.5
     texture = np.random.default_rng(0).integers(0, 256, on_white.shape, dtype=np.uint8)
-    assert white_border(on_white) == 1.0
-    assert white_border(texture) < 0.01
-    half = on_white.copy()
-    half[:, :16] = (200, 40, 40)  # the left half of the frame filled: half the ring is not white
-    assert 0.4 < white_border(half) < 0.6
-    assert white_border(np.concatenate([on_white, texture])) == pytest.approx((1.0 + white_border(texture)) / 2)
+    assert white_area(texture) < 0.01
+    tile = np.full_like(on_white, 255)
+    tile[:, 1:-1, 1:-1] = (120, 40, 160)  # a frame-filling square with a 1-px white margin
+    assert white_area(tile) < 0.15
+    assert white_area(np.concatenate([on_white, texture])) == pytest.approx((white_area(on_white) + white_area(texture)) / 2)
 
 
 def test_export_writes_the_agreed_folder(tmp_path):

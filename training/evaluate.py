@@ -15,9 +15,9 @@ random subsets), computed by torchmetrics'
 KernelInceptionDistance with the project's emoji encoder as the feature extractor, generated
 samples (prompts = held-out captions) against the held-out images. Text alignment: text-to-image
 retrieval of the generated samples through the encoder (the sample's own caption ranked among all
-distinct held-out captions, top-1 / top-5). Layout: the white-border share
-(`train_diffusion.white_border`: emoji are drawn on white; 0.86 for the corpus, near 0 for samples
-that fill the frame with texture), beside the held-out images' own. Results are appended to
+distinct held-out captions, top-1 / top-5). Layout: the white-area share
+(`train_diffusion.white_area`: emoji are drawn on white; 0.49 for the corpus, near 0 for samples
+that fill the frame with texture or tiles), beside the held-out images' own. Results are appended to
 `<model>/eval.json`.
 """
 
@@ -129,15 +129,15 @@ def score(fake: np.ndarray, prompts: list[str], real: np.ndarray, caps: np.ndarr
     each sample's prompt among the distinct held-out captions `caps`."""
     uniq = sorted(set(caps.tolist()))
     position = {c: i for i, c in enumerate(uniq)}
-    from training.train_diffusion import white_border_shares
+    from training.train_diffusion import white_area_shares
 
     k_mean, k_std = kid(real, fake, encoder)
     r = retrieval(fake, np.array([position[p] for p in prompts]), uniq, encoder)
-    layout = white_border_shares(fake)
+    layout = white_area_shares(fake)
     return {"n_samples": len(fake), "kid": k_mean, "kid_std": k_std, "retrieval_top1": r["top1"], "retrieval_top5": r["top5"],
-            "n_captions": len(uniq), "white_border": round(float(layout.mean()), 4),
-            "white_border_se": round(float(layout.std(ddof=1) / np.sqrt(len(layout))), 4) if len(layout) > 1 else None,
-            "white_border_real": round(float(white_border_shares(real).mean()), 4)}  # fmt: skip
+            "n_captions": len(uniq), "white_area": round(float(layout.mean()), 4),
+            "white_area_se": round(float(layout.std(ddof=1) / np.sqrt(len(layout))), 4) if len(layout) > 1 else None,
+            "white_area_real": round(float(white_area_shares(real).mean()), 4)}  # fmt: skip
 
 
 def evaluate(n: int, steps: int, scale: float, encoder, seed: int = 0) -> dict:
@@ -256,15 +256,15 @@ def record(key: str, value, model_dir: Path | None = None) -> None:
 
 
 def sample_grid(scale: float, steps: int, out: Path) -> float:
-    """The 8x8 grid as a PNG; returns its white-border share (train_diffusion.white_border)."""
-    from training.train_diffusion import grid, save_png, white_border
+    """The 8x8 grid as a PNG; returns its white-area share (train_diffusion.white_area)."""
+    from training.train_diffusion import grid, save_png, white_area
 
     prompts = [c for c, _ in GRID_ROWS for _ in range(8)]
     # one seed per column: every row starts from the same 8 noises
     ims = np.concatenate([generate([c for c, _ in GRID_ROWS], scale, steps, seed=s)[:, None] for s in range(8)], axis=1)
     assert len(prompts) == ims.shape[0] * ims.shape[1]
     save_png(out, grid(ims.reshape(-1, *ims.shape[2:]), cols=8, scale=4))
-    return white_border(ims.reshape(-1, *ims.shape[2:]))
+    return white_area(ims.reshape(-1, *ims.shape[2:]))
 
 
 def paint_guides(size: int = 256) -> dict[str, np.ndarray]:
@@ -396,7 +396,7 @@ def main(argv: list[str] | None = None) -> None:
     elif a.what == "grid":
         layout = sample_grid(a.scale, a.steps, MODEL / "samples.png")
         record("grid", {"rows": GRID_ROWS, "columns": "seeds 0..7", "guidance_scale": a.scale, "ddim_steps": a.steps,
-                        "white_border": round(layout, 4)})  # fmt: skip
+                        "white_area": round(layout, 4)})  # fmt: skip
     elif a.what == "sdedit":
         record("sdedit", sdedit_figure(a.scale, MODEL / "sdedit.png"))
     elif a.what == "speed":

@@ -47,7 +47,7 @@ from training.train_diffusion import (
     encode_captions,
     sample,
     train,
-    white_border,
+    white_area,
 )
 
 CARRY_LIMIT = 64 * 2**20  # the working tree that travels, kit included
@@ -268,7 +268,7 @@ def train_on_kit(kit: Kit, cfg: TrainConfig, out: Path, samples: int = 0, scales
     if grids:
         shutil.copy2(grids[-1], out / "grid.png")
     device = next(r["unet"].parameters()).device
-    layout_csv = run / "samples" / "white_border.csv"
+    layout_csv = run / "samples" / "white_area.csv"
     info = {
         "config": asdict(cfg),
         "unet_config": dict(unet.config),
@@ -280,8 +280,8 @@ def train_on_kit(kit: Kit, cfg: TrainConfig, out: Path, samples: int = 0, scales
         "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
         "torch": torch.__version__,
         "loss_csv": (run / "loss.csv").read_text() if (run / "loss.csv").exists() else "",
-        # the logged grids' layout figure (train_diffusion.white_border; corpus 0.86): is the white background there yet?
-        "white_border_csv": layout_csv.read_text() if layout_csv.exists() else "",
+        # the logged grids' layout figure (train_diffusion.white_area; corpus 0.49): are objects on white yet?
+        "white_area_csv": layout_csv.read_text() if layout_csv.exists() else "",
         **_lineage(run, r),
         "shards": [p.name for p in shards],
     }
@@ -295,11 +295,11 @@ def train_on_kit(kit: Kit, cfg: TrainConfig, out: Path, samples: int = 0, scales
                             steps=sample_steps, seed=1, batch=256)  # fmt: skip
             arrays[f"scale_{s:g}_webp"], arrays[f"scale_{s:g}_offsets"] = encode_images(images)
             timing[f"{s:g}"] = round(time.time() - t, 2)
-            layout[f"{s:g}"] = round(white_border(images), 4)
+            layout[f"{s:g}"] = round(white_area(images), 4)
         # lossless WebP: 3 scales x 1 000 samples at 64 px were over 16 MiB as compressed arrays
         np.savez(out / "samples.npz", prompts=np.array(prompts), **arrays)
         info["samples"] = {"n": samples, "scales": list(scales), "ddim_steps": sample_steps, "seed": 1, "seconds": timing,
-                           "white_border": layout}
+                           "white_area": layout}
     (out / "run.json").write_text(json.dumps(info, indent=1))
     for f in out.iterdir():
         if f.is_file() and f.stat().st_size > FILE_LIMIT:
