@@ -127,10 +127,10 @@ def heldout_prompts(heldout_captions, n: int, seed: int = 0) -> list[str]:
 def score(fake: np.ndarray, prompts: list[str], real: np.ndarray, caps: np.ndarray, encoder) -> dict:
     """KID of generated samples against the held-out images `real`, and text-to-image retrieval of
     each sample's prompt among the distinct held-out captions `caps`."""
-    uniq = sorted(set(caps.tolist()))
-    position = {c: i for i, c in enumerate(uniq)}
     from training.train_diffusion import white_area_shares
 
+    uniq = sorted(set(caps.tolist()))
+    position = {c: i for i, c in enumerate(uniq)}
     k_mean, k_std = kid(real, fake, encoder)
     r = retrieval(fake, np.array([position[p] for p in prompts]), uniq, encoder)
     layout = white_area_shares(fake)
@@ -263,8 +263,9 @@ def sample_grid(scale: float, steps: int, out: Path) -> float:
     # one seed per column: every row starts from the same 8 noises
     ims = np.concatenate([generate([c for c, _ in GRID_ROWS], scale, steps, seed=s)[:, None] for s in range(8)], axis=1)
     assert len(prompts) == ims.shape[0] * ims.shape[1]
-    save_png(out, grid(ims.reshape(-1, *ims.shape[2:]), cols=8, scale=4))
-    return white_area(ims.reshape(-1, *ims.shape[2:]))
+    ims = ims.reshape(-1, *ims.shape[2:])
+    save_png(out, grid(ims, cols=8, scale=4))
+    return white_area(ims)
 
 
 def paint_guides(size: int = 256) -> dict[str, np.ndarray]:

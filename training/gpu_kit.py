@@ -40,6 +40,7 @@ import torch
 from training.evaluate import heldout_prompts
 from training.train_diffusion import (
     GRID_CAPTIONS,
+    LAYOUT_CSV,
     TrainConfig,
     _tuple,
     build_scheduler,
@@ -268,7 +269,7 @@ def train_on_kit(kit: Kit, cfg: TrainConfig, out: Path, samples: int = 0, scales
     if grids:
         shutil.copy2(grids[-1], out / "grid.png")
     device = next(r["unet"].parameters()).device
-    layout_csv = run / "samples" / "white_area.csv"
+    layout_csv = run / "samples" / LAYOUT_CSV
     info = {
         "config": asdict(cfg),
         "unet_config": dict(unet.config),

@@ -109,6 +109,7 @@ class TrainConfig:
 
 
 TEXT_PATH = "add_embedding."  # the state-dict prefix of the caption's time-embedding path
+LAYOUT_CSV = "white_area.csv"  # in <out>/samples: the logged grids' white_area, by step (gpu_kit returns it)
 
 
 def build_unet(cfg: TrainConfig):
@@ -451,13 +452,14 @@ def _train(cfg: TrainConfig, data, encodings, empty, grid_cond) -> dict:
         ema_unet = build_unet(cfg).to(device).eval()
         ema.copy_to(ema_unet.parameters())
         cond = grid_cond.repeat_interleave(2, 0)  # 2 seeds per caption -> 16 images, 2 rows of 8
-        ims = sample(ema_unet, dict(scheduler.config), cond, empty, guidance_scale=3.0, steps=25, seed=0)
+        sched = dict(scheduler.config)
+        ims = sample(ema_unet, sched, cond, empty, guidance_scale=3.0, steps=25, seed=0)
         ims = ims.reshape(len(cfg.grid_captions), 2, *ims.shape[1:]).transpose(1, 0, 2, 3, 4).reshape(-1, *ims.shape[1:])
         save_png(out / "samples" / f"step{step:06d}.png", grid(ims, cols=len(cfg.grid_captions), scale=3))
         # the layout figure as training goes, at the grid's scale and without guidance (guidance costs
         # layout: the shipped 32 px model's samples score less at scale 2 than at 1)
-        plain = sample(ema_unet, dict(scheduler.config), cond, empty, guidance_scale=1.0, steps=25, seed=0)
-        layout = out / "samples" / "white_area.csv"
+        plain = sample(ema_unet, sched, cond, empty, guidance_scale=1.0, steps=25, seed=0)
+        layout = out / "samples" / LAYOUT_CSV
         new_file = not layout.exists()
         with layout.open("a") as f:
             f.write(("step,minutes,white_area_g3,white_area_g1\n" if new_file else "")
