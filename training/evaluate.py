@@ -24,6 +24,7 @@ that fill the frame with texture or tiles), beside the held-out images' own. Res
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import time
 from pathlib import Path
@@ -325,33 +326,41 @@ def sdedit_figure(
 
 
 def speed(repeats: int = 20) -> dict:
-    """ms per guided denoising step at batch 2 (one UNet call on 4 rows: 2 conditional, 2 unconditional),
-    at 1 and 2 threads, and an SDEdit edit at t0 0.5 (50-step schedule -> 25 steps) through the engine."""
+    """ms per guided denoising step at batch 2 (one UNet call on 4 rows: 2 conditional, 2 unconditional)
+    at the model's own resolution, NCHW and channels_last (the layout `editing.fastpath.accelerate`
+    gives the studio and the command line), at 1 and 2 threads; and an SDEdit edit at t0 0.5 (50-step
+    schedule -> 25 steps) through the engine, accelerated as the studio runs it."""
     import os
 
     import editing
+    from editing.fastpath import accelerate
     from editing.sdedit import sdedit
 
     unet, _, meta = load_unet()
+    res = int(unet.config.sample_size)
     ctx = encode(["red apple, google style", "grinning face, google style", "", ""], meta)
-    x = torch.randn(4, 3, 32, 32)
+    x = torch.randn(4, 3, res, res)
     t = torch.full((4,), 500.0)
-    out = {"parameters": sum(p.numel() for p in unet.parameters()), "load_average_before": round(os.getloadavg()[0], 2)}
+    out = {"parameters": sum(p.numel() for p in unet.parameters()), "resolution": res,
+           "load_average_before": round(os.getloadavg()[0], 2)}  # fmt: skip
+    layouts = {"": (unet, x), "_channels_last": (copy.deepcopy(unet).to(memory_format=torch.channels_last),
+                                                  x.contiguous(memory_format=torch.channels_last))}  # fmt: skip
     with torch.no_grad():
         for threads in (1, 2):
             torch.set_num_threads(threads)
-            for _ in range(3):
-                unet(x, t, ctx)
-            times = []
-            for _ in range(repeats):
-                t0 = time.perf_counter()
-                unet(x, t, ctx)
-                times.append(time.perf_counter() - t0)
-            out[f"guided_step_batch2_ms_threads{threads}"] = {
-                "median": round(1000 * float(np.median(times)), 1),
-                "min": round(1000 * float(np.min(times)), 1),
-            }
-    model = editing.load_model(str(MODEL.resolve()), device="cpu")
+            for suffix, (net, xin) in layouts.items():
+                for _ in range(3):
+                    net(xin, t, ctx)
+                times = []
+                for _ in range(repeats):
+                    t0 = time.perf_counter()
+                    net(xin, t, ctx)
+                    times.append(time.perf_counter() - t0)
+                out[f"guided_step_batch2_ms_threads{threads}{suffix}"] = {
+                    "median": round(1000 * float(np.median(times)), 1),
+                    "min": round(1000 * float(np.min(times)), 1),
+                }
+    model = accelerate(editing.load_model(str(MODEL.resolve()), device="cpu"))
     guide = paint_guides()["apple"]
     for threads in (1, 2):
         torch.set_num_threads(threads)
