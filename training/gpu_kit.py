@@ -10,15 +10,15 @@ back at most 8 files of 16 MiB, and stay warm for only 30 s between calls. So:
     # and variant (eager NCHW, eager channels_last, torch.compile), then the run with the fastest
     python -m training.gpu_kit probe --kit .gpukit --out $OUT --seconds 15 --batch-sizes 256
     # the checkpoint stays on the machine's disk (--run), the EMA weights come back each time, so a
-    # lost machine costs one call, not all; --init-from warm-starts from an earlier run's weights
+    # lost machine costs one call, not all (--init-from: warm-start from weights of the same architecture)
     python -m training.gpu_kit train --kit .gpukit --run /tmp/emoji64 --out $OUT --max-minutes 25 --run-minutes 8 \
-        --init-from /tmp/init --batch-size 256 --compile
+        --batch-size 256 --lr 4e-4 --compile
     # ... the last call adds --samples 1000 (held-out captions at each --scales value) for the KID
     # here again: the shipped folder from what came back
     python -m training.gpu_kit finish --from /work/.device/... --out assets/models/emoji --guidance 3
 
 `train` takes the architecture flags of `training.train_diffusion` (defaults: the 64 px model of
-the card). With `--init-from FOLDER` it warm-starts from the EMA shards an earlier call or session
+the card, `DEFAULT_ARCH`, sized for the 2-core CPU's 250 ms a guided step). With `--init-from FOLDER` it warm-starts from the EMA shards an earlier call or session
 brought back; with that call's run.json beside them, run.json reports the lineage and the totals.
 """
 
@@ -56,9 +56,14 @@ FILE_LIMIT = 16 * 2**20  # each file that comes back
 SHARD_BYTES = 15 * 2**20
 WHEELS = ("diffusers-", "importlib_metadata-")  # what the GPU image lacks for training (its torch, numpy, safetensors, opencv do)
 
-# the 64 px model of the card: 17.0 M parameters with the caption in the time embedding (the default), 34 MB in fp16
-DEFAULT_ARCH = {"resolution": 64, "block_out_channels": (64, 128, 192, 192), "attention": (False, False, True, True),
-                "layers_per_block": 1, "attention_head_dim": 32, "norm_num_groups": 32}  # fmt: skip
+# the 64 px model of the card: five levels (64, 32, 16, 8 and 4 px; attention at 8 and 4, as the shipped
+# 32 px model has), 16.7 M parameters with the caption in the time embedding (the default), 33 MB in fp16.
+# 3.7 GFLOP a 64 px image, so a guided step at batch 2 fits the issue's 250 ms on the 2-core CPU; the
+# first H100 run's four levels (64, 128, 192, 192; attention at 16 and 8 px) cost 11.0 GFLOP and 500 ms
+# (the card's "The 64 px architecture: the CPU's 250 ms").
+DEFAULT_ARCH = {"resolution": 64, "block_out_channels": (32, 64, 128, 192, 192), "attention": (False, False, False, True, True),
+                "layers_per_block": 1, "attention_head_dim": 32, "norm_num_groups": 16}  # fmt: skip
+CPU_GFLOP_BUDGET = 4.5  # a 64 px image's UNet forward the 2-core CPU can take within 250 ms a guided step (4 rows)
 
 
 # --- pack (here) ---------------------------------------------------------------------------------

@@ -342,6 +342,11 @@ def load_init_weights(unet, path: str) -> None:
         if not files:
             raise FileNotFoundError(f"no UNet folder and no .safetensors in {path}")
         state = {k: v for f in files for k, v in load_file(f).items()}
+    own = unet.state_dict()
+    misfit = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
+    if misfit:
+        raise ValueError(f"{path} does not fit this UNet: {len(misfit)} tensors differ in shape (first: {misfit[0]} "
+                         f"{tuple(state[misfit[0]].shape)} here {tuple(own[misfit[0]].shape)}); it was trained with another architecture")
     missing, unexpected = unet.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
     added = [k for k in missing if k.startswith(TEXT_PATH)]
     if unexpected or len(added) != len(missing):
