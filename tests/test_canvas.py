@@ -76,6 +76,16 @@ def test_empty_canvas_is_refused_with_a_message(v):
         editor_to_canvas(v)
 
 
+def test_a_one_colour_photo_is_a_guide_not_an_empty_canvas():
+    """Only white paper with nothing on it is empty: an uploaded one-colour image (a sky-blue sheet
+    for "a clear sky") is what SDEdit starts from."""
+    sky = rgba(16, 24, (90, 160, 230), 255)
+    c = editor_to_canvas(value(sky, [rgba(16, 24), rgba(16, 24)]))
+    assert (c.guide.image == (90, 160, 230)).all() and c.guide.color_mask is None
+    with pytest.raises(CanvasError, match="canvas is empty"):
+        editor_to_canvas(value(rgba(16, 24, (255, 255, 255), 0), [rgba(16, 24)]))  # transparent: white paper
+
+
 def test_layers_without_background_are_painted_on_white():
     strokes = rgba(32, 32)
     strokes[10:20, 10:20] = (0, 128, 0, 255)

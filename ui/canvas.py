@@ -114,8 +114,8 @@ def editor_to_canvas(value: dict | None, max_side: int = MAX_SIDE) -> Canvas:
         color_mask |= layer[..., 3] > 0
     mask = mask_layer[..., 3] > 0 if mask_layer is not None else None
 
-    if not color_mask.any() and np.ptp(base.reshape(-1, 3), axis=0).max() == 0:
-        raise empty  # a uniform sheet with nothing painted on it
+    if not color_mask.any() and (base == 255).all():
+        raise empty  # white paper with nothing painted on it (a one-colour photo is a guide: a blue sky, say)
     if mask is not None and not mask.any():
         mask = None  # an untouched mask layer means "edit everywhere"
 
