@@ -268,6 +268,27 @@ def test_sweep_over_eta_inverts_each_eta_once(backend_cls):
     assert {it.run.configs["edit"].skip for it in session.sweep} == {2}
 
 
+@pytest.mark.parametrize(("change", "message"), [
+    ({"n_values": 0}, r"n_values=0 is out of range; allowed: \[1, 8\]"),
+    ({"n_values": 50}, r"n_values=50 is out of range"),
+    ({"n_seeds": 5}, r"n_seeds=5 is out of range; allowed: \[1, 4\]"),
+    ({"param": "T_skip", "target_prompt": " "}, "Write a target prompt: a T_skip or η sweep"),
+    ({"param": "eta", "target_prompt": ""}, "Write a target prompt: a T_skip or η sweep"),
+])  # fmt: skip
+def test_a_bad_sweep_is_refused_in_one_sentence_and_changes_nothing(change, message):
+    """The API's /sweep takes any number: out of the Compare tab's range, or a text-edit sweep with no
+    target, it says so before the model runs, and the last sweep's results stay."""
+    backend = FakeBackend()
+    compare, session = Compare(Studio(backend)), Session()
+    args = {"canvas": painting(), "param": "t0", "n_values": 2, "n_seeds": 1, "prompt": "", "source_prompt": "a", "target_prompt": "b",
+            "t0": 0.5, "steps": 10, "skip": 2, "eta": 1.0, "guidance_scale": 1.5, "seed": 0, "session": session}  # fmt: skip
+    run(compare.sweep(**args))
+    before, calls = list(session.sweep), dict(backend.calls)
+    with pytest.raises(gr.Error, match=message):
+        run(compare.sweep(**{**args, **change}))
+    assert session.sweep == before and dict(backend.calls) == calls
+
+
 def test_edit_sweeps_and_compare_methods_take_the_edit_guidance_not_sdedits():
     import dataclasses
 

@@ -59,6 +59,7 @@ def plot_frame(items: list[SweepItem], selected: int | None = None, seeds: list[
 
 
 SEED_COLOURS = ["#4263eb", "#12b886", "#ae3ec9", "#868e96"]
+MAX_VALUES, MAX_SEEDS = 8, len(SEED_COLOURS)  # a sweep's values and seeds (the Compare tab's sliders)
 
 
 def colour_map(seeds: list[int]) -> dict[str, str]:
@@ -95,8 +96,13 @@ class Compare:
         is SDEdit's (t0 sweeps), `edit_guidance_scale` the text edit's target guidance (T_skip and η
         sweeps; None: the studio's default for the model)."""
         session = session if session is not None else Session()
+        for name, n, hi in (("n_values", n_values, MAX_VALUES), ("n_seeds", n_seeds, MAX_SEEDS)):
+            if not (n == int(n) and 1 <= n <= hi):
+                raise gr.Error(f"{name}={n} is out of range; allowed: [1, {hi}]")
         edit_guidance = self._edit_guidance(edit_guidance_scale)
         c = read_canvas(canvas)
+        if param != "t0" and self.studio.info.conditional and not target_prompt.strip():
+            raise gr.Error("Write a target prompt: a T_skip or η sweep edits the picture towards it.")
         guide = c.guide
         values = sweep_values(param, int(n_values), int(steps))
         seeds = [int(seed) + k for k in range(int(n_seeds))]

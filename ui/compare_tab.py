@@ -7,7 +7,7 @@ from typing import Any
 import gradio as gr
 
 from editing.interface import EditConfig, InversionConfig, ModelInfo, SDEditConfig
-from ui.compare import Compare
+from ui.compare import MAX_SEEDS, MAX_VALUES, Compare
 from ui.defaults import studio_default
 from ui.widgets import bind, follow_steps, howto, seed_row, slider
 
@@ -19,8 +19,8 @@ def compare_tab(info: ModelInfo, compare: Compare, shared: dict, out: dict, text
           "Gradio's plot selects x-ranges, not single points, so the nearest result to the range's centre is opened.")  # fmt: skip
     with gr.Row(equal_height=True):
         param = gr.Radio([("t0", "t0"), ("T_skip", "T_skip"), ("η", "eta")], value="t0", label="Sweep", info="t0: SDEdit; T_skip and η: inversion + edit", scale=2)
-        n_values = gr.Slider(2, 8, 6, step=1, label="Values", scale=1)
-        n_seeds = gr.Slider(1, 4, 2, step=1, label="Seeds", scale=1)
+        n_values = gr.Slider(2, MAX_VALUES, 6, step=1, label="Values", scale=1)
+        n_seeds = gr.Slider(1, MAX_SEEDS, 2, step=1, label="Seeds", scale=1)
         go = gr.Button("Run sweep", variant="primary", scale=1)
     with gr.Row():
         prompt = gr.Textbox(label="Prompt (SDEdit)", value="a smiling face emoji", visible=text)
