@@ -29,31 +29,31 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import environment, interleaved, markdown_table, ms, write_results  # noqa: E402
+from training.gpu_kit import DEFAULT_ARCH, unet_gflop_per_image  # noqa: E402
 
 TARGET_MS = 250.0
 PROMPT = "red apple, google style"
-# name -> (resolution, block_out_channels, attention per level, attention head dim, norm groups); None: the shipped folder
+SHIPPED = "shipped 32 px (32-64-64-96, attention at 8 and 4 px)"  # its folder, its real weights
+DEFAULT = "64 px, the kit's default: five levels (32-64-128-192-192, attention at 8 and 4 px)"
+# name -> the TrainConfig fields that differ from the kit's default
 MAIN = {
-    "shipped 32 px (32-64-64-96, attention at 8 and 4 px)": None,
-    "64 px, H100 run 1's four levels (64-128-192-192, attention at 16 and 8 px)": (64, (64, 128, 192, 192), (0, 0, 1, 1), 32, 32),
-    "64 px, the kit's default: five levels (32-64-128-192-192, attention at 8 and 4 px)": None,
+    "64 px, H100 run 1's four levels (64-128-192-192, attention at 16 and 8 px)":
+        {"block_out_channels": (64, 128, 192, 192), "attention": (False, False, True, True), "norm_num_groups": 32},
+    DEFAULT: {},
 }
 OTHERS = {
-    "64 px, 32-64-128-192, attention at 16 and 8 px": (64, (32, 64, 128, 192), (0, 0, 1, 1), 32, 16),
-    "64 px, 32-64-128-192, attention at 8 px": (64, (32, 64, 128, 192), (0, 0, 0, 1), 32, 16),
-    "64 px, 32-64-96-128-192, attention at 8 and 4 px": (64, (32, 64, 96, 128, 192), (0, 0, 0, 1, 1), 32, 16),
-    "64 px, 32-64-128-192-256, attention at 8 and 4 px": (64, (32, 64, 128, 192, 256), (0, 0, 0, 1, 1), 32, 16),
-}
+    "64 px, 32-64-128-192, attention at 16 and 8 px": {"block_out_channels": (32, 64, 128, 192), "attention": (False, False, True, True)},
+    "64 px, 32-64-128-192, attention at 8 px": {"block_out_channels": (32, 64, 128, 192), "attention": (False, False, False, True)},
+    "64 px, 32-64-96-128-192, attention at 8 and 4 px": {"block_out_channels": (32, 64, 96, 128, 192)},
+    "64 px, 32-64-128-192-256, attention at 8 and 4 px": {"block_out_channels": (32, 64, 128, 192, 256)},
+}  # fmt: skip
 
 
-def build(spec) -> torch.nn.Module:
+def build(changes: dict) -> torch.nn.Module:
     from training.train_diffusion import TrainConfig, build_unet
 
-    res, channels, attention, head_dim, groups = spec
     torch.manual_seed(0)
-    cfg = TrainConfig(resolution=res, block_out_channels=channels, attention=tuple(bool(a) for a in attention),
-                      attention_head_dim=head_dim, norm_num_groups=groups)  # fmt: skip
-    return build_unet(cfg).eval().requires_grad_(False)
+    return build_unet(TrainConfig(**{**DEFAULT_ARCH, **changes})).eval().requires_grad_(False)
 
 
 def model_folder(unet, root: Path) -> Path:
@@ -64,15 +64,6 @@ def model_folder(unet, root: Path) -> Path:
     scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2")
     return save_pixel_text(root / f"m{len(list(root.iterdir()))}", unet, scheduler, text_conditioning="pooled",
                            resolution=int(unet.config.sample_size), recommended_guidance_scale=1.0)  # fmt: skip
-
-
-def gflop_per_image(unet, ctx: torch.Tensor) -> float:
-    from torch.utils.flop_counter import FlopCounterMode
-
-    res = int(unet.config.sample_size)
-    with torch.no_grad(), FlopCounterMode(display=False) as fc:
-        unet(torch.randn(1, 3, res, res), torch.tensor([500]), ctx[:1])
-    return fc.get_total_flops() / 1e9
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,22 +81,17 @@ def main(argv: list[str] | None = None) -> int:
     from editing.models import load_model
     from editing.sdedit import sdedit
     from training.evaluate import paint_guides
-    from training.gpu_kit import DEFAULT_ARCH
 
-    names = [*MAIN, *(OTHERS if a.all else {})]
+    names = [SHIPPED, *MAIN, *(OTHERS if a.all else {})]
     specs = {**MAIN, **OTHERS}
-    d = DEFAULT_ARCH
-    specs[names[2]] = (d["resolution"], d["block_out_channels"], d["attention"], d["attention_head_dim"], d["norm_num_groups"])
+    shipped = Path(__file__).resolve().parents[1] / "assets" / "models" / "emoji"
+    folders = {SHIPPED: shipped}
+    unets = {SHIPPED: load_model(str(shipped), device="cpu", dtype=torch.float32).unet.eval()}
     root = Path(tempfile.mkdtemp(prefix="arch-"))
-    folders, unets = {}, {}
-    for name in names:
-        if specs[name] is None:  # the shipped model, its real weights
-            folders[name] = Path(__file__).resolve().parents[1] / "assets" / "models" / "emoji"
-            unets[name] = load_model(str(folders[name]), device="cpu", dtype=torch.float32).unet.eval()
-        else:
-            unets[name] = build(specs[name])
-            if name in MAIN:
-                folders[name] = model_folder(unets[name], root)
+    for name in names[1:]:
+        unets[name] = build(specs[name])
+        if name in MAIN:
+            folders[name] = model_folder(unets[name], root)
     ctx = torch.nn.functional.normalize(torch.randn(4, 1, 384, generator=torch.Generator().manual_seed(0)), dim=-1)
     t = torch.full((4,), 500.0)
     steps, results = {}, {}
@@ -117,9 +103,8 @@ def main(argv: list[str] | None = None) -> int:
             x_cl = x.contiguous(memory_format=torch.channels_last)
             steps[f"{name} | nchw"] = lambda u=unet, x=x: u(x, t, ctx)
             steps[f"{name} | channels_last"] = lambda u=net_cl, x=x_cl: u(x, t, ctx)
-            results[name] = {"parameters": sum(q.numel() for q in unet.parameters()), "resolution": res,
-                             "fp16_mb": 2 * sum(q.numel() for q in unet.parameters()) / 1e6,
-                             "gflop_per_image": gflop_per_image(unet, ctx)}  # fmt: skip
+            n = sum(q.numel() for q in unet.parameters())
+            results[name] = {"parameters": n, "resolution": res, "fp16_mb": 2 * n / 1e6, "gflop_per_image": unet_gflop_per_image(unet)}
         print(f"timing {len(steps)} guided steps x {a.repeats}, interleaved ...", flush=True)
         for key, st in interleaved(steps, "cpu", a.repeats, warmup=2).items():
             name, layout = key.split(" | ")

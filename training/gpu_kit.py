@@ -66,6 +66,18 @@ DEFAULT_ARCH = {"resolution": 64, "block_out_channels": (32, 64, 128, 192, 192),
 CPU_GFLOP_BUDGET = 4.5  # a 64 px image's UNet forward the 2-core CPU can take within 250 ms a guided step (4 rows)
 
 
+def unet_gflop_per_image(unet, cross_attention_dim: int = 384) -> float:
+    """The UNet's forward FLOPs for one image at its own resolution (torch's FlopCounterMode), the
+    machine-free figure `CPU_GFLOP_BUDGET` bounds."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    res = int(unet.config.sample_size)
+    x = torch.randn(1, unet.config.in_channels, res, res)
+    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+        unet(x, torch.tensor([500]), torch.randn(1, 1, cross_attention_dim))
+    return fc.get_total_flops() / 1e9
+
+
 # --- pack (here) ---------------------------------------------------------------------------------
 
 
