@@ -403,6 +403,7 @@ class ModelInfo:
     recommended_guidance_scale: float | None = None  # the CFG scale a text model was tuned for, if it says
     recommended_edit_guidance_scale: float | None = None  # the target guidance its text edits were measured best at
     recommended_edit_skip_fraction: float | None = None  # their T_skip as a fraction of the inversion's steps, likewise
+    recommended_shift_skip_fraction: float | None = None  # image shift's T_skip as a fraction of the steps, measured likewise
     weights_hash: str = ""  # sha256 prefix of the weight files (recipes record it; replay compares it)
     device: str = ""  # where it runs ("cpu", "cuda:0"), as recipes record it
     dtype: str = ""  # "float32", "float16", "bfloat16"
@@ -417,17 +418,21 @@ MODEL_DEFAULTS: dict[str, str] = {
     "EditConfig.guidance_scale": "recommended_edit_guidance_scale",
 }
 # Step counts the model names as a fraction of the schedule's steps ("Config.field" -> attribute):
-# a text edit's T_skip (the paper's is 36 of 100; the emoji model's, measured, 0), turned into
-# whole steps of the inversion actually run (`model_default(..., steps=)`).
+# a text edit's T_skip (the paper's is 36 of 100; the emoji model's, measured, 0) and an image
+# shift's (the paper's 0; a model trained on centred pictures pulls a shift started from pure noise
+# back to the middle: docs/shift), turned into whole steps of the inversion actually run
+# (`model_default(..., steps=)`).
 MODEL_STEP_FRACTIONS: dict[str, str] = {
     "EditConfig.skip": "recommended_edit_skip_fraction",
+    "ShiftConfig.skip": "recommended_shift_skip_fraction",
 }
 
 
-def check_edit_skip_fraction(value: float | None) -> float | None:
-    """A text edit's T_skip as a model folder names it (None, or a fraction of the steps in [0, 1))."""
-    if value is not None and not 0 <= value < 1:
-        raise ValueError(f"recommended_edit_skip_fraction={value}; allowed: 0 <= value < 1 (T_skip / inversion steps)")
+def check_skip_fraction(value: float | None, name: str) -> float | None:
+    """A T_skip as a model folder names it (a value of MODEL_STEP_FRACTIONS), None or a fraction of
+    the steps in [0, 1); `name` is what the message calls it."""
+    if value is not None and not (isinstance(value, (int, float)) and 0 <= value < 1):
+        raise ValueError(f"{name}={value}; allowed: 0 <= value < 1 (T_skip / inversion steps)")
     return value
 
 

@@ -237,6 +237,31 @@ def test_edit_skip_follows_the_models_fraction_of_the_steps(tiny_dir, guide_file
     assert code == 2 and "recommended_edit_skip_fraction" in err and "Traceback" not in err
 
 
+def test_shift_skip_follows_the_models_fraction_of_the_steps(tiny_dir, guide_file, tmp_path, capsys):
+    """Image shift's T_skip: the paper's 0, or the fraction the model folder names (docs/shift measured
+    the emoji model's), in the steps actually run; a bad value is one sentence."""
+    import shutil
+
+    model = tmp_path / "tuned"
+    shutil.copytree(tiny_dir / "pixel-text", model)
+    common = ["--image", guide_file, "--source", "a red square", "--dx", "2", "--model", model, "--quiet", "--steps", "10"]
+
+    def skip(recipe_path):
+        return json.loads(recipe_path.read_text())["configs"]["shift"]["values"]["skip"]
+
+    assert _run(["shift", *common, "--out", tmp_path / "paper.png"], capsys)[0] == 0
+    assert skip(tmp_path / "paper.json") == 0
+    meta = json.loads((model / "stroke_studio.json").read_text())
+    (model / "stroke_studio.json").write_text(json.dumps({**meta, "recommended_shift_skip_fraction": 0.3}))
+    assert _run(["shift", *common, "--out", tmp_path / "a.png"], capsys)[0] == 0
+    assert skip(tmp_path / "a.json") == 3  # 0.3 of 10 steps
+    assert _run(["shift", *common, "--skip", "1", "--out", tmp_path / "b.png"], capsys)[0] == 0
+    assert skip(tmp_path / "b.json") == 1  # what the user asked for wins
+    (model / "stroke_studio.json").write_text(json.dumps({**meta, "recommended_shift_skip_fraction": "0.3"}))
+    code, _, err = _run(["shift", *common, "--out", tmp_path / "c.png"], capsys)
+    assert code == 2 and "recommended_shift_skip_fraction" in err and "Traceback" not in err
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

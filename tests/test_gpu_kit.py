@@ -70,9 +70,11 @@ def test_kit_trains_resumes_samples_and_finishes_to_a_loadable_model(kit, tmp_pa
     assert info["white_area_csv"].startswith("step,minutes,white_area_g3,white_area_g1\n4,")  # each call's last grid, scored
 
     # what came back becomes the shipped folder, which the engine loads and samples from
-    meta = gpu_kit.finish(out, tmp_path / "model", guidance_scale=2.5, edit_guidance_scale=5.0, edit_skip_fraction=0.2)
+    meta = gpu_kit.finish(out, tmp_path / "model", guidance_scale=2.5, edit_guidance_scale=5.0, edit_skip_fraction=0.2,
+                          shift_skip_fraction=0.4)
     assert meta["status"] == "GPU-trained" and meta["recommended_guidance_scale"] == 2.5 and meta["training"]["steps"] == 6
     assert meta["recommended_edit_guidance_scale"] == 5.0 and meta["recommended_edit_skip_fraction"] == 0.2
+    assert meta["recommended_shift_skip_fraction"] == 0.4
     shipped = {k: v for k, v in gpu_kit.load_shards(out).items()}
     from diffusers import UNet2DConditionModel
 

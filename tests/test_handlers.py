@@ -438,7 +438,7 @@ def test_header_shows_the_models_status_only_when_it_has_one():
 def test_sdedit_guidance_starts_at_the_models_recommended_scale():
     import dataclasses
 
-    from editing.interface import ColorEditConfig, EditConfig, SDEditConfig
+    from editing.interface import ColorEditConfig, EditConfig, SDEditConfig, ShiftConfig
     from ui.defaults import studio_default
 
     info = FakeBackend().info()
@@ -461,6 +461,9 @@ def test_sdedit_guidance_starts_at_the_models_recommended_scale():
     assert studio_default(dataclasses.replace(own, family="latent-sd"), EditConfig, "skip") == 10
     assert studio_default(dataclasses.replace(own, family="pixel-ddpm"), EditConfig, "skip") == 20  # 100 steps there
     assert studio_default(own, ColorEditConfig, "skip") == ColorEditConfig().skip  # named for text edits only
+    assert studio_default(own, ShiftConfig, "skip") == 0  # the paper's shift starts from pure noise
+    # a model trained on centred pictures names a later start for shifts (the emoji model: docs/shift)
+    assert studio_default(dataclasses.replace(own, recommended_shift_skip_fraction=0.3), ShiftConfig, "skip") == 15
     assert studio_default(dataclasses.replace(own, recommended_edit_skip_fraction=0.999), EditConfig, "skip") == 49  # < steps
 
 

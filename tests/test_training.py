@@ -205,13 +205,16 @@ def test_export_writes_the_agreed_folder(tmp_path):
     assert "recommended_edit_guidance_scale" not in meta  # none measured: edits start at the paper's
     with pytest.raises(ValueError, match="edit_skip_fraction"):
         export(tmp_path / "run" / "ckpt.pt", tmp_path / "bad", guidance_scale=2.0, edit_skip_fraction=1.0)
+    with pytest.raises(ValueError, match="shift_skip_fraction"):
+        export(tmp_path / "run" / "ckpt.pt", tmp_path / "bad", guidance_scale=2.0, shift_skip_fraction=-0.1)
+    assert not (tmp_path / "bad").exists()  # refused before anything is written
     meta = export(tmp_path / "run" / "ckpt.pt", tmp_path / "model", guidance_scale=2.0, edit_guidance_scale=4.0,
-                  edit_skip_fraction=0.25)
+                  edit_skip_fraction=0.25, shift_skip_fraction=0.3)
     import editing
 
     info = editing.load_model(tmp_path / "model").info()
     assert info.recommended_guidance_scale == 2.0 and info.recommended_edit_guidance_scale == 4.0
-    assert info.recommended_edit_skip_fraction == 0.25
+    assert info.recommended_edit_skip_fraction == 0.25 and info.recommended_shift_skip_fraction == 0.3
     from diffusers import UNet2DConditionModel
     from safetensors import safe_open
 
@@ -254,6 +257,7 @@ def test_shipped_emoji_model_loads_and_samples():
     assert info.status == meta["status"] and info.recommended_guidance_scale == meta["recommended_guidance_scale"]
     assert info.recommended_edit_guidance_scale == meta["recommended_edit_guidance_scale"]  # docs/edit chose it
     assert info.recommended_edit_skip_fraction == meta["recommended_edit_skip_fraction"]  # and its T_skip
+    assert info.recommended_shift_skip_fraction == meta["recommended_shift_skip_fraction"]  # docs/shift chose it
     guide = np.full((32, 32, 3), 255, np.uint8)
     cfg = editing.SDEditConfig(t0=1.0, steps=8, sampler="ddim", seed=0, guidance_scale=meta["recommended_guidance_scale"])
     out = editing.final(sdedit(model, guide, cfg, prompt="red apple, google style"))

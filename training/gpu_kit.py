@@ -432,7 +432,7 @@ def _flags_for(row: dict) -> str:
 
 
 def finish(src: Path, out: Path, guidance_scale: float, status: str = "GPU-trained", edit_guidance_scale: float | None = None,
-           edit_skip_fraction: float | None = None) -> dict:
+           edit_skip_fraction: float | None = None, shift_skip_fraction: float | None = None) -> dict:
     """What a `train` call brought back -> the shipped diffusers folder (via export_model.write_model)."""
     from diffusers import UNet2DConditionModel
 
@@ -445,7 +445,7 @@ def finish(src: Path, out: Path, guidance_scale: float, status: str = "GPU-train
     training = {**info.get("training_total", info["training"]), "device": info["device"],
                 **({"this_run": info["training"], "init": info["init"]} if "init" in info else {})}  # fmt: skip
     return write_model(unet, info["scheduler_config"], info["config"], training, out, guidance_scale, status, edit_guidance_scale,
-                       edit_skip_fraction)
+                       edit_skip_fraction, shift_skip_fraction)
 
 
 # --- command line --------------------------------------------------------------------------------
@@ -528,6 +528,7 @@ def main(argv: list[str] | None = None) -> None:
     f.add_argument("--guidance", type=float, required=True)
     f.add_argument("--edit-guidance", type=float, default=None, help="text edits' target guidance (docs/edit/edit_study.py)")
     f.add_argument("--edit-skip-fraction", type=float, default=None, help="text edits' T_skip / inversion steps (the same study)")
+    f.add_argument("--shift-skip-fraction", type=float, default=None, help="image shifts' T_skip / steps (docs/shift/shift_study.py)")
     f.add_argument("--status", default="GPU-trained")
     a = ap.parse_args(argv)
 
@@ -541,7 +542,8 @@ def main(argv: list[str] | None = None) -> None:
         kit = Kit(a.kit)
         print(json.dumps(probe(kit, _config(a, kit), a.out, a.batch_sizes, a.seconds, a.variants, a.compile_limit), indent=1))
     elif a.cmd == "finish":
-        print(json.dumps(finish(a.src, a.out, a.guidance, a.status, a.edit_guidance, a.edit_skip_fraction), indent=1))
+        print(json.dumps(finish(a.src, a.out, a.guidance, a.status, a.edit_guidance, a.edit_skip_fraction, a.shift_skip_fraction),
+                         indent=1))
 
 
 if __name__ == "__main__":

@@ -229,7 +229,10 @@ def build_ui(backend: Backend) -> gr.Blocks:
                 run(k_go, studio.color_edit, {"prompt": k_prompt, "strength": k_strength, **k_adv, **k_inv})
 
             with gr.Tab("Shift"):
-                howto("Move the picture's content: the noise maps are shifted and the model fills in what the move uncovers.")
+                howto("Move the picture's content: the noise maps are shifted and the model fills in what the move uncovers. "
+                      "T_skip (Advanced) is where the regeneration starts: lower redraws more, higher keeps the move; a model "
+                      "trained on centred pictures pulls an early start back to the middle, so a model may name its own "
+                      "start (the emoji model does).")  # fmt: skip
                 with gr.Row(equal_height=True):
                     h_prompt = prompt_box("Prompt (what the picture shows)", scale=3)
                     h_dx = slider(info, ShiftConfig, "dx", minimum=-info.resolution, maximum=info.resolution, scale=2)

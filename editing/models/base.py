@@ -13,7 +13,8 @@ about text encoders, VAEs or UNet quirks.
 - `clip_range`: the range of clean model-space samples ((-1, 1) VP pixels, (0, 1) VE pixels,
   None for latents); `recommended_guidance_scale`: the CFG scale a text model was tuned for;
   `recommended_edit_guidance_scale` and `recommended_edit_skip_fraction`: the target guidance and
-  the T_skip (a fraction of the inversion's steps) its text edits were measured best at.
+  the T_skip (a fraction of the inversion's steps) its text edits were measured best at;
+  `recommended_shift_skip_fraction`: the T_skip its image shifts were measured to need.
 
 Bundles built on diffusers networks (`editing.models.common.DiffusersBundle`: every family that
 `load_model` returns) also have `unet`, the frozen denoising network, and `replace(unet=...)`, a
@@ -50,6 +51,8 @@ class ModelBundle(ABC):
     recommended_edit_guidance_scale: float | None = None
     # T_skip of those text edits as a fraction of the inversion's steps, or None (the paper's 36 of 100).
     recommended_edit_skip_fraction: float | None = None
+    # T_skip of image shifts as a fraction of the inversion's steps, or None (the paper's 0).
+    recommended_shift_skip_fraction: float | None = None
     # The model folder's own word on it (pixel-text: stroke_studio.json "status"), "" when it has none.
     status: str = ""
 
@@ -95,6 +98,7 @@ class ModelBundle(ABC):
                          status=self.status, recommended_guidance_scale=self.recommended_guidance_scale,
                          recommended_edit_guidance_scale=self.recommended_edit_guidance_scale,
                          recommended_edit_skip_fraction=self.recommended_edit_skip_fraction,
+                         recommended_shift_skip_fraction=self.recommended_shift_skip_fraction,
                          weights_hash=self.weights_hash, device=str(self.device), dtype=str(self.dtype).removeprefix("torch."))
 
 

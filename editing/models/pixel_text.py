@@ -7,7 +7,8 @@ Folder layout (what `training/` writes and `assets/models/emoji/` ships):
                           "resolution": 32, "prediction_type": "epsilon",
                           "recommended_guidance_scale": 3.0, "use_attention_mask": false,
                           "recommended_edit_guidance_scale": 3.0,   (optional: text edits' target guidance
-                          "recommended_edit_skip_fraction": 0.1}     and T_skip / inversion steps)
+                          "recommended_edit_skip_fraction": 0.1,     and T_skip / inversion steps;
+                          "recommended_shift_skip_fraction": 0.3}    image shifts' T_skip / steps)
     unet/                diffusers UNet2DConditionModel, cross_attention_dim 384, pixels in [-1, 1]
     scheduler/           DDPMScheduler config (the training schedule)
 
@@ -31,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from editing.interface import check_edit_skip_fraction
+from editing.interface import check_skip_fraction
 from editing.models.base import pixels_to_tensor, tensor_to_pixels
 from editing.models.common import DiffusersBundle, frozen, quiet_loading, read_json, to_eps
 from editing.models.minilm import HIDDEN, shared_minilm
@@ -60,6 +61,7 @@ class PixelTextBundle(DiffusersBundle):
         status: str = "",
         recommended_edit_guidance_scale: float | None = None,
         recommended_edit_skip_fraction: float | None = None,
+        recommended_shift_skip_fraction: float | None = None,
     ):
         if text_conditioning not in ("tokens", "pooled"):
             raise ValueError(f"text_conditioning={text_conditioning!r}; allowed: 'tokens' or 'pooled'")
@@ -74,7 +76,8 @@ class PixelTextBundle(DiffusersBundle):
         self.prediction_type = prediction_type
         self.recommended_guidance_scale = recommended_guidance_scale
         self.recommended_edit_guidance_scale = recommended_edit_guidance_scale
-        self.recommended_edit_skip_fraction = check_edit_skip_fraction(recommended_edit_skip_fraction)
+        self.recommended_edit_skip_fraction = check_skip_fraction(recommended_edit_skip_fraction, "recommended_edit_skip_fraction")
+        self.recommended_shift_skip_fraction = check_skip_fraction(recommended_shift_skip_fraction, "recommended_shift_skip_fraction")
         self.status = str(status)  # shown by the studio beside the model's name
 
     @classmethod
@@ -102,6 +105,7 @@ class PixelTextBundle(DiffusersBundle):
             status=cfg.get("status", ""),
             recommended_edit_guidance_scale=cfg.get("recommended_edit_guidance_scale"),
             recommended_edit_skip_fraction=cfg.get("recommended_edit_skip_fraction"),
+            recommended_shift_skip_fraction=cfg.get("recommended_shift_skip_fraction"),
         )
 
     @property
