@@ -381,8 +381,15 @@ def _resolve(spec: MethodSpec, model, values: dict[str, Any], configs: dict[str,
     return spec.resolve(model, configs, frozenset(n for n in names if values.get(n) is not None))
 
 
+def check_out(path: str | Path) -> None:
+    """Results are PNGs: lossless, so a replay can match them pixel for pixel, and they carry their recipe."""
+    if Path(path).suffix.lower() != ".png":
+        raise ValueError(f"--out {str(path)!r} must name a .png file (results are lossless PNGs that carry their recipe)")
+
+
 def cmd_method(args) -> int:
     spec = METHODS[args.command]
+    check_out(args.out)
     _build_configs(args, spec.configs)  # bad values fail before the model loads
     images, record = _read_inputs(spec, {r: getattr(args, r) for r in spec.inputs + spec.optional_inputs})
     prompts = _prompts(spec, args)
@@ -478,6 +485,8 @@ def cmd_replay(args) -> int:
     for role, rec in recipe["inputs"].items():
         if record[role]["sha256"] != rec["sha256"]:
             raise ValueError(f"the {role} image at {paths[role]} has changed since the recipe was written")
+    out = args.out or str(Path(args.recipe).with_name(Path(args.recipe).stem + "-replay.png"))
+    check_out(out)
     import torch
 
     from editing.fastpath import accelerate
@@ -489,7 +498,6 @@ def cmd_replay(args) -> int:
     model = accelerate(load_model(recipe["model"]["id"], device=args.device or recipe.get("device"), dtype=dtype))
     if model.weights_hash != recipe["model"]["weights_hash"]:
         warnings.warn(f"model weights differ from the recipe's ({model.weights_hash} != {recipe['model']['weights_hash']})", stacklevel=1)
-    out = args.out or str(Path(args.recipe).with_name(Path(args.recipe).stem + "-replay.png"))
     result, _ = run_to_files(spec, model, images, record, recipe.get("prompts", {}), configs, out, args.quiet)
     expected = recipe.get("output", {}).get("sha256")
     same = expected == pixel_sha256(result)

@@ -6,8 +6,11 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
+import io
 import json
+import os
 import platform
+import uuid
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -79,7 +82,24 @@ def save_png(image: np.ndarray, path: str | Path, recipe: dict[str, Any] | None 
     info = PngImagePlugin.PngInfo()
     if recipe is not None:
         info.add_text("recipe", json.dumps(recipe))
-    Image.fromarray(image).save(path, pnginfo=info)
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG", pnginfo=info)
+    return write_atomic(path, buf.getvalue())
+
+
+def write_atomic(path: str | Path, data: bytes) -> Path:
+    """Write `data` under a staging name beside `path`, then rename it into place: a reader (a
+    download of the same result by another visitor, a replay) sees the old file or the new one,
+    never a truncated one, and a failed write leaves nothing behind."""
+    path = Path(path)
+    staging = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")  # open() rather than mkstemp: the usual permissions
+    try:
+        with open(staging, "xb") as f:
+            f.write(data)
+        os.replace(staging, path)
+    except BaseException:
+        staging.unlink(missing_ok=True)
+        raise
     return path
 
 
@@ -118,9 +138,7 @@ def input_path(recipe_file: str | Path, path: str) -> Path:
 
 
 def write_recipe(recipe: dict[str, Any], path: str | Path) -> Path:
-    path = Path(path)
-    path.write_text(json.dumps(recipe, indent=2, sort_keys=False) + "\n")
-    return path
+    return write_atomic(path, (json.dumps(recipe, indent=2, sort_keys=False) + "\n").encode())
 
 
 def read_recipe(path: str | Path) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from editing.interface import (
     SDEditConfig,
     ShiftConfig,
 )
+from ui import gradio_cache
 from ui.api import add_api
 from ui.canvas import image_to_editor_value
 from ui.compare import Compare
@@ -61,6 +62,7 @@ def example_files() -> list[Path]:
 
 def build_ui(backend: Backend) -> gr.Blocks:
     """The whole studio over one backend. Nothing heavy happens here: the model is already loaded."""
+    gradio_cache.install()  # two runs with the same picture never read each other's half-written copy
     studio = Studio(backend)
     info = studio.info
     example_paths = [str(p) for p in example_files()]
