@@ -26,11 +26,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--share", action="store_true", help="also open a public Gradio link (anyone with it can use the studio; 72 h)")
     p.add_argument("--auth", default=None, help="USER:PASS, or a file with one USER:PASS per line")
     p.add_argument("--queue-size", type=int, default=16, help="requests that may wait; more are refused with a message (default 16)")
+    p.add_argument("--keep-hours", type=float, default=24.0,
+                   help="hours the files runs leave (previews, results, uploads) stay on disk; older ones are deleted as new "
+                        "runs finish, so that a shared studio does not fill the disk (0 keeps everything; default 24; "
+                        "a cache folder you name with GRADIO_TEMP_DIR is left alone)")  # fmt: skip
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for torch (default: torch's choice; 1 is often fastest on a busy 2-core machine)")
     args = p.parse_args(argv)
     if args.threads is not None and args.threads < 1:
         p.error(f"--threads must be at least 1, got {args.threads}")
+    if not 0 <= args.keep_hours < float("inf"):
+        p.error(f"--keep-hours must be 0 (keep everything) or a positive number of hours, got {args.keep_hours}")
     if args.queue_size < 1:
         p.error(f"--queue-size must be at least 1, got {args.queue_size}")
     return args
@@ -55,10 +61,19 @@ def parse_auth(value: str | None) -> list[tuple[str, str]] | None:
 
 
 def serve(demo, *, host: str = "127.0.0.1", port: int | None = None, share: bool = False, auth=None, queue_size: int = 16,
-          block: bool = True) -> tuple[str, str | None]:  # fmt: skip
-    """Queue and launch a studio built by ui.build_ui; returns (local URL, share URL or None)."""
-    from ui import CSS, THEME
+          keep_hours: float = 24.0, block: bool = True) -> tuple[str, str | None]:  # fmt: skip
+    """Queue and launch a studio built by ui.build_ui; returns (local URL, share URL or None).
 
+    keep_hours: how long the files runs leave (every streamed preview, results with their recipes,
+    uploads) stay on disk; 0 keeps them all (ui/retention.py)."""
+    from ui import CSS, THEME
+    from ui.recipe import output_dir
+    from ui.retention import STUDIO_GRADIO_CACHE, Retention
+
+    if keep_hours > 0:  # the Gradio cache only when it is the studio's own (ui/retention.py says why)
+        own = [Path(demo.GRADIO_CACHE)] if Path(demo.GRADIO_CACHE) == STUDIO_GRADIO_CACHE else []
+        page = {f for files in demo.temp_file_sets for f in files}  # cached while the page was built: the examples
+        Retention.keep(keep_hours * 3600, output_dir(), *own, protect=page)
     # One model, one worker: events share concurrency_id "model", limited to one at a time.
     demo.queue(max_size=queue_size, default_concurrency_limit=1)
     _, local_url, share_url = demo.launch(server_name=host, server_port=port, share=share, auth=auth, theme=THEME, css=CSS,
@@ -95,8 +110,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"app.py: {e}", file=sys.stderr)
         return 2
     import ui
+    from ui.retention import use_own_gradio_cache
 
-    serve(ui.build_ui(backend), host=args.host, port=args.port, share=args.share, auth=auth, queue_size=args.queue_size)
+    use_own_gradio_cache()  # before build_ui: each Gradio block reads its cache folder when made
+    serve(ui.build_ui(backend), host=args.host, port=args.port, share=args.share, auth=auth, queue_size=args.queue_size,
+          keep_hours=args.keep_hours)  # fmt: skip
     return 0
 
 

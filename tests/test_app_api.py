@@ -164,6 +164,47 @@ def test_a_full_queue_refuses_with_a_message(guide_png):
         demo.close()
 
 
+def test_old_files_are_deleted_so_a_shared_studio_does_not_fill_the_disk(guide_png, tmp_path, monkeypatch):
+    """--keep-hours (here 2 seconds): the studio's own Gradio cache (every streamed preview, the upload,
+    copies of results) and the result files with their recipes go once older than that, as new runs
+    finish; the examples the page shows stay."""
+    from gradio_client import Client, handle_file
+
+    import app
+    import ui
+    from tests.fake_backend import FakeBackend
+    from ui import retention
+    from ui.recipe import output_dir
+
+    cache = tmp_path / "gradio-cache"
+    monkeypatch.setattr(retention, "STUDIO_GRADIO_CACHE", cache)
+    monkeypatch.setenv("GRADIO_TEMP_DIR", "")  # restored after the test, as is Retention below
+    for name in ("seconds", "folders", "protected"):
+        monkeypatch.setattr(retention.Retention, name, getattr(retention.Retention, name))
+    assert retention.use_own_gradio_cache() == cache
+    demo = ui.build_ui(FakeBackend())
+    url, _ = app.serve(demo, port=free_port(), keep_hours=2 / 3600, block=False)
+    try:
+        examples = {Path(f) for f in retention.Retention.protected}
+        assert examples and all(f.is_relative_to(cache) and f.is_file() for f in examples)
+        client = Client(url, verbose=False, analytics_enabled=False)
+        _, info = client.predict(handle_file(guide_png[0]), "", 1.0, 12, 3.0, 0, api_name="/sdedit")
+        png = output_dir() / info["recipe"]["output"]["file"]
+        results = [png, png.with_suffix(".json"), *(output_dir() / r["file"] for r in info["recipe"]["inputs"].values())]
+        first = {f for f in cache.rglob("*") if f.is_file()} - examples  # the upload, previews, result copies
+        assert len(first) >= 3 and all(f.is_file() for f in results)
+        time.sleep(2.5)
+        other = tmp_path / "other.png"  # the same upload again would be fresh again (Gradio touches a copy it hands out)
+        Image.fromarray(np.full((40, 40, 3), 200, np.uint8)).save(other)
+        client.predict(handle_file(str(other)), "", 1.0, 12, 3.0, 1, api_name="/sdedit")
+        assert [f for f in first | set(results) if f.exists()] == []
+        assert all(f.is_file() for f in examples)
+        assert len({f for f in cache.rglob("*") if f.is_file()} - examples) >= 3  # the new run's
+        assert len(list(output_dir().glob("sdedit-seed1-*"))) >= 3
+    finally:
+        demo.close()
+
+
 def test_cancelling_a_run_stops_the_backend_within_a_step(guide_png):
     """What the Stop button does (cancels=[...]): Gradio closes the generator at its next frame."""
     from gradio_client import Client, handle_file
@@ -235,6 +276,9 @@ def test_command_line_help_bad_model_and_auth(tmp_path):
     for bad in (["--threads", "0"], ["--queue-size", "0"]):  # argparse's one-line usage error, exit 2
         out = subprocess.run([sys.executable, "app.py", *bad], capture_output=True, text=True)
         assert out.returncode == 2 and "Traceback" not in out.stderr and "must be at least 1" in out.stderr
+    for bad in (["--keep-hours", "-1"], ["--keep-hours", "nan"]):
+        out = subprocess.run([sys.executable, "app.py", *bad], capture_output=True, text=True)
+        assert out.returncode == 2 and "Traceback" not in out.stderr and "--keep-hours must be 0" in out.stderr
     out = subprocess.run([sys.executable, "-c", "import sys, app; print('torch' in sys.modules)"], capture_output=True, text=True)
     assert out.stdout.strip() == "False"  # --help never pays for torch
     out = subprocess.run([sys.executable, "app.py", "--model", str(tmp_path / "no-such-model")], capture_output=True, text=True)
@@ -253,7 +297,9 @@ def test_a_share_link_that_cannot_open_is_said_in_one_line(capsys):
     """Offline, Gradio returns no share URL; the studio says so and keeps serving locally."""
     import app
 
-    class Demo:  # what serve uses of a Blocks: queue, launch, block_thread
+    class Demo:  # what serve uses of a Blocks: its cache folder and files, queue, launch, block_thread
+        GRADIO_CACHE, temp_file_sets = "/nonexistent", []
+
         def queue(self, **kw):
             return self
 

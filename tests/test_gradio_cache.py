@@ -1,5 +1,6 @@
-"""Files other visitors may be downloading are never seen half-written: Gradio's image cache (ui/gradio_cache.py)
-and the studio's result files (editing/recipe.py's write_atomic)."""
+"""The files a served studio leaves: never seen half-written by another visitor's download (Gradio's image
+cache, ui/gradio_cache.py; result files, editing/recipe.py's write_atomic), and deleted once older than
+--keep-hours (ui/retention.py)."""
 
 from __future__ import annotations
 
@@ -83,3 +84,25 @@ def test_result_files_are_replaced_whole(tmp_path, picture):
     assert reads > 100 and short == []
     assert read_png_recipe(png) == recipe
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json", "r.png"]
+
+
+def test_retention_prunes_old_files_and_empty_folders_but_not_protected_or_new(tmp_path, monkeypatch):
+    import os
+
+    from ui.retention import Retention
+
+    for name in ("seconds", "folders", "protected", "_last"):
+        monkeypatch.setattr(Retention, name, getattr(Retention, name))
+    now = 1_000_000.0
+    old, new, shown = tmp_path / "h1" / "image.png", tmp_path / "h2" / "image.png", tmp_path / "h3" / "apple.png"
+    for f, age in ((old, 100), (new, 5), (shown, 100)):
+        f.parent.mkdir()
+        f.write_bytes(b"x")
+        os.utime(f, (now - age, now - age))
+    assert Retention.prune(now) == 0  # nothing is pruned unless the studio asked for it
+    Retention.keep(60, tmp_path, protect={str(shown)})
+    assert Retention.prune(now) == 1
+    assert not old.exists() and not old.parent.exists() and new.is_file() and shown.is_file()
+    os.utime(new, (now - 100, now - 100))
+    assert Retention.prune(now + 30) == 0  # at most once a minute (or once per `seconds`, if shorter)
+    assert Retention.prune(now + 61) == 1 and not new.exists() and shown.is_file()

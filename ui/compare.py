@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Generator, Iterator
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any, Literal
 
 import gradio as gr
@@ -212,7 +213,8 @@ class Compare:
 
     def files_of(self, it: SweepItem) -> list[str] | None:
         """A result's files (PNG with the recipe, recipe JSON, inputs), as a run's; None where it has no record."""
-        if it.files is None and it.run is not None:  # written once, when first wanted
+        # Written when first wanted, and again if the studio's retention (Retention) has deleted them since.
+        if it.run is not None and (it.files is None or not all(Path(f).is_file() for f in it.files)):
             it.files = save_run(self.studio.info, it.run, it.image)
         return it.files
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from editing.interface import ModelInfo
 from editing.recipe import make_recipe, save_png, write_inputs, write_recipe
+from ui.retention import Retention
 from ui.state import RunRecord, image_key
 
 
@@ -37,6 +38,7 @@ def save_run(info: ModelInfo, run: RunRecord, output: np.ndarray, *, masks: tupl
     kept under "studio" with `run.studio`'s entries; replay runs the method and configs, and reads
     "studio" only to explain a difference.
     """
+    Retention.prune()  # ui/retention.py: old results and previews go as new ones come
     inputs = {k: v for k, v in run.inputs.items() if v is not None}
     name = run.mode or run.method
     seed = next((c.seed for c in run.configs.values() if hasattr(c, "seed")), None)
