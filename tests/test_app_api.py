@@ -164,6 +164,23 @@ def test_a_full_queue_refuses_with_a_message(guide_png):
         demo.close()
 
 
+def test_a_visitor_whose_run_waits_sees_the_queue_on_the_result():
+    """Runs share one model (one at a time): every page event that runs it shows Gradio's progress,
+    "queue: 1/2" and a timer while it waits, on the Result (a sweep on its gallery); the page's own
+    progress bar only starts with the run. Hidden, a waiting visitor saw "Ready" and nothing else."""
+    import ui
+    from tests.fake_backend import FakeBackend
+
+    demo = ui.build_ui(FakeBackend())
+    by_id = {b._id: b for b in demo.blocks.values()}
+    bar = next(i for i, b in by_id.items() if "ss-progress" in str(getattr(b, "value", "")))
+    shown_on = {i for i, b in by_id.items() if getattr(b, "elem_id", None) in ("ss-output", "ss-sweep", "ss-cross")}
+    runs = [d for d in demo.config["dependencies"] if bar in d["outputs"] and d["api_visibility"] == "private"]
+    assert len(runs) >= 10  # the eight tabs' buttons, Imagic, the sweep and the method comparison
+    for d in runs:
+        assert d["show_progress"] == "full" and d["show_progress_on"] and set(d["show_progress_on"]) <= shown_on, d["api_name"]
+
+
 def test_old_files_are_deleted_so_a_shared_studio_does_not_fill_the_disk(guide_png, tmp_path, monkeypatch):
     """--keep-hours (here 2 seconds): the studio's own Gradio cache (every streamed preview, the upload,
     copies of results) and the result files with their recipes go once older than that, as new runs

@@ -65,7 +65,7 @@ def compare_tab(info: ModelInfo, compare: Compare, shared: dict, out: dict, text
         bind(compare.sweep, sweep_out),
         inputs_kwargs={"canvas": shared["canvas"], "session": shared["session"], "param": param, "n_values": n_values,
                        "n_seeds": n_seeds, "prompt": prompt, "source_prompt": source, "target_prompt": target, **fixed},
-        outputs=list(sweep_out.values()), concurrency_id="model", show_progress="hidden", api_visibility="private",
+        outputs=list(sweep_out.values()), concurrency_id="model", show_progress="full", show_progress_on=gallery, api_visibility="private",
     )  # fmt: skip
     sel_out = [selected, selected_caption, plot, out["session"], gallery, selected_files]
 
@@ -92,6 +92,7 @@ def compare_tab(info: ModelInfo, compare: Compare, shared: dict, out: dict, text
         inputs_kwargs={"canvas": shared["canvas"], "session": shared["session"], "prompt": prompt, "source_prompt": source,
                        "t0": fixed["t0"], "steps": fixed["steps"], "skip": fixed["skip"], "guidance_scale": fixed["guidance_scale"],
                        "edit_guidance_scale": fixed["edit_guidance_scale"], "seed": fixed["seed"]},
-        outputs=list(cross_out.values()), concurrency_id="model", show_progress="hidden", api_visibility="private",
+        outputs=list(cross_out.values()), concurrency_id="model", show_progress="full", show_progress_on=cross_gallery,
+        api_visibility="private",
     )  # fmt: skip
     return [sweep, cross]

@@ -43,6 +43,7 @@ CSS = """
 .ss-bar {position: absolute; inset: 0 auto 0 0; background: var(--color-accent); opacity: .35; transition: width .2s}
 .ss-progress span {position: relative; padding-left: 8px; font-size: 13px; line-height: 22px}
 #ss-output img, #ss-selected img, .ss-gallery img {image-rendering: pixelated}
+#ss-output img, #ss-selected img {width: 100%; height: 100%; object-fit: contain}  /* 32 px previews fill the frame too */
 .ss-howto {font-size: 14px; opacity: .85}
 #ss-files .empty {height: 56px !important; min-height: 0 !important}
 """
@@ -111,9 +112,11 @@ def build_ui(backend: Backend) -> gr.Blocks:
         runs = []
 
         def run(button: gr.Button, fn: Callable, controls: dict, outputs: dict | None = None, **fixed: Any) -> None:
+            # Gradio's progress on the Result only: a visitor whose run waits behind another's sees "queue: 1/2"
+            # and a timer there (the page's own progress bar starts with the run); while it runs, a border.
             outs = outputs or out
             runs.append(button.click(bind(fn, outs, **fixed), inputs_kwargs={**shared, **controls}, outputs=list(outs.values()),
-                                     concurrency_id="model", show_progress="hidden", api_visibility="private"))  # fmt: skip
+                                     concurrency_id="model", show_progress="full", show_progress_on=output, api_visibility="private"))  # fmt: skip
 
         def prompt_box(label: str, value: str = "", **kw: Any) -> gr.Textbox:
             return gr.Textbox(value=value, label=label, visible=text, **kw)
@@ -288,7 +291,8 @@ def imagic_tab(info: ModelInfo, studio: Studio, shared: dict, out: dict) -> Any:
     adv["preset"].input(lambda name: [getattr(ImagicConfig.from_preset(name, info.family), k) for k in shown], adv["preset"],
                         [adv[k] for k in shown], queue=False, api_visibility="private")  # fmt: skip
     return go.click(bind(studio.imagic, out), inputs_kwargs={**shared, "target_prompt": prompt, "eta": eta, **adv},
-                    outputs=list(out.values()), concurrency_id="model", show_progress="hidden", api_visibility="private")
+                    outputs=list(out.values()), concurrency_id="model", show_progress="full", show_progress_on=out["output"],
+                    api_visibility="private")  # fmt: skip
 
 
 def _load_example(evt: gr.SelectData) -> dict:
