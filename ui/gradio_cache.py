@@ -11,18 +11,20 @@ same image is cached again saw 0 bytes in about 6 % of reads.
 
 Gradio already copies files into its cache under a temporary name and renames them into place
 (`save_file_to_cache`); `install()` gives images the same treatment: write once under a staging
-name, `os.replace` into place, and leave an existing copy alone (its name is its content's hash).
+name, `os.replace` into place (`editing.recipe.write_atomic`, which the result files use too), and
+leave an existing copy alone (its name is its content's hash).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from pathlib import Path
 
 from gradio import processing_utils
 from gradio.profiling import traced_sync
+
+from editing.recipe import write_atomic
 
 
 @traced_sync("postprocess_save_pil_to_cache")
@@ -36,15 +38,7 @@ def save_pil_to_cache(img, cache_dir: str, name: str = "image", format: str = "w
         with contextlib.suppress(OSError):
             os.utime(path)  # Gradio's delete_cache ages files by time; a copy handed out again is fresh
         return str(path)
-    fd, staging = tempfile.mkstemp(dir=folder, prefix=f".{name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(staging, path)
-    except BaseException:
-        Path(staging).unlink(missing_ok=True)
-        raise
-    return str(path)
+    return str(write_atomic(path, data))
 
 
 def install() -> None:

@@ -45,7 +45,8 @@ class Retention:
     @classmethod
     def keep(cls, seconds: float | None, *folders: Path, protect: set[str] | frozenset[str] = frozenset()) -> None:
         """`protect`: files the page itself shows for as long as it runs (the examples), never pruned."""
-        cls.seconds, cls.folders, cls._last = seconds, tuple(Path(f) for f in folders), 0.0
+        # Resolved once here, so that the paths prune walks compare with `protected` as they are.
+        cls.seconds, cls.folders, cls._last = seconds, tuple(Path(f).resolve() for f in folders), 0.0
         cls.protected = frozenset(Path(f).resolve() for f in protect)
 
     @classmethod
@@ -61,7 +62,7 @@ class Retention:
                 for name in files:
                     path = Path(root, name)
                     with contextlib.suppress(FileNotFoundError):  # another thread may have taken it
-                        if now - path.stat().st_mtime > cls.seconds and path.resolve() not in cls.protected:
+                        if path not in cls.protected and now - path.stat().st_mtime > cls.seconds:
                             path.unlink()
                             gone += 1
                 for name in dirs:
