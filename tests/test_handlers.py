@@ -205,6 +205,10 @@ def test_shift_rolls_the_image():
     args = {k: TE[k] for k in ("steps", "eta", "source_guidance_scale", "seed")}
     out = run(Studio(FakeBackend()).shift(canvas=v, prompt="", dx=3, dy=-2, skip=0, guidance_scale=3.5, **args))[-1]["output"]
     np.testing.assert_array_equal(out, np.roll(v["background"][..., :3], (-2, 3), axis=(0, 1)))
+    backend = FakeBackend()
+    with pytest.raises(gr.Error, match="both 0"):  # a shift by nothing is refused before any model call
+        run(Studio(backend).shift(canvas=v, prompt="", dx=0, dy=0, skip=0, guidance_scale=3.5, **args))
+    assert not backend.calls
 
 
 def test_sliders_start_at_the_config_defaults_or_the_family_table():

@@ -252,6 +252,8 @@ class Studio:
     ) -> Iterator[Updates]:  # fmt: skip
         """Image shift: the noise maps are rolled by (dx, dy) and the image regenerated around the move."""
         c = read_canvas(canvas)
+        if dx == 0 and dy == 0:  # the engine would invert and regenerate the picture unmoved, for nothing
+            raise gr.Error("Shift x and Shift y are both 0: set how far to move the picture (x to the right, y down).")
         inv_cfg = make_config(InversionConfig, steps=steps, eta=eta, source_guidance_scale=source_guidance_scale, seed=seed,
                               preview_every=preview_every)  # fmt: skip
         cfg = make_config(ShiftConfig, dx=dx, dy=dy, skip=skip, guidance_scale=guidance_scale, preview_every=preview_every)
