@@ -67,13 +67,15 @@ def serve(demo, *, host: str = "127.0.0.1", port: int | None = None, share: bool
     keep_hours: how long the files runs leave (every streamed preview, results with their recipes,
     uploads) stay on disk; 0 keeps them all (ui/retention.py)."""
     from ui import CSS, THEME
-    from ui.recipe import output_dir
+    from ui.recipe import RESULTS_ROOT, output_dir
     from ui.retention import STUDIO_GRADIO_CACHE, Retention
 
     if keep_hours > 0:  # the Gradio cache only when it is the studio's own (ui/retention.py says why)
         own = [Path(demo.GRADIO_CACHE)] if Path(demo.GRADIO_CACHE) == STUDIO_GRADIO_CACHE else []
         page = {f for files in demo.temp_file_sets for f in files}  # cached while the page was built: the examples
-        Retention.keep(keep_hours * 3600, output_dir(), *own, protect=page)
+        # every studio's results folder (this one's and those of studios run before), the folder kept
+        Retention.keep(keep_hours * 3600, RESULTS_ROOT, *own, protect={*page, str(output_dir())})
+        Retention.prune()  # what stopped studios left: at start, not only when the first run finishes
     # One model, one worker: events share concurrency_id "model", limited to one at a time.
     demo.queue(max_size=queue_size, default_concurrency_limit=1)
     _, local_url, share_url = demo.launch(server_name=host, server_port=port, share=share, auth=auth, theme=THEME, css=CSS,

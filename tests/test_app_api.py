@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from pathlib import Path
@@ -184,13 +185,13 @@ def test_a_visitor_whose_run_waits_sees_the_queue_on_the_result():
 def test_old_files_are_deleted_so_a_shared_studio_does_not_fill_the_disk(guide_png, tmp_path, monkeypatch):
     """--keep-hours (here 2 seconds): the studio's own Gradio cache (every streamed preview, the upload,
     copies of results) and the result files with their recipes go once older than that, as new runs
-    finish; the examples the page shows stay."""
+    finish; the examples the page shows stay. What a studio stopped earlier left goes at start."""
     from gradio_client import Client, handle_file
 
     import app
     import ui
     from tests.fake_backend import FakeBackend
-    from ui import retention
+    from ui import recipe, retention
     from ui.recipe import output_dir
 
     cache = tmp_path / "gradio-cache"
@@ -198,11 +199,20 @@ def test_old_files_are_deleted_so_a_shared_studio_does_not_fill_the_disk(guide_p
     monkeypatch.setenv("GRADIO_TEMP_DIR", "")  # restored after the test, as is Retention below
     for name in ("seconds", "folders", "protected"):
         monkeypatch.setattr(retention.Retention, name, getattr(retention.Retention, name))
+    # this test's results folders, not the machine's (a studio running beside the tests keeps its files)
+    monkeypatch.setattr(recipe, "RESULTS_ROOT", tmp_path / "results")
+    output_dir.cache_clear()
+    earlier = tmp_path / "results" / "run-earlier" / "sdedit-seed0-0000.png"  # a studio stopped an hour ago
+    earlier.parent.mkdir(parents=True)
+    earlier.write_bytes(b"png")
+    os.utime(earlier, (time.time() - 3600, time.time() - 3600))
     assert retention.use_own_gradio_cache() == cache
     demo = ui.build_ui(FakeBackend())
     url, _ = app.serve(demo, port=free_port(), keep_hours=2 / 3600, block=False)
     try:
-        examples = {Path(f) for f in retention.Retention.protected}
+        assert not earlier.parent.exists()  # at start, before any run
+        assert output_dir().is_dir() and output_dir().parent == tmp_path / "results"
+        examples = {Path(f) for f in retention.Retention.protected} - {output_dir().resolve()}
         assert examples and all(f.is_relative_to(cache) and f.is_file() for f in examples)
         client = Client(url, verbose=False, analytics_enabled=False)
         _, info = client.predict(handle_file(guide_png[0]), "", 1.0, 12, 3.0, 0, api_name="/sdedit")
@@ -218,8 +228,12 @@ def test_old_files_are_deleted_so_a_shared_studio_does_not_fill_the_disk(guide_p
         assert all(f.is_file() for f in examples)
         assert len({f for f in cache.rglob("*") if f.is_file()} - examples) >= 3  # the new run's
         assert len(list(output_dir().glob("sdedit-seed1-*"))) >= 3
+        for f in output_dir().iterdir():  # the studio's own folder stays when its files have gone
+            os.utime(f, (time.time() - 3600, time.time() - 3600))
+        assert retention.Retention.prune(time.time() + 120) >= 3 and output_dir().is_dir() and not any(output_dir().iterdir())
     finally:
         demo.close()
+        output_dir.cache_clear()  # later tests make their folder under the restored RESULTS_ROOT
 
 
 def test_cancelling_a_run_stops_the_backend_within_a_step(guide_png):

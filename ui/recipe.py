@@ -22,11 +22,16 @@ from editing.recipe import make_recipe, save_png, write_inputs, write_recipe
 from ui.retention import Retention
 from ui.state import RunRecord, image_key
 
+# Under the system temp folder, which Gradio serves files from: one folder per process inside one
+# folder for all, so that a studio's retention (--keep-hours) also clears what earlier runs of the
+# studio, since stopped, left there.
+RESULTS_ROOT = Path(tempfile.gettempdir()) / "stroke-studio-results"
+
 
 @cache
 def output_dir() -> Path:
-    # Under the system temp folder, which Gradio serves files from; one folder per process.
-    return Path(tempfile.mkdtemp(prefix="stroke-studio-"))
+    RESULTS_ROOT.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="run-", dir=RESULTS_ROOT))
 
 
 def save_run(info: ModelInfo, run: RunRecord, output: np.ndarray, *, masks: tuple[str, ...] = ("mask",)) -> list[str]:
@@ -47,6 +52,7 @@ def save_run(info: ModelInfo, run: RunRecord, output: np.ndarray, *, masks: tupl
                           {k: image_key(v) for k, v in inputs.items()}], sort_keys=True, default=str)  # fmt: skip
     key = hashlib.sha256((image_key(output) + made_of).encode()).hexdigest()[:8]
     stem = output_dir() / f"{name}-seed{seed}-{key}"
+    stem.parent.mkdir(parents=True, exist_ok=True)  # another studio's retention may have taken it while it was empty
     record = write_inputs(stem, inputs, masks)
     png = stem.with_name(stem.name + ".png")
     recipe = make_recipe(run.method, run.configs, model=info, inputs=record, prompts=run.prompts, output=output, output_path=png.name,

@@ -9,8 +9,9 @@ output component the files that copy caches are tracked nowhere (measured with G
 
 So app.py gives the studio a Gradio cache folder of its own (`use_own_gradio_cache`, unless
 GRADIO_TEMP_DIR names one) and `Retention.prune` deletes files older than `--keep-hours` there
-and in the results folder, whenever a run is saved (at most once a minute): disk use grows only
-with runs, so pruning as runs finish bounds it.
+and in the results folders (`ui.recipe.RESULTS_ROOT`: this studio's and those that studios run
+before it left), when the studio starts and whenever a run is saved (at most once a minute): disk
+use grows only with runs, so pruning as runs finish bounds it.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ class Retention:
 
     @classmethod
     def keep(cls, seconds: float | None, *folders: Path, protect: set[str] | frozenset[str] = frozenset()) -> None:
-        """`protect`: files the page itself shows for as long as it runs (the examples), never pruned."""
+        """`protect`: files the page itself shows for as long as it runs (the examples), and folders
+        that stay even when empty (this studio's results folder): never pruned."""
         # Resolved once here, so that the paths prune walks compare with `protected` as they are.
         cls.seconds, cls.folders, cls._last = seconds, tuple(Path(f).resolve() for f in folders), 0.0
         cls.protected = frozenset(Path(f).resolve() for f in protect)
@@ -67,5 +69,6 @@ class Retention:
                             gone += 1
                 for name in dirs:
                     with contextlib.suppress(OSError):  # not empty, or gone
-                        Path(root, name).rmdir()
+                        if Path(root, name) not in cls.protected:
+                            Path(root, name).rmdir()
         return gone
