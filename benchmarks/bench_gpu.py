@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--graph-capture", action="store_true", help="the UNet replayed from CUDA graphs captured without compiling")
     p.add_argument("--ablation", action="store_true", help="time each fast-path toggle instead of the main figures")
     p.add_argument("--ablation-variants", default="",
-                   help="comma-separated: classic,sdpa,cl,compile,fused,recipe,graphs,capture,fused-capture,recipe-graphs,extras,inversion "
+                   help="comma-separated: classic,sdpa,cl,compile,fused,recipe,graphs,capture,fused-capture,recipe-graphs,extras,inversion,imagic "
                         "(default: all)")
     p.add_argument("--skip", default="", help="comma-separated sections to skip: sdedit,inversion,sweep,latency,previews,imagic,flops")
     p.add_argument("--inversion-steps-per-call", type=int, default=0,
@@ -411,26 +411,31 @@ def run_main(args, bundle, folder: Path, device, dtype, repeats: int, skip: set[
     return out
 
 
+def imagic_stages(model, guide, cfg, device) -> dict[str, float]:
+    """Seconds per Imagic stage, from the frames' arrival times (synchronised at every frame)."""
+    from editing.imagic import imagic
+
+    times: dict[str, float] = {}
+    sync(device)
+    last = time.perf_counter()
+    for frame in imagic(model, guide, TARGET, cfg, cache=None):
+        sync(device)
+        now = time.perf_counter()
+        times[frame.stage] = times.get(frame.stage, 0.0) + now - last
+        last = now
+    return times
+
+
 def imagic_figures(args, bundle, guide, device, repeats: int) -> dict:
     from benchmarks.common import Stat
     from editing.fastpath import accelerate
-    from editing.imagic import imagic
     from editing.interface import ImagicConfig
 
     model = accelerate(bundle, channels_last=not args.no_channels_last)  # Imagic copies the UNet: no compile
     family = bundle.family
 
     def staged(cfg) -> dict[str, float]:
-        """Seconds per stage, from the frames' arrival times (each frame's preview/loss syncs)."""
-        times: dict[str, float] = {}
-        sync(device)
-        last = time.perf_counter()
-        for frame in imagic(model, guide, TARGET, cfg, cache=None):
-            sync(device)
-            now = time.perf_counter()
-            times[frame.stage] = times.get(frame.stage, 0.0) + now - last
-            last = now
-        return times
+        return imagic_stages(model, guide, cfg, device)
 
     preset = ImagicConfig.from_preset("fast", family)
     f = args.imagic_fast_fraction
@@ -505,9 +510,10 @@ def ablation(bundle, device, dtype, repeats: int, only: list[str] | None = None)
                                      lambda: accelerate(bundle, fuse_qkv=True, inductor_options=DIFFUSERS_RECIPE, cuda_graphs=True,
                                                         compile_vae=True))  # fmt: skip
     if only is not None:
-        unknown = set(only) - set(variants) - {"extras", "inversion"}
+        unknown = set(only) - set(variants) - {"extras", "inversion", "imagic"}
         if unknown:
-            raise SystemExit(f"unknown ablation variant(s) {sorted(unknown)}; allowed: {', '.join([*variants, 'extras', 'inversion'])}")
+            raise SystemExit(f"unknown ablation variant(s) {sorted(unknown)}; "
+                             f"allowed: {', '.join([*variants, 'extras', 'inversion', 'imagic'])}")
         variants = {k: v for k, v in variants.items() if k in only}
     out: dict = {"variants": {}}
     rows = []
@@ -526,7 +532,7 @@ def ablation(bundle, device, dtype, repeats: int, only: list[str] | None = None)
             print(f"  {name}: FAILED {type(e).__name__}: {e}", flush=True)
             continue
         out["variants"][name] = {"first_call_s": t_first, "call": call.as_dict(), "first_edit_s": t_first_edit, "edit": edit.as_dict()}
-        rows.append([f"{name}: guided call (A), SDEdit t0=0.5 (B)", ms(call.median), ms(edit.median), t_first + t_first_edit])
+        rows.append([f"{name}: guided call (A), SDEdit t0=0.5 (B), first call + first edit (C)", ms(call.median), ms(edit.median), t_first + t_first_edit])
         print(f"  {name}: call {ms(call.median):.2f} ms, SDEdit {ms(edit.median):.1f} ms, first call+edit {t_first + t_first_edit:.1f} s",
               flush=True)
         del model
@@ -554,7 +560,9 @@ def ablation(bundle, device, dtype, repeats: int, only: list[str] | None = None)
             rows.append(["frame preview: linear latent->RGB (A) vs full VAE decode (B)", ms(st["preview"].median), ms(st["vae"].median), None])
     if only is None or "inversion" in only:
         rows += inversion_batching(bundle, device, repeats, out)
-    table = markdown_table(["variant", "A ms", "B ms", "first call + first edit s (compile)"], rows)
+    if only is None or "imagic" in only:
+        rows += imagic_batching(bundle, device, out)
+    table = markdown_table(["variant", "A ms", "B ms", "C s"], rows)
     print("\n" + table)
     out["table"] = table
     return out
@@ -588,6 +596,59 @@ def inversion_batching(bundle, device, repeats: int, out: dict) -> list[list]:
         rows.append([f"100-step inversion, {k} steps per call (A)", ms(inv[k].median), None, None])
         print(f"  inversion, {k} steps per call: {ms(inv[k].median):.1f} ms", flush=True)
     out["inversion_steps_per_call"] = {str(k): v.as_dict() for k, v in inv.items()}
+    return rows
+
+
+IMAGIC_BATCHES = (1, 2, 4, 8)
+
+
+def imagic_batching(bundle, device, out: dict, steps: int = 10) -> list[list]:
+    """What the fast preset's batch size should be: an Adam step of each Imagic stage (the
+    embedding, the LoRA and the full fine-tuning) at 1 to 8 (t, eps) samples, with its peak memory,
+    and the fast preset's end to end with the same samples per stage in ceil(steps / b) steps
+    (`python benchmarks/bench_imagic.py --batch-study` measures what fewer, larger steps do to the
+    result on the emoji model)."""
+    import math
+
+    from editing.fastpath import accelerate
+    from editing.interface import ImagicConfig
+
+    model, guide = accelerate(bundle), guide_image(bundle.resolution)
+    fast = ImagicConfig.from_preset("fast", bundle.family)
+    quiet = dict(optimize_preview_every=10**5, steps=1)
+    rows, res = [], {}
+    one = dataclasses.replace(fast, embedding_steps=1, finetune_steps=1)
+    imagic_stages(model, guide, dataclasses.replace(one, steps=2), device)  # warm-up
+    denoise = imagic_stages(model, guide, one, device).get("denoise", 0.0)
+    for mode in ("lora", "full"):
+        for b in IMAGIC_BATCHES:
+            cfg = dataclasses.replace(fast, finetune_mode=mode, batch_size=b, embedding_steps=steps, finetune_steps=steps, **quiet)
+            key = f"{mode}-b{b}"
+            try:
+                imagic_stages(model, guide, dataclasses.replace(cfg, embedding_steps=2, finetune_steps=2), device)  # warm-up
+                mem = peak_memory(lambda cfg=cfg: imagic_stages(model, guide, cfg, device), device)
+                stages = imagic_stages(model, guide, cfg, device)
+                longer = imagic_stages(model, guide, dataclasses.replace(cfg, embedding_steps=2 * steps, finetune_steps=2 * steps), device)
+            except Exception as e:  # out of memory at a large batch: recorded, and the rest still run
+                res[key] = {"error": f"{type(e).__name__}: {e}"[:300]}
+                rows.append([f"Imagic {mode}, batch {b}: FAILED ({type(e).__name__})", None, None, None])
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+                continue
+            # a step's time is the difference of runs of `steps` and 2 x `steps`: each stage's set-up
+            # (its optimiser, stage 2's copy or adapter) is in both and cancels
+            per1, per2 = ((longer.get(k, 0.0) - stages.get(k, 0.0)) / steps for k in ("optimize", "finetune"))
+            n1, n2 = math.ceil(fast.embedding_steps * fast.batch_size / b), math.ceil(fast.finetune_steps * fast.batch_size / b)
+            total = n1 * per1 + n2 * per2 + denoise
+            res[key] = {"s_per_embedding_step": per1, "s_per_finetune_step": per2, "memory": mem,
+                        "preset_steps": [n1, n2], "preset_estimate_s": total}
+            peak = f", peak {mem['peak_gib']:.1f} GiB" if mem else ""
+            print(f"  imagic {mode} batch {b}: {ms(per1):.1f} ms / embedding step, {ms(per2):.1f} ms / fine-tuning step{peak}; "
+                  f"the fast preset's samples in {n1} + {n2} steps: about {total:.1f} s", flush=True)
+            rows.append([f"Imagic {mode}, batch {b}: ms per embedding step (A), per fine-tuning step (B); "
+                         f"{n1} + {n2} steps end to end s (C){peak}", ms(per1), ms(per2), total])
+    out["imagic_batching"] = {"fast_preset": dataclasses.asdict(fast), "denoise_s": denoise, "timed_steps": [steps, 2 * steps],
+                              "runs": res}
     return rows
 
 

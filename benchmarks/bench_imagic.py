@@ -2,6 +2,7 @@
 
     python benchmarks/bench_imagic.py                       # the README figures (2 threads)
     python benchmarks/bench_imagic.py --sweep               # the grid that chose the emoji fast preset
+    python benchmarks/bench_imagic.py --batch-study         # fewer Adam steps at larger batches, equal samples
 
 For each edit (an input emoji from the corpus, or the model's own sample of the source caption when
 the corpus is absent, and a target text): one `imagic` run with the fast preset (stages 1-3, timed
@@ -70,10 +71,10 @@ def rms(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.sqrt(np.mean((a.astype(np.float64) / 255 - b.astype(np.float64) / 255) ** 2)))
 
 
-def run_edit(model, name: str, config: ImagicConfig, out_dir: Path) -> dict:
+def run_edit(model, name: str, config: ImagicConfig, out_dir: Path, cache: LRUCache | None = None) -> dict:
     source, target = EDITS[name]
     image, origin = input_image(model, source)
-    cache = LRUCache(2)
+    cache = LRUCache(2) if cache is None else cache
     stamps: dict[str, float] = {}
     t0 = time.perf_counter()
     for frame in imagic(model, image, target, config, cache=cache):
@@ -104,8 +105,65 @@ def run_edit(model, name: str, config: ImagicConfig, out_dir: Path) -> dict:
         "align_target": None if scores is None else {str(e): float(scores[i + 1, 1]) for i, e in enumerate(ETAS)},
         "align_source": None if scores is None else {str(e): float(scores[i + 1, 0]) for i, e in enumerate(ETAS)},
         "input_align": None if scores is None else [float(scores[0, 0]), float(scores[0, 1])],
-        "grid": str(out_dir / f"imagic-{name}.png"),
+        "grid": str(out_dir / f"imagic-{name}.png"), "state_key": info["state_key"],
     }
+
+
+def heldout_loss(model, image: np.ndarray, state, pairs: int = 64, seed: int = 1234) -> dict[str, float]:
+    """Eq. 2's loss at `pairs` fixed (t, eps) draws that no optimisation saw: the loaded model under
+    the target text and under e_opt (stage 1's fit), and the tuned copy under e_opt (stage 2's)."""
+    from editing import images as im
+    from editing.imagic import tuned_unet
+
+    x0 = model.encode_image(im.to_model_size(image, model.resolution)).float()
+    abar = model.schedule.alphas_cumprod.to(torch.float32)
+    gen = torch.Generator().manual_seed(seed)
+    t = torch.randint(0, abar.shape[0], (pairs,), generator=gen)
+    eps = torch.randn((pairs, *x0.shape[1:]), generator=gen)
+    a = abar[t].view(-1, 1, 1, 1)
+    x_t = (a.sqrt() * x0.cpu() + (1 - a).sqrt() * eps).to(x0.device)
+
+    def loss(bundle, cond: torch.Tensor) -> float:
+        with torch.no_grad():
+            pred = bundle.eps(x_t, t.float().to(x0.device), cond.to(x0.device).expand(pairs, -1, -1))
+        return float(torch.nn.functional.mse_loss(pred.float().cpu(), eps))
+
+    return {"target_base": loss(model, state.e_tgt), "opt_base": loss(model, state.e_opt),
+            "opt_tuned": loss(model.replace(unet=tuned_unet(model, state)), state.e_opt)}
+
+
+# --batch-study: the same (t, eps) samples per stage as the preset, in fewer and larger Adam steps.
+# On a GPU an Adam step at batch 1 is bound by kernel launches, not by compute (issue 6: 86 ms a
+# stage-1 step of Stable Diffusion's UNet on an H100, a few percent of its peak), so a step at
+# batch b costs far less than b steps: if the results hold, the steps are the lever for the H100's
+# 30 s. "lr x sqrt(b/b0)" rows scale Adam's step with the square root of the batch.
+BATCH_STUDY = (1, 2, 4, 8, 16)
+
+
+def batch_study(model, args) -> list[dict]:
+    import math
+
+    base = ImagicConfig.from_preset("fast", model.family, **overrides(args.set))
+    samples_1, samples_2 = base.embedding_steps * base.batch_size, base.finetune_steps * base.batch_size
+    grid = [dict(batch_size=b) for b in BATCH_STUDY]
+    grid += [dict(batch_size=b, lr_scale=math.sqrt(b / base.batch_size)) for b in BATCH_STUDY if b > base.batch_size]
+    rows = []
+    for change in grid:
+        b, scale = change["batch_size"], change.get("lr_scale", 1.0)
+        cfg = ImagicConfig(**{**base.__dict__, "batch_size": b, "embedding_steps": math.ceil(samples_1 / b),
+                              "finetune_steps": math.ceil(samples_2 / b), "embedding_lr": base.embedding_lr * scale,
+                              "finetune_lr": base.finetune_lr * scale})
+        label = f"batch {b} x {cfg.embedding_steps} + {cfg.finetune_steps} steps" + (f", lr x {scale:.2f}" if scale != 1 else "")
+        for name in args.edits.split(","):
+            cache = LRUCache(2)
+            r = run_edit(model, name, cfg, Path(args.out_dir) / "batch" / label.replace(" ", "").replace(",", "-"), cache=cache)
+            image, _ = input_image(model, EDITS[name][0])
+            r.update(change=label, batch_size=b, lr_scale=scale, embedding_steps=cfg.embedding_steps,
+                     finetune_steps=cfg.finetune_steps, heldout=heldout_loss(model, image, cache.get(r["state_key"])))
+            rows.append(r)
+            print(label, name, f"{r['total_s']:.0f}s", "held-out", {k: round(v, 4) for k, v in r["heldout"].items()},
+                  "rms", r["rms_to_input"], "align", r["align_target"], flush=True)
+    return rows
 
 
 def sweep(model, args) -> list[dict]:
@@ -133,6 +191,24 @@ def sweep(model, args) -> list[dict]:
     return rows
 
 
+def batch_table(rows: list[dict]) -> str:
+    """One line per config: medians over the edits."""
+    def med(values):
+        return float(np.median(values))
+
+    table = []
+    for label in dict.fromkeys(r["change"] for r in rows):
+        rs = [r for r in rows if r["change"] == label]
+        table.append([label, med([r["stage1_s"] + r["stage2_s"] for r in rs]),
+                      med([r["heldout"]["opt_base"] / r["heldout"]["target_base"] for r in rs]),
+                      med([r["heldout"]["opt_tuned"] / r["heldout"]["target_base"] for r in rs]),
+                      med([r["rms_to_input"]["0.0"] for r in rs]), med([r["rms_to_input"]["0.7"] for r in rs]),
+                      "n/a" if rs[0]["align_target"] is None else med([r["align_target"]["0.7"] for r in rs])])
+    return markdown_table(["config (same samples per stage)", "stages 1+2 s (CPU)", "held-out loss, e_opt / e_tgt",
+                           "held-out loss, tuned / e_tgt", "rms to input, eta 0", "rms to input, eta 0.7",
+                           "target alignment, eta 0.7"], table)
+
+
 def overrides(items: list[str]) -> dict:
     """["finetune_steps=50", ...] -> {"finetune_steps": 50, ...}, typed like the config's fields."""
     defaults = ImagicConfig().__dict__
@@ -153,6 +229,8 @@ def main() -> int:
     ap.add_argument("--edits", default="apple,cat", help=f"comma-separated, from {sorted(EDITS)}")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: on the shared 2-core machine 2 threads ran a UNet call 80x slower)")
     ap.add_argument("--sweep", action="store_true", help="try the candidate fast presets instead")
+    ap.add_argument("--batch-study", action="store_true",
+                    help="the preset's (t, eps) samples per stage in fewer, larger Adam steps (batch 1 to 16)")
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override a preset field (repeatable)")
     ap.add_argument("--out-dir", default="outputs/bench_imagic")
     args = ap.parse_args()
@@ -164,6 +242,12 @@ def main() -> int:
     if args.sweep:
         rows = sweep(model, args)
         write_results("imagic-sweep-", env, {"rows": rows})
+        return 0
+    if args.batch_study:
+        rows = batch_study(model, args)
+        path = write_results("imagic-batch-", env, {"rows": rows})
+        print(batch_table(rows))
+        print(f"wrote {path}")
         return 0
     config = ImagicConfig.from_preset(args.preset, model.family, **overrides(args.set))
     rows = [run_edit(model, name, config, Path(args.out_dir)) for name in args.edits.split(",")]
