@@ -171,19 +171,23 @@ def _adam(stage: str, bundle, loss_fn: _Loss, params: list[torch.Tensor], cond: 
     preview_noise = randn(x0.shape, torch.Generator(device="cpu").manual_seed(config.optimization_seed + 1), x0.device)
     loss_fn.draw(steps)
     pending: list[torch.Tensor] = []  # losses still on the device: read back at the previews, not every step
-    with _autocast(bundle, config):
-        for i in range(1, steps + 1):
-            optimizer.zero_grad(set_to_none=True)
+    for i in range(1, steps + 1):
+        optimizer.zero_grad(set_to_none=True)
+        # Autocast around the forward only, a context per step: autocast keeps its low-precision copy
+        # of each trained float32 weight until its context exits, so a context spanning the steps
+        # would feed every forward the first step's weights (and PyTorch runs backward outside it).
+        with _autocast(bundle, config):
             loss = loss_fn(bundle, cond, i - 1)
-            loss.backward()
-            optimizer.step()
-            pending.append(loss.detach())
-            xt = x0_pred = value = None
-            if i % config.optimize_preview_every == 0 or i == steps:
-                losses.extend(torch.stack(pending).tolist())
-                pending, value = [], losses[-1]
+        loss.backward()
+        optimizer.step()
+        pending.append(loss.detach())
+        xt = x0_pred = value = None
+        if i % config.optimize_preview_every == 0 or i == steps:
+            losses.extend(torch.stack(pending).tolist())
+            pending, value = [], losses[-1]
+            with _autocast(bundle, config):
                 xt, x0_pred = _preview(bundle, x0, cond, preview_noise)
-            yield Frame(i, steps, stage, xt=xt, x0=x0_pred, loss=value)
+        yield Frame(i, steps, stage, xt=xt, x0=x0_pred, loss=value)
     del optimizer
 
 

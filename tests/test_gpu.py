@@ -128,6 +128,27 @@ def test_imagic_on_gpu_draws_what_the_cpu_draws(tiny_dir):
     np.testing.assert_allclose(b.losses, a.losses, rtol=2e-2)
 
 
+@pytest.mark.parametrize("mode", ["lora", "full"])
+def test_imagic_under_cuda_autocast_trains_the_current_weights(tiny_dir, monkeypatch, mode):
+    """The studio's GPU path (fp16 model, bf16 autocast, the default `mixed_precision`): every Adam
+    step's forward sees the weights the last step made. Autocast with no cast cache at all is the
+    reference (it casts the current weights at every use); a context spanning the steps did not
+    match it (tests/test_imagic.py has the CPU version)."""
+    import editing.imagic as imagic_mod
+    from editing.interface import ImagicConfig
+    from editing.models import load_model
+
+    gpu = load_model(tiny_dir / "latent-sd", device="cuda", dtype=torch.float16)
+    cfg = ImagicConfig.from_preset("fast", "latent-sd", embedding_steps=3, finetune_steps=5, finetune_mode=mode,
+                                   optimize_preview_every=100)  # fmt: skip
+    guide = _guide(gpu.resolution)
+    used = final(imagic_mod.optimize_imagic(gpu, guide, "a red apple", cfg, cache=None)).losses
+    monkeypatch.setattr(imagic_mod, "_autocast", lambda model, config: torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False))
+    fresh = final(imagic_mod.optimize_imagic(gpu, guide, "a red apple", cfg, cache=None)).losses
+    assert len(set(fresh[3:])) == 5
+    np.testing.assert_allclose(used, fresh, rtol=1e-3)  # cuDNN may pick other kernels run to run
+
+
 def test_sweep_on_gpu_matches_single_runs(tiny_dir):
     _, gpu = _pair(tiny_dir, "latent-sd", torch.float16)
     guide = _guide(gpu.resolution)

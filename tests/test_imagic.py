@@ -172,6 +172,25 @@ def test_gradient_checkpointing_does_not_change_the_optimisation(tiny_pixel_text
 
 
 # ----------------------------------------------------------------------------- cache
+@pytest.mark.parametrize("mode", ["lora", "full"])
+def test_every_step_sees_the_weights_the_last_step_made_under_mixed_precision(tiny_pixel_text, monkeypatch, mode):
+    """On CUDA the Adam stages run under bf16 autocast. Autocast keeps its low-precision copy of a
+    float32 leaf that requires grad (LoRA or fine-tuned weights) until its context exits, so one
+    context around all the steps made every forward use the first step's copies: the optimiser moved
+    the weights and the model did not see them (LoRA learnt nothing; full fine-tuning moved only the
+    norms). CPU bf16 autocast stands in for CUDA's: the losses must be those of autocast with no
+    cache at all, which casts the current weights at every use."""
+    def losses(cache: bool) -> tuple[float, ...]:
+        monkeypatch.setattr(imagic_mod, "_autocast", lambda model, config: torch.autocast("cpu", dtype=torch.bfloat16, cache_enabled=cache))
+        cfg = ImagicConfig(**{**TINY, "embedding_steps": 4, "finetune_steps": 6, "embedding_lr": 1e-2, "finetune_lr": 1e-2,
+                              "finetune_mode": mode, "optimize_preview_every": 100})  # fmt: skip
+        return final(optimize_imagic(tiny_pixel_text, _image(), "a yellow square", cfg, cache=None)).losses
+
+    fresh, cached = losses(cache=False), losses(cache=True)
+    assert len(set(fresh[4:])) == 6  # the fine-tuning moves the loss
+    assert cached == fresh
+
+
 def test_a_cache_hit_performs_no_optimizer_step(tiny_pixel_text, monkeypatch):
     calls = []
     step = torch.optim.Adam.step
