@@ -132,20 +132,31 @@ def test_imagic_on_gpu_draws_what_the_cpu_draws(tiny_dir):
 def test_imagic_under_cuda_autocast_trains_the_current_weights(tiny_dir, monkeypatch, mode):
     """The studio's GPU path (fp16 model, bf16 autocast, the default `mixed_precision`): every Adam
     step's forward sees the weights the last step made. Autocast with no cast cache at all is the
-    reference (it casts the current weights at every use); a context spanning the steps did not
-    match it (tests/test_imagic.py has the CPU version)."""
-    import editing.imagic as imagic_mod
+    reference (it casts the current weights at every use). One autocast context around all the steps
+    (the bug, made here by an outer context) must miss it by far more than the tolerance, so that
+    the test can fail (the learning rates are raised for that: at the preset's 2e-4 the tiny model's
+    LoRA losses moved by 5e-4 only). tests/test_imagic.py has the CPU version."""
+    import sys
+
     from editing.interface import ImagicConfig
     from editing.models import load_model
 
+    imagic_mod = sys.modules["editing.imagic"]
     gpu = load_model(tiny_dir / "latent-sd", device="cuda", dtype=torch.float16)
-    cfg = ImagicConfig.from_preset("fast", "latent-sd", embedding_steps=3, finetune_steps=5, finetune_mode=mode,
-                                   optimize_preview_every=100)  # fmt: skip
+    cfg = ImagicConfig.from_preset("fast", "latent-sd", embedding_steps=3, finetune_steps=5, finetune_mode=mode, embedding_lr=1e-2,
+                                   finetune_lr=1e-2, optimize_preview_every=100)  # fmt: skip
     guide = _guide(gpu.resolution)
-    used = final(imagic_mod.optimize_imagic(gpu, guide, "a red apple", cfg, cache=None)).losses
+
+    def losses() -> np.ndarray:
+        return np.array(final(imagic_mod.optimize_imagic(gpu, guide, "a red apple", cfg, cache=None)).losses)
+
+    used = losses()
+    with torch.autocast("cuda", dtype=torch.bfloat16):  # the bug: one context spanning the steps
+        stale = losses()
     monkeypatch.setattr(imagic_mod, "_autocast", lambda model, config: torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False))
-    fresh = final(imagic_mod.optimize_imagic(gpu, guide, "a red apple", cfg, cache=None)).losses
-    assert len(set(fresh[3:])) == 5
+    fresh = losses()
+    assert len(set(fresh[3:].tolist())) == 5
+    assert np.abs(stale - fresh).max() > 5e-3 * np.abs(fresh).max()  # the test can tell
     np.testing.assert_allclose(used, fresh, rtol=1e-3)  # cuDNN may pick other kernels run to run
 
 
