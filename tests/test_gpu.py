@@ -54,7 +54,7 @@ def _pair(tiny_dir, family: str, dtype: torch.dtype):
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-@pytest.mark.parametrize("family", ["pixel-text", "pixel-ddpm", "latent-sd"])
+@pytest.mark.parametrize("family", ["pixel-text", "pixel-ddpm", "latent-sd", "ve"])
 def test_sdedit_half_gpu_matches_fp32_cpu(tiny_dir, family, dtype):
     cpu, gpu = _pair(tiny_dir, family, dtype)
     prompt = "a red apple" if cpu.conditional else ""
