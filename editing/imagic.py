@@ -87,11 +87,16 @@ def state_key(model, image: np.ndarray, target_prompt: str, config: ImagicConfig
 
 
 # ----------------------------------------------------------------------------- stages 1-2
+def _mixed(model, config: ImagicConfig) -> bool:
+    """bf16 autocast for stages 1-2: on CUDA, when asked for and the GPU has bf16."""
+    return bool(config.mixed_precision and model.device.type == "cuda" and torch.cuda.is_bf16_supported())
+
+
 def _autocast(model, config: ImagicConfig):
-    """bf16 autocast on CUDA when asked for and supported; fp32 otherwise (CPU, old GPUs: fp16
-    gradients of the embedding would need loss scaling, which this does not do)."""
-    device = model.device
-    if config.mixed_precision and device.type == "cuda" and torch.cuda.is_bf16_supported():
+    """The context of one step's forward: bf16 autocast where `_mixed`; otherwise none, and the
+    stages run on a float32 copy (`_optimize`): float16 gradients would need loss scaling, which
+    this does not do."""
+    if _mixed(model, config):
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
@@ -200,8 +205,8 @@ def _optimize(model, image: np.ndarray, target_prompt: str, config: ImagicConfig
     # One copy serves both stages (the loaded model is never touched, not even a flag on it). Full
     # fine-tuning keeps fp32 master weights: a 5e-7 step vanishes in fp16 rounding.
     tuned = copy.deepcopy(plain_unet(model.unet)).requires_grad_(False).eval()
-    if config.finetune_mode == "full" and config.finetune_steps > 0:
-        tuned = tuned.float()
+    if (config.finetune_mode == "full" and config.finetune_steps > 0) or (model.dtype == torch.float16 and not _mixed(model, config)):
+        tuned = tuned.float()  # a float16 model with no autocast (a GPU without bf16, a CPU) trains in float32
     if config.gradient_checkpointing:
         tuned.enable_gradient_checkpointing()
     bundle = model.replace(unet=tuned)

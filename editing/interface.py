@@ -264,7 +264,8 @@ class ImagicConfig:
     preview_every: int = 5  # stage 3 preview interval (steps)
     optimize_preview_every: int = 25  # stages 1-2: a reconstruction preview every k Adam steps
     gradient_checkpointing: bool = False  # [opt] on GPU: trade compute for activation memory
-    mixed_precision: bool = True  # [opt] on CUDA: autocast bf16 (fp16 if no bf16); CPU stays fp32
+    # [opt] on CUDA: autocast bf16 where the GPU has it; otherwise (CPU, GPUs without bf16) float32
+    mixed_precision: bool = True
 
     def __post_init__(self) -> None:
         if self.preset not in ("fast", "paper"):

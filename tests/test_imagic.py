@@ -191,6 +191,43 @@ def test_every_step_sees_the_weights_the_last_step_made_under_mixed_precision(ti
     assert cached == fresh
 
 
+def test_the_optimised_embedding_keeps_float32_under_autocast(tiny_dir):
+    """Stage 1's embedding reaches a float16 network in float32 when autocast is on (CUDA's bf16;
+    CPU's stands in here): cast to float16 first, its gradient came back through float16 with no
+    loss scaling. Conditions that are not optimised, and any without autocast, take the network's dtype."""
+    from editing.models import load_model
+
+    m = load_model(tiny_dir / "latent-sd", device="cpu", dtype=torch.float16)
+    x = torch.randn(1, *m.latent_shape)
+    e = m.encode_prompt(["a cat"]).float().requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert m._args(x, 500.0, e)[2].dtype == torch.float32
+        assert m._args(x, 500.0, e.detach())[2].dtype == torch.float16
+    assert m._args(x, 500.0, e)[2].dtype == torch.float16
+    # (the whole forward is for tests/test_gpu.py: CPU autocast leaves group_norm to a float16 network's
+    # dtype, where CUDA's runs it in float32)
+
+
+def test_a_float16_model_without_autocast_optimises_a_float32_copy(tiny_dir, monkeypatch):
+    """A float16 model where stages 1-2 get no autocast (a CPU, a GPU without bf16, or
+    mixed_precision off) trains a float32 copy: float16 gradients would need loss scaling."""
+    from editing.models import load_model
+
+    m = load_model(tiny_dir / "latent-sd", device="cpu", dtype=torch.float16)
+    seen = set()
+    call = imagic_mod._Loss.__call__
+
+    def spy(self, bundle, cond, i):
+        seen.add(bundle.dtype)
+        return call(self, bundle, cond, i)
+
+    monkeypatch.setattr(imagic_mod._Loss, "__call__", spy)
+    cfg = ImagicConfig.from_preset("fast", "latent-sd", embedding_steps=2, finetune_steps=2, steps=2)
+    state = final(optimize_imagic(m, _image(m.resolution, m.resolution), "a cat", cfg, cache=None))
+    assert seen == {torch.float32} and all(np.isfinite(state.losses))
+    assert m.unet.dtype == torch.float16  # the loaded model itself is untouched
+
+
 def test_a_cache_hit_performs_no_optimizer_step(tiny_pixel_text, monkeypatch):
     calls = []
     step = torch.optim.Adam.step

@@ -6,7 +6,8 @@ the same everywhere:
 - x_t: (B, C, h, w), any float dtype; cast to the network's dtype.
 - t: a scalar or a (B,) tensor/float, kept in float (never rounded to an integer timestep).
 - cond: (1, L, D) is broadcast to B, (B, L, D) is used as is; None means the empty prompt for
-  conditional models (the unconditional embedding of classifier-free guidance).
+  conditional models (the unconditional embedding of classifier-free guidance). Cast to the
+  network's dtype, except a cond that requires grad under autocast (it keeps its float32).
 
 The output is always float32. Nothing here forces `torch.no_grad()`: callers wrap sampling in it,
 and Imagic's fine-tuning deliberately calls `eps` with gradients on.
@@ -70,7 +71,11 @@ class DiffusersBundle(ModelBundle):
         if cond is not None:
             if cond.ndim != 3 or cond.shape[0] not in (1, b):
                 raise ValueError(f"cond must be (1, L, D) or ({b}, L, D), got {tuple(cond.shape)}")
-            cond = cond.to(device=device, dtype=dtype).expand(b, -1, -1)
+            # A cond that is being optimised (Imagic's embedding) keeps its float32 under autocast,
+            # which casts it where it is used: cast to float16 here, its gradient would come back
+            # through float16 with no loss scaling, mostly subnormal or flushed to zero.
+            keep = cond.requires_grad and torch.is_autocast_enabled(device.type)
+            cond = cond.to(device=device, dtype=None if keep else dtype).expand(b, -1, -1)
         return x_t.to(device=device, dtype=dtype), t, cond
 
     def _empty_prompt(self) -> torch.Tensor:
