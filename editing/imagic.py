@@ -120,6 +120,17 @@ def _add_lora(unet: torch.nn.Module, rank: int, seed: int) -> None:
             p.data = p.data.float()  # fp32 adapter weights on a half-precision base
 
 
+def _eager_copy(model) -> torch.nn.Module:
+    """A copy of the loaded UNet as Imagic trains and renders it: eager (under any compiled or
+    graph-replay wrapper of the fast path), and with the attention's separate q, k and v projections
+    in use: after the fast path's `fuse_qkv` the forward runs fused copies of them, which LoRA's
+    targets (LORA_TARGETS) and a full fine-tuning's to_q/k/v would miss."""
+    unet = copy.deepcopy(plain_unet(model.unet))
+    if getattr(unet, "original_attn_processors", None) is not None:  # set by diffusers' fuse_qkv_projections()
+        unet.unfuse_qkv_projections()
+    return unet
+
+
 class _Loss:
     """The diffusion loss of Eq. 2 at `batch_size` random (t, eps) pairs per call, seeded.
 
@@ -204,7 +215,7 @@ def _optimize(model, image: np.ndarray, target_prompt: str, config: ImagicConfig
 
     # One copy serves both stages (the loaded model is never touched, not even a flag on it). Full
     # fine-tuning keeps fp32 master weights: a 5e-7 step vanishes in fp16 rounding.
-    tuned = copy.deepcopy(plain_unet(model.unet)).requires_grad_(False).eval()
+    tuned = _eager_copy(model).requires_grad_(False).eval()
     if (config.finetune_mode == "full" and config.finetune_steps > 0) or (model.dtype == torch.float16 and not _mixed(model, config)):
         tuned = tuned.float()  # a float16 model with no autocast (a GPU without bf16, a CPU) trains in float32
     if config.gradient_checkpointing:
@@ -273,7 +284,7 @@ def _optimize_frames(model, image, target_prompt, config, key, cache) -> Iterato
 # ----------------------------------------------------------------------------- stage 3
 def tuned_unet(model, state: ImagicState) -> torch.nn.Module:
     """A fresh copy of the loaded UNet carrying the state's fine-tuning (LoRA merged in)."""
-    unet = copy.deepcopy(plain_unet(model.unet))
+    unet = _eager_copy(model)
     if state.finetune_mode == "lora":
         from peft import set_peft_model_state_dict
 

@@ -228,6 +228,23 @@ def test_a_float16_model_without_autocast_optimises_a_float32_copy(tiny_dir, mon
     assert m.unet.dtype == torch.float16  # the loaded model itself is untouched
 
 
+def test_lora_trains_every_attention_projection_after_the_fast_paths_fused_qkv(tiny_dir):
+    """The fast path's fuse_qkv runs fused copies of q, k and v; Imagic works on a copy that uses the
+    separate ones, so LoRA trains all its targets (with fused ones in use, 20 of 32 adapters got no
+    gradient) and a render is the same on the fused and the plain model."""
+    from editing.fastpath import accelerate
+    from editing.models import load_model
+
+    plain = load_model(tiny_dir / "latent-sd", device="cpu")
+    fused = accelerate(plain, channels_last=False, fuse_qkv=True)
+    cfg = ImagicConfig.from_preset("fast", "latent-sd", embedding_steps=1, finetune_steps=2, steps=3, finetune_lr=1e-2)
+    state = final(optimize_imagic(fused, _image(plain.resolution, plain.resolution), "a cat", cfg, cache=None))
+    adapters = [v for k, v in state.weights.items() if "lora_B" in k]
+    assert len(adapters) >= 32 and all(v.abs().sum() > 0 for v in adapters)
+    a, b = final(render_imagic(plain, state, cfg)), final(render_imagic(fused, state, cfg))
+    assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+
+
 def test_a_cache_hit_performs_no_optimizer_step(tiny_pixel_text, monkeypatch):
     calls = []
     step = torch.optim.Adam.step
