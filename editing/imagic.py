@@ -152,10 +152,11 @@ class _Loss:
             t[i] = torch.randint(0, self.abar.shape[0], (self.batch,), generator=self.gen)
             eps[i] = torch.randn(eps.shape[1:], generator=self.gen, dtype=torch.float32)
         a = self.abar[t]  # (steps, B)
+        t = t.float()  # before pinning: a float copy made afterwards would be pageable again
         dev = self.x0.device
         if dev.type == "cuda":
             t, eps, a = t.pin_memory(), eps.pin_memory(), a.pin_memory()
-        self.draws = tuple(v.to(dev, non_blocking=True) for v in (t.float(), eps, a))
+        self.draws = tuple(v.to(dev, non_blocking=True) for v in (t, eps, a))
 
     def __call__(self, bundle, cond: torch.Tensor, i: int) -> torch.Tensor:
         """The loss at step i (0-based) of the last `draw`."""
