@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     env = environment(device)
-    env.update(scale=args.scale, dtype=args.dtype, repeats=repeats)
+    env.update(scale=args.scale, dtype=args.dtype, repeats=repeats, tf32=device.type == "cuda")  # float32 rows use TF32 on CUDA
     print(f"# bench_gpu: {env['device_name']} {args.dtype} scale={args.scale} repeats={repeats} load {env['loadavg_start']}",
           flush=True)
 
@@ -215,21 +215,37 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {"model": {"unet_gib": module_gib(bundle.unet), "vae_gib": module_gib(bundle.vae),
                                "text_encoder_gib": module_gib(bundle.text_encoder), "resolution": bundle.resolution,
                                "latent_shape": list(bundle.latent_shape)}}
+    prefix = f"ablation-{args.scale}-" if args.ablation else f"{args.scale}-"
+    path = None
+
+    def save() -> None:  # after every figure: a run stopped at a device call's time limit keeps what it measured
+        nonlocal path
+        path = write_results(prefix, env, results, path)
+
+    _SAVE[0] = save
     if args.ablation:
         only = args.ablation_variants.split(",") if args.ablation_variants else None
-        results["ablation"] = ablation(bundle, device, dtype, repeats, only)
-        path = write_results(f"ablation-{args.scale}-", env, results)
-        print(f"\nwrote {path}")
-        return 0
-    results.update(run_main(args, bundle, folder, device, dtype, repeats, skip))
-    path = write_results(f"{args.scale}-", env, results)
+        results["ablation"] = {"variants": {}}
+        ablation(bundle, device, dtype, repeats, only, out=results["ablation"])
+    else:
+        run_main(args, bundle, folder, device, dtype, repeats, skip, out=results)
+    save()
     print(f"\nwrote {path}")
     if tmp is not None:
         tmp.cleanup()
     return 0
 
 
-def run_main(args, bundle, folder: Path, device, dtype, repeats: int, skip: set[str]) -> dict:
+_SAVE: list = [None]  # main's saver: results so far, to their file
+
+
+def checkpoint() -> None:
+    """Save the results so far (a no-op when the functions here are used without main)."""
+    if _SAVE[0] is not None:
+        _SAVE[0]()
+
+
+def run_main(args, bundle, folder: Path, device, dtype, repeats: int, skip: set[str], out: dict | None = None) -> dict:
     from diffusers import DDIMScheduler, LEditsPPPipelineStableDiffusion, StableDiffusionImg2ImgPipeline
     from PIL import Image
 
@@ -247,7 +263,8 @@ def run_main(args, bundle, folder: Path, device, dtype, repeats: int, skip: set[
                                            cuda_graphs=args.cuda_graphs, fuse_qkv=args.fuse_qkv, compile_vae=args.compile_vae,
                                            inductor_options=DIFFUSERS_RECIPE if args.inductor_recipe else None,
                                            graph_capture=args.graph_capture), device)  # fmt: skip
-    out: dict = {"fastpath": fast.fastpath, "accelerate_s": t_acc, "rows": []}
+    out = {} if out is None else out  # filled in place, so that checkpoint() saves the figures so far
+    out.update({"fastpath": fast.fastpath, "accelerate_s": t_acc, "rows": []})
 
     LongTimestepDDIM = long_timestep_ddim()  # noqa: N806
     peer_vae = copy.deepcopy(bundle.vae).to(dtype)  # diffusers feeds its VAE model-dtype tensors
@@ -278,6 +295,7 @@ def run_main(args, bundle, folder: Path, device, dtype, repeats: int, skip: set[
                      "goal_ratio": ratio_goal, "met": met, "note": note, "mem_ours": mem_ours, "mem_peer": mem_peer})
         print(f"  {name}: ours {ms(o):.1f} ms" + (f", peer {ms(pr):.1f} ms, ratio {ratio:.2f}" if pr else "")
               + (f"  [{note}]" if note else ""), flush=True)
+        checkpoint()
 
     # --- SDEdit vs StableDiffusionImg2ImgPipeline ---------------------------------------------------
     if "sdedit" not in skip:
@@ -398,22 +416,27 @@ def run_main(args, bundle, folder: Path, device, dtype, repeats: int, skip: set[
 
     # --- Imagic ----------------------------------------------------------------------------------------
     if "imagic" not in skip:
-        out["imagic"] = imagic_figures(args, bundle, guide, device, repeats)
-        fast_stat = out["imagic"]["fast_stat"]
+        figs = imagic_figures(args, bundle, guide, device, repeats)
+        fast_stat, figs["fast_stat"] = figs["fast_stat"], figs["fast_stat"].as_dict()
+        out["imagic"] = figs
+        mem = figs["fast_memory"]
         timed_note = "" if args.imagic_fast_fraction == 1.0 else f"EXTRAPOLATED from {args.imagic_fast_fraction:g} of its Adam steps; "
+        mem_note = "" if mem is None else (f"peak GiB as a studio would hold it (this process: {mem['peak_gib']:.2f}); "
+                                           f"the goal's 24 GB is 22.35 GiB; ")  # fmt: skip
         row("Imagic fast preset end to end (250 + 400 LoRA Adam steps + 50 DDIM steps)", fast_stat, None, None, None, goal=30.0,
-            mem_ours=out["imagic"]["fast_memory"],
-            note=timed_note + f"paper preset extrapolated: {out['imagic']['paper_extrapolated_s']:.0f} s "
-                 f"(timed {args.imagic_paper_steps} Adam steps x per-step time)")
-        out["imagic"]["fast_stat"] = fast_stat.as_dict()
+            mem_ours=None if mem is None else {**mem, "peak_gib": mem["studio_peak_gib"]},
+            note=timed_note + mem_note + f"paper preset extrapolated: {figs['paper_extrapolated_s']:.0f} s "
+                 f"(from {args.imagic_paper_steps} and {2 * args.imagic_paper_steps} timed Adam steps)")
 
     print("\n" + summary_table(out["rows"], on_gpu=device.type == "cuda"))
     return out
 
 
 def imagic_stages(model, guide, cfg, device, states: list | None = None) -> dict[str, float]:
-    """Seconds per Imagic stage, from the frames' arrival times (synchronised at every frame). The
-    run is `editing.imagic.imagic`'s; `states` receives its optimised ImagicState (all its losses)."""
+    """Seconds per Imagic stage, from the end of the last stage to the end of this one (the device
+    drained at each stage's last frame only: syncing at every Adam step would stop the host from
+    queueing the next step while the GPU runs this one, which the studio does not do). The run is
+    `editing.imagic.imagic`'s; `states` receives its optimised ImagicState (all its losses)."""
     from editing.imagic import _imagic_frames, optimize_imagic
 
     def kept(frames):
@@ -426,10 +449,11 @@ def imagic_stages(model, guide, cfg, device, states: list | None = None) -> dict
     sync(device)
     last = time.perf_counter()
     for frame in _imagic_frames(model, kept(optimize_imagic(model, guide, TARGET, cfg, cache=None)), cfg):
-        sync(device)
-        now = time.perf_counter()
-        times[frame.stage] = times.get(frame.stage, 0.0) + now - last
-        last = now
+        if frame.done or frame.step == frame.total:
+            sync(device)
+            now = time.perf_counter()
+            times[frame.stage] = times.get(frame.stage, 0.0) + now - last
+            last = now
     return times
 
 
@@ -443,6 +467,16 @@ def loss_drop(state, embedding_steps: int) -> dict[str, list[float]]:
         if losses:
             out[name] = [float(np.mean(losses[:k])), float(np.mean(losses[-k:]))]
     return out
+
+
+def studio_memory(mem: dict | None, model) -> dict | None:
+    """`peak_memory` plus the peak a studio would see: this run's working memory over one copy of the
+    model. This process also holds the plain bundle, the main figures' fast-path copy and the peers'
+    VAE (about 4 GiB of Stable Diffusion on the H100 run), which a studio does not."""
+    if mem is None:
+        return None
+    own = module_gib(*(m for m in (model.unet, getattr(model, "vae", None), getattr(model, "text_encoder", None)) if m is not None))
+    return {**mem, "model_gib": own, "studio_peak_gib": mem["working_gib"] + own}
 
 
 def imagic_figures(args, bundle, guide, device, repeats: int) -> dict:
@@ -474,24 +508,31 @@ def imagic_figures(args, bundle, guide, device, repeats: int) -> dict:
     drop = loss_drop(states[-1], fast_cfg.embedding_steps)
     print("  imagic fast preset, mean loss over the first -> last tenth of each stage: "
           + ", ".join(f"{k} {a:.4f} -> {b:.4f}" for k, (a, b) in drop.items()), flush=True)  # fmt: skip
-    mem = peak_memory(lambda: staged(dataclasses.replace(fast_cfg, embedding_steps=5, finetune_steps=5, steps=5)), device)
+    mem = studio_memory(peak_memory(lambda: staged(dataclasses.replace(fast_cfg, embedding_steps=5, finetune_steps=5, steps=5)),
+                                    device), model)  # fmt: skip
 
     n = max(2, args.imagic_paper_steps)
     paper = ImagicConfig.from_preset("paper", family)
     probe = dataclasses.replace(paper, embedding_steps=n // 2, finetune_steps=n - n // 2, optimize_preview_every=10**5)
     staged(dataclasses.replace(probe, embedding_steps=1, finetune_steps=1, steps=1))  # warm-up (fp32 copy, Adam state)
     stages = staged(probe)
-    per_opt = stages.get("optimize", 0.0) / probe.embedding_steps
-    per_ft = stages.get("finetune", 0.0) / probe.finetune_steps
-    extrapolated = paper.embedding_steps * per_opt + paper.finetune_steps * per_ft + stages.get("denoise", 0.0) + stages.get("done", 0.0)
-    paper_mem = peak_memory(lambda: staged(dataclasses.replace(probe, embedding_steps=2, finetune_steps=2, steps=2)), device)
+    longer = staged(dataclasses.replace(probe, embedding_steps=2 * probe.embedding_steps, finetune_steps=2 * probe.finetune_steps))
+    # a step's time from the difference of the two runs (each stage's set-up is in both and cancels);
+    # the set-ups are added back once
+    per_opt = (longer.get("optimize", 0.0) - stages.get("optimize", 0.0)) / probe.embedding_steps
+    per_ft = (longer.get("finetune", 0.0) - stages.get("finetune", 0.0)) / probe.finetune_steps
+    setup = stages.get("optimize", 0.0) - probe.embedding_steps * per_opt + stages.get("finetune", 0.0) - probe.finetune_steps * per_ft
+    extrapolated = (paper.embedding_steps * per_opt + paper.finetune_steps * per_ft + max(0.0, setup)
+                    + stages.get("denoise", 0.0) + stages.get("done", 0.0))
+    paper_mem = studio_memory(peak_memory(lambda: staged(dataclasses.replace(probe, embedding_steps=2, finetune_steps=2, steps=2)),
+                                          device), model)  # fmt: skip
     return {"fast_config": dataclasses.asdict(fast_cfg), "fast_fraction_timed": f, "fast_stat": fast_stat, "fast_stages_s": fast_stages,
             "fast_loss_first_last_tenth": drop, "fast_memory": mem, "paper_config": dataclasses.asdict(paper), "paper_probe_steps": n,
             "paper_probe_stages_s": stages, "paper_s_per_embedding_step": per_opt, "paper_s_per_finetune_step": per_ft,
             "paper_extrapolated_s": extrapolated, "paper_memory": paper_mem}
 
 
-def ablation(bundle, device, dtype, repeats: int, only: list[str] | None = None) -> dict:
+def ablation(bundle, device, dtype, repeats: int, only: list[str] | None = None, out: dict | None = None) -> dict:
     """Each fast-path toggle timed on one guided UNet call (batch 2) and on SDEdit t0=0.5 end to end."""
     from diffusers.models.attention_processor import AttnProcessor
 
@@ -538,7 +579,8 @@ def ablation(bundle, device, dtype, repeats: int, only: list[str] | None = None)
             raise SystemExit(f"unknown ablation variant(s) {sorted(unknown)}; "
                              f"allowed: {', '.join([*variants, 'extras', 'inversion', 'imagic'])}")
         variants = {k: v for k, v in variants.items() if k in only}
-    out: dict = {"variants": {}}
+    out = {"variants": {}} if out is None else out  # filled in place (checkpoint() saves it as it goes)
+    out.setdefault("variants", {})
     rows = []
     for name, make in variants.values():
         try:
@@ -553,12 +595,16 @@ def ablation(bundle, device, dtype, repeats: int, only: list[str] | None = None)
             out["variants"][name] = {"error": f"{type(e).__name__}: {e}"[:500]}
             rows.append([f"{name}: FAILED ({type(e).__name__})", None, None, None])
             print(f"  {name}: FAILED {type(e).__name__}: {e}", flush=True)
+            checkpoint()
+            torch._dynamo.reset()
             continue
         out["variants"][name] = {"first_call_s": t_first, "call": call.as_dict(), "first_edit_s": t_first_edit, "edit": edit.as_dict()}
         rows.append([f"{name}: guided call (A), SDEdit t0=0.5 (B), first call + first edit (C)", ms(call.median), ms(edit.median), t_first + t_first_edit])
         print(f"  {name}: call {ms(call.median):.2f} ms, SDEdit {ms(edit.median):.1f} ms, first call+edit {t_first + t_first_edit:.1f} s",
               flush=True)
         del model
+        checkpoint()
+        torch._dynamo.reset()  # the next variant compiles afresh, not against this one's graphs
 
     if only is None or "extras" in only:
         # CFG pair as one batch-2 call vs two batch-1 calls; half precision vs float32; cheap previews vs VAE
@@ -575,16 +621,20 @@ def ablation(bundle, device, dtype, repeats: int, only: list[str] | None = None)
             dtypes[str(dtype).removeprefix("torch.")] = bundle
             st = interleaved({k: (lambda m=m: m.eps(x, t, c)) for k, m in dtypes.items()}, device, max(10, repeats))
             out["dtype"] = {k: v.as_dict() for k, v in st.items()}
+            tf32 = " (TF32 matmuls and convolutions)" if device.type == "cuda" and torch.backends.cuda.matmul.allow_tf32 else ""
             for k, v in st.items():
-                rows.append([f"guided UNet call (batch 2) in {k} (A)", ms(v.median), None, None])
+                rows.append([f"guided UNet call (batch 2) in {k}{tf32 if k == 'float32' else ''} (A)", ms(v.median), None, None])
             lat = torch.randn(1, *bundle.latent_shape, device=device)
             st = interleaved({"preview": lambda: bundle.preview(lat), "vae": lambda: bundle.decode(lat)}, device, max(10, repeats))
             out["preview_vs_vae"] = {k: v.as_dict() for k, v in st.items()}
             rows.append(["frame preview: linear latent->RGB (A) vs full VAE decode (B)", ms(st["preview"].median), ms(st["vae"].median), None])
+    checkpoint()
     if only is None or "inversion" in only:
         rows += inversion_batching(bundle, device, repeats, out)
+        checkpoint()
     if only is None or "imagic" in only:
         rows += imagic_batching(bundle, device, out)
+        checkpoint()
     table = markdown_table(["variant", "A ms", "B ms", "C s"], rows)
     print("\n" + table)
     out["table"] = table
@@ -642,7 +692,8 @@ def imagic_batching(bundle, device, out: dict, steps: int = 10) -> list[list]:
     rows, res = [], {}
     one = dataclasses.replace(fast, embedding_steps=1, finetune_steps=1)
     imagic_stages(model, guide, dataclasses.replace(one, steps=2), device)  # warm-up
-    denoise = imagic_stages(model, guide, one, device).get("denoise", 0.0)
+    rendered = imagic_stages(model, guide, one, device)
+    denoise = rendered.get("denoise", 0.0) + rendered.get("done", 0.0)  # stage 3 and the state's hand-over
     for mode in ("lora", "full"):
         for b in IMAGIC_BATCHES:
             cfg = dataclasses.replace(fast, finetune_mode=mode, batch_size=b, embedding_steps=steps, finetune_steps=steps, **quiet)
@@ -661,11 +712,13 @@ def imagic_batching(bundle, device, out: dict, steps: int = 10) -> list[list]:
             # a step's time is the difference of runs of `steps` and 2 x `steps`: each stage's set-up
             # (its optimiser, stage 2's copy or adapter) is in both and cancels
             per1, per2 = ((longer.get(k, 0.0) - stages.get(k, 0.0)) / steps for k in ("optimize", "finetune"))
+            setup = max(0.0, stages.get("optimize", 0.0) - steps * per1) + max(0.0, stages.get("finetune", 0.0) - steps * per2)
             n1, n2 = math.ceil(fast.embedding_steps * fast.batch_size / b), math.ceil(fast.finetune_steps * fast.batch_size / b)
-            total = n1 * per1 + n2 * per2 + denoise
-            res[key] = {"s_per_embedding_step": per1, "s_per_finetune_step": per2, "memory": mem,
+            total = n1 * per1 + n2 * per2 + setup + denoise  # the stages' set-ups (copy, adapter, optimiser) once
+            mem = studio_memory(mem, model)
+            res[key] = {"s_per_embedding_step": per1, "s_per_finetune_step": per2, "setup_s": setup, "memory": mem,
                         "preset_steps": [n1, n2], "preset_estimate_s": total}
-            peak = f", peak {mem['peak_gib']:.1f} GiB" if mem else ""
+            peak = f", peak {mem['studio_peak_gib']:.1f} GiB as a studio holds it" if mem else ""
             print(f"  imagic {mode} batch {b}: {ms(per1):.1f} ms / embedding step, {ms(per2):.1f} ms / fine-tuning step{peak}; "
                   f"the fast preset's samples in {n1} + {n2} steps: about {total:.1f} s", flush=True)
             rows.append([f"Imagic {mode}, batch {b}: ms per embedding step (A), per fine-tuning step (B); "

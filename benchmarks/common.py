@@ -27,7 +27,9 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = Path(__file__).resolve().parent / "configs"
-RESULTS = Path(__file__).resolve().parent / "results"
+# BENCH_RESULTS (run_gpu.sh sets it to the device call's $OUT): results are written there directly,
+# so that a call stopped at its time limit still brings back what it wrote
+RESULTS = Path(os.environ.get("BENCH_RESULTS") or Path(__file__).resolve().parent / "results")
 TINY_CLIP = REPO / "tests" / "fixtures" / "tiny_clip"  # a 570-token byte-level BPE vocab: timing needs no real one
 
 
@@ -196,12 +198,15 @@ def device_label(env: dict[str, Any]) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "-" for c in name).strip("-").lower()
 
 
-def write_results(prefix: str, env: dict[str, Any], results: dict[str, Any]) -> Path:
+def write_results(prefix: str, env: dict[str, Any], results: dict[str, Any], path: Path | None = None) -> Path:
+    """Write the results JSON; `path` (a previous call's return) rewrites that file, so a long run can
+    save after each section and a run cut short keeps what it measured."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     env = {**env, "loadavg_end": loadavg()}
-    path = RESULTS / f"{prefix}{device_label(env)}-{env['date_utc'][:10]}.json"
-    if path.exists():  # a second run the same day keeps the first (results are committed)
-        path = path.with_name(f"{path.stem}-{env['date_utc'][11:19].replace(':', '')}.json")
+    if path is None:
+        path = RESULTS / f"{prefix}{device_label(env)}-{env['date_utc'][:10]}.json"
+        if path.exists():  # a second run the same day keeps the first (results are committed)
+            path = path.with_name(f"{path.stem}-{env['date_utc'][11:19].replace(':', '')}.json")
     path.write_text(json.dumps({"environment": env, "results": results}, indent=2, default=float) + "\n")
     return path
 
