@@ -315,6 +315,9 @@ def test_command_line_help_bad_model_and_auth(tmp_path):
     out = subprocess.run([sys.executable, "app.py", "--model", str(tmp_path / "no-such-model")], capture_output=True, text=True)
     assert out.returncode == 2 and "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
     assert "no-such-model" in out.stderr
+    out = subprocess.run([sys.executable, "app.py", "--device", "banana"], capture_output=True, text=True)  # a device torch does not know
+    assert out.returncode == 2 and "Traceback" not in out.stderr and out.stderr.strip() == (
+        "app.py: device 'banana' is not a torch device: use cpu, cuda, cuda:N or mps.")
 
     assert parse_auth("me:pa:ss") == [("me", "pa:ss")]
     users = tmp_path / "users.txt"

@@ -330,3 +330,20 @@ def test_imagic_help_gives_each_presets_default(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "--guidance-scale GUIDANCE_SCALE default: the --preset's value for the model's family (fast: 3.0 (pixel-text), 7.5 (latent-sd); paper: 7.5)" in text
     assert "--eta ETA default 0.7" in text  # the same in every preset and family
+
+
+@pytest.mark.parametrize("device", ["banana", "cuda:7", "mps:0"])
+def test_a_device_this_machine_lacks_is_one_sentence(tiny_dir, guide_file, tmp_path, capsys, device):
+    """`--device cuda` on a CPU-only torch raised an AssertionError deep in torch's CUDA set-up, and a
+    misspelt device a RuntimeError: both were stack traces. Now one line, exit 2, nothing written."""
+    import torch
+
+    if device.startswith("mps") and torch.backends.mps.is_available():
+        pytest.skip("this machine has MPS")
+    if device.startswith("cuda") and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has a cuda:7")
+    out = tmp_path / "a.png"
+    code, _, err = _run(["sdedit", "--guide", guide_file, "--prompt", "a red square", "--model", tiny_dir / "pixel-text",
+                         "--device", device, "--out", out, "--quiet"], capsys)  # fmt: skip
+    assert code == 2 and not out.exists()
+    assert err.startswith(f"error: device '{device}'") and err.count("\n") == 1 and "Traceback" not in err

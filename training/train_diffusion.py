@@ -660,6 +660,13 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         raise SystemExit(f"--schedule-shift {cfg.schedule_shift} is out of range; allowed: > 0 (1: no shift)")
     if not 0.0 <= cfg.min_lr_ratio <= 1.0:
         raise SystemExit(f"--min-lr-ratio {cfg.min_lr_ratio} is out of range; allowed: [0, 1] (a share of --lr)")
+    if cfg.device != "auto":
+        from editing.models import check_device
+
+        try:
+            check_device(cfg.device)
+        except ValueError as e:
+            raise SystemExit(f"--device: {e}") from None
     return cfg
 
 

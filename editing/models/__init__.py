@@ -66,8 +66,8 @@ def load_model(
     name_or_path: str | Path, device: str | torch.device | None = None, dtype: torch.dtype | None = None
 ) -> ModelBundle:
     """Load a model bundle. device None -> "cuda" if available else "cpu"; dtype None -> float16
-    on cuda, float32 otherwise."""
-    device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
+    on cuda, float32 otherwise. A device this machine does not have is a ValueError in one sentence."""
+    device = check_device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
     if dtype is None:
         dtype = torch.float16 if device.type == "cuda" else torch.float32
     folder = resolve_model(name_or_path)
@@ -82,6 +82,25 @@ def load_model(
     # path), so a recipe naming it replays from any folder; preset names and hub ids stay as given.
     model_id = str(folder) if folder == Path(name).expanduser().resolve() else name
     return cls.from_folder(folder, model_id=model_id, weights_hash=hash_weights(folder), device=device, dtype=dtype)
+
+
+def check_device(device: str | torch.device) -> torch.device:
+    """torch.device(device), or ValueError in one sentence where it names no device or one this
+    machine does not have (torch's own errors are an AssertionError deep in its CUDA set-up)."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device {str(device)!r} is not a torch device: use cpu, cuda, cuda:N or mps.") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "this torch was built without CUDA" if torch.version.cuda is None else "torch sees no CUDA GPU"
+            raise ValueError(f"device {str(device)!r}: {why} (torch {torch.__version__}); run on the CPU instead (--device cpu).")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device {str(device)!r}: only {torch.cuda.device_count()} CUDA device(s) are visible, "
+                             f"cuda:0 to cuda:{torch.cuda.device_count() - 1}.")  # fmt: skip
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {str(device)!r}: this machine or torch build has no MPS; run on the CPU instead (--device cpu).")
+    return dev
 
 
 def resolve_model(name_or_path: str | Path) -> Path:
