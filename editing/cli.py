@@ -237,13 +237,24 @@ def _build_configs(args: argparse.Namespace | dict, configs: dict[str, type], in
     return out
 
 
+def _threads(text: str) -> int:
+    """--threads: a whole number of at least 1 (0 was silently torch's default)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
+
+
 def _add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="emoji", help="preset name (emoji, sd15, sd21-base, church, bedroom, celebahq, "
                         "ncsnpp-celebahq), a local diffusers folder or a hub id (default: emoji)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: cuda if available)")
     parser.add_argument("--dtype", default=None, choices=["float32", "float16", "bfloat16"],
                         help="default: float16 on CUDA, float32 elsewhere")
-    parser.add_argument("--threads", type=int, default=None,
+    parser.add_argument("--threads", type=_threads, default=None,
                         help="CPU threads for torch (default: torch's choice; 1 is fastest on a busy 2-core machine)")
 
 
@@ -282,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     rp = sub.add_parser("replay", help="re-run a recipe (its JSON, or a result PNG with the recipe embedded) and check the pixels match")
     rp.add_argument("recipe", help="recipe JSON or result PNG; the inputs it names must be beside it (or at their absolute paths)")
-    rp.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    rp.add_argument("--threads", type=_threads, default=None, help="torch CPU threads (default: torch's choice)")
     rp.add_argument("--out", default=None, help="output PNG (default: beside the recipe, with -replay)")
     rp.add_argument("--device", default=None)
     rp.add_argument("--quiet", action="store_true")

@@ -347,3 +347,10 @@ def test_a_device_this_machine_lacks_is_one_sentence(tiny_dir, guide_file, tmp_p
                          "--device", device, "--out", out, "--quiet"], capsys)  # fmt: skip
     assert code == 2 and not out.exists()
     assert err.startswith(f"error: device '{device}'") and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_threads_below_one_are_refused(guide_file, capsys):
+    for bad in ("0", "-2", "two"):
+        with pytest.raises(SystemExit) as e:
+            main(["sdedit", "--guide", str(guide_file), "--threads", bad])
+        assert e.value.code == 2 and "--threads" in capsys.readouterr().err
