@@ -413,9 +413,12 @@ def cmd_method(args) -> int:
 
 def _parse_values(text: str, kind: type) -> list:
     try:
-        return [kind(v) for v in text.split(",") if v.strip()]
+        values = [kind(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise ValueError(f"could not read '{text}' as comma-separated {kind.__name__} values") from None
+    if not values:
+        raise ValueError(f"no values in '{text}': give comma-separated {kind.__name__} values, e.g. 1,2,3")
+    return values
 
 
 def cmd_sweep(args) -> int:

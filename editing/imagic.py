@@ -265,6 +265,8 @@ def optimize_imagic(model, image: np.ndarray, target_prompt: str, config: Imagic
     info["optimizer_steps"] = 0). Bad input raises ValueError here, at the call.
     """
     _check_model(model)
+    if not target_prompt.strip():  # the empty text is the unconditional embedding: nothing to edit towards
+        raise ValueError("Imagic needs a target text: what the edited image should show.")
     image = im.load_image(image)
     key = state_key(model, image, target_prompt, config)
     return _optimize_frames(model, image, target_prompt, config, key, cache)

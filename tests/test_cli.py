@@ -354,3 +354,13 @@ def test_threads_below_one_are_refused(guide_file, capsys):
         with pytest.raises(SystemExit) as e:
             main(["sdedit", "--guide", str(guide_file), "--threads", bad])
         assert e.value.code == 2 and "--threads" in capsys.readouterr().err
+
+
+def test_an_empty_sweep_or_imagic_target_is_one_sentence(tiny_dir, guide_file, tmp_path, capsys):
+    code, _, err = _run(["sweep", "sdedit", "--guide", guide_file, "--param", "t0", "--values", " ", "--model", tiny_dir / "pixel-text",
+                         "--out-dir", tmp_path / "sw"], capsys)  # fmt: skip
+    assert code == 2 and err.startswith("error: no values in") and not (tmp_path / "sw").exists()
+    code, _, err = _run(["imagic", "--image", guide_file, "--target", " ", "--model", tiny_dir / "pixel-text", "--out", tmp_path / "i.png"],
+                        capsys)  # fmt: skip
+    assert code == 2 and err == "error: Imagic needs a target text: what the edited image should show.\n"
+    assert not (tmp_path / "i.png").exists()
