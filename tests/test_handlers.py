@@ -372,6 +372,11 @@ def test_cross_method_adds_imagic_when_the_backend_has_it():
                                              guidance_scale=3.0, seed=4))  # fmt: skip
     assert [c.split(" ")[0] for _, c in ups[-1]["cross_gallery"]] == ["input", "SDEdit", "Inversion", "Imagic"]
     assert backend.calls["imagic"] == 1
+    backend = FakeFullBackend()
+    with pytest.raises(gr.Error, match="Write a prompt"):  # refused before SDEdit and the inversion run, not after
+        run(Compare(Studio(backend)).cross(canvas=painting(), prompt=" ", source_prompt="a cat", t0=0.5, steps=10, skip=3,
+                                           guidance_scale=3.0, seed=4))  # fmt: skip
+    assert not backend.calls
 
 
 IM = {"target_prompt": "a dog", "preset": "fast", "eta": 0.7, "guidance_scale": 3.0, "steps": 6, "seed": 2, "embedding_steps": 3,

@@ -253,6 +253,8 @@ class Compare:
         """SDEdit, inversion + edit and (text-conditioned models) Imagic on the same input and seed."""
         session = session if session is not None else Session()
         c = read_canvas(canvas)
+        if self.studio.info.conditional and not prompt.strip():  # before any run: Imagic would refuse it last
+            raise gr.Error("Write a prompt: SDEdit, the text edit and Imagic all take the picture towards it.")
         guide = Guide(image=c.guide.image)  # the whole picture for all three: inversion + edit and Imagic take no mask
         runs: list[tuple[str, np.ndarray, RunRecord]] = []
         session.cross = []
