@@ -457,6 +457,15 @@ def imagic_stages(model, guide, cfg, device, states: list | None = None) -> dict
     return times
 
 
+def step_times(short: dict[str, float], longer: dict[str, float], n1: int, n2: int) -> tuple[float, float, float]:
+    """(s per embedding step, s per fine-tuning step, the two stages' set-up s) from `imagic_stages`
+    of n1 + n2 and of 2 n1 + 2 n2 Adam steps: each stage's set-up (its copy, adapter and optimiser)
+    is in both runs, so the difference is steps alone, and the set-up is what the short run has over them."""
+    per = [(longer.get(k, 0.0) - short.get(k, 0.0)) / n for k, n in (("optimize", n1), ("finetune", n2))]
+    setup = sum(max(0.0, short.get(k, 0.0) - n * p) for k, n, p in (("optimize", n1, per[0]), ("finetune", n2, per[1])))
+    return per[0], per[1], setup
+
+
 def loss_drop(state, embedding_steps: int) -> dict[str, list[float]]:
     """Each stage's mean loss over its first and its last tenth of steps: an optimisation whose loss
     does not fall is broken, however fast (the twentieth session found stage 2 inert under CUDA
@@ -517,12 +526,8 @@ def imagic_figures(args, bundle, guide, device, repeats: int) -> dict:
     staged(dataclasses.replace(probe, embedding_steps=1, finetune_steps=1, steps=1))  # warm-up (fp32 copy, Adam state)
     stages = staged(probe)
     longer = staged(dataclasses.replace(probe, embedding_steps=2 * probe.embedding_steps, finetune_steps=2 * probe.finetune_steps))
-    # a step's time from the difference of the two runs (each stage's set-up is in both and cancels);
-    # the set-ups are added back once
-    per_opt = (longer.get("optimize", 0.0) - stages.get("optimize", 0.0)) / probe.embedding_steps
-    per_ft = (longer.get("finetune", 0.0) - stages.get("finetune", 0.0)) / probe.finetune_steps
-    setup = stages.get("optimize", 0.0) - probe.embedding_steps * per_opt + stages.get("finetune", 0.0) - probe.finetune_steps * per_ft
-    extrapolated = (paper.embedding_steps * per_opt + paper.finetune_steps * per_ft + max(0.0, setup)
+    per_opt, per_ft, setup = step_times(stages, longer, probe.embedding_steps, probe.finetune_steps)
+    extrapolated = (paper.embedding_steps * per_opt + paper.finetune_steps * per_ft + setup
                     + stages.get("denoise", 0.0) + stages.get("done", 0.0))
     paper_mem = studio_memory(peak_memory(lambda: staged(dataclasses.replace(probe, embedding_steps=2, finetune_steps=2, steps=2)),
                                           device), model)  # fmt: skip
@@ -709,10 +714,7 @@ def imagic_batching(bundle, device, out: dict, steps: int = 10) -> list[list]:
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
                 continue
-            # a step's time is the difference of runs of `steps` and 2 x `steps`: each stage's set-up
-            # (its optimiser, stage 2's copy or adapter) is in both and cancels
-            per1, per2 = ((longer.get(k, 0.0) - stages.get(k, 0.0)) / steps for k in ("optimize", "finetune"))
-            setup = max(0.0, stages.get("optimize", 0.0) - steps * per1) + max(0.0, stages.get("finetune", 0.0) - steps * per2)
+            per1, per2, setup = step_times(stages, longer, steps, steps)
             n1, n2 = math.ceil(fast.embedding_steps * fast.batch_size / b), math.ceil(fast.finetune_steps * fast.batch_size / b)
             total = n1 * per1 + n2 * per2 + setup + denoise  # the stages' set-ups (copy, adapter, optimiser) once
             mem = studio_memory(mem, model)

@@ -71,10 +71,11 @@ def rms(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.sqrt(np.mean((a.astype(np.float64) / 255 - b.astype(np.float64) / 255) ** 2)))
 
 
-def run_edit(model, name: str, config: ImagicConfig, out_dir: Path, cache: LRUCache | None = None) -> dict:
+def run_edit(model, name: str, config: ImagicConfig, out_dir: Path, heldout: bool = False) -> dict:
+    """One edit end to end, then eta re-renders; `heldout` adds `heldout_loss` of its state."""
     source, target = EDITS[name]
     image, origin = input_image(model, source)
-    cache = LRUCache(2) if cache is None else cache
+    cache = LRUCache(2)
     stamps: dict[str, float] = {}
     t0 = time.perf_counter()
     for frame in imagic(model, image, target, config, cache=cache):
@@ -105,7 +106,8 @@ def run_edit(model, name: str, config: ImagicConfig, out_dir: Path, cache: LRUCa
         "align_target": None if scores is None else {str(e): float(scores[i + 1, 1]) for i, e in enumerate(ETAS)},
         "align_source": None if scores is None else {str(e): float(scores[i + 1, 0]) for i, e in enumerate(ETAS)},
         "input_align": None if scores is None else [float(scores[0, 0]), float(scores[0, 1])],
-        "grid": str(out_dir / f"imagic-{name}.png"), "state_key": info["state_key"],
+        "grid": str(out_dir / f"imagic-{name}.png"),
+        **({"heldout": heldout_loss(model, image, state)} if heldout else {}),
     }
 
 
@@ -155,11 +157,8 @@ def batch_study(model, args) -> list[dict]:
                               "finetune_lr": base.finetune_lr * scale})
         label = f"batch {b} x {cfg.embedding_steps} + {cfg.finetune_steps} steps" + (f", lr x {scale:.2f}" if scale != 1 else "")
         for name in args.edits.split(","):
-            cache = LRUCache(2)
-            r = run_edit(model, name, cfg, Path(args.out_dir) / "batch" / label.replace(" ", "").replace(",", "-"), cache=cache)
-            image, _ = input_image(model, EDITS[name][0])
-            r.update(change=label, batch_size=b, lr_scale=scale, embedding_steps=cfg.embedding_steps,
-                     finetune_steps=cfg.finetune_steps, heldout=heldout_loss(model, image, cache.get(r["state_key"])))
+            r = run_edit(model, name, cfg, Path(args.out_dir) / "batch" / label.replace(" ", "").replace(",", "-"), heldout=True)
+            r.update(change=label, batch_size=b, lr_scale=scale, embedding_steps=cfg.embedding_steps, finetune_steps=cfg.finetune_steps)
             rows.append(r)
             print(label, name, f"{r['total_s']:.0f}s", "held-out", {k: round(v, 4) for k, v in r["heldout"].items()},
                   "rms", r["rms_to_input"], "align", r["align_target"], flush=True)

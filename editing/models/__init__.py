@@ -87,19 +87,21 @@ def load_model(
 def check_device(device: str | torch.device) -> torch.device:
     """torch.device(device), or ValueError in one sentence where it names no device or one this
     machine does not have (torch's own errors are an AssertionError deep in its CUDA set-up)."""
+    name = str(device)
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
-        raise ValueError(f"device {str(device)!r} is not a torch device: use cpu, cuda, cuda:N or mps.") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            why = "this torch was built without CUDA" if torch.version.cuda is None else "torch sees no CUDA GPU"
-            raise ValueError(f"device {str(device)!r}: {why} (torch {torch.__version__}); run on the CPU instead (--device cpu).")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"device {str(device)!r}: only {torch.cuda.device_count()} CUDA device(s) are visible, "
-                             f"cuda:0 to cuda:{torch.cuda.device_count() - 1}.")  # fmt: skip
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"device {str(device)!r}: this machine or torch build has no MPS; run on the CPU instead (--device cpu).")
+        raise ValueError(f"device {name!r} is not a torch device: use cpu, cuda, cuda:N or mps.") from None
+    missing = None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        missing = "this torch was built without CUDA" if torch.version.cuda is None else "torch sees no CUDA GPU"
+        missing += f" (torch {torch.__version__})"
+    elif dev.type == "cuda" and dev.index is not None and dev.index >= (n := torch.cuda.device_count()):
+        raise ValueError(f"device {name!r}: only {n} CUDA device(s) are visible, cuda:0 to cuda:{n - 1}.")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        missing = "this machine or torch build has no MPS"
+    if missing:
+        raise ValueError(f"device {name!r}: {missing}; run on the CPU instead (--device cpu).")
     return dev
 
 
