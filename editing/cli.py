@@ -42,6 +42,9 @@ class MethodSpec:
     # recipe records what ran; replay runs a recipe's configs as recorded, never re-resolved. Called
     # with the model, the configs and the names of the fields the user gave.
     resolve: Callable[[Any, dict[str, Any], frozenset[str]], dict[str, Any]] | None = None
+    # A run that would do nothing the user asked for, refused before the model loads (one run only:
+    # a sweep may include such a value as its baseline).
+    check: Callable[[dict[str, Any]], None] | None = None
 
 
 def _run_sdedit(model, images, prompts, configs):
@@ -120,6 +123,11 @@ def _run_shift(model, images, prompts, configs):
     return _then(model, images, prompts, configs, lambda inv: shift(model, inv, prompts.get("target", ""), configs["shift"]))
 
 
+def _check_shift(configs: dict[str, Any]) -> None:
+    if configs["shift"].dx == 0 and configs["shift"].dy == 0:  # it would invert and redraw the picture unmoved
+        raise ValueError("--dx and --dy are both 0: set how far to move the picture (dx to the right, dy down)")
+
+
 def _first_step_at_skip(model, configs: dict[str, Any], given: frozenset[str]) -> dict[str, Any]:
     """A one-shot edit extracts only the noise maps its regeneration uses: InversionConfig.first_step
     = its T_skip (LEdits++ inverts the same way), unless --first-step was given."""
@@ -149,7 +157,7 @@ METHODS: dict[str, MethodSpec] = {
         MethodSpec("shift", "image shift: regenerate from shifted noise maps",
                    {"inversion": itf.InversionConfig, "shift": itf.ShiftConfig}, ("image",), (), (),
                    {"source": _SOURCE, "target": _SAME_TARGET}, _run_shift, target_defaults_to_source=True,
-                   resolve=_first_step_at_skip),
+                   resolve=_first_step_at_skip, check=_check_shift),
     ]
 }
 
@@ -401,7 +409,9 @@ def check_out(path: str | Path) -> None:
 def cmd_method(args) -> int:
     spec = METHODS[args.command]
     check_out(args.out)
-    _build_configs(args, spec.configs)  # bad values fail before the model loads
+    early = _build_configs(args, spec.configs)  # bad values fail before the model loads
+    if spec.check is not None:
+        spec.check(early)
     images, record = _read_inputs(spec, {r: getattr(args, r) for r in spec.inputs + spec.optional_inputs})
     prompts = _prompts(spec, args)
     model = _load(args)

@@ -273,6 +273,8 @@ def test_shift_skip_follows_the_models_fraction_of_the_steps(tiny_dir, guide_fil
          "T_skip=2 needs the noise maps from step 2, and this inversion has them from step 5"),
         (["replay", "{tmp}/nothing.json"], "no recipe file"),
         (["sdedit", "--guide", "{guide}", "--out", "{tmp}/a.jpg"], "must name a .png file"),
+        # refused before the model loads (this folder does not exist): nothing to move, nothing is run
+        (["shift", "--image", "{guide}", "--model", "{tmp}/no-such-model"], "--dx and --dy are both 0"),
     ],
 )
 def test_bad_input_gives_one_clear_line_and_exit_2(args, message, tiny_dir, guide_file, tmp_path, capsys):
