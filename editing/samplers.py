@@ -60,10 +60,23 @@ def alpha_bars(schedule: VPSchedule, times: Sequence[float]) -> list[float]:
     return schedule.alpha_bar(torch.tensor([float(t) for t in times], dtype=torch.float64)).tolist()
 
 
+def to_device(x: torch.Tensor, device) -> torch.Tensor:
+    """A CPU tensor on `device`, without making the host wait for a GPU.
+
+    A copy to CUDA from ordinary (pageable) memory waits until the GPU has finished all the work
+    queued before it; a sampler doing that at every step (its noise, its per-row times) stops the host
+    from queueing the next step while the GPU runs this one. So CUDA copies go through pinned memory,
+    asynchronously (torch's pinned-memory pool keeps a block until its copy is done)."""
+    device = torch.device(device)
+    if device.type != "cuda" or x.device.type != "cpu":
+        return x.to(device)
+    return x.pin_memory().to(device, non_blocking=True)
+
+
 def randn(shape: Sequence[int], generator: torch.Generator, device, dtype=torch.float32) -> torch.Tensor:
     """Standard normal noise drawn on the CPU generator and then moved, so a seed gives the same
-    noise on every device."""
-    return torch.randn(tuple(shape), generator=generator, dtype=torch.float32).to(device=device, dtype=dtype)
+    noise on every device (cast on the device, after an asynchronous copy: `to_device`)."""
+    return to_device(torch.randn(tuple(shape), generator=generator, dtype=torch.float32), device).to(dtype)
 
 
 # --------------------------------------------------------------------------------------------
@@ -199,7 +212,7 @@ def _per_row(t: float | torch.Tensor) -> bool:
 
 def _call(model, x: torch.Tensor, t: float | torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
     if _per_row(t):
-        tt = t.to(device=model.device, dtype=torch.float32).reshape(x.shape[0])
+        tt = to_device(t, model.device).to(torch.float32).reshape(x.shape[0])
     else:
         tt = torch.full((x.shape[0],), float(t), device=model.device, dtype=torch.float32)
     with torch.no_grad():

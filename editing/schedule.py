@@ -15,7 +15,7 @@ fractional timestep (sinusoidal embeddings are defined for real t).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -23,6 +23,8 @@ import torch
 @dataclass(frozen=True, eq=False)
 class VPSchedule:
     alphas_cumprod: torch.Tensor  # (T,) float64, decreasing, abar_t for t = 0..T-1
+    # log(abar) with time -1 prepended, per device it was asked on (a cache, not part of the value)
+    _tables: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def num_train_timesteps(self) -> int:
@@ -42,12 +44,28 @@ class VPSchedule:
         t = torch.as_tensor(t, dtype=torch.float64)
         if bool(((t < -1.0 - 1e-9) | (t > self.num_train_timesteps - 1 + 1e-9)).any()):
             raise ValueError(f"time {t.tolist()} outside [-1, {self.num_train_timesteps - 1}]")
-        log_ab = torch.cat([torch.zeros(1, dtype=torch.float64), self.alphas_cumprod.log()])  # index i = time i-1
+        return self.alpha_bar_unchecked(t)
+
+    def alpha_bar_unchecked(self, t: torch.Tensor) -> torch.Tensor:
+        """`alpha_bar` on t's own device, without the range check (times out of range are clamped).
+
+        For a network's output conversion on a GPU (`editing.models.common.to_eps`): the check, or
+        moving t to the host, would make the host wait for the GPU at every step. The sampler checked
+        the run's times when it started."""
+        t = t.to(torch.float64)
+        log_ab = self._log_table(t.device)  # index i = time i-1
         pos = (t + 1.0).clamp(0, self.num_train_timesteps)
         lo = pos.floor().long().clamp(max=self.num_train_timesteps)
         hi = (lo + 1).clamp(max=self.num_train_timesteps)
         w = pos - lo.double()
         return torch.exp(log_ab[lo] * (1 - w) + log_ab[hi] * w)
+
+    def _log_table(self, device: torch.device) -> torch.Tensor:
+        table = self._tables.get(device)
+        if table is None:
+            table = torch.cat([torch.zeros(1, dtype=torch.float64), self.alphas_cumprod.log()]).to(device)
+            self._tables[device] = table
+        return table
 
     def start_time(self, t0: float) -> float:
         """SDEdit's t0 in (0, 1] as a continuous start time: t0 = 1 is the last trained timestep."""

@@ -44,7 +44,7 @@ from editing.interface import EditConfig, Frame, Guide, SDEditConfig
 # implementation of guide unpacking, the model-space mask, the final compositing and the inversion's
 # checks for both the single runs and sweeps).
 from editing.inversion import _check_inversion, _check_skip, regenerate_step
-from editing.samplers import _batch, alpha_bars, clip_range, ddim_sigma, ddim_step, randn, working_dtype
+from editing.samplers import _batch, alpha_bars, clip_range, ddim_sigma, ddim_step, randn, to_device, working_dtype
 from editing.schedule import VESchedule
 from editing.sdedit import _unpack, model_mask, num_steps, paste_outside, sdedit
 
@@ -120,7 +120,7 @@ def batched_eps(model, xs: Sequence[torch.Tensor], times: Sequence[float], scale
         if kind in ("cond", "pair", "plain"):
             rows.append((x, t, cond))
     x_all = torch.cat([r[0] for r in rows])  # (R, C, h, w)
-    t_all = torch.tensor([float(r[1]) for r in rows], dtype=torch.float32, device=model.device)
+    t_all = to_device(torch.tensor([float(r[1]) for r in rows], dtype=torch.float32), model.device)
     c_all = None if cond is None else torch.cat([_batch(r[2], r[0].shape[0]) for r in rows])
     out = model.eps(x_all.to(device=model.device, dtype=model.dtype), t_all, c_all).to(x_all.dtype)
     eps, r = [], 0

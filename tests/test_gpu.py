@@ -109,6 +109,57 @@ def test_graph_capture_replays_the_eager_unet(tiny_dir, family):
     assert len(captured.unet._graphs) == (1 if base.conditional else 2)
 
 
+def _host_waits(run) -> list[str]:
+    """Where `run()` made the host wait for the GPU, as torch's sync debug mode reports it (file:line)."""
+    import warnings
+
+    torch.cuda.synchronize()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            run()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    return [f"{w.filename}:{w.lineno}" for w in caught if "synchroniz" in str(w.message)]
+
+
+@pytest.mark.parametrize("family", ["latent-sd", "latent-sd-v", "ve"])
+def test_denoising_steps_never_make_the_host_wait_for_the_gpu(tiny_dir, tmp_path, family):
+    """A step's noise, per-row times and v-prediction maths reach the GPU without a wait, so the host
+    queues the next step while the GPU runs this one (a wait per step would expose the whole of each
+    step's launch time). Set-up and the result may wait; so a run of twice the steps must wait exactly
+    as often. SDEdit (DDPM noise each step, a mask), a batched sweep, an inversion and its edit."""
+    from editing.fastpath import accelerate
+    from editing.models import load_model
+
+    if family == "latent-sd-v":
+        from tests import tiny_models
+
+        folder = tiny_models.save_tiny_latent_sd(tmp_path / "sd-v", prediction_type="v_prediction")
+    else:
+        folder = tiny_dir / family
+    gpu = accelerate(load_model(folder, device="cuda", dtype=torch.float16))
+    prompt = "a red apple" if gpu.conditional else ""
+    guide = _guide(gpu.resolution)
+    mask = np.zeros(guide.shape[:2], dtype=bool)
+    mask[: guide.shape[0] // 2] = True
+
+    def runs(steps: int):
+        cfg = SDEditConfig(t0=0.6, steps=steps, sampler="ddpm", guidance_scale=3.0, seed=1, preview_every=1000)
+        final(sdedit(gpu, guide, cfg, mask=mask, prompt=prompt))
+        final(sdedit_sweep(gpu, guide, [cfg, SDEditConfig(t0=0.4, steps=steps, guidance_scale=3.0, preview_every=1000)],
+                           prompt=prompt))  # fmt: skip
+        if family == "ve":
+            return  # edit-friendly inversion is VP only
+        inv = final(invert(gpu, guide, prompt, InversionConfig(steps=steps, source_guidance_scale=3.5, preview_every=1000)))
+        final(edit(gpu, inv, prompt, EditConfig(skip=2, guidance_scale=7.5, preview_every=1000)))
+
+    runs(10)  # warm-up: lazy initialisation, the pinned-memory pool
+    short, long = _host_waits(lambda: runs(10)), _host_waits(lambda: runs(20))
+    assert len(long) == len(short), f"10 steps waited at {short}; 20 steps at {long}"
+
+
 def test_imagic_on_gpu_draws_what_the_cpu_draws(tiny_dir):
     """Imagic's per-stage draws (CPU generator, one pinned copy to the device) give the GPU the CPU's
     timesteps and noises: in fp32 without autocast the two optimisations' losses agree (cuDNN's TF32

@@ -96,7 +96,10 @@ def to_eps(
     out = out.float()
     if prediction_type == "epsilon":
         return out
-    abar = schedule.alpha_bar(t.detach().double().cpu()).to(device=out.device, dtype=torch.float32).view(-1, 1, 1, 1)
+    # abar on a CUDA t's device: a round trip through the host would make it wait for the GPU at every
+    # step (MPS has no float64: its t goes through the host)
+    t = t.detach() if t.device.type == "cuda" else t.detach().cpu()
+    abar = schedule.alpha_bar_unchecked(t).to(device=out.device, dtype=torch.float32).view(-1, 1, 1, 1)
     x_t = x_t.to(device=out.device, dtype=torch.float32)
     if prediction_type == "v_prediction":
         return abar.sqrt() * out + (1 - abar).sqrt() * x_t
