@@ -29,21 +29,24 @@ python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 -
 
 python -m training.gpu_kit pack --corpus .cache/corpus/emoji64.npz --out .gpukit
 
-# what a call carrying .gpukit holds once the docs' figures are set aside (at most 64 MiB)
+# what a call carrying .gpukit holds once the docs' figures and the shipped weights are set aside
+# (at most 64 MiB; training on the GPU needs neither)
 python - <<'PY'
 import os, subprocess
 files = [f for f in subprocess.run(["git", "ls-files", "-z"], capture_output=True, check=True).stdout.decode().split("\0") if f]
-tree = sum(os.path.getsize(f) for f in files if os.path.isfile(f) and not (f.startswith("docs/") and f.endswith(".png")))
+aside = lambda f: (f.startswith("docs/") and f.endswith(".png")) or (f.startswith("assets/models/") and f.endswith(".safetensors"))
+tree = sum(os.path.getsize(f) for f in files if os.path.isfile(f) and not aside(f))
 kit = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(".gpukit") for f in fs)
 mib = (tree + kit) / 2**20
-print(f"\na call carrying .gpukit, docs' figures set aside: {mib:.1f} MiB of 64" + ("" if mib <= 64 else " -- TOO BIG: trim the tree or the kit"))
+print(f"\na call carrying .gpukit, docs' figures and shipped weights set aside: {mib:.1f} MiB of 64" + ("" if mib <= 64 else " -- TOO BIG: trim the tree or the kit"))
 PY
 
 cat <<'EOF'
 
 Ready. A device call carries at most 64 MiB with the tracked tree: before the calls that carry
-.gpukit, set the docs' figures aside (deleted files do not travel) and restore them afterwards:
-  git ls-files -z 'docs/*.png' | xargs -0 rm      # before
-  git checkout -- docs                             # after
+.gpukit, set the docs' figures and the shipped weights aside (deleted files do not travel; training
+needs neither) and restore them afterwards:
+  git ls-files -z 'docs/*.png' 'assets/models/*.safetensors' | xargs -0 rm      # before
+  git checkout -- docs assets                                                    # after
 Start with `status` (free), then see assets/models/emoji/README.md, "The kit", for the calls.
 EOF
