@@ -44,7 +44,8 @@ class MethodSpec:
     resolve: Callable[[Any, dict[str, Any], frozenset[str]], dict[str, Any]] | None = None
     # A run that would do nothing the user asked for, refused before the model loads (one run only:
     # a sweep may include such a value as its baseline).
-    check: Callable[[dict[str, Any]], None] | None = None
+    # Called before the model loads (info None) and again once it has (with its ModelInfo).
+    check: Callable[[dict[str, Any], itf.ModelInfo | None], None] | None = None
 
 
 def _run_sdedit(model, images, prompts, configs):
@@ -123,9 +124,14 @@ def _run_shift(model, images, prompts, configs):
     return _then(model, images, prompts, configs, lambda inv: shift(model, inv, prompts.get("target", ""), configs["shift"]))
 
 
-def _check_shift(configs: dict[str, Any]) -> None:
-    if configs["shift"].dx == 0 and configs["shift"].dy == 0:  # it would invert and redraw the picture unmoved
+def _check_shift(configs: dict[str, Any], info: itf.ModelInfo | None) -> None:
+    dx, dy = configs["shift"].dx, configs["shift"].dy
+    if dx == 0 and dy == 0:  # it would invert and redraw the picture unmoved
         raise ValueError("--dx and --dy are both 0: set how far to move the picture (dx to the right, dy down)")
+    side = info.model_side if info is not None else 0
+    if side and max(abs(dx), abs(dy)) >= side:  # before the inversion, not after it (the engine refuses it too)
+        raise ValueError(f"--dx {dx} --dy {dy} is out of range; allowed: [{1 - side}, {side - 1}] each, within "
+                         f"{info.name}'s model space of {side}x{side}")  # fmt: skip
 
 
 def _first_step_at_skip(model, configs: dict[str, Any], given: frozenset[str]) -> dict[str, Any]:
@@ -411,11 +417,13 @@ def cmd_method(args) -> int:
     check_out(args.out)
     early = _build_configs(args, spec.configs)  # bad values fail before the model loads
     if spec.check is not None:
-        spec.check(early)
+        spec.check(early, None)
     images, record = _read_inputs(spec, {r: getattr(args, r) for r in spec.inputs + spec.optional_inputs})
     prompts = _prompts(spec, args)
     model = _load(args)
     configs = _resolve(spec, model, vars(args), _build_configs(args, spec.configs, model.info()))
+    if spec.check is not None:
+        spec.check(configs, model.info())
     _, recipe_file = run_to_files(spec, model, images, record, prompts, configs, args.out, args.quiet)
     print(f"wrote {args.out} and {recipe_file}")
     return 0

@@ -408,6 +408,7 @@ class ModelInfo:
     weights_hash: str = ""  # sha256 prefix of the weight files (recipes record it; replay compares it)
     device: str = ""  # where it runs ("cpu", "cuda:0"), as recipes record it
     dtype: str = ""  # "float32", "float16", "bfloat16"
+    model_side: int = 0  # side of model space, where shifts are counted: pixels, or latent cells (0: not known)
 
 
 # Config fields whose default the model itself may set: "Config.field" -> the ModelInfo attribute.

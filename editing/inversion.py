@@ -462,6 +462,11 @@ def shift(model, inversion: Inversion, prompt: str, config: ShiftConfig) -> Iter
     """
     _check_inversion(model, inversion)
     _check_skip(config.skip, inversion)
+    _, h, w = model.latent_shape
+    for name, d, side, what in (("dx", config.dx, w, "width"), ("dy", config.dy, h, "height")):
+        if abs(d) >= side:  # a circular shift by the whole side is no move; by more, the same as a smaller one
+            raise ValueError(f"{name}={d} is out of range; allowed: [{1 - side}, {side - 1}], within the model space's "
+                             f"{what} of {side}")  # fmt: skip
     eps_fn = _denoiser(model, prompt, config.guidance_scale)
     dtype = working_dtype(model)
 

@@ -275,6 +275,7 @@ def test_shift_skip_follows_the_models_fraction_of_the_steps(tiny_dir, guide_fil
         (["sdedit", "--guide", "{guide}", "--out", "{tmp}/a.jpg"], "must name a .png file"),
         # refused before the model loads (this folder does not exist): nothing to move, nothing is run
         (["shift", "--image", "{guide}", "--model", "{tmp}/no-such-model"], "--dx and --dy are both 0"),
+        (["shift", "--image", "{guide}", "--dx", "16", "--steps", "4"], "--dx 16 --dy 0 is out of range; allowed: [-15, 15] each"),
     ],
 )
 def test_bad_input_gives_one_clear_line_and_exit_2(args, message, tiny_dir, guide_file, tmp_path, capsys):

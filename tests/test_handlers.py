@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from editing.images import load_mask
-from editing.interface import EditConfig, InversionConfig, SDEditConfig
+from editing.interface import EditConfig, Frame, InversionConfig, SDEditConfig
 from editing.recipe import pixel_sha256
 from editing.recipe import read_png_recipe as read_recipe
 from tests.fake_backend import FakeBackend, FakeFullBackend
@@ -233,6 +233,8 @@ def test_sweep_gives_one_result_per_value_and_seed_with_metrics(backend_cls):
     assert all(NO_REALISM in it.label for it in items)
     gallery = [u for u in ups if "gallery" in u][-1]["gallery"]
     assert len(gallery) == 8
+    # the previous sweep's opened result is cleared first: its picture and files are not this sweep's
+    assert ups[0]["selected_image"] is None and ups[0]["selected_files"] is None and ups[0]["selected_caption"] == ""
     assert backend.calls["sdedit_batch"] == (2 if backend_cls is FakeFullBackend else 0)  # one batch per seed
     df = plot_frame(items)
     points = df[df["index"] >= 0]
@@ -521,3 +523,23 @@ def test_progress_keeps_the_last_loss_between_previews():
     texts = [up["progress"] for _, up in stream(iter(frames), "predicted x0", "Imagic")]
     assert "loss" not in texts[0] and "(loss 0.5000)" in texts[1] and "(loss 0.5000)" in texts[2]
     assert "loss" not in texts[3] and "(loss 0.2500)" in texts[4]
+
+
+def test_stop_says_where_the_run_stopped_and_leaves_a_finished_run_alone():
+    from ui.handlers import STOPPED, progress_html, stopped
+
+    progress, status = stopped(progress_html(143, 500, "SDEdit, denoising"), "Running…")
+    assert "Stopped: SDEdit, denoising, at step 143 / 500" in progress and status == STOPPED
+    # an Imagic stage, whose status is the notices rather than "Running"
+    assert stopped(progress_html(26, 500, "Imagic, optimising the text embedding (loss 0.0070)"), "Downscaled.")[1] == STOPPED
+    # nothing was going: the last result's progress and status stay
+    for idle in (progress_html(25, 25, "SDEdit, done"), '<div class="ss-progress"><span>Ready</span></div>'):
+        assert all(isinstance(u, type(gr.skip())) for u in stopped(idle, "Done: 256x256 PNG with its recipe."))
+
+
+def test_the_inversions_progress_does_not_repeat_its_stage():
+    from ui.handlers import stream
+
+    frames = [Frame(1, 4, "invert"), Frame(2, 4, "denoise")]
+    texts = [up["progress"] for _, up in stream(iter(frames), "predicted x0", "Inverting")]
+    assert "<span>Inverting: step 1 / 4</span>" in texts[0] and "Inverting, denoising: step 2 / 4" in texts[1]

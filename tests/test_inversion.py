@@ -417,6 +417,11 @@ def test_shift_rolls_the_image_under_a_translation_equivariant_model():
     assert np.array_equal(final(shift(m, inv, "a cat", ShiftConfig(guidance_scale=3.5))), image)
     frames = list(shift(m, inv, "a cat", ShiftConfig(dx=1, skip=10, preview_every=4)))
     assert len(frames) == 5  # ceil(20 / 4)
+    assert np.array_equal(final(shift(m, inv, "a cat", ShiftConfig(dx=-7, dy=7, guidance_scale=3.5))), np.roll(image, (7, -7), axis=(0, 1)))
+    # a circular shift by the whole side (8) is no move, and by more the same as a smaller one: refused
+    for dx, dy in ((8, 0), (0, -8), (11, 1)):
+        with pytest.raises(ValueError, match=r"out of range; allowed: \[-7, 7\]"):
+            shift(m, inv, "a cat", ShiftConfig(dx=dx, dy=dy))
 
 
 def test_shift_seeds(tiny_pixel_text):

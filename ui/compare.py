@@ -109,6 +109,9 @@ class Compare:
         seeds = [int(seed) + k for k in range(int(n_seeds))]
         total, items = len(values) * len(seeds), []
         session.sweep, session.selected = items, None
+        # the last sweep's selection goes with it: its picture and files are not part of this sweep
+        yield {"gallery": gr.Gallery(value=[], selected_index=None), "selected_image": None, "selected_caption": "",
+               "selected_files": None, "status": f"Sweep over {param}: {total} runs…"}  # fmt: skip
         batched = param == "t0" and hasattr(self.backend, "sdedit_batch")  # one batch per seed through the model
         # text edits in one batch per seed: a T_skip sweep's of one inversion, an eta sweep's of one inversion
         # per eta, those from one set of model calls

@@ -60,7 +60,8 @@ def compare_tab(info: ModelInfo, compare: Compare, shared: dict, out: dict, text
                               height=120, elem_id="ss-cross-files", scale=2)  # fmt: skip
 
     sweep_out = {"gallery": gallery, "plot": plot, "table": table, "status": out["status"], "session": out["session"],
-                 "progress": out["progress"]}  # fmt: skip
+                 "progress": out["progress"], "selected_image": selected, "selected_caption": selected_caption,
+                 "selected_files": selected_files}  # fmt: skip
     sweep = go.click(
         bind(compare.sweep, sweep_out),
         inputs_kwargs={"canvas": shared["canvas"], "session": shared["session"], "param": param, "n_values": n_values,

@@ -15,6 +15,7 @@ Errors the user can fix raise gr.Error: Gradio shows the message and leaves the 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import asdict
 from typing import Any, Literal
@@ -57,6 +58,21 @@ def progress_html(step: int, total: int, label: str) -> str:
     )
 
 
+_PROGRESS = re.compile(r"<span>(?P<label>[^<]*): step (?P<step>\d+) / (?P<total>\d+)</span>")
+STOPPED = "Stopped. A picture the run left on the Result is its last preview, not a finished result."
+
+
+def stopped(progress: str | None, status: str | None) -> tuple[Any, Any]:
+    """What Stop leaves on the page (progress, status): where the run stopped, and that the picture
+    shown is a preview. When no run was going, nothing changes (the last result's status stays)."""
+    m = _PROGRESS.search(progress or "")
+    moving = m is not None and int(m["step"]) < int(m["total"]) and not m["label"].endswith(STAGES["done"])
+    if not (moving or (status or "").startswith("Running")):
+        return gr.skip(), gr.skip()
+    where = f"Stopped: {m['label']}, at step {m['step']} / {m['total']}" if moving else "Stopped"
+    return f'<div class="ss-progress"><span>{where}</span></div>', STOPPED
+
+
 def make_config(cls: type, **kwargs: Any) -> Any:
     """Build a config from slider values (floats from the browser become ints where the field is int)."""
     defaults = cls()
@@ -91,7 +107,8 @@ def stream(frames: Iterator[Frame], show: Show, label: str) -> Iterator[tuple[Fr
         if frame.stage != stage:
             loss, stage = None, frame.stage
         loss = frame.loss if frame.loss is not None else loss
-        text = f"{label}, {STAGES.get(frame.stage, frame.stage)}" + (f" (loss {loss:.4f})" if loss is not None else "")
+        stage_text = STAGES.get(frame.stage, frame.stage)
+        text = (label if label.lower() == stage_text else f"{label}, {stage_text}") + (f" (loss {loss:.4f})" if loss is not None else "")
         up: Updates = {"progress": progress_html(frame.step, frame.total, text), "step": [frame.step, frame.total, frame.stage]}
         preview = frame.x0 if show == "predicted x0" else frame.xt
         if preview is None:  # between previews, or a preview kind this stage does not produce

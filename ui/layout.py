@@ -30,7 +30,7 @@ from ui.canvas import image_to_editor_value
 from ui.compare import Compare
 from ui.compare_tab import compare_tab
 from ui.defaults import canvas_side, studio_default
-from ui.handlers import IMAGIC_MISSING, Studio, has_imagic
+from ui.handlers import IMAGIC_MISSING, Studio, has_imagic, stopped
 from ui.state import Session
 from ui.widgets import bind, follow_steps, howto, seed_row, slider
 
@@ -234,14 +234,16 @@ def build_ui(backend: Backend) -> gr.Blocks:
                 run(k_go, studio.color_edit, {"prompt": k_prompt, "strength": k_strength, **k_adv, **k_inv})
 
             with gr.Tab("Shift"):
-                howto("Move the picture's content: the noise maps are shifted and the model fills in what the move uncovers. "
+                howto("Move the picture's content: the noise maps are shifted circularly (what leaves one edge comes back at "
+                      "the other, as in the paper) and the model redraws the picture around the move. "
                       "T_skip (Advanced) is where the regeneration starts: lower redraws more, higher keeps the move; a model "
                       "trained on centred pictures pulls an early start back to the middle, so a model may name its own "
                       "start (the emoji model does).")  # fmt: skip
                 with gr.Row(equal_height=True):
                     h_prompt = prompt_box("Prompt (what the picture shows)", scale=3)
-                    h_dx = slider(info, ShiftConfig, "dx", minimum=-info.resolution, maximum=info.resolution, scale=2)
-                    h_dy = slider(info, ShiftConfig, "dy", minimum=-info.resolution, maximum=info.resolution, scale=2)
+                    reach = (info.model_side or info.resolution) - 1  # a circular shift by the whole side is no move
+                    h_dx = slider(info, ShiftConfig, "dx", minimum=-reach, maximum=reach, scale=2)
+                    h_dy = slider(info, ShiftConfig, "dy", minimum=-reach, maximum=reach, scale=2)
                     h_go = gr.Button("Shift", variant="primary", scale=1)
                 with gr.Accordion("Advanced", open=False), gr.Row():
                     h_adv = {"skip": slider(info, ShiftConfig, "skip", maximum=last_step),
@@ -259,7 +261,10 @@ def build_ui(backend: Backend) -> gr.Blocks:
             with gr.Tab("Compare"):
                 runs.extend(compare_tab(info, compare, shared, out, text))
 
-        stop.click(None, None, None, cancels=runs, api_visibility="private")
+        # after the cancel, so that no update the run had in flight lands on top of "Stopped"
+        stop.click(None, None, None, cancels=runs, api_visibility="private").then(
+            stopped, [progress, status], [progress, status], queue=False, api_visibility="private"
+        )
         blank.click(lambda: None, None, canvas, queue=False, api_visibility="private")
         examples.select(_load_example, None, canvas, queue=False, api_visibility="private")
         add_api(studio, compare)

@@ -99,7 +99,8 @@ class ModelBundle(ABC):
                          recommended_edit_guidance_scale=self.recommended_edit_guidance_scale,
                          recommended_edit_skip_fraction=self.recommended_edit_skip_fraction,
                          recommended_shift_skip_fraction=self.recommended_shift_skip_fraction,
-                         weights_hash=self.weights_hash, device=str(self.device), dtype=str(self.dtype).removeprefix("torch."))
+                         weights_hash=self.weights_hash, device=str(self.device), dtype=str(self.dtype).removeprefix("torch."),
+                         model_side=int(self.latent_shape[-1]))
 
 
 def pixels_to_tensor(image: np.ndarray, device, dtype) -> torch.Tensor:
