@@ -171,6 +171,10 @@ class ColorEditConfig:
         if self.t2 < self.t1:
             raise ValueError(f"t2={self.t2} must be >= t1={self.t1}")
         _check_int("skip", self.skip, 0, 999)
+        if self.t2 < self.skip:
+            raise ValueError(f"the colour steps t1..t2 = {self.t1}..{self.t2} end before T_skip={self.skip}, where the "
+                             "regeneration starts: no step would take the colour, so nothing would change; lower T_skip "
+                             "or raise t2")  # fmt: skip
         _check_range("guidance_scale", self.guidance_scale, 0.0, 30.0)
         _check_int("preview_every", self.preview_every, 1, 1000)
 

@@ -136,6 +136,15 @@ def test_oversized_images_are_downscaled_with_a_notice():
     assert c.guide.mask.shape == (512, 1024) and c.guide.mask[:, :500].all() and not c.guide.mask[:, 524:].any()
     assert (c.guide.image[:, :500] == 0).all() and (c.guide.image[:, 524:] == 255).all()
     assert any("downscaled to 1024x512" in n for n in c.notices)
+    assert any("is 1024x512, not square" in n for n in c.notices)  # squeezed into the model's square: said once
+
+
+def test_only_a_picture_far_from_square_gets_the_squeeze_notice():
+    def notes(h, w):
+        return [n for n in editor_to_canvas(value(np.dstack([np.zeros((h, w, 3), np.uint8), np.full((h, w), 255, np.uint8)]))).notices
+                if "not square" in n]  # fmt: skip
+
+    assert notes(200, 1000) and notes(100, 60) and not notes(64, 64) and not notes(100, 120)
 
 
 def test_grey_and_float_inputs_are_accepted_and_bad_shapes_refused():

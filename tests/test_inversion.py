@@ -362,6 +362,13 @@ def test_color_edit_noise_mode_on_latents(tiny_latent_sd):
         color_edit(m, inv, blue, dot, "a cat", ColorEditConfig(mode="noise"))
 
 
+def test_a_colour_window_that_ends_before_t_skip_is_refused():
+    """No step of the regeneration would take the colour: the run would quietly return the picture."""
+    with pytest.raises(ValueError, match=r"t1..t2 = 0..30 end before T_skip=31"):
+        ColorEditConfig(t1=0, t2=30, skip=31)
+    assert ColorEditConfig(t1=0, t2=30, skip=30).skip == 30  # its last step is still pulled
+
+
 def test_per_step_strength_compounds_to_the_total():
     for total, k in ((0.5, 31), (0.9, 61), (0.25, 1)):
         s = per_step_strength(total, k)
@@ -369,7 +376,7 @@ def test_per_step_strength_compounds_to_the_total():
     assert per_step_strength(1.0, 30) == 1.0 and per_step_strength(0.0, 30) == 0.0 and per_step_strength(0.7, 0) == 0.0
 
 
-@pytest.mark.parametrize("t1,t2,skip", [(0, 30, 0), (0, 999, 0), (0, 49, 10), (45, 999, 0), (20, 30, 40)])
+@pytest.mark.parametrize("t1,t2,skip", [(0, 30, 0), (0, 999, 0), (0, 49, 10), (45, 999, 0), (20, 30, 25), (20, 30, 30)])
 def test_pulled_steps_counts_the_steps_regeneration_pulls(text, inv, t1, t2, skip):
     """The count the strength compounds over is the number of steps the x0 hook really acts on."""
     eps_fn = prompt_denoiser(text, "a photo of a cat", 3.5)
