@@ -73,6 +73,12 @@ def stopped(progress: str | None, status: str | None) -> tuple[Any, Any]:
     return f'<div class="ss-progress"><span>{where}</span></div>', STOPPED
 
 
+def running(notices: list[str], what: str = "Running…") -> str:
+    """A run's status while it runs. The downloads are not cleared: a run that waited behind another
+    would otherwise wipe that one's files the moment it finished, before anyone could take them."""
+    return " ".join([what, "Until it is done, the downloads are the last finished run's.", *notices])
+
+
 def make_config(cls: type, **kwargs: Any) -> Any:
     """Build a config from slider values (floats from the browser become ints where the field is int)."""
     defaults = cls()
@@ -190,7 +196,7 @@ class Studio:
         )  # fmt: skip
         for notice in notices:
             gr.Info(notice)
-        yield {"status": " ".join(notices) or "Running…", "files": None}
+        yield {"status": running(notices)}
         image = yield from self._run(guarded(self.backend.sdedit, guide, cfg, prompt), show, "SDEdit")
         inputs = {"guide": guide.image, "mask": guide.mask}
         yield {**self._finish(image, "sdedit", {"sdedit": cfg}, {"prompt": prompt}, inputs, notices, method), "session": session}
@@ -216,7 +222,7 @@ class Studio:
 
     def _inverted_run(self, method, image, source_prompt, inv_cfg, session, show, run, configs, prompts, notices, inputs=None):
         session = session if session is not None else Session()
-        yield {"status": " ".join(notices) or "Running…", "files": None}
+        yield {"status": running(notices)}
         yield from self.ensure_inversion(image, source_prompt, inv_cfg, session, show)
         result = yield from self._run(run(session.inversion), show, method)
         inputs = {"image": image, **(inputs or {})}
@@ -301,7 +307,7 @@ class Studio:
         fields = {k: getattr(base, k) if v is None else v for k, v in over.items()}
         cfg = make_config(ImagicConfig, **{**asdict(base), **fields, "eta": eta, "guidance_scale": guidance_scale, "steps": steps,
                                            "seed": seed, "preview_every": preview_every})  # fmt: skip
-        yield {"status": " ".join(c.notices) or "Running Imagic…", "files": None}
+        yield {"status": running(c.notices, "Running Imagic…")}
         image = yield from self._run(guarded(self.backend.imagic, c.guide.image, target_prompt, cfg), show, "Imagic")
         yield {**self._finish(image, "imagic", {"imagic": cfg}, {"target": target_prompt}, {"image": c.guide.image}, c.notices),
                "session": session}
