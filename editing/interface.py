@@ -150,6 +150,13 @@ class ColorEditConfig:
     noisiest steps). The defaults are the project's choices from that measurement; the paper shows the
     effect, not numbers: a 0.9 share over the first 60 % of the steps sets the colour while the last
     40 % restore texture and shading.
+
+    keep_outside (not in the paper): after every step, the sample outside B is put back on the
+    inversion's own trajectory, x_{i+1} <- B x_{i+1} + (1 - B) x_{i+1}^source (SDEdit's masked
+    editing, applied to the stored x_t). The pull changes the model's input inside the mask, and
+    through it eps everywhere; on a weak model the whole picture then drifts (a dab of blue on the
+    emoji model turned a dark background teal). Kept, the rest of the picture is the source, exactly
+    for a pixel model; the edge blends over the mask's soft coverage of the model grid.
     """
 
     strength: float = 0.9  # mode "x0": the share of (c - x0) pushed in over the pulled steps, in [0, 1]
@@ -160,6 +167,7 @@ class ColorEditConfig:
     skip: int = 0  # steps skipped from the noisiest end, as EditConfig.skip
     guidance_scale: float = 3.5  # regeneration guidance; the inversion's source guidance reproduces the rest
     preview_every: int = 5
+    keep_outside: bool = False  # put the sample outside the mask back on the source's trajectory every step
 
     def __post_init__(self) -> None:
         _check_range("strength", self.strength, 0.0, 1.0)

@@ -198,15 +198,19 @@ def regenerate(
     x0_hook: X0Hook | None = None,
     clip: tuple[float, float] | None = None,
     z_hook: ZHook | None = None,
+    after_step: Callable[[int, torch.Tensor], torch.Tensor] | None = None,
 ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
     """x_{i+1} = mu_i(x_i) + sigma_i z_i for i = start..n-1 from x = x_{t_start}; yields (i, x, x0_pred).
 
     `x0_hook(i, x0_pred)` may change the predicted x0 before the step's mean is formed, and
-    `z_hook(i, z_i, x0_pred)` the noise map the step adds (colour edits).
+    `z_hook(i, z_i, x0_pred)` the noise map the step adds (colour edits); `after_step(i, x_{i+1})`
+    may replace the new sample (a colour edit that keeps the rest of the picture).
     """
     abar = alpha_bars(schedule, times)
     for i in range(start, len(times) - 1):
         x, x0_pred = regenerate_step(i, x, eps_fn(x, times[i]), zs[i], abar, eta, clip, x0_hook, z_hook)
+        if after_step is not None:
+            x = after_step(i, x)
         yield i, x, x0_pred
 
 
@@ -351,12 +355,13 @@ def _invert_etas_frames(model, image, source_prompt: str, configs: list[Inversio
 
 @torch.no_grad()
 def _run(
-    model, inversion: Inversion, eps_fn: EpsFn, x: torch.Tensor, zs: torch.Tensor, start: int, k: int, x0_hook=None, z_hook=None
-):
+    model, inversion: Inversion, eps_fn: EpsFn, x: torch.Tensor, zs: torch.Tensor, start: int, k: int, x0_hook=None, z_hook=None,
+    after_step=None,
+):  # fmt: skip
     n = inversion.steps
     total = n - start
     run = regenerate(eps_fn, model.schedule, x[None], zs[:, None], inversion.times, inversion.config.eta, start,
-                     x0_hook=x0_hook, clip=clip_range(model), z_hook=z_hook)  # fmt: skip
+                     x0_hook=x0_hook, clip=clip_range(model), z_hook=z_hook, after_step=after_step)  # fmt: skip
     for i, x, x0_pred in run:  # x: (1, C, h, w)
         step = i + 1 - start
         if step % k == 0 and step < total:
@@ -431,6 +436,12 @@ def color_edit(
     eps_fn = _denoiser(model, prompt, config.guidance_scale)
     x = inversion.xts[config.skip].to(dtype)
     zs = inversion.zs.to(dtype)
+    keep = None
+    if config.keep_outside:  # the rest of the picture stays on the source's own trajectory
+
+        def keep(i: int, x_next: torch.Tensor) -> torch.Tensor:
+            return b * x_next + (1 - b) * inversion.xts[i + 1].to(device=x_next.device, dtype=x_next.dtype)[None]
+
     if config.mode == "noise":  # the authors' code: a binary mask, images on [0, 1], a push on z_i
         b_bin = (b >= 0.5).to(dtype)
         if not b_bin.any():
@@ -443,13 +454,13 @@ def color_edit(
         def z_hook(i: int, z: torch.Tensor, x0_pred: torch.Tensor) -> torch.Tensor:
             return z + a * b_bin * (c - x0_pred) / 2 if config.t1 <= i <= config.t2 else z
 
-        return _run(model, inversion, eps_fn, x, zs, config.skip, config.preview_every, z_hook=z_hook)
+        return _run(model, inversion, eps_fn, x, zs, config.skip, config.preview_every, z_hook=z_hook, after_step=keep)
     s = per_step_strength(config.strength, config.pulled_steps(n))
 
     def hook(i: int, x0_pred: torch.Tensor) -> torch.Tensor:
         return x0_pred + s * b * (c - x0_pred) if config.t1 <= i <= config.t2 else x0_pred
 
-    return _run(model, inversion, eps_fn, x, zs, config.skip, config.preview_every, hook)
+    return _run(model, inversion, eps_fn, x, zs, config.skip, config.preview_every, hook, after_step=keep)
 
 
 def shift(model, inversion: Inversion, prompt: str, config: ShiftConfig) -> Iterator[Frame]:

@@ -317,6 +317,23 @@ def test_color_edit(text, inv):
         color_edit(text, inv, red, mask, "a cat", ColorEditConfig(t1=60, t2=70))
 
 
+@pytest.mark.parametrize("mode", ["x0", "noise"])
+def test_color_edit_can_keep_the_rest_of_the_picture(tiny_pixel_text, mode):
+    """On a real network the pull inside the mask changes eps everywhere, so the rest of the picture
+    drifts; `keep_outside` puts it back on the inversion's trajectory every step: outside the mask the
+    result is the source exactly (a pixel model), inside it still takes the colour."""
+    m = tiny_pixel_text
+    image = _img(3, (m.resolution, m.resolution))
+    blue, mask = _colour_and_mask(image, 2, (slice(4, 12), slice(4, 12)))
+    inv = final(invert(m, image, "a cat", InversionConfig(steps=12, source_guidance_scale=3.5)))
+    base = {"t2": 8, "guidance_scale": 3.5, "mode": mode, "alpha": 1.0}
+    drift = final(color_edit(m, inv, blue, mask, "a cat", ColorEditConfig(**base)))
+    kept = final(color_edit(m, inv, blue, mask, "a cat", ColorEditConfig(**base, keep_outside=True)))
+    assert not np.array_equal(drift[~mask], image[~mask])  # the method as published: the rest moves too
+    assert np.array_equal(kept[~mask], image[~mask])
+    assert l2(blue[mask][None], kept[mask][None]) < l2(blue[mask][None], image[mask][None])  # still recoloured
+
+
 def test_color_edit_noise_mode(text, inv):
     """The authors' push on the noise maps: outside the mask the source exactly (independent pixels),
     inside closer to the colour with a larger alpha; alpha 0 is plain regeneration."""

@@ -251,6 +251,7 @@ class Studio:
     def color_edit(
         self, *, canvas: dict | None, prompt: str, steps: int, eta: float, source_guidance_scale: float, seed: int,
         strength: float, t1: int, t2: int, skip: int, guidance_scale: float, mode: str = ColorEditConfig.mode, alpha: float = ColorEditConfig.alpha,
+        keep_outside: bool = ColorEditConfig.keep_outside,
         preview_every: int = 1, show: Show = "predicted x0", session: Session | None = None,
     ) -> Iterator[Updates]:  # fmt: skip
         """Colour manipulation: invert the photo (background), push the painted colours into the noise maps."""
@@ -260,7 +261,7 @@ class Studio:
             raise gr.Error("Paint the new colour on the 'strokes' layer over the region to recolour.")
         inv_cfg = make_config(InversionConfig, steps=steps, eta=eta, source_guidance_scale=source_guidance_scale, seed=seed,
                               preview_every=preview_every)  # fmt: skip
-        cfg = make_config(ColorEditConfig, strength=strength, mode=mode, alpha=alpha, t1=t1, t2=t2, skip=skip,
+        cfg = make_config(ColorEditConfig, strength=strength, mode=mode, alpha=alpha, t1=t1, t2=t2, skip=skip, keep_outside=keep_outside,
                           guidance_scale=guidance_scale, preview_every=preview_every)  # fmt: skip
         yield from self._inverted_run(
             "color", c.background, prompt, inv_cfg, session, show,

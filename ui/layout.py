@@ -220,6 +220,9 @@ def build_ui(backend: Backend) -> gr.Blocks:
                 with gr.Row(equal_height=True):
                     k_prompt = prompt_box("Prompt (what the picture shows)", scale=4)
                     k_strength = slider(info, ColorEditConfig, "strength", scale=3)
+                    # on in the studio (a recolour is expected to stay where it was painted); off is the paper's method
+                    k_keep = gr.Checkbox(value=True, label="Keep the rest of the picture", scale=2,
+                                         info="off: the paper's method, where the whole picture may shift with the colour")  # fmt: skip
                     k_go = gr.Button("Recolour", variant="primary", scale=1)
                 with gr.Accordion("Advanced", open=False), gr.Row():
                     k_mode = gr.Radio([("predicted image (x0)", "x0"), ("noise maps (authors' code)", "noise")],
@@ -231,7 +234,7 @@ def build_ui(backend: Backend) -> gr.Blocks:
                              "guidance_scale": slider(info, ColorEditConfig, "guidance_scale")}  # fmt: skip
                 k_inv = inversion_controls()
                 follow_steps(k_inv["steps"], k_adv["t1"], k_adv["t2"], k_adv["skip"])
-                run(k_go, studio.color_edit, {"prompt": k_prompt, "strength": k_strength, **k_adv, **k_inv})
+                run(k_go, studio.color_edit, {"prompt": k_prompt, "strength": k_strength, "keep_outside": k_keep, **k_adv, **k_inv})
 
             with gr.Tab("Shift"):
                 howto("Move the picture's content: the noise maps are shifted circularly (what leaves one edge comes back at "

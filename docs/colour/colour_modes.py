@@ -1,6 +1,7 @@
 """Colour edit: the two ways of pushing the colour in, measured on the embedded emoji model.
 
     python docs/colour/colour_modes.py            # writes docs/colour/colour-modes.png and .json
+    python docs/colour/colour_modes.py --keep-study   # keep_outside off/on: docs/colour/keep-outside.png and .json
 
 Sources: SDEdit outputs of the three example guides (so nothing outside the repository is needed).
 Each source is inverted (50 steps, eta 1), then recoloured inside a mask (the guide's flat
@@ -42,6 +43,7 @@ CASES = [
 ]
 STRENGTHS = (0.25, 0.5, 0.75, 0.9, 1.0)
 ALPHAS = (0.02, 0.05, 0.1, 0.2, 0.5)
+KEEP_STRENGTHS = (0.5, 0.9, 1.0)
 
 
 def measure(out: np.ndarray, base: np.ndarray, mask: np.ndarray, target: np.ndarray) -> dict[str, float]:
@@ -57,9 +59,12 @@ def main() -> None:
     ap.add_argument("--model", default="emoji")
     ap.add_argument("--out", default=str(ROOT / "docs" / "colour" / "colour-modes"))
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--keep-study", action="store_true", help="mode x0 with keep_outside off and on, instead")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     model = editing.load_model(a.model)
+    if a.keep_study:
+        a.out = a.out.replace("colour-modes", "keep-outside")
     rows, results = [], []
     for guide_name, prompt, test, target in CASES:
         guide = resize_image(load_image(ROOT / "assets" / "examples" / guide_name), (256, 256))
@@ -71,13 +76,17 @@ def main() -> None:
         inv = final(invert(model, source, prompt, InversionConfig(steps=50, seed=0)))
         base = final(color_edit(model, inv, colour, mask, prompt, ColorEditConfig(strength=0.0, t2=30)))
         row = [source, colour]
-        runs = [("x0", "strength", v, ColorEditConfig(strength=v, t2=30)) for v in STRENGTHS]
-        runs += [("noise", "alpha", v, ColorEditConfig(mode="noise", alpha=v, t2=30)) for v in ALPHAS]
+        if a.keep_study:
+            runs = [(f"x0{' kept' if k else ''}", "strength", v, ColorEditConfig(strength=v, t2=30, keep_outside=k))
+                    for k in (False, True) for v in KEEP_STRENGTHS]  # fmt: skip
+        else:
+            runs = [("x0", "strength", v, ColorEditConfig(strength=v, t2=30)) for v in STRENGTHS]
+            runs += [("noise", "alpha", v, ColorEditConfig(mode="noise", alpha=v, t2=30)) for v in ALPHAS]
         for mode, name, value, cfg in runs:
             out = final(color_edit(model, inv, colour, mask, prompt, cfg))
             m = measure(out, base, mask, np.array(target, float))
             results.append({"case": guide_name, "mode": mode, name: value, **m})
-            print(f"{guide_name:11s} {mode:5s} {name}={value:<5} share {m['share']:6.3f}  outside rms {m['outside']:.4f}", flush=True)
+            print(f"{guide_name:11s} {mode:8s} {name}={value:<5} share {m['share']:6.3f}  outside rms {m['outside']:.4f}", flush=True)
             row.append(out)
         rows.append(np.concatenate(row, 1))
     grid = np.concatenate(rows, 0)
@@ -89,7 +98,9 @@ def main() -> None:
         "weights_hash": model.weights_hash,
         "inversion": {"steps": 50, "eta": 1.0, "seed": 0},
         "pulled_steps": [0, 30],
-        "columns": ["source", "colour image"] + [f"x0 {v}" for v in STRENGTHS] + [f"noise {v}" for v in ALPHAS],
+        "columns": ["source", "colour image"]
+        + ([f"x0 {v}{k}" for k in ("", " kept") for v in KEEP_STRENGTHS] if a.keep_study
+           else [f"x0 {v}" for v in STRENGTHS] + [f"noise {v}" for v in ALPHAS]),
         "results": results,
     }
     Path(a.out + ".json").write_text(json.dumps(meta, indent=1) + "\n")
