@@ -61,7 +61,9 @@ FIFTY_STEPS = {
 # T_skip (stroke_studio.json "recommended_edit_skip_fraction": the emoji model's 0, measured by
 # docs/edit/edit_study.py) starts there, in the studio's steps, instead of at the paper's ratio.
 STUDIO_DEFAULTS: dict[str, dict[str, Any]] = {
-    "pixel-text": {**FIFTY_STEPS, "canvas": 256},
+    # the Colour edit tab keeps the rest of the picture, and kept, strength 1.0 recolours fully without
+    # the drift it brings otherwise (README, "Colour edit": share 0.82-0.92, outside 0.010-0.013)
+    "pixel-text": {**FIFTY_STEPS, "ColorEditConfig.strength": 1.0, "canvas": 256},
     "pixel-ddpm": {**EVERY_STEP, "canvas": 256},
     "ve": {**EVERY_STEP, "canvas": 256},
     "latent-sd": {**FIFTY_STEPS, "canvas": 512},
