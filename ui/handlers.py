@@ -42,6 +42,7 @@ Show = Literal["predicted x0", "current x_t"]
 Updates = dict[str, Any]
 STAGES = {"invert": "inverting", "denoise": "denoising", "optimize": "optimising the text embedding",
           "finetune": "fine-tuning the model", "done": "done"}  # fmt: skip
+METHOD_LABELS = {"edit": "Text edit", "color": "Colour edit", "shift": "Shift"}  # progress labels of the inversion methods
 IMAGIC_MISSING = "Imagic is not available for this model: it needs a text-conditioned model (the emoji model or Stable Diffusion)."
 
 
@@ -224,7 +225,7 @@ class Studio:
         session = session if session is not None else Session()
         yield {"status": running(notices)}
         yield from self.ensure_inversion(image, source_prompt, inv_cfg, session, show)
-        result = yield from self._run(run(session.inversion), show, method)
+        result = yield from self._run(run(session.inversion), show, METHOD_LABELS.get(method, method))
         inputs = {"image": image, **(inputs or {})}
         yield {**self._finish(result, method, {"inversion": inv_cfg, **configs}, prompts, inputs, notices), "session": session}
 
