@@ -359,6 +359,11 @@ def test_cross_method_runs_sdedit_and_inversion_on_the_same_seed():
     assert [c.split(" ")[0] for _, c in gallery] == ["input", "SDEdit", "Inversion"]
     assert backend.calls["sdedit"] == 1 and backend.calls["invert"] == 1 and backend.calls["edit"] == 1
     assert "Imagic needs a text-conditioned model" in ups[-1]["status"]
+    compare = Compare(Studio(FakeBackend()))
+    session = Session()
+    run(compare.cross(canvas=painting(), prompt="a dog", source_prompt="a cat", t0=0.5, steps=10, skip=3, guidance_scale=3.0,
+                      seed=4, eta=0.5, session=session))  # fmt: skip
+    assert session.cross[1].run.configs["inversion"].eta == 0.5  # the eta held fixed in the tab, as its recipe records
     # A painted mask does not confine SDEdit here: the three methods all act on the whole picture.
     v = with_mask(painting())
     sd = run(Compare(Studio(FakeBackend())).cross(canvas=v, prompt="a dog", source_prompt="a cat", t0=0.5, steps=10, skip=3,

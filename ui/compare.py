@@ -18,7 +18,7 @@ import pandas as pd
 
 from editing.interface import EditConfig, Frame, Guide, ImagicConfig, InversionConfig, SDEditConfig
 from ui.defaults import studio_default
-from ui.handlers import Show, Studio, Updates, guarded, has_imagic, make_config, progress_html, read_canvas
+from ui.handlers import STAGES, Show, Studio, Updates, guarded, has_imagic, make_config, progress_html, read_canvas
 from ui.recipe import save_run
 from ui.state import RunRecord, Session, SweepItem, image_key
 
@@ -188,7 +188,8 @@ class Compare:
         """Run a method to its result, yielding progress at every frame (so Stop acts within a step)."""
         last = None
         for last in frames:
-            yield {"progress": progress_html(last.step, last.total, label)}
+            stage = STAGES.get(last.stage, last.stage)
+            yield {"progress": progress_html(last.step, last.total, f"{label}, {stage}" if last.stage in ("optimize", "finetune") else label)}
         if last is None or not last.done:
             raise gr.Error(f"{label} stopped before producing a result.")
         return last.result
@@ -252,8 +253,10 @@ class Compare:
     def cross(
         self, *, canvas: dict | None, prompt: str, source_prompt: str, t0: float, steps: int, skip: int, guidance_scale: float,
         seed: int, edit_guidance_scale: float | None = None, session: Session | None = None, show: Show = "predicted x0",
+        eta: float = InversionConfig.eta,
     ) -> Iterator[Updates]:  # fmt: skip
-        """SDEdit, inversion + edit and (text-conditioned models) Imagic on the same input and seed."""
+        """SDEdit, inversion + edit (with the inversion's eta) and (text-conditioned models) Imagic, at its
+        fast preset, on the same input and seed."""
         session = session if session is not None else Session()
         c = read_canvas(canvas)
         if self.studio.info.conditional and not prompt.strip():  # before any run: Imagic would refuse it last
@@ -267,7 +270,7 @@ class Compare:
         runs.append((f"SDEdit t0={cfg.t0}", image, RunRecord("sdedit", {"sdedit": cfg}, {"prompt": prompt}, {"guide": guide.image},
                                                               mode="sdedit-compare")))  # fmt: skip
         yield {"status": "Running inversion + edit…"}
-        inv_cfg = make_config(InversionConfig, steps=steps, seed=seed, preview_every=1)
+        inv_cfg = make_config(InversionConfig, steps=steps, eta=eta, seed=seed, preview_every=1)
         ecfg = make_config(EditConfig, skip=min(int(skip), inv_cfg.steps - 1), guidance_scale=self._edit_guidance(edit_guidance_scale),
                            preview_every=1)  # fmt: skip
         yield from self.studio.ensure_inversion(guide.image, source_prompt, inv_cfg, session, show)

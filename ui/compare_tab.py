@@ -48,9 +48,10 @@ def compare_tab(info: ModelInfo, compare: Compare, shared: dict, out: dict, text
                                      interactive=False, height=120, elem_id="ss-selected-files")  # fmt: skip
     table = gr.Dataframe(headers=["value", "seed", "L2", "SSIM", "realism"], label="Metrics", interactive=False)
 
-    gr.Markdown("### Methods side by side\nSDEdit, inversion + edit and Imagic (text models; its optimisation takes minutes "
-                "on a CPU, once per picture and text) on the canvas with the same seed. The SDEdit prompt above is the target "
-                "text; the source prompt describes the picture for the inversion.")  # fmt: skip
+    gr.Markdown("### Methods side by side\nSDEdit, inversion + edit and Imagic (text models, at its fast preset whatever the "
+                "Imagic tab is set to; its optimisation takes minutes on a CPU, once per picture and text) on the canvas with the "
+                "same seed and the settings held fixed above. The SDEdit prompt above is the target text; the source prompt "
+                "describes the picture for the inversion.")  # fmt: skip
     cross_go = gr.Button("Compare methods")
     with gr.Row(equal_height=False):
         cross_gallery = gr.Gallery(label="Input, SDEdit, inversion + edit, Imagic; click one for its files", columns=4, height=260,
@@ -91,7 +92,7 @@ def compare_tab(info: ModelInfo, compare: Compare, shared: dict, out: dict, text
         bind(compare.cross, cross_out),
         inputs_kwargs={"canvas": shared["canvas"], "session": shared["session"], "prompt": prompt, "source_prompt": source,
                        "t0": fixed["t0"], "steps": fixed["steps"], "skip": fixed["skip"], "guidance_scale": fixed["guidance_scale"],
-                       "edit_guidance_scale": fixed["edit_guidance_scale"], "seed": fixed["seed"]},
+                       "edit_guidance_scale": fixed["edit_guidance_scale"], "seed": fixed["seed"], "eta": fixed["eta"]},
         outputs=list(cross_out.values()), concurrency_id="model", show_progress="full", show_progress_on=cross_gallery,
         api_visibility="private",
     )  # fmt: skip
