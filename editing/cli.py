@@ -42,9 +42,8 @@ class MethodSpec:
     # recipe records what ran; replay runs a recipe's configs as recorded, never re-resolved. Called
     # with the model, the configs and the names of the fields the user gave.
     resolve: Callable[[Any, dict[str, Any], frozenset[str]], dict[str, Any]] | None = None
-    # A run that would do nothing the user asked for, refused before the model loads (one run only:
-    # a sweep may include such a value as its baseline).
-    # Called before the model loads (info None) and again once it has (with its ModelInfo).
+    # Refuses a single run that would do nothing the user asked for (a sweep may include such a value
+    # as its baseline): called before the model loads (info None) and again once it has, before the run.
     check: Callable[[dict[str, Any], itf.ModelInfo | None], None] | None = None
 
 

@@ -40,7 +40,9 @@ def compare_tab(info: ModelInfo, compare: Compare, shared: dict, out: dict, text
     gallery = gr.Gallery(label="Results (captions: setting · L2 · SSIM · realism); click one to open it with its recipe", columns=6,
                          height=300, format="png", elem_classes="ss-gallery", elem_id="ss-sweep")  # fmt: skip
     with gr.Row(equal_height=False):
-        plot = gr.ScatterPlot(x="L2 to guide (lower = more faithful)", y="y", color="result", y_title="SSIM", height=300, label="Realism against faithfulness · colour = seed, orange = opened result", scale=3, elem_id="ss-plot")  # fmt: skip
+        plot = gr.ScatterPlot(x="L2 to guide (lower = more faithful)", y="y", color="result", y_title="SSIM", height=300,
+                              label="Realism against faithfulness · colour = seed, orange = opened result", scale=3,
+                              elem_id="ss-plot")  # fmt: skip
         with gr.Column(scale=2):
             selected = gr.Image(label="Selected result", type="numpy", interactive=False, height=220, elem_id="ss-selected")
             selected_caption = gr.Markdown()
