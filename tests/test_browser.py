@@ -115,8 +115,20 @@ def test_downloaded_result_replays_from_the_command_line(page, tmp_path, capsys)
     assert "identical" in capsys.readouterr().out
 
 
+def _listed_recipe(page) -> dict:
+    import json
+
+    href = next(h for h in page.eval_on_selector_all("#ss-files a", "els => els.map(e => e.getAttribute('href'))") if h.endswith(".json"))
+    return json.loads(page.request.get(href).body())
+
+
 def test_mask_layer_limits_a_stroke_edit(page):
-    """The second layer ("mask") is what ui/canvas.py reads as the edit mask: paint it, run Stroke edit."""
+    """The second layer ("mask") is what ui/canvas.py reads as the edit mask: paint it, run Stroke edit.
+    It edits the last result, put on the canvas by "Edit this result": the edit's guide is that result."""
+    last = _listed_recipe(page)["output"]["sha256"]
+    page.locator("#ss-again").click()
+    page.locator("#ss-status").get_by_text("The result is now the canvas").wait_for(timeout=30_000)
+    page.wait_for_timeout(1000)
     page.get_by_role("button", name="Show Layers").click()
     page.locator("#ss-canvas").get_by_text("mask", exact=True).click()
     page.keyboard.press("Escape")
@@ -127,6 +139,7 @@ def test_mask_layer_limits_a_stroke_edit(page):
     # The masked mode names its files sdedit-masked-*; without a mask it would refuse to run.
     page.locator("#ss-files").get_by_text(re.compile(r"sdedit-masked-seed\d+")).first.wait_for(timeout=240_000)
     page.screenshot(path=ARTIFACTS / "studio-stroke-edit.png", full_page=True)
+    assert _listed_recipe(page)["inputs"]["guide"]["sha256"] == last  # the mask's own layer adds no colour
 
 
 def test_compare_tab_sweeps_and_plots(page):

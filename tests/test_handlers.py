@@ -548,3 +548,35 @@ def test_the_inversions_progress_does_not_repeat_its_stage():
     frames = [Frame(1, 4, "invert"), Frame(2, 4, "denoise")]
     texts = [up["progress"] for _, up in stream(iter(frames), "predicted x0", "Inverting")]
     assert "<span>Inverting: step 1 / 4</span>" in texts[0] and "Inverting, denoising: step 2 / 4" in texts[1]
+
+
+def test_edit_this_result_puts_the_finished_result_on_the_canvas_for_the_next_edit():
+    from ui.handlers import result_to_canvas
+
+    backend, session = FakeBackend(), Session()
+    studio = Studio(backend)
+    with pytest.raises(gr.Error, match="No finished result yet"):
+        result_to_canvas(session)
+    ups = run(studio.sdedit(canvas=painting(), session=session, **SD))
+    assert session.result is ups[-1]["output"]  # the result, not a preview
+    value, status = result_to_canvas(session)
+    assert status.startswith("The result is now the canvas")
+    np.testing.assert_array_equal(value["background"][..., :3], ups[-1]["output"])
+    assert value["layers"] == [] and (value["background"][..., 3] == 255).all()
+    # the next edit starts from it: its recipe's guide is the first result
+    second = run(studio.sdedit(canvas=with_mask(value), session=session, mode="mask", **SD))[-1]
+    expected = ups[-1]["output"].copy()
+    expected[5:15, 5:25] = (255, 0, 0)  # with_mask's strokes over the first result
+    assert read_recipe(second["files"][0])["inputs"]["guide"]["sha256"] == pixel_sha256(expected)
+    assert session.result is second["output"]
+
+    compare = Compare(studio)
+    with pytest.raises(gr.Error, match="Open a result first"):
+        compare.selected_to_canvas(session)
+    run(compare.sweep(canvas=painting(), param="t0", n_values=3, n_seeds=1, prompt="", source_prompt="", target_prompt="x",
+                      t0=0.5, steps=10, skip=2, eta=1.0, guidance_scale=3.0, seed=0, session=session))  # fmt: skip
+    with pytest.raises(gr.Error, match="Open a result first"):  # a new sweep clears the opened result
+        compare.selected_to_canvas(session)
+    compare.select_image(session, gr.SelectData(None, {"index": 1, "value": None}))
+    value, _ = compare.selected_to_canvas(session)
+    np.testing.assert_array_equal(value["background"][..., :3], session.sweep[1].image)

@@ -18,7 +18,7 @@ import pandas as pd
 
 from editing.interface import EditConfig, Frame, Guide, ImagicConfig, InversionConfig, SDEditConfig
 from ui.defaults import studio_default
-from ui.handlers import STAGES, Show, Studio, Updates, guarded, has_imagic, make_config, progress_html, read_canvas
+from ui.handlers import STAGES, Show, Studio, Updates, guarded, has_imagic, make_config, progress_html, read_canvas, to_canvas
 from ui.recipe import save_run
 from ui.state import RunRecord, Session, SweepItem, image_key
 
@@ -221,6 +221,13 @@ class Compare:
         if it.run is not None and (it.files is None or not all(Path(f).is_file() for f in it.files)):
             it.files = save_run(self.studio.info, it.run, it.image)
         return it.files
+
+    @staticmethod
+    def selected_to_canvas(session: Session | None) -> tuple[dict, str]:
+        """"Edit this result" under the opened sweep result: it becomes the canvas."""
+        ok = session is not None and session.selected is not None and session.selected < len(session.sweep)
+        return to_canvas(session.sweep[session.selected].image if ok else None,
+                         "Open a result first: click one in the sweep's gallery or drag across points on the plot.")  # fmt: skip
 
     def _select(self, session: Session, i: int) -> Updates:
         session.selected = i

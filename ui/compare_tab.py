@@ -46,6 +46,7 @@ def compare_tab(info: ModelInfo, compare: Compare, shared: dict, out: dict, text
         with gr.Column(scale=2):
             selected = gr.Image(label="Selected result", type="numpy", interactive=False, height=220, elem_id="ss-selected")
             selected_caption = gr.Markdown()
+            again = gr.Button("↺ Edit this result", size="sm", elem_id="ss-selected-again")
             selected_files = gr.File(label="Selected result: PNG (recipe embedded), recipe JSON and inputs", file_count="multiple",
                                      interactive=False, height=120, elem_id="ss-selected-files")  # fmt: skip
     table = gr.Dataframe(headers=["value", "seed", "L2", "SSIM", "realism"], label="Metrics", interactive=False)
@@ -82,6 +83,8 @@ def compare_tab(info: ModelInfo, compare: Compare, shared: dict, out: dict, text
     def on_gallery(session, evt: gr.SelectData):
         return as_list(compare.select_image(session, evt)) if session.sweep else [gr.skip()] * len(sel_out)
 
+    again.click(compare.selected_to_canvas, shared["session"], [shared["canvas"], out["status"]], show_progress="hidden",
+                api_visibility="private")  # queued: a refusal's toast shows only for queued events
     plot.select(on_plot, shared["session"], sel_out, api_visibility="private")
     gallery.select(on_gallery, shared["session"], sel_out, api_visibility="private")
 

@@ -34,7 +34,7 @@ from editing.interface import (
     SDEditConfig,
     ShiftConfig,
 )
-from ui.canvas import Canvas, CanvasError, editor_to_canvas, paste_patch
+from ui.canvas import Canvas, CanvasError, editor_to_canvas, image_to_editor_value, paste_patch
 from ui.recipe import save_run
 from ui.state import RunRecord, Session, inversion_key
 
@@ -78,6 +78,22 @@ def running(notices: list[str], what: str = "Running…") -> str:
     """A run's status while it runs. The downloads are not cleared: a run that waited behind another
     would otherwise wipe that one's files the moment it finished, before anyone could take them."""
     return " ".join([what, "Until it is done, the downloads are the last finished run's.", *notices])
+
+
+ON_CANVAS = "The result is now the canvas: paint on it, mask a region or edit it by text. Its recipe stays in the downloads."
+
+
+def to_canvas(image: np.ndarray | None, missing: str) -> tuple[dict, str]:
+    """"Edit this result": a finished result becomes the canvas (a plain picture, its layers empty), so
+    one edit can follow another without a download and an upload. (canvas value, status)"""
+    if image is None:
+        raise gr.Error(missing)
+    return image_to_editor_value(image), ON_CANVAS
+
+
+def result_to_canvas(session: Session | None) -> tuple[dict, str]:
+    return to_canvas(session.result if session is not None else None,
+                     "No finished result yet: run a method first (a stopped run's preview is not a result).")  # fmt: skip
 
 
 def make_config(cls: type, **kwargs: Any) -> Any:
@@ -133,12 +149,16 @@ class Studio:
         self.info = backend.info()
 
     def _finish(self, image: np.ndarray, method: str, configs: dict, prompts: dict, inputs: dict[str, np.ndarray],
-                notices: list[str], mode: str | None = None) -> Updates:  # fmt: skip
+                notices: list[str], session: Session | None, mode: str | None = None) -> Updates:  # fmt: skip
         """The result's update, and its files: PNG, recipe and inputs, in the command line's terms
-        (`method`, roles), so that `python -m editing replay` re-runs it."""
+        (`method`, roles), so that `python -m editing replay` re-runs it. The session keeps the result
+        for "Edit this result"."""
         files = save_run(self.info, RunRecord(method, configs, prompts, inputs, mode), image)
         h, w = image.shape[:2]
-        return {"output": image, "files": files, "status": " ".join([*notices, f"Done: {w}x{h} PNG with its recipe."])}
+        if session is not None:
+            session.result = image
+        return {"output": image, "files": files, "status": " ".join([*notices, f"Done: {w}x{h} PNG with its recipe."]),
+                "session": session}
 
     def _run(self, frames: Iterator[Frame], show: Show, label: str) -> Generator[Updates, None, np.ndarray]:
         """Stream frames into the page; return the result image."""
@@ -200,7 +220,7 @@ class Studio:
         yield {"status": running(notices)}
         image = yield from self._run(guarded(self.backend.sdedit, guide, cfg, prompt), show, "SDEdit")
         inputs = {"guide": guide.image, "mask": guide.mask}
-        yield {**self._finish(image, "sdedit", {"sdedit": cfg}, {"prompt": prompt}, inputs, notices, method), "session": session}
+        yield self._finish(image, "sdedit", {"sdedit": cfg}, {"prompt": prompt}, inputs, notices, session, method)
 
     # ---------------------------------------------------------------- inversion family
 
@@ -227,7 +247,7 @@ class Studio:
         yield from self.ensure_inversion(image, source_prompt, inv_cfg, session, show)
         result = yield from self._run(run(session.inversion), show, METHOD_LABELS.get(method, method))
         inputs = {"image": image, **(inputs or {})}
-        yield {**self._finish(result, method, {"inversion": inv_cfg, **configs}, prompts, inputs, notices), "session": session}
+        yield self._finish(result, method, {"inversion": inv_cfg, **configs}, prompts, inputs, notices, session)
 
     def text_edit(
         self, *, canvas: dict | None, source_prompt: str, target_prompt: str, steps: int, eta: float, source_guidance_scale: float,
@@ -311,5 +331,4 @@ class Studio:
                                            "seed": seed, "preview_every": preview_every})  # fmt: skip
         yield {"status": running(c.notices, "Running Imagic…")}
         image = yield from self._run(guarded(self.backend.imagic, c.guide.image, target_prompt, cfg), show, "Imagic")
-        yield {**self._finish(image, "imagic", {"imagic": cfg}, {"target": target_prompt}, {"image": c.guide.image}, c.notices),
-               "session": session}
+        yield self._finish(image, "imagic", {"imagic": cfg}, {"target": target_prompt}, {"image": c.guide.image}, c.notices, session)

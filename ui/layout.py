@@ -30,7 +30,7 @@ from ui.canvas import image_to_editor_value
 from ui.compare import Compare
 from ui.compare_tab import compare_tab
 from ui.defaults import canvas_side, studio_default
-from ui.handlers import IMAGIC_MISSING, Studio, has_imagic, stopped
+from ui.handlers import IMAGIC_MISSING, Studio, has_imagic, result_to_canvas, stopped
 from ui.state import Session
 from ui.widgets import bind, follow_steps, howto, seed_row, slider
 
@@ -103,6 +103,7 @@ def build_ui(backend: Backend) -> gr.Blocks:
                 with gr.Row(equal_height=True):
                     show = gr.Radio(["predicted x0", "current x_t"], value="predicted x0", label="Stream", container=False, scale=3)
                     stop = gr.Button("■ Stop", variant="stop", size="sm", scale=1, min_width=80)
+                    again = gr.Button("↺ Edit this result", size="sm", scale=1, min_width=120, elem_id="ss-again")
                 status = gr.Markdown(elem_id="ss-status")
                 files = gr.File(label="Download: result PNG (recipe embedded), recipe JSON and inputs; "
                                       "python -m editing replay NAME.json re-runs them", file_count="multiple",
@@ -269,6 +270,7 @@ def build_ui(backend: Backend) -> gr.Blocks:
             stopped, [progress, status], [progress, status], queue=False, api_visibility="private"
         )
         blank.click(lambda: None, None, canvas, queue=False, api_visibility="private")
+        again.click(result_to_canvas, session, [canvas, status], show_progress="hidden", api_visibility="private")  # queued: a refusal's toast shows only for queued events
         examples.select(_load_example, None, canvas, queue=False, api_visibility="private")
         add_api(studio, compare)
     return demo

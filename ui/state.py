@@ -56,3 +56,4 @@ class Session:
     sweep: list[SweepItem] = field(default_factory=list)
     cross: list[SweepItem] = field(default_factory=list)  # Compare methods' results, in gallery order after the input
     selected: int | None = None  # index into sweep highlighted in the plot
+    result: np.ndarray | None = None  # the last finished result (not a preview), which "Edit this result" puts on the canvas
