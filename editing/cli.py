@@ -195,10 +195,15 @@ def _add_config_args(parser: argparse.ArgumentParser, configs: dict[str, type]) 
             choices = typing.get_args(hints[f.name]) if typing.get_origin(hints[f.name]) is typing.Literal else None
             kind = _parse_bool if isinstance(f.default, bool) else type(f.default)
             key = f"{cls.__name__}.{f.name}"
+            scaled = f"{f.default!r} of {itf.InversionConfig.steps} steps, scaled with --steps"
             if key in itf.MODEL_DEFAULTS or key in itf.MODEL_STEP_FRACTIONS:  # filled in by _build_configs once the model is loaded
                 own = "own fraction of --steps" if key in itf.MODEL_STEP_FRACTIONS else "own"
+                paper = scaled if key in itf.PAPER_STEP_FIELDS else repr(f.default)
                 parser.add_argument(flag, dest=f.name, type=kind, default=None,
-                                    help=f"default: the model's {own} if it names one, else {f.default!r}")
+                                    help=f"default: the model's {own} if it names one, else {paper}")
+                continue
+            if key in itf.PAPER_STEP_FIELDS:
+                parser.add_argument(flag, dest=f.name, type=kind, default=None, help=f"a step index; default {scaled}")
                 continue
             # default None, not f.default: _build_configs fills it in, and a flag the user gave is
             # then known as given even when it equals the default (a preset must not override it).
@@ -211,6 +216,9 @@ _FIELD_HELP = {
                                       "order (regeneration exact to the bit); default 0 = auto ({auto})",
     "InversionConfig.first_step": "the first step whose noise map is extracted (an edit from T_skip needs "
                                   "first_step <= T_skip); default: the run's T_skip (a sweep's lowest)",
+    "ShiftConfig.dx": "columns to move, in model space: pixels for pixel models, latent cells (8 px) for Stable "
+                      "Diffusion; a picture larger than the model moves in proportion; positive = right; default 0",
+    "ShiftConfig.dy": "rows to move, in model space as --dx; positive = down; default 0",
 }
 
 
@@ -244,6 +252,7 @@ def _build_configs(args: argparse.Namespace | dict, configs: dict[str, type], in
         for f in dataclasses.fields(cls):
             value = values.get(f.name)
             value = itf.model_default(info, cls, f.name, steps=steps) if value is None else value
+            value = itf.paper_step_default(cls, f.name, steps) if value is None else value
             if value is not None:
                 kw[f.name] = value
         out[role] = cls(**kw)
@@ -271,11 +280,16 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
                         help="CPU threads for torch (default: torch's choice; 1 is fastest on a busy 2-core machine)")
 
 
+def _input_help(role: str, spec: MethodSpec) -> str:
+    what = {"image": "input image file", "colour": "colour image file: the new colours, painted over the image"}.get(role, f"{role} image file")
+    return what + (" (white = selected; transparent = not selected)" if role in spec.masks else "")
+
+
 def _add_method_args(p: argparse.ArgumentParser, spec: MethodSpec) -> None:
     for role in spec.inputs:
-        p.add_argument(f"--{role}", required=True, help=f"{role} image file" + (" (white = selected)" if role in spec.masks else ""))
+        p.add_argument(f"--{role}", required=True, help=_input_help(role, spec))
     for role in spec.optional_inputs:
-        p.add_argument(f"--{role}", default=None, help=f"optional {role} image file" + (" (white = selected)" if role in spec.masks else ""))
+        p.add_argument(f"--{role}", default=None, help="optional " + _input_help(role, spec))
     for role, text in spec.prompts.items():
         p.add_argument(f"--{role}", default=None if role == "target" and spec.target_defaults_to_source else "", help=text)
     _add_config_args(p, spec.configs)
@@ -283,15 +297,23 @@ def _add_method_args(p: argparse.ArgumentParser, spec: MethodSpec) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes in one line on stderr (exit 2), as every other error here; --help has the rest."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     import editing.imagic  # noqa: F401  (registers the `imagic` command)
 
-    parser = argparse.ArgumentParser(prog="python -m editing", description=__doc__.split("\n\n")[0])
+    parser = _Parser(prog="python -m editing", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for spec in METHODS.values():
         p = sub.add_parser(spec.name, help=spec.help, description=spec.help)
         _add_method_args(p, spec)
-        p.add_argument("--out", default=f"outputs/{spec.name}.png", help="output PNG; the recipe JSON is written beside it")
+        p.add_argument("--out", default=f"outputs/{spec.name}.png",
+                       help=f"output PNG; the recipe JSON is written beside it (default outputs/{spec.name}.png)")
 
     sw = sub.add_parser("sweep", help="run a method over several values of one parameter and seeds, with metrics")
     sw_sub = sw.add_subparsers(dest="method", required=True)
@@ -301,15 +323,16 @@ def build_parser() -> argparse.ArgumentParser:
         names = sorted({f.name for cls in spec.configs.values() for f in dataclasses.fields(cls)} - {"seed", "preview_every"})
         p.add_argument("--param", required=True, choices=names, help="the parameter to sweep")
         p.add_argument("--values", required=True, help="comma-separated values, e.g. 0.2,0.35,0.5,0.65,0.8,0.95")
-        p.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
-        p.add_argument("--out-dir", default="outputs/sweep")
+        p.add_argument("--seeds", default=None, help="comma-separated seeds (default: --seed's, else 0)")
+        p.add_argument("--out-dir", default="outputs/sweep", help="folder of the results, their recipes and metrics.json "
+                       "(default outputs/sweep)")
 
     rp = sub.add_parser("replay", help="re-run a recipe (its JSON, or a result PNG with the recipe embedded) and check the pixels match")
     rp.add_argument("recipe", help="recipe JSON or result PNG; the inputs it names must be beside it (or at their absolute paths)")
     rp.add_argument("--threads", type=_threads, default=None, help="torch CPU threads (default: torch's choice)")
     rp.add_argument("--out", default=None, help="output PNG (default: beside the recipe, with -replay)")
-    rp.add_argument("--device", default=None)
-    rp.add_argument("--quiet", action="store_true")
+    rp.add_argument("--device", default=None, help="cpu, cuda, ... (default: the device the recipe was made on)")
+    rp.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 
@@ -366,8 +389,12 @@ def write_result(spec: MethodSpec, model, record, prompts, configs, result: np.n
     differently)."""
     recipe = make_recipe(spec.name, configs, model=model.info(), inputs=record, prompts=prompts, output=result,
                          output_path=str(Path(out).resolve()), extra={"studio": {"batch": batch}} if batch > 1 else None)
-    save_png(result, out, recipe)
-    return write_recipe(recipe, recipe_path_for(out))
+    png = save_png(result, out, recipe)
+    try:
+        return write_recipe(recipe, recipe_path_for(out))
+    except OSError:
+        png.unlink(missing_ok=True)  # no result without its recipe
+        raise
 
 
 def run_to_files(spec: MethodSpec, model, images, record, prompts, configs, out: str | Path, quiet: bool) -> tuple[np.ndarray, Path]:
@@ -405,21 +432,53 @@ def _resolve(spec: MethodSpec, model, values: dict[str, Any], configs: dict[str,
     return spec.resolve(model, configs, frozenset(n for n in names if values.get(n) is not None))
 
 
-def check_out(path: str | Path) -> None:
-    """Results are PNGs: lossless, so a replay can match them pixel for pixel, and they carry their recipe."""
-    if Path(path).suffix.lower() != ".png":
+def check_out(path: str | Path, inputs: dict[str, str | None] | None = None) -> None:
+    """Results are PNGs: lossless, so a replay can match them pixel for pixel, and they carry their recipe.
+    Refused before any model runs: a result or its recipe that would overwrite one of the run's `inputs`
+    (the recipe could then never be replayed), and a place that cannot be written."""
+    path = Path(path)
+    if path.suffix.lower() != ".png":
         raise ValueError(f"--out {str(path)!r} must name a .png file (results are lossless PNGs that carry their recipe)")
+    for written in (path, recipe_path_for(path)):
+        for role, given in (inputs or {}).items():
+            if given is not None and Path(given).resolve() == written.resolve():
+                raise ValueError(f"--out {str(path)!r} would overwrite the --{role} file {given!r} (the result or its recipe "
+                                 "JSON); choose another output name")  # fmt: skip
+        if written.is_dir():
+            raise ValueError(f"cannot write {str(written)!r}: a folder of that name is in the way")
+    check_folder(path.parent, f"--out {str(path)!r}")
+
+
+def check_folder(folder: str | Path, what: str) -> None:
+    """The folder results go to: made if missing, and writable; else one sentence naming `what`."""
+    import tempfile
+
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as e:
+        raise ValueError(f"cannot write {what}: the folder {str(folder)!r} cannot be made or written to "
+                         f"({e.strerror or e})") from None  # fmt: skip
+
+
+def _check_target(spec: MethodSpec, info: itf.ModelInfo, prompts: dict[str, str]) -> None:
+    """A text-conditioned model's text edit needs a target: an empty one edits towards the unconditional
+    text. (Imagic says so itself, before its model loads.)"""
+    if "source" in spec.prompts and "target" in spec.prompts and not spec.target_defaults_to_source and info.conditional and not (prompts.get("target") or "").strip():
+        raise ValueError(f"--target is missing: write the text the edited picture should match ({info.name} takes prompts)")
 
 
 def cmd_method(args) -> int:
     spec = METHODS[args.command]
-    check_out(args.out)
+    check_out(args.out, {r: getattr(args, r) for r in spec.inputs + spec.optional_inputs})
     early = _build_configs(args, spec.configs)  # bad values fail before the model loads
     if spec.check is not None:
         spec.check(early, None)
     images, record = _read_inputs(spec, {r: getattr(args, r) for r in spec.inputs + spec.optional_inputs})
     prompts = _prompts(spec, args)
     model = _load(args)
+    _check_target(spec, model.info(), prompts)
     configs = _resolve(spec, model, vars(args), _build_configs(args, spec.configs, model.info()))
     if spec.check is not None:
         spec.check(configs, model.info())
@@ -428,13 +487,19 @@ def cmd_method(args) -> int:
     return 0
 
 
-def _parse_values(text: str, kind: type) -> list:
+def _parse_values(text: str, kind: type, flag: str = "--values") -> list:
+    """Comma-separated values of a field's type (true/false for a bool: bool("false") would be True),
+    each once (two equal values would write the same file twice)."""
+    parse = _parse_bool if kind is bool else kind
     try:
-        values = [kind(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise ValueError(f"could not read '{text}' as comma-separated {kind.__name__} values") from None
+        values = [parse(v.strip()) for v in text.split(",") if v.strip()]
+    except (ValueError, argparse.ArgumentTypeError):
+        raise ValueError(f"could not read {flag} '{text}' as comma-separated {kind.__name__} values") from None
     if not values:
-        raise ValueError(f"no values in '{text}': give comma-separated {kind.__name__} values, e.g. 1,2,3")
+        raise ValueError(f"no values in {flag} '{text}': give comma-separated {kind.__name__} values, e.g. 1,2,3")
+    twice = sorted({str(v) for v in values if values.count(v) > 1})
+    if twice:
+        raise ValueError(f"{flag} lists {', '.join(twice)} more than once: each value runs once")
     return values
 
 
@@ -445,8 +510,16 @@ def cmd_sweep(args) -> int:
     spec = METHODS[args.method]
     fields = {f.name: f for cls in spec.configs.values() for f in dataclasses.fields(cls)}
     values = _parse_values(args.values, type(fields[args.param].default))
-    seeds = _parse_values(args.seeds, int)
-    images, record = _read_inputs(spec, {r: getattr(args, r) for r in spec.inputs + spec.optional_inputs})
+    if args.seeds is not None and args.seed is not None:
+        raise ValueError("give the seeds once: --seeds 0,1,2 (a sweep's seeds), or --seed 3 for a single one")
+    seeds = _parse_values(args.seeds, int, "--seeds") if args.seeds is not None else [args.seed or 0]
+    paths = {r: getattr(args, r) for r in spec.inputs + spec.optional_inputs}
+    out_dir = Path(args.out_dir)
+    for r, given in paths.items():
+        if given is not None and Path(given).resolve().parent == out_dir.resolve() and Path(given).name.startswith(f"{args.method}-"):
+            raise ValueError(f"the --{r} file {given!r} is in --out-dir under a name a sweep result may take: choose another --out-dir")
+    check_folder(out_dir, f"--out-dir {args.out_dir!r}")
+    images, record = _read_inputs(spec, paths)
     prompts = _prompts(spec, args)
     reference = images[spec.inputs[0]]
     grid = [(v, s, {**vars(args), args.param: v, "seed": s}) for v in values for s in seeds]
@@ -454,12 +527,12 @@ def cmd_sweep(args) -> int:
         _build_configs(given, spec.configs)  # bad values fail before the model loads
     model = _load(args)
     info = model.info()
+    _check_target(spec, info, prompts)
     runs = [(v, s, _resolve(spec, model, given, _build_configs(given, spec.configs, info))) for v, s, given in grid]
     if "inversion" in spec.configs and args.param != "first_step":
         # one inversion serves every run of a seed: the maps from the lowest T_skip of the sweep
         low = min(c["inversion"].first_step for _, _, c in runs)
         runs = [(v, s, {**c, "inversion": dataclasses.replace(c["inversion"], first_step=low)}) for v, s, c in runs]
-    out_dir = Path(args.out_dir)
     batches = [1] * len(runs)  # the batch each result was made in
     if args.method == "sdedit":
         from editing.sweep import sdedit_sweep
@@ -492,7 +565,7 @@ def cmd_sweep(args) -> int:
     print(f"{args.param:>16} {'seed':>5} {'L2':>8} {'SSIM':>7}")
     for r in rows:
         print(f"{r[args.param]:>16} {r['seed']:>5} {r['l2']:>8.4f} {r['ssim']:>7.4f}")
-    print(f"wrote {len(rows)} images and {out_dir / 'metrics.json'}")
+    print(f"wrote {len(rows)} image{'s' if len(rows) != 1 else ''} and {out_dir / 'metrics.json'}")
     return 0
 
 
@@ -506,7 +579,13 @@ def cmd_replay(args) -> int:
     for role, entry in recipe["configs"].items():
         if entry["class"] not in known:
             raise ValueError(f"the recipe's config class {entry['class']!r} does not belong to {spec.name}")
-        configs[role] = known[entry["class"]](**entry["values"])
+        try:
+            configs[role] = known[entry["class"]](**entry["values"])
+        except (TypeError, AttributeError) as e:  # an unknown field, a value of the wrong type: an edited recipe
+            raise ValueError(f"the recipe's {role} settings are not valid {entry['class']} values ({e})") from None
+    dtype_name = recipe.get("dtype", "float32")
+    if dtype_name not in ("float32", "float16", "bfloat16"):
+        raise ValueError(f"the recipe's dtype {dtype_name!r} is not one of float32, float16, bfloat16")
     paths = {role: str(input_path(args.recipe, rec["file"])) for role, rec in recipe["inputs"].items()}
     missing = [f"{role} ({paths[role]})" for role in paths if not Path(paths[role]).is_file()]
     if missing:
@@ -517,7 +596,7 @@ def cmd_replay(args) -> int:
         if record[role]["sha256"] != rec["sha256"]:
             raise ValueError(f"the {role} image at {paths[role]} has changed since the recipe was written")
     out = args.out or str(Path(args.recipe).with_name(Path(args.recipe).stem + "-replay.png"))
-    check_out(out)
+    check_out(out, {**paths, "recipe": args.recipe})
     import torch
 
     from editing.fastpath import accelerate
@@ -525,7 +604,7 @@ def cmd_replay(args) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    dtype = getattr(torch, recipe.get("dtype", "float32"))
+    dtype = getattr(torch, dtype_name)
     model = accelerate(load_model(recipe["model"]["id"], device=args.device or recipe.get("device"), dtype=dtype))
     if model.weights_hash != recipe["model"]["weights_hash"]:
         warnings.warn(f"model weights differ from the recipe's ({model.weights_hash} != {recipe['model']['weights_hash']})", stacklevel=1)
@@ -548,6 +627,9 @@ def _difference(recipe_file: str, recipe: dict[str, Any], result: np.ndarray, ou
         before = load_image(path)
         if before.shape == result.shape:
             diff = np.abs(before.astype(np.int16) - result.astype(np.int16)).max(axis=-1)
+            if not diff.any():  # the PNG beside the recipe is this result: the recorded hash is what changed
+                return (f" (but identical to {path.name} beside it: the recipe's recorded output hash does not match "
+                        "that PNG, so the recipe or the PNG was edited)")  # fmt: skip
             text = f" ({int((diff > 0).sum())} of {diff.size} pixels differ, by at most {int(diff.max())} of 255)"
     batch = recipe.get("studio", {}).get("batch")
     if batch:
@@ -556,10 +638,16 @@ def _difference(recipe_file: str, recipe: dict[str, Any], result: np.ndarray, ou
     return text
 
 
+def _warning_line(message, category, filename, lineno, line=None) -> str:
+    """Warnings as one line, as errors are (Python's default adds a line of this module's source)."""
+    return f"warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from editing.models import ModelNotFoundError
 
+    warnings.formatwarning = _warning_line
     try:
         if args.command == "sweep":
             return cmd_sweep(args)
@@ -569,3 +657,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, ModelNotFoundError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # writing the result failed after all (a full disk, a folder removed meanwhile)
+        print(f"error: could not write the result: {exc.strerror or exc} ({exc.filename})", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: no result written", file=sys.stderr)
+        return 130

@@ -34,14 +34,15 @@ def _check_image(image: np.ndarray, name: str = "image") -> np.ndarray:
     return image
 
 
-def on_white(rgba: np.ndarray) -> np.ndarray:
-    """Composite an RGBA uint8 array over a white background (what a painted canvas shows)."""
+def on_white(rgba: np.ndarray, matte: int = 255) -> np.ndarray:
+    """Composite an RGBA uint8 array over a white background (what a painted canvas shows), or
+    over another grey level `matte` (masks: black, so that transparent means not selected)."""
     rgb = rgba[..., :3].astype(np.float32)
     a = rgba[..., 3:4].astype(np.float32) / 255.0
-    return np.clip(rgb * a + 255.0 * (1.0 - a) + 0.5, 0, 255).astype(np.uint8)
+    return np.clip(rgb * a + float(matte) * (1.0 - a) + 0.5, 0, 255).astype(np.uint8)
 
 
-def _from_array(arr: np.ndarray) -> np.ndarray:
+def _from_array(arr: np.ndarray, matte: int = 255) -> np.ndarray:
     arr = np.asarray(arr)
     if arr.dtype == np.bool_:
         arr = arr.astype(np.uint8) * 255
@@ -61,42 +62,44 @@ def _from_array(arr: np.ndarray) -> np.ndarray:
     if c == 1:
         return np.repeat(arr, 3, axis=2)
     if c == 2:  # grey + alpha
-        return on_white(np.concatenate([np.repeat(arr[..., :1], 3, axis=2), arr[..., 1:]], axis=2))
+        return on_white(np.concatenate([np.repeat(arr[..., :1], 3, axis=2), arr[..., 1:]], axis=2), matte)
     if c == 4:
-        return on_white(arr)
+        return on_white(arr, matte)
     return np.ascontiguousarray(arr)
 
 
-def _from_pil(img: Image.Image) -> np.ndarray:
+def _from_pil(img: Image.Image, matte: int = 255) -> np.ndarray:
     img = ImageOps.exif_transpose(img)
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I"):  # 16/32-bit greyscale (16-bit PNGs open as "I")
         arr = np.asarray(img, dtype=np.float64)
         scale = 257.0 if arr.max(initial=0) > 255 else 1.0
         return _from_array(np.clip(arr / scale + 0.5, 0, 255).astype(np.uint8))
-    if mode == "F":
-        return _from_array(np.clip(np.asarray(img, dtype=np.float32), 0, 1))
+    if mode == "F":  # 32-bit float: values in [0, 1], or in [0, 255] as TIFF writers often store them
+        arr = np.nan_to_num(np.asarray(img, dtype=np.float32))
+        return _from_array(np.clip(arr / (255.0 if arr.max(initial=0) > 1.0 else 1.0), 0, 1))
     if mode in ("RGBA", "LA", "PA", "La", "RGBa") or (mode == "P" and "transparency" in img.info):
-        return on_white(np.asarray(img.convert("RGBA")))
+        return on_white(np.asarray(img.convert("RGBA")), matte)
     return np.ascontiguousarray(np.asarray(img.convert("RGB")))
 
 
-def load_image(src: ImageLike) -> np.ndarray:
+def load_image(src: ImageLike, matte: int = 255) -> np.ndarray:
     """Any image (path, bytes, PIL image or array) -> uint8 (H, W, 3) RGB.
 
-    Transparency is composited on white; greyscale, palette, CMYK and 16-bit images are converted;
-    EXIF orientation is applied. An unreadable or unsupported file raises ValueError.
+    Transparency is composited on white (on the grey level `matte`); greyscale, palette, CMYK and
+    16-bit images are converted; EXIF orientation is applied. An unreadable or unsupported file
+    raises ValueError.
     """
     if isinstance(src, np.ndarray):
-        return _from_array(src)
+        return _from_array(src, matte)
     if isinstance(src, Image.Image):
-        return _from_pil(src)
+        return _from_pil(src, matte)
     if isinstance(src, (str, Path, bytes)):
         what = "the uploaded bytes" if isinstance(src, bytes) else str(src)
         try:
             with Image.open(io.BytesIO(src) if isinstance(src, bytes) else src) as img:
                 img.load()
-                return _from_pil(img)
+                return _from_pil(img, matte)
         except FileNotFoundError as e:
             raise ValueError(f"cannot read image {what}: no such file") from e
         except (UnidentifiedImageError, OSError, SyntaxError) as e:
@@ -105,8 +108,9 @@ def load_image(src: ImageLike) -> np.ndarray:
 
 
 def load_mask(src: ImageLike) -> np.ndarray:
-    """A mask image (white = selected) -> (H, W) bool; any image load_image reads will do."""
-    return load_image(src).astype(np.float32).mean(axis=2) > 127.5
+    """A mask image (white = selected) -> (H, W) bool; any image load_image reads will do.
+    Transparent pixels are not selected (white strokes on a transparent layer select the strokes)."""
+    return load_image(src, matte=0).astype(np.float32).mean(axis=2) > 127.5
 
 
 def resize_image(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

@@ -442,6 +442,21 @@ MODEL_STEP_FRACTIONS: dict[str, str] = {
 }
 
 
+# Step-indexed fields (counted from the noisiest step of the inversion) whose paper defaults are
+# for the inversion's default 100 steps: left unset with other steps, they keep their share of the
+# schedule (the paper's T_skip 36 of 100 is 18 of 50), as the studio's sliders do.
+PAPER_STEP_FIELDS: tuple[str, ...] = ("EditConfig.skip", "ShiftConfig.skip", "ColorEditConfig.t1", "ColorEditConfig.t2",
+                                      "ColorEditConfig.skip")  # fmt: skip
+
+
+def paper_step_default(config_cls: type, name: str, steps: int | None) -> int | None:
+    """A PAPER_STEP_FIELDS default in an inversion of `steps` steps (None for other fields)."""
+    if f"{config_cls.__name__}.{name}" not in PAPER_STEP_FIELDS or steps is None:
+        return None
+    default = dict(config_fields(config_cls))[name]
+    return default if steps == InversionConfig.steps else step_of_fraction(default / InversionConfig.steps, steps)
+
+
 def check_skip_fraction(value: float | None, name: str) -> float | None:
     """A T_skip as a model folder names it (a value of MODEL_STEP_FRACTIONS), None or a fraction of
     the steps in [0, 1); `name` is what the message calls it."""

@@ -97,6 +97,9 @@ def write_atomic(path: str | Path, data: bytes) -> Path:
         with open(staging, "xb") as f:
             f.write(data)
         os.replace(staging, path)
+    except OSError as e:  # named by the file asked for, not the staging name nobody chose
+        staging.unlink(missing_ok=True)
+        raise OSError(e.errno, e.strerror, str(path)) from e
     except BaseException:
         staging.unlink(missing_ok=True)
         raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -213,7 +214,7 @@ def test_edit_guidance_defaults_to_the_models_own_edit_scale(tiny_dir, guide_fil
 
 def test_edit_skip_follows_the_models_fraction_of_the_steps(tiny_dir, guide_file, tmp_path, capsys):
     """A model folder that names its text edits' T_skip as a fraction (here 0.2) sets
-    --skip's default in the steps actually run; a given --skip wins; without one, the paper's 36."""
+    --skip's default in the steps actually run; a given --skip wins; without one, the paper's 36 of 100."""
     import shutil
 
     model = tmp_path / "tuned"
@@ -224,7 +225,7 @@ def test_edit_skip_follows_the_models_fraction_of_the_steps(tiny_dir, guide_file
         return json.loads(recipe_path.read_text())["configs"]["edit"]["values"]["skip"]
 
     assert _run(["edit", *common, "--steps", "40", "--out", tmp_path / "paper.png"], capsys)[0] == 0
-    assert skip(tmp_path / "paper.json") == 36  # none named: the paper's
+    assert skip(tmp_path / "paper.json") == 14  # none named: the paper's 36 of 100, in 40 steps
     meta = json.loads((model / "stroke_studio.json").read_text())
     (model / "stroke_studio.json").write_text(json.dumps({**meta, "recommended_edit_skip_fraction": 0.2}))
     assert _run(["edit", *common, "--steps", "10", "--out", tmp_path / "a.png"], capsys)[0] == 0
@@ -268,11 +269,24 @@ def test_shift_skip_follows_the_models_fraction_of_the_steps(tiny_dir, guide_fil
         (["sdedit", "--guide", "{guide}", "--t0", "1.5"], "t0=1.5 is out of range; allowed: (0.0, 1.0]"),
         (["sdedit", "--guide", "{tmp}/missing.png"], "missing.png"),
         (["sdedit", "--guide", "{guide}", "--model", "{tmp}/no-such-model"], "No model folder"),
-        (["edit", "--image", "{guide}", "--skip", "100", "--steps", "10"], "skip"),
-        (["edit", "--image", "{guide}", "--skip", "2", "--first-step", "5", "--steps", "10"],
+        (["edit", "--image", "{guide}", "--target", "t", "--skip", "100", "--steps", "10"], "skip"),
+        (["edit", "--image", "{guide}", "--target", "t", "--skip", "2", "--first-step", "5", "--steps", "10"],
          "T_skip=2 needs the noise maps from step 2, and this inversion has them from step 5"),
         (["replay", "{tmp}/nothing.json"], "no recipe file"),
         (["sdedit", "--guide", "{guide}", "--out", "{tmp}/a.jpg"], "must name a .png file"),
+        # a text model's edit towards no text would edit towards the unconditional embedding
+        (["edit", "--image", "{guide}", "--steps", "4"], "--target is missing"),
+        (["sweep", "edit", "--image", "{guide}", "--steps", "4", "--param", "skip", "--values", "1,2"], "--target is missing"),
+        # results never overwrite an input, and a folder that cannot be written is said before any run
+        (["sdedit", "--guide", "{guide}", "--out", "{guide}"], "would overwrite the --guide file"),
+        (["sdedit", "--guide", "{guide}", "--out", "{guide}/o.png"], "cannot write --out"),
+        (["sweep", "sdedit", "--guide", "{guide}", "--param", "t0", "--values", "0.5", "--out-dir", "{guide}"], "cannot write --out-dir"),
+        (["sweep", "sdedit", "--guide", "{guide}", "--param", "t0", "--values", "0.5,0.5"], "lists 0.5 more than once"),
+        (["sweep", "sdedit", "--guide", "{guide}", "--param", "t0", "--values", "0.5", "--seed", "1", "--seeds", "2"],
+         "give the seeds once"),
+        (["sweep", "color", "--image", "{guide}", "--colour", "{guide}", "--mask", "{guide}", "--param", "keep_outside",
+          "--values", "false,maybe"], "could not read --values 'false,maybe'"),
+        (["sdedit", "--guide", "{guide}", "--steps", "many"], "argument --steps: invalid int value: 'many'"),
         # refused before the model loads (this folder does not exist): nothing to move, nothing is run
         (["shift", "--image", "{guide}", "--model", "{tmp}/no-such-model"], "--dx and --dy are both 0"),
         (["shift", "--image", "{guide}", "--dx", "16", "--steps", "4"], "--dx 16 --dy 0 is out of range; allowed: [-15, 15] each"),
@@ -282,10 +296,16 @@ def test_bad_input_gives_one_clear_line_and_exit_2(args, message, tiny_dir, guid
     args = [a.format(guide=guide_file, tmp=tmp_path) for a in args]
     if "--model" not in args and args[0] != "replay":
         args += ["--model", str(tiny_dir / "pixel-text")]
-    code, _, err = _run(args + ["--quiet"], capsys)
+    if "many" not in args:
+        code, _, err = _run(args + ["--quiet"], capsys)
+    else:  # argparse's own refusals exit through SystemExit
+        with pytest.raises(SystemExit) as e:
+            main(args + ["--quiet"])
+        code, err = e.value.code, capsys.readouterr().err
     assert code == 2
     assert message in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not list(tmp_path.glob("**/*.json")), "a refused run wrote a recipe"
 
 
 def test_boolean_flags_read_false_as_false():
@@ -367,3 +387,100 @@ def test_an_empty_sweep_or_imagic_target_is_one_sentence(tiny_dir, guide_file, t
                         capsys)  # fmt: skip
     assert code == 2 and err == "error: Imagic needs a target text: what the edited image should show.\n"
     assert not (tmp_path / "i.png").exists()
+
+
+def _colour_inputs(guide_file, tmp_path):
+    colour = np.asarray(Image.open(guide_file).convert("RGB")).copy()
+    colour[4:16, 6:20] = (30, 60, 220)
+    mask = np.zeros(colour.shape[:2], np.uint8)
+    mask[4:16, 6:20] = 255
+    Image.fromarray(colour).save(tmp_path / "colour.png")
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    return ["--image", guide_file, "--colour", tmp_path / "colour.png", "--mask", tmp_path / "mask.png", "--source", "a red square"]
+
+
+def test_a_sweep_over_a_true_false_setting_runs_both(tiny_dir, guide_file, tmp_path, capsys):
+    """bool("false") is True: a sweep's values of a bool field are read as the single-run flags are."""
+    code, stdout, _ = _run(["sweep", "color", *_colour_inputs(guide_file, tmp_path), "--param", "keep_outside", "--values", "false,true",
+                            "--steps", "6", "--model", tiny_dir / "pixel-text", "--out-dir", tmp_path / "sw", "--quiet"], capsys)  # fmt: skip
+    assert code == 0, stdout
+    rows = json.loads((tmp_path / "sw" / "metrics.json").read_text())
+    assert [r["keep_outside"] for r in rows] == [False, True] and len({r["path"] for r in rows}) == 2
+    off, on = (np.asarray(Image.open(r["path"])) for r in rows)
+    assert not np.array_equal(off, on)
+    assert "wrote 2 images" in stdout
+
+
+def test_a_sweeps_seed_flag_is_its_seed(tiny_dir, guide_file, tmp_path, capsys):
+    code, _, _ = _run(["sweep", "sdedit", "--guide", guide_file, "--param", "t0", "--values", "0.5", "--seed", "5", "--steps", "4",
+                       "--model", tiny_dir / "pixel-ddpm", "--out-dir", tmp_path / "sw", "--quiet"], capsys)  # fmt: skip
+    assert code == 0
+    (row,) = json.loads((tmp_path / "sw" / "metrics.json").read_text())
+    assert row["seed"] == 5 and json.loads(Path(row["path"]).with_suffix(".json").read_text())["configs"]["sdedit"]["values"]["seed"] == 5
+
+
+def test_step_indexed_defaults_keep_the_papers_share_of_the_steps(tiny_dir, guide_file, tmp_path, capsys):
+    """T_skip 36 and the colour's t2 60 are the paper's for 100 steps: with --steps 20 they are 7 and 12."""
+    assert _run(["edit", "--image", guide_file, "--source", "a", "--target", "b", "--steps", "20", "--model", tiny_dir / "latent-sd",
+                 "--out", tmp_path / "e.png", "--quiet"], capsys)[0] == 0  # fmt: skip
+    values = json.loads((tmp_path / "e.json").read_text())["configs"]
+    assert values["edit"]["values"]["skip"] == 7 and values["inversion"]["values"]["first_step"] == 7
+    assert _run(["color", *_colour_inputs(guide_file, tmp_path), "--steps", "20", "--model", tiny_dir / "pixel-text",
+                 "--out", tmp_path / "c.png", "--quiet"], capsys)[0] == 0  # fmt: skip
+    assert json.loads((tmp_path / "c.json").read_text())["configs"]["color"]["values"]["t2"] == 12
+    assert _run(["color", *_colour_inputs(guide_file, tmp_path), "--model", tiny_dir / "pixel-text", "--steps", "100", "--quiet",
+                 "--out", tmp_path / "d.png", "--t2", "3"], capsys)[0] == 0  # fmt: skip
+    assert json.loads((tmp_path / "d.json").read_text())["configs"]["color"]["values"]["t2"] == 3  # given: as given
+
+
+def test_a_damaged_recipe_is_one_sentence(tiny_dir, guide_file, tmp_path, capsys):
+    out = tmp_path / "a.png"
+    assert _run(["sdedit", "--guide", guide_file, "--steps", "4", "--model", tiny_dir / "pixel-ddpm", "--out", out, "--quiet"], capsys)[0] == 0
+    recipe = json.loads(out.with_suffix(".json").read_text())
+    for damage, message in [(lambda r: r["configs"]["sdedit"]["values"].update(bogus=1), "not valid SDEditConfig values"),
+                            (lambda r: r["configs"]["sdedit"]["values"].update(t0="0.5"), "not valid SDEditConfig values"),
+                            (lambda r: r.update(dtype="bogus"), "dtype 'bogus'")]:  # fmt: skip
+        bad = json.loads(json.dumps(recipe))
+        damage(bad)
+        (tmp_path / "bad.json").write_text(json.dumps(bad))
+        code, _, err = _run(["replay", tmp_path / "bad.json", "--quiet"], capsys)
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    # a recorded hash that no longer matches its own PNG: the replay says the recipe or the PNG was edited
+    edited = json.loads(json.dumps(recipe))
+    edited["output"]["sha256"] = "0" * 64
+    (tmp_path / "a.json").write_text(json.dumps(edited))
+    code, stdout, _ = _run(["replay", tmp_path / "a.json", "--quiet"], capsys)
+    assert code == 1 and "identical to a.png beside it" in stdout
+
+
+def test_a_result_is_not_left_without_its_recipe_and_ctrl_c_is_one_line(tiny_dir, guide_file, tmp_path, capsys, monkeypatch):
+    import editing.cli as cli
+
+    (tmp_path / "o.json").mkdir()  # made after the early check: the recipe cannot be written where it goes
+    real = cli.check_out
+    monkeypatch.setattr(cli, "check_out", lambda path, inputs=None: real(tmp_path / "x.png", inputs))
+    code, _, err = _run(["sdedit", "--guide", guide_file, "--steps", "4", "--model", tiny_dir / "pixel-ddpm",
+                         "--out", tmp_path / "o.png", "--quiet"], capsys)  # fmt: skip
+    assert code == 2 and err.startswith("error: could not write the result") and str(tmp_path / "o.json") in err
+    assert not (tmp_path / "o.png").exists() and not list(tmp_path.glob(".*part"))
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_drain", interrupted)
+    code, _, err = _run(["sdedit", "--guide", guide_file, "--steps", "4", "--model", tiny_dir / "pixel-ddpm",
+                         "--out", tmp_path / "p.png", "--quiet"], capsys)  # fmt: skip
+    assert code == 130 and err == "interrupted: no result written\n"
+
+
+def test_a_masks_transparent_pixels_are_not_selected(tmp_path):
+    from editing.images import load_mask
+
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[:, :4] = (255, 255, 255, 255)  # white strokes on a transparent layer
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "m.png")
+    mask = load_mask(tmp_path / "m.png")
+    assert mask[:, :4].all() and not mask[:, 4:].any()
+    grey = np.zeros((8, 8), np.uint8)
+    grey[:, :4] = 255
+    np.testing.assert_array_equal(load_mask(grey), mask)

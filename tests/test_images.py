@@ -141,3 +141,16 @@ def test_composite():
     assert (half == 100).all()
     with pytest.raises(ValueError, match="same shape"):
         im.composite(bg, _img(0, (4, 4)), m)
+
+
+def test_a_float_tiff_in_0_255_is_read_as_its_grey_levels(tmp_path):
+    from PIL import Image
+
+    from editing.images import load_image
+
+    arr = np.tile(np.linspace(0, 255, 16, dtype=np.float32), (4, 1))
+    Image.fromarray(arr, mode="F").save(tmp_path / "f.tif")
+    out = load_image(tmp_path / "f.tif")
+    np.testing.assert_array_equal(out[0, :, 0], np.round(arr[0]).astype(np.uint8))
+    Image.fromarray(arr / 255.0, mode="F").save(tmp_path / "g.tif")  # [0, 1] floats as before
+    np.testing.assert_array_equal(load_image(tmp_path / "g.tif"), out)
