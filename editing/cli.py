@@ -329,6 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     rp = sub.add_parser("replay", help="re-run a recipe (its JSON, or a result PNG with the recipe embedded) and check the pixels match")
     rp.add_argument("recipe", help="recipe JSON or result PNG; the inputs it names must be beside it (or at their absolute paths)")
+    rp.add_argument("--input", action="append", default=[], metavar="ROLE=PATH",
+                    help="an input from elsewhere, e.g. --input guide=cat.png (an API result's recipe names files the "
+                         "API did not return); its pixels must be the recipe's; repeat for more inputs")
     rp.add_argument("--threads", type=_threads, default=None, help="torch CPU threads (default: torch's choice)")
     rp.add_argument("--out", default=None, help="output PNG (default: beside the recipe, with -replay)")
     rp.add_argument("--device", default=None, help="cpu, cuda, ... (default: the device the recipe was made on)")
@@ -587,6 +590,13 @@ def cmd_replay(args) -> int:
     if dtype_name not in ("float32", "float16", "bfloat16"):
         raise ValueError(f"the recipe's dtype {dtype_name!r} is not one of float32, float16, bfloat16")
     paths = {role: str(input_path(args.recipe, rec["file"])) for role, rec in recipe["inputs"].items()}
+    given_roles = set()
+    for given in args.input:
+        role, sep, path = given.partition("=")
+        given_roles.add(role)
+        if not sep or role not in paths:
+            raise ValueError(f"--input {given!r}: give ROLE=PATH with ROLE one of the recipe's inputs: {', '.join(sorted(paths))}")
+        paths[role] = path
     missing = [f"{role} ({paths[role]})" for role in paths if not Path(paths[role]).is_file()]
     if missing:
         raise ValueError(f"the recipe's inputs are missing: {', '.join(missing)}; keep the files a recipe names beside it "
@@ -594,7 +604,8 @@ def cmd_replay(args) -> int:
     images, record = _read_inputs(spec, paths)
     for role, rec in recipe["inputs"].items():
         if record[role]["sha256"] != rec["sha256"]:
-            raise ValueError(f"the {role} image at {paths[role]} has changed since the recipe was written")
+            why = "is not the one the recipe was made from" if role in given_roles else "has changed since the recipe was written"
+            raise ValueError(f"the {role} image at {paths[role]} {why}")
     out = args.out or str(Path(args.recipe).with_name(Path(args.recipe).stem + "-replay.png"))
     check_out(out, {**paths, "recipe": args.recipe})
     import torch

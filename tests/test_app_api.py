@@ -59,7 +59,7 @@ def guide_png(tmp_path) -> tuple[str, tuple[int, int]]:
 
 def test_only_the_named_endpoints_are_public(client):
     names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
-    assert names == {"/sdedit", "/edit", "/imagic", "/sweep"}
+    assert names == {"/sdedit", "/edit", "/color", "/shift", "/imagic", "/sweep"}
 
 
 def test_sdedit_streams_frames_then_a_result_of_the_guides_size(client, guide_png):
@@ -293,7 +293,7 @@ def test_unsupported_files_are_refused_with_a_message(client, tmp_path):
 
     bogus = tmp_path / "notes.txt"
     bogus.write_text("not a picture")
-    with pytest.raises(AppError, match="Unsupported file 'notes.txt'"):
+    with pytest.raises(AppError, match="Unsupported image file 'notes.txt'"):
         client.predict(handle_file(str(bogus)), api_name="/sdedit")
 
 
@@ -349,3 +349,89 @@ def test_a_share_link_that_cannot_open_is_said_in_one_line(capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "Stroke Studio is running at http://127.0.0.1:7860/"
     assert len(out) == 2 and out[1].startswith("No public share link: Gradio could not open its tunnel")
+
+
+def test_the_result_carries_its_recipe_and_replays_with_the_callers_own_input(client, guide_png, tmp_path, capsys):
+    """The API's result is the page's download, recipe embedded; the inputs the recipe names are the
+    caller's own files, which replay takes with --input."""
+    from gradio_client import handle_file
+
+    from editing.cli import main
+    from editing.recipe import read_png_recipe
+
+    path, _ = guide_png
+    image_path, info = client.predict(handle_file(path), "a red apple", 0.5, 6, 1.0, 2, api_name="/sdedit")
+    assert read_png_recipe(image_path) == info["recipe"]
+    assert main(["replay", image_path, "--input", f"guide={path}", "--out", str(tmp_path / "again.png"), "--quiet"]) == 0
+    assert "identical" in capsys.readouterr().out
+    assert main(["replay", image_path, "--input", "mask=x.png", "--quiet"]) == 2
+    assert "ROLE one of the recipe's inputs: guide" in capsys.readouterr().err
+
+
+def test_colour_and_shift_endpoints(client, guide_png, tmp_path):
+    from gradio_client import handle_file
+
+    path, size = guide_png
+    paint = np.zeros((48, 64, 4), np.uint8)
+    paint[12:28, 10:38] = (40, 60, 230, 255)  # blue over the red blob, transparent elsewhere
+    Image.fromarray(paint, "RGBA").save(tmp_path / "paint.png")
+    job = client.submit(handle_file(path), handle_file(str(tmp_path / "paint.png")), None, "a red blob", steps=6, api_name="/color")
+    image_path, info = job.result(timeout=300)
+    outs = job.outputs()  # "done" only at the end, just before the result: not after the inversion
+    assert [i for i, o in enumerate(outs) if o[1].get("step", [0, 0, ""])[2] == "done"] == [len(outs) - 2]
+    assert any(o[1].get("step", [0, 0, ""])[2] == "invert" for o in outs)
+    recipe = info["recipe"]
+    assert recipe["method"] == "color" and recipe["configs"]["color"]["values"]["keep_outside"] is True
+    assert recipe["configs"]["color"]["values"]["t2"] == round(0.6 * 6)  # the studio's 30 of 50, in 6 steps
+    with Image.open(image_path) as im:
+        out, before = np.asarray(im.convert("RGB")).astype(int), np.asarray(Image.open(path).convert("RGB")).astype(int)
+    inside = (slice(14, 26), slice(12, 36))
+    assert out[inside][..., 2].mean() > before[inside][..., 2].mean() + 20  # bluer where painted
+    # an opaque colour image needs a mask; a mask selects where it counts
+    opaque = np.asarray(Image.open(path).convert("RGB")).copy()
+    opaque[12:28, 10:38] = (40, 60, 230)
+    Image.fromarray(opaque).save(tmp_path / "repainted.png")
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="Send a mask"):
+        client.predict(handle_file(path), handle_file(str(tmp_path / "repainted.png")), None, "a red blob", steps=6, api_name="/color")
+    mask = np.zeros((48, 64), np.uint8)
+    mask[12:28, 10:38] = 255
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    _, info = client.predict(handle_file(path), handle_file(str(tmp_path / "repainted.png")), handle_file(str(tmp_path / "mask.png")),
+                             "a red blob", steps=6, api_name="/color")  # fmt: skip
+    assert info["recipe"]["method"] == "color"
+
+    image_path, info = client.predict(handle_file(path), "a red blob", 4, 0, steps=6, api_name="/shift")
+    assert info["recipe"]["method"] == "shift" and info["recipe"]["configs"]["shift"]["values"]["dx"] == 4
+    with Image.open(image_path) as im:
+        assert im.size == size
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"t0": "abc", "api_name": "/sdedit"}, "t0='abc' is not a number."),
+        ({"steps": 2.5, "api_name": "/sdedit"}, "steps=2.5 must be a whole number."),
+        ({"steps": None, "api_name": "/sdedit"}, "steps=None is not a number."),
+        ({"param": "eta", "edit_guidance_scale": -1, "target_prompt": "x", "api_name": "/sweep"},
+         "edit_guidance_scale (the text edit's target guidance): guidance_scale=-1.0 is out of range"),
+    ],
+)
+def test_a_bad_api_value_is_refused_naming_its_parameter(client, guide_png, kwargs, message):
+    import re
+
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    path, _ = guide_png
+    with pytest.raises(AppError, match=re.escape(message)):
+        client.predict(handle_file(path), **kwargs)
+
+
+def test_numeric_strings_are_read_and_a_left_out_t_skip_scales_with_the_steps(client, guide_png):
+    from gradio_client import handle_file
+
+    path, _ = guide_png
+    _, info = client.predict(handle_file(path), source_prompt="a", target_prompt="b", steps="6", skip="2", api_name="/edit")
+    assert info["recipe"]["configs"]["edit"]["values"]["skip"] == 2 and info["recipe"]["configs"]["inversion"]["values"]["steps"] == 6

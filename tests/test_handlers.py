@@ -423,7 +423,7 @@ def test_stop_cancels_every_run_and_ui_events_stay_off_the_api():
     assert len(runs) == 11  # 6 method tabs, 2 bisection buttons, Imagic, sweep, methods side by side
     assert len(stops) == 1 and set(stops[0]["cancels"]) == runs
     public = {d["api_name"] for d in deps if d["api_visibility"] == "public"}
-    assert public == {"sdedit", "edit", "imagic", "sweep"}
+    assert public == {"sdedit", "edit", "color", "shift", "imagic", "sweep"}
 
 
 def test_settings_the_engine_refuses_become_messages():

@@ -100,7 +100,7 @@ class Compare:
         for name, n, hi in (("n_values", n_values, MAX_VALUES), ("n_seeds", n_seeds, MAX_SEEDS)):
             if not (n == int(n) and 1 <= n <= hi):
                 raise gr.Error(f"{name}={n} is out of range; allowed: [1, {hi}]")
-        edit_guidance = self._edit_guidance(edit_guidance_scale)
+        edit_guidance = self._edit_guidance(edit_guidance_scale) if param != "t0" else None  # a t0 sweep makes no text edit
         c = read_canvas(canvas)
         if param != "t0" and self.studio.info.conditional and not target_prompt.strip():
             raise gr.Error("Write a target prompt: a T_skip or η sweep edits the picture towards it.")
@@ -164,7 +164,12 @@ class Compare:
     def _edit_guidance(self, value: float | None) -> float:
         """A text edit's target guidance: the one given, else the studio's default for the model (its own
         measured value where it names one, the paper's 15 otherwise), never SDEdit's much lower one."""
-        return float(value) if value is not None else studio_default(self.studio.info, EditConfig, "guidance_scale")
+        scale = float(value) if value is not None else studio_default(self.studio.info, EditConfig, "guidance_scale")
+        try:
+            EditConfig(guidance_scale=scale)
+        except ValueError as e:  # named as the caller knows it: SDEdit's guidance_scale is another setting here
+            raise gr.Error(f"edit_guidance_scale (the text edit's target guidance): {e}") from e
+        return scale
 
     @staticmethod
     def _sdedit_run(guide: Guide, cfg: SDEditConfig, prompt: str, batch: int = 1) -> RunRecord:

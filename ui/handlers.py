@@ -234,8 +234,8 @@ class Studio:
         session.inversion_key, session.inversion = None, None  # never keep a stale handle on failure
         inv = None
         for frame, up in stream(guarded(self.backend.invert, image, source_prompt, cfg), show, "Inverting"):
-            if frame.done:
-                inv = frame.result
+            if frame.done:  # the run goes on: to an API client, "done" would say it had ended
+                inv, up["step"] = frame.result, [frame.step, frame.total, "invert"]
             yield up
         if inv is None:
             raise gr.Error("The inversion stopped before finishing.")
