@@ -23,7 +23,16 @@ import numpy as np
 
 from editing import interface as itf
 from editing.cache import LRUCache, content_key
-from editing.recipe import input_path, make_recipe, pixel_sha256, read_recipe, recipe_path_for, save_png, write_recipe
+from editing.recipe import (
+    batch_record,
+    input_path,
+    make_recipe,
+    pixel_sha256,
+    read_recipe,
+    recipe_path_for,
+    save_png,
+    write_recipe,
+)
 
 
 # ----------------------------------------------------------------------------- method table
@@ -336,6 +345,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--out", default=None, help="output PNG (default: beside the recipe, with -replay)")
     rp.add_argument("--device", default=None, help="cpu, cuda, ... (default: the device the recipe was made on)")
     rp.add_argument("--quiet", action="store_true", help="no progress bar")
+    rp.add_argument("--alone", action="store_true", help="a result made in a sweep's batch: replay it by itself, not its whole "
+                    "batch (faster; a batch of another size may round differently in the last bits)")
     return parser
 
 
@@ -386,12 +397,12 @@ def _drain(frames: Iterator[itf.Frame], quiet: bool, desc: str) -> np.ndarray:
     return result
 
 
-def write_result(spec: MethodSpec, model, record, prompts, configs, result: np.ndarray, out: str | Path, batch: int = 1) -> Path:
+def write_result(spec: MethodSpec, model, record, prompts, configs, result: np.ndarray, out: str | Path,
+                 batch: dict[str, Any] | None = None) -> Path:  # fmt: skip
     """The result PNG (recipe embedded) and its recipe JSON beside it; returns the JSON's path. `batch`:
-    the size of the batch a sweep made it in (recorded, so that a replay alone can say why it may round
-    differently)."""
+    the batch a sweep made it in (`batch_record`), which replay re-runs to match it to the bit."""
     recipe = make_recipe(spec.name, configs, model=model.info(), inputs=record, prompts=prompts, output=result,
-                         output_path=str(Path(out).resolve()), extra={"studio": {"batch": batch}} if batch > 1 else None)
+                         output_path=str(Path(out).resolve()), extra={"batch": batch} if batch is not None else None)
     png = save_png(result, out, recipe)
     try:
         return write_recipe(recipe, recipe_path_for(out))
@@ -536,13 +547,11 @@ def cmd_sweep(args) -> int:
         # one inversion serves every run of a seed: the maps from the lowest T_skip of the sweep
         low = min(c["inversion"].first_step for _, _, c in runs)
         runs = [(v, s, {**c, "inversion": dataclasses.replace(c["inversion"], first_step=low)}) for v, s, c in runs]
-    batches = [1] * len(runs)  # the batch each result was made in
+    batches: list[dict | None] = [None] * len(runs)  # the batch each result was made in
     if args.method == "sdedit":
-        from editing.sweep import sdedit_sweep
-
-        batches = [len(runs)] * len(runs)
-        results = _drain(sdedit_sweep(model, images["guide"], [c["sdedit"] for _, _, c in runs], mask=images.get("mask"),
-                                      prompt=prompts["prompt"]), args.quiet, "sweep")
+        rows = [c for _, _, c in runs]
+        batches = [batch_record(rows, i) for i in range(len(rows))]
+        results = _drain(_batch_frames(spec, model, images, prompts, rows), args.quiet, "sweep")
     elif args.method == "edit" and (args.param == "eta" or all(c["inversion"] == runs[0][2]["inversion"]
                                                                for _, s, c in runs if s == runs[0][1])):  # fmt: skip
         # per seed, the edits in one batch: of one inversion (a sweep over the edit's own settings, T_skip or
@@ -550,9 +559,10 @@ def cmd_sweep(args) -> int:
         results = [None] * len(runs)
         for seed in sorted({s for _, s, _ in runs}):
             idx = [i for i, (_, s, _) in enumerate(runs) if s == seed]
-            frames = _edit_batch(model, images, prompts, [runs[i][2] for i in idx], etas=args.param == "eta")
-            for i, image in zip(idx, _drain(frames, args.quiet, f"seed={seed}"), strict=True):
-                results[i], batches[i] = image, len(idx)
+            rows = [runs[i][2] for i in idx]
+            frames = _batch_frames(spec, model, images, prompts, rows, etas=args.param == "eta")
+            for k, (i, image) in enumerate(zip(idx, _drain(frames, args.quiet, f"seed={seed}"), strict=True)):
+                results[i], batches[i] = image, batch_record(rows, k, etas=args.param == "eta")
     else:
         # Seed by seed, so that what a seed's runs share (an inversion, an Imagic optimisation) is computed once.
         results = [None] * len(runs)
@@ -572,20 +582,47 @@ def cmd_sweep(args) -> int:
     return 0
 
 
-def cmd_replay(args) -> int:
-    recipe = read_recipe(args.recipe)
-    spec = METHODS.get(recipe["method"])
-    if spec is None:
-        raise ValueError(f"the recipe's method {recipe['method']!r} is not known; known: {sorted(METHODS)}")
+def _batch_frames(spec: MethodSpec, model, images, prompts, rows: list[dict[str, Any]], etas: bool = False) -> Iterator[itf.Frame]:
+    """A sweep's batch: SDEdit's rows (`sdedit_sweep`), or a seed's text edits (`_edit_batch`); the done
+    Frame's result is the list of images, in the rows' order."""
+    if spec.name == "sdedit":
+        from editing.sweep import sdedit_sweep
+
+        return sdedit_sweep(model, images["guide"], [r["sdedit"] for r in rows], mask=images.get("mask"), prompt=prompts.get("prompt", ""))
+    if spec.name == "edit":
+        return _edit_batch(model, images, prompts, rows, etas=etas)
+    raise ValueError(f"a recipe of {spec.name} made in a batch: only SDEdit and text-edit sweeps run in batches")
+
+
+def _configs_of(spec: MethodSpec, entries: dict[str, Any]) -> dict[str, Any]:
+    """A recipe's configs (role -> {"class", "values"}) as config objects; a damaged one in one sentence."""
     known = {cls.__name__: cls for cls in spec.configs.values()}
     configs = {}
-    for role, entry in recipe["configs"].items():
+    for role, entry in entries.items():
         if entry["class"] not in known:
             raise ValueError(f"the recipe's config class {entry['class']!r} does not belong to {spec.name}")
         try:
             configs[role] = known[entry["class"]](**entry["values"])
         except (TypeError, AttributeError) as e:  # an unknown field, a value of the wrong type: an edited recipe
             raise ValueError(f"the recipe's {role} settings are not valid {entry['class']} values ({e})") from None
+    return configs
+
+
+def cmd_replay(args) -> int:
+    recipe = read_recipe(args.recipe)
+    spec = METHODS.get(recipe["method"])
+    if spec is None:
+        raise ValueError(f"the recipe's method {recipe['method']!r} is not known; known: {sorted(METHODS)}")
+    configs = _configs_of(spec, recipe["configs"])
+    batch = recipe.get("batch") if not args.alone else None
+    if batch is not None:  # the sweep's whole batch, whose row `index` this result is
+        try:
+            rows, index = [_configs_of(spec, entries) for entries in batch["configs"]], int(batch["index"])
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise ValueError(f"the recipe's batch record is damaged ({e}); --alone replays the result by itself") from None
+        if not 0 <= index < len(rows) or rows[index] != configs:
+            raise ValueError("the recipe's batch does not hold its own settings at its index: the recipe was edited; "
+                             "--alone replays the result by itself")  # fmt: skip
     dtype_name = recipe.get("dtype", "float32")
     if dtype_name not in ("float32", "float16", "bfloat16"):
         raise ValueError(f"the recipe's dtype {dtype_name!r} is not one of float32, float16, bfloat16")
@@ -619,15 +656,20 @@ def cmd_replay(args) -> int:
     model = accelerate(load_model(recipe["model"]["id"], device=args.device or recipe.get("device"), dtype=dtype))
     if model.weights_hash != recipe["model"]["weights_hash"]:
         warnings.warn(f"model weights differ from the recipe's ({model.weights_hash} != {recipe['model']['weights_hash']})", stacklevel=1)
-    result, _ = run_to_files(spec, model, images, record, recipe.get("prompts", {}), configs, out, args.quiet)
+    prompts = recipe.get("prompts", {})
+    if batch is not None:
+        result = _drain(_batch_frames(spec, model, images, prompts, rows, bool(batch.get("etas"))), args.quiet, "batch")[index]
+        write_result(spec, model, record, prompts, configs, result, out, batch)
+    else:
+        result, _ = run_to_files(spec, model, images, record, prompts, configs, out, args.quiet)
     expected = recipe.get("output", {}).get("sha256")
     same = expected == pixel_sha256(result)
-    why = "" if same else _difference(args.recipe, recipe, result, out)
+    why = "" if same else _difference(args.recipe, recipe, result, out, args.alone)
     print(f"wrote {out}; pixels {'identical to' if same else 'DIFFERENT from'} the recipe's output{why}")
     return 0 if same or expected is None else 1
 
 
-def _difference(recipe_file: str, recipe: dict[str, Any], result: np.ndarray, out: str) -> str:
+def _difference(recipe_file: str, recipe: dict[str, Any], result: np.ndarray, out: str, alone: bool = False) -> str:
     """How a replay differs from the recorded output, when that PNG is at hand; and why it may, for a batched result."""
     text = ""
     original = recipe.get("output", {}).get("file")
@@ -642,9 +684,9 @@ def _difference(recipe_file: str, recipe: dict[str, Any], result: np.ndarray, ou
                 return (f" (but identical to {path.name} beside it: the recipe's recorded output hash does not match "
                         "that PNG, so the recipe or the PNG was edited)")  # fmt: skip
             text = f" ({int((diff > 0).sum())} of {diff.size} pixels differ, by at most {int(diff.max())} of 255)"
-    batch = recipe.get("studio", {}).get("batch")
-    if batch:
-        text += (f"; the recorded result was made in a batch of {batch} (a sweep) and replay runs it alone, which can round "
+    batch = recipe.get("batch", {}).get("size") or recipe.get("studio", {}).get("batch")  # "studio": recipes before the batch record
+    if batch and (alone or "batch" not in recipe):
+        text += (f"; the recorded result was made in a batch of {batch} (a sweep) and replay ran it alone, which can round "
                  "differently in the last bits")  # fmt: skip
     return text
 

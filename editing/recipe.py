@@ -43,6 +43,21 @@ def library_versions() -> dict[str, str]:
     return out
 
 
+def config_entries(configs: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A run's configs as a recipe records them: role -> {"class", "values"}."""
+    return {role: {"class": type(c).__name__, "values": dataclasses.asdict(c)} for role, c in configs.items()}
+
+
+def batch_record(rows: list[dict[str, Any]], index: int, etas: bool = False) -> dict[str, Any]:
+    """A result made in a batch (a sweep) records the whole batch: every row's configs in order and
+    its own row, so that replay can re-run the same batch and match it to the bit (a batch of another
+    size may round differently). `etas`: a text edit's batch of one inversion per eta."""
+    record: dict[str, Any] = {"index": index, "size": len(rows), "configs": [config_entries(r) for r in rows]}
+    if etas:
+        record["etas"] = True
+    return record
+
+
 def make_recipe(
     method: str,
     configs: dict[str, Any],
@@ -62,7 +77,7 @@ def make_recipe(
     recipe: dict[str, Any] = {
         "recipe_version": RECIPE_VERSION,
         "method": method,
-        "configs": {role: {"class": type(c).__name__, "values": dataclasses.asdict(c)} for role, c in configs.items()},
+        "configs": config_entries(configs),
         "prompts": prompts,
         "inputs": inputs,
         "model": {"id": model.name, "family": model.family, "weights_hash": model.weights_hash},

@@ -92,7 +92,7 @@ def test_sweep_returns_one_result_per_value_with_metrics(client, guide_png):
     assert results[0]["l2"] < results[-1]["l2"]  # t0 = 0.1 stays closer to the guide than t0 = 1
     recipes = [r["recipe"] for r in results]
     assert [r["configs"]["sdedit"]["values"]["t0"] for r in recipes] == [0.1, 0.4, 0.7, 1.0]
-    assert all(r["method"] == "sdedit" and r["studio"]["batch"] == 4 and r["prompts"] == {"prompt": "a red apple"} for r in recipes)
+    assert all(r["method"] == "sdedit" and r["batch"]["size"] == 4 and r["prompts"] == {"prompt": "a red apple"} for r in recipes)
     # a T_skip sweep's edits take edit_guidance_scale, not SDEdit's guidance_scale
     _, results = client.predict(handle_file(path), param="T_skip", n_values=2, steps=6, guidance_scale=1.5, edit_guidance_scale=6.0,
                                 source_prompt="a red apple", target_prompt="a green apple", api_name="/sweep")  # fmt: skip

@@ -117,6 +117,14 @@ def test_sweep_writes_metrics_per_value(tiny_dir, guide_file, tmp_path, capsys):
     rows = json.loads((tmp_path / "sw" / "metrics.json").read_text())
     assert [(r["t0"], r["seed"]) for r in rows] == [(0.2, 0), (0.2, 1), (0.9, 0), (0.9, 1)]
     assert all(r["l2"] >= 0 and -1 <= r["ssim"] <= 1 for r in rows)
+    recipe = json.loads(Path(rows[3]["path"]).with_suffix(".json").read_text())
+    assert recipe["batch"]["index"] == 3 and recipe["batch"]["size"] == 4  # the whole batch, so replay re-runs it
+    code, stdout, _ = _run(["replay", Path(rows[3]["path"]).with_suffix(".json"), "--quiet"], capsys)
+    assert code == 0 and "identical" in stdout
+    recipe["batch"]["index"] = 0  # a batch record that does not hold the recipe's own settings: an edited recipe
+    (tmp_path / "edited.json").write_text(json.dumps(recipe))
+    code, _, err = _run(["replay", tmp_path / "edited.json", "--quiet"], capsys)
+    assert code == 2 and "the recipe's batch does not hold its own settings" in err
 
 
 def test_sweep_over_t_skip_inverts_once_and_each_result_replays(tiny_dir, guide_file, tmp_path, capsys, monkeypatch):
@@ -142,8 +150,10 @@ def test_sweep_over_t_skip_inverts_once_and_each_result_replays(tiny_dir, guide_
     first = {json.loads((tmp_path / "sw" / f"edit-skip{v}-seed0.json").read_text())["configs"]["inversion"]["values"]["first_step"]
              for v in (0, 2, 4)}  # fmt: skip
     assert first == {0}  # the maps from the sweep's lowest T_skip
-    for seed in (0, 1):  # made in a batch of 3, replayed alone: the same picture, to the last bits' rounding
+    for seed in (0, 1):  # made in a batch of 3: replay re-runs the batch, to the bit; alone, to the last bits' rounding
         code, stdout, _ = _run(["replay", tmp_path / "sw" / f"edit-skip2-seed{seed}.json", "--quiet"], capsys)
+        assert code == 0 and "identical" in stdout, stdout
+        code, stdout, _ = _run(["replay", tmp_path / "sw" / f"edit-skip2-seed{seed}.json", "--alone", "--quiet"], capsys)
         assert code == 0 or ("DIFFERENT" in stdout and "by at most 1 of 255" in stdout and "in a batch of 3" in stdout), stdout
 
 
@@ -164,7 +174,10 @@ def test_sweep_over_eta_shares_the_inversions_calls_and_replays(tiny_dir, guide_
     for eta in (0.5, 1.0):
         recipe = tmp_path / "sw" / f"edit-eta{eta}-seed0.json"
         assert json.loads(recipe.read_text())["configs"]["inversion"]["values"]["eta"] == eta
+        assert json.loads(recipe.read_text())["batch"]["etas"] is True
         code, stdout, _ = _run(["replay", recipe, "--quiet"], capsys)
+        assert code == 0 and "identical" in stdout, stdout
+        code, stdout, _ = _run(["replay", recipe, "--alone", "--quiet"], capsys)
         assert code == 0 or ("DIFFERENT" in stdout and "in a batch of 2" in stdout), stdout
 
 

@@ -31,8 +31,8 @@ def finish(updates) -> dict:
     return list(updates)[-1]
 
 
-def replay(recipe: str | Path, capsys) -> tuple[int, str]:
-    rc = main(["replay", str(recipe), "--quiet"])
+def replay(recipe: str | Path, capsys, *flags: str) -> tuple[int, str]:
+    rc = main(["replay", str(recipe), "--quiet", *flags])
     return rc, capsys.readouterr().out
 
 
@@ -108,8 +108,9 @@ def test_replay_refuses_a_changed_input_with_one_sentence(studio, tmp_path, caps
 
 def test_a_selected_sweep_result_comes_with_files_that_replay(studio, capsys):
     """Compare: selecting a sweep result writes it with its recipe (the first time only); a t0 sweep's
-    result (run in one batch per seed) replays as one `sdedit`, a T_skip or eta sweep's (likewise) as
-    one `edit`: the same picture, to the batch's rounding (replay says so when a pixel differs by a level)."""
+    result (run in one batch per seed) replays as `sdedit`, a T_skip or eta sweep's (likewise) as `edit`:
+    replay re-runs the recorded batch, identical to the bit; --alone runs the result by itself, the same
+    picture to the batch's rounding (replay says so when a pixel differs by a level)."""
     import gradio as gr
 
     from ui.compare import Compare
@@ -125,13 +126,15 @@ def test_a_selected_sweep_result_comes_with_files_that_replay(studio, capsys):
         png, js, *inputs = up["selected_files"]
         recipe = json.loads(Path(js).read_text())
         assert recipe["method"] == method and recipe["studio"]["mode"] == f"{method}-sweep"
-        assert recipe["studio"].get("batch") == 3
+        assert recipe["batch"]["size"] == 3 and recipe["batch"]["index"] == 2 and recipe["batch"].get("etas", False) == (param == "eta")
         item = session.sweep[2]
         values = recipe["configs"]["inversion" if param == "eta" else method]["values"]
         assert values[{"t0": "t0", "T_skip": "skip", "eta": "eta"}[param]] == item.value
         assert recipe["configs"]["sdedit" if param == "t0" else "inversion"]["values"]["seed"] == 1
         assert set(recipe["inputs"]) == ({"guide", "mask"} if param == "t0" else {"image"})
         rc, out = replay(js, capsys)
+        assert rc == 0 and "identical" in out, (param, out)
+        rc, out = replay(js, capsys, "--alone")
         if rc != 0:  # rounding only: a few levels at most (the tiny model's random VAE magnifies its latents' last bits)
             worst = re.search(r"by at most (\d+) of 255", out)
             assert worst and int(worst.group(1)) <= 3 and "in a batch of 3" in out, (param, out)
@@ -166,7 +169,9 @@ def test_replay_says_how_and_why_pixels_differ(studio, tmp_path, capsys):
     rc, out = replay(js, capsys)
     assert rc == 1 and "DIFFERENT" in out
     assert f"(1 of {pixels.shape[0] * pixels.shape[1]} pixels differ, by at most 3 of 255)" in out
-    assert "made in a batch of 2 (a sweep) and replay runs it alone" in out
+    assert "in a batch" not in out  # the batch itself was re-run: no batch rounding to blame
+    rc, out = replay(js, capsys, "--alone")
+    assert rc == 1 and "made in a batch of 2 (a sweep) and replay ran it alone" in out
 
 
 def test_compare_methods_results_come_with_files_that_replay(studio, capsys):

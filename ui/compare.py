@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from editing.interface import EditConfig, Frame, Guide, ImagicConfig, InversionConfig, SDEditConfig
+from editing.recipe import batch_record
 from ui.defaults import studio_default
 from ui.handlers import STAGES, Show, Studio, Updates, guarded, has_imagic, make_config, progress_html, read_canvas, to_canvas
 from ui.recipe import save_run
@@ -134,7 +135,9 @@ class Compare:
                     inv = session.inversion
                 images = yield from self._collect(guarded(self.backend.edit_batch, inv, target_prompt, cfgs),
                                                   f"Sweep, seed {s}, {len(values)} {'η' if param == 'eta' else param} values in one batch")  # fmt: skip
-                runs = [self._edit_run(guide, ic, c, source_prompt, target_prompt, batch=len(cfgs)) for ic, c in zip(inv_cfgs, cfgs, strict=True)]
+                rows = [{"inversion": ic, "edit": c} for ic, c in zip(inv_cfgs, cfgs, strict=True)]
+                runs = [self._edit_run(guide, ic, c, source_prompt, target_prompt, batch_record(rows, k, etas=param == "eta"))
+                        for k, (ic, c) in enumerate(zip(inv_cfgs, cfgs, strict=True))]  # fmt: skip
                 self._add(items, guide, param, values, s, images, runs)
                 yield self._outputs(items, session, f"{len(items)} of {total} done.", seeds)
                 continue
@@ -142,7 +145,8 @@ class Compare:
                 cfgs = [make_config(SDEditConfig, t0=v, steps=steps, guidance_scale=guidance_scale, seed=s, preview_every=1)
                         for v in values]  # fmt: skip
                 images = yield from self._collect(guarded(self.backend.sdedit_batch, guide, cfgs, prompt), f"Sweep, seed {s}, {len(values)} t0 values in one batch")
-                runs = [self._sdedit_run(guide, cfg, prompt, batch=len(cfgs)) for cfg in cfgs]
+                rows = [{"sdedit": cfg} for cfg in cfgs]
+                runs = [self._sdedit_run(guide, cfg, prompt, batch_record(rows, k)) for k, cfg in enumerate(cfgs)]
                 self._add(items, guide, param, values, s, images, runs)
                 yield self._outputs(items, session, f"{len(items)} of {total} done.", seeds)
                 continue
@@ -172,16 +176,19 @@ class Compare:
         return scale
 
     @staticmethod
-    def _sdedit_run(guide: Guide, cfg: SDEditConfig, prompt: str, batch: int = 1) -> RunRecord:
-        """A t0 sweep's result as the command line's `sdedit` (its recipe replays it as one run)."""
+    def _sdedit_run(guide: Guide, cfg: SDEditConfig, prompt: str, batch: dict | None = None) -> RunRecord:
+        """A t0 sweep's result as the command line's `sdedit`; made in a batch, its recipe records the
+        batch (`batch_record`), which replay re-runs."""
         return RunRecord("sdedit", {"sdedit": cfg}, {"prompt": prompt}, {"guide": guide.image, "mask": guide.mask}, mode="sdedit-sweep",
-                         studio={"batch": batch} if batch > 1 else {})  # fmt: skip
+                         batch=batch)  # fmt: skip
 
     @staticmethod
-    def _edit_run(guide: Guide, inv_cfg: InversionConfig, cfg: EditConfig, source: str, target: str, batch: int = 1) -> RunRecord:
-        """A T_skip or eta sweep's result as the command line's `edit` (its recipe replays it as one run)."""
+    def _edit_run(guide: Guide, inv_cfg: InversionConfig, cfg: EditConfig, source: str, target: str,
+                  batch: dict | None = None) -> RunRecord:  # fmt: skip
+        """A T_skip or eta sweep's result as the command line's `edit`; made in a batch, its recipe
+        records the batch, which replay re-runs."""
         return RunRecord("edit", {"inversion": inv_cfg, "edit": cfg}, {"source": source, "target": target}, {"image": guide.image},
-                         mode="edit-sweep", studio={"batch": batch} if batch > 1 else {})  # fmt: skip
+                         mode="edit-sweep", batch=batch)  # fmt: skip
 
     def _add(self, items: list[SweepItem], guide: Guide, param: str, values: list[float], seed: int, images: list[np.ndarray],
              runs: list[RunRecord]) -> None:  # fmt: skip

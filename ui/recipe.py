@@ -56,7 +56,7 @@ def save_run(info: ModelInfo, run: RunRecord, output: np.ndarray, *, masks: tupl
     record = write_inputs(stem, inputs, masks)
     png = stem.with_name(stem.name + ".png")
     recipe = make_recipe(run.method, run.configs, model=info, inputs=record, prompts=run.prompts, output=output, output_path=png.name,
-                         extra={"studio": {"mode": name, **run.studio}})  # fmt: skip
+                         extra={"studio": {"mode": name, **run.studio}, **({"batch": run.batch} if run.batch else {})})  # fmt: skip
     save_png(output, png, recipe)
     js = write_recipe(recipe, stem.with_name(stem.name + ".json"))
     return [str(png), str(js), *(str(stem.parent / r["file"]) for r in record.values())]

@@ -33,6 +33,7 @@ class RunRecord:
     inputs: dict[str, np.ndarray]
     mode: str | None = None
     studio: dict[str, Any] = field(default_factory=dict)  # kept under the recipe's "studio", which replay reads only to explain
+    batch: dict[str, Any] | None = None  # a sweep's batch (editing.recipe.batch_record), which replay re-runs to match to the bit
 
 
 @dataclass
