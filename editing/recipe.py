@@ -174,6 +174,10 @@ def read_recipe(path: str | Path) -> dict[str, Any]:
     for key in ("method", "configs", "model", "inputs"):
         if key not in recipe:
             raise ValueError(f"'{path}' is not a recipe: the field '{key}' is missing")
+    version = recipe.get("recipe_version", 1)
+    if not isinstance(version, int) or version > RECIPE_VERSION:
+        raise ValueError(f"'{path}' has recipe version {version!r}, newer than this Stroke Studio reads (up to "
+                         f"{RECIPE_VERSION}): replay it with the version that wrote it")  # fmt: skip
     return upgrade_recipe(recipe)
 
 

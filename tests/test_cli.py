@@ -452,7 +452,8 @@ def test_a_damaged_recipe_is_one_sentence(tiny_dir, guide_file, tmp_path, capsys
     recipe = json.loads(out.with_suffix(".json").read_text())
     for damage, message in [(lambda r: r["configs"]["sdedit"]["values"].update(bogus=1), "not valid SDEditConfig values"),
                             (lambda r: r["configs"]["sdedit"]["values"].update(t0="0.5"), "not valid SDEditConfig values"),
-                            (lambda r: r.update(dtype="bogus"), "dtype 'bogus'")]:  # fmt: skip
+                            (lambda r: r.update(dtype="bogus"), "dtype 'bogus'"),
+                            (lambda r: r.update(recipe_version=99), "recipe version 99, newer than")]:  # fmt: skip
         bad = json.loads(json.dumps(recipe))
         damage(bad)
         (tmp_path / "bad.json").write_text(json.dumps(bad))
