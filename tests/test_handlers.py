@@ -340,7 +340,8 @@ def test_more_faithful_and_more_realistic_bisect_t0():
 
     def click(direction, t0):
         ups = run(compare.search(direction=direction, canvas=painting(), t0=t0, session=session, **args))
-        return ups[0]["t0"]
+        assert [u for u in ups if "t0" in u] == [ups[-1]]  # the slider moves with the result, not before it
+        return ups[-1]["t0"]
 
     assert click("faithful", 0.5) == 0.25  # [0, 0.5]
     assert click("realistic", 0.25) == 0.375  # [0.25, 0.5]
@@ -348,7 +349,13 @@ def test_more_faithful_and_more_realistic_bisect_t0():
     assert session.search == (0.375, 0.5)
     assert backend.calls["sdedit"] == 3
     ups = run(compare.search(direction="faithful", canvas=painting(41, 56), t0=0.5, session=session, **args))
-    assert ups[0]["t0"] == 0.25  # a new drawing restarts the search from [0, 1]
+    assert ups[-1]["t0"] == 0.25  # a new drawing restarts the search from [0, 1]
+    # a search stopped before its result (Stop cancels the generator) leaves the slider and the interval alone
+    before = session.search
+    gen = compare.search(direction="faithful", canvas=painting(41, 56), t0=0.25, session=session, **args)
+    assert all("t0" not in next(gen) for _ in range(3))
+    gen.close()
+    assert session.search == before
 
 
 def test_cross_method_runs_sdedit_and_inversion_on_the_same_seed():
@@ -418,7 +425,7 @@ def test_stop_cancels_every_run_and_ui_events_stay_off_the_api():
     from ui import build_ui
 
     deps = build_ui(Full()).get_config_file()["dependencies"]
-    runs = {d["id"] for d in deps if d["api_name"].startswith("run")}  # the model-running handlers (bind's wrapper)
+    runs = {d["id"] for d in deps if d["api_name"].startswith("unless_stopped")}  # the model-running handlers (model_run's)
     stops = [d for d in deps if d["cancels"]]
     assert len(runs) == 11  # 6 method tabs, 2 bisection buttons, Imagic, sweep, methods side by side
     assert len(stops) == 1 and set(stops[0]["cancels"]) == runs
@@ -580,3 +587,21 @@ def test_edit_this_result_puts_the_finished_result_on_the_canvas_for_the_next_ed
     compare.select_image(session, gr.SelectData(None, {"index": 1, "value": None}))
     value, _ = compare.selected_to_canvas(session)
     np.testing.assert_array_equal(value["background"][..., :3], session.sweep[1].image)
+
+
+def test_a_run_still_waiting_when_stop_is_pressed_does_nothing_when_its_turn_comes():
+    """Gradio's cancel of a queued run can lose the race with the queue starting it; the run then finds
+    the session's Stop count moved past its ticket and yields nothing, so "Stopped" stays on the page."""
+    from ui import build_ui
+    from ui.handlers import count_stop
+
+    demo = build_ui(FakeBackend())
+    fns = [f for f in demo.fns.values() if f.name == "unless_stopped"]
+    generate = fns[0]  # the first model run built: Stroke → image's Generate
+    session = Session()
+    kwargs = {"canvas": painting(), "show": "predicted x0", "session": session, **SD, "repeats": 1, "sampler": "ddpm"}
+    ticket = session.stops
+    count_stop(session)  # Stop pressed while the run waited
+    assert list(generate.fn(ticket, **kwargs)) == [{}]  # one update that changes nothing
+    ups = list(generate.fn(session.stops, **kwargs))  # a run clicked after it runs
+    assert len(ups) > 2 and any("Done" in str(v) for up in ups for v in up.values())

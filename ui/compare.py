@@ -255,17 +255,19 @@ class Compare:
         """Halve [lo, hi] around the current t0 towards the side the user asked for, then run once."""
         session = session if session is not None else Session()
         key = image_key(read_canvas(canvas).guide.image)
-        if session.search_guide != key:  # a new drawing starts a new search
-            session.search_guide, session.search = key, (0.0, 1.0)
-        lo, hi = session.search
+        lo, hi = session.search if session.search_guide == key else (0.0, 1.0)  # a new drawing starts a new search
         if direction == "faithful":
             hi = min(hi, float(t0))
         else:
             lo = max(lo, float(t0))
-        session.search = (lo, hi)
         new_t0 = round(max(0.01, (lo + hi) / 2), 3)
-        yield {"t0": new_t0, "status": f"t0 = {new_t0} (searching between {lo:.3f} and {hi:.3f})", "session": session}
-        yield from self.studio.sdedit(canvas=canvas, t0=new_t0, session=session, **sdedit_args)
+        yield {"status": f"Trying t0 = {new_t0} (searching between {lo:.3f} and {hi:.3f})…"}
+        # The slider and the search interval move only with a result: a stopped search leaves both as they were.
+        for up in self.studio.sdedit(canvas=canvas, t0=new_t0, session=session, **sdedit_args):
+            if "files" in up:
+                session.search_guide, session.search = key, (lo, hi)
+                up = {**up, "t0": new_t0, "status": f"t0 = {new_t0} (searching between {lo:.3f} and {hi:.3f}). {up['status']}"}
+            yield up
 
     # ---------------------------------------------------------------- methods side by side
 

@@ -9,7 +9,7 @@ import gradio as gr
 from editing.interface import EditConfig, InversionConfig, ModelInfo, SDEditConfig
 from ui.compare import MAX_SEEDS, MAX_VALUES, Compare
 from ui.defaults import studio_default
-from ui.widgets import bind, follow_steps, howto, seed_row, slider
+from ui.widgets import follow_steps, howto, model_run, seed_row, slider
 
 
 def compare_tab(info: ModelInfo, compare: Compare, shared: dict, out: dict, text: bool) -> list[Any]:
@@ -65,11 +65,11 @@ def compare_tab(info: ModelInfo, compare: Compare, shared: dict, out: dict, text
     sweep_out = {"gallery": gallery, "plot": plot, "table": table, "status": out["status"], "session": out["session"],
                  "progress": out["progress"], "selected_image": selected, "selected_caption": selected_caption,
                  "selected_files": selected_files}  # fmt: skip
-    sweep = go.click(
-        bind(compare.sweep, sweep_out),
-        inputs_kwargs={"canvas": shared["canvas"], "session": shared["session"], "param": param, "n_values": n_values,
-                       "n_seeds": n_seeds, "prompt": prompt, "source_prompt": source, "target_prompt": target, **fixed},
-        outputs=list(sweep_out.values()), concurrency_id="model", show_progress="full", show_progress_on=gallery, api_visibility="private",
+    sweep = model_run(
+        go, compare.sweep, sweep_out,
+        {"canvas": shared["canvas"], "session": shared["session"], "param": param, "n_values": n_values,
+         "n_seeds": n_seeds, "prompt": prompt, "source_prompt": source, "target_prompt": target, **fixed},
+        shared["session"], concurrency_id="model", show_progress="full", show_progress_on=gallery,
     )  # fmt: skip
     sel_out = [selected, selected_caption, plot, out["session"], gallery, selected_files]
 
@@ -93,12 +93,11 @@ def compare_tab(info: ModelInfo, compare: Compare, shared: dict, out: dict, text
 
     cross_gallery.select(on_cross, shared["session"], cross_files, api_visibility="private")
     cross_out = {"cross_gallery": cross_gallery, "cross_files": cross_files, "status": out["status"], "progress": out["progress"], "session": out["session"]}
-    cross = cross_go.click(
-        bind(compare.cross, cross_out),
-        inputs_kwargs={"canvas": shared["canvas"], "session": shared["session"], "prompt": prompt, "source_prompt": source,
-                       "t0": fixed["t0"], "steps": fixed["steps"], "skip": fixed["skip"], "guidance_scale": fixed["guidance_scale"],
-                       "edit_guidance_scale": fixed["edit_guidance_scale"], "seed": fixed["seed"], "eta": fixed["eta"]},
-        outputs=list(cross_out.values()), concurrency_id="model", show_progress="full", show_progress_on=cross_gallery,
-        api_visibility="private",
+    cross = model_run(
+        cross_go, compare.cross, cross_out,
+        {"canvas": shared["canvas"], "session": shared["session"], "prompt": prompt, "source_prompt": source,
+         "t0": fixed["t0"], "steps": fixed["steps"], "skip": fixed["skip"], "guidance_scale": fixed["guidance_scale"],
+         "edit_guidance_scale": fixed["edit_guidance_scale"], "seed": fixed["seed"], "eta": fixed["eta"]},
+        shared["session"], concurrency_id="model", show_progress="full", show_progress_on=cross_gallery,
     )  # fmt: skip
     return [sweep, cross]

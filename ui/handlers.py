@@ -74,6 +74,12 @@ def stopped(progress: str | None, status: str | None) -> tuple[Any, Any]:
     return f'<div class="ss-progress"><span>{where}</span></div>', STOPPED
 
 
+def count_stop(session: Session | None) -> None:
+    """Stop, before it cancels: a run that is still waiting in the queue will do nothing (ui.widgets.model_run)."""
+    if session is not None:
+        session.stops += 1
+
+
 def running(notices: list[str], what: str = "Running…") -> str:
     """A run's status while it runs. The downloads are not cleared: a run that waited behind another
     would otherwise wipe that one's files the moment it finished, before anyone could take them."""

@@ -6,6 +6,7 @@ yield dicts keyed by output name; `bind` maps those names to components.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,9 +31,9 @@ from ui.canvas import image_to_editor_value
 from ui.compare import Compare
 from ui.compare_tab import compare_tab
 from ui.defaults import canvas_side, studio_default
-from ui.handlers import IMAGIC_MISSING, Studio, has_imagic, result_to_canvas, stopped
+from ui.handlers import IMAGIC_MISSING, Studio, count_stop, has_imagic, result_to_canvas, stopped
 from ui.state import Session
-from ui.widgets import bind, follow_steps, howto, seed_row, slider
+from ui.widgets import follow_steps, howto, model_run, seed_row, slider
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
 # Brush palette: saturated colours that read well as SDEdit strokes, plus the custom picker.
@@ -116,8 +117,8 @@ def build_ui(backend: Backend) -> gr.Blocks:
             # Gradio's progress on the Result only: a visitor whose run waits behind another's sees "queue: 1/2"
             # and a timer there (the page's own progress bar starts with the run); while it runs, a border.
             outs = outputs or out
-            runs.append(button.click(bind(fn, outs, **fixed), inputs_kwargs={**shared, **controls}, outputs=list(outs.values()),
-                                     concurrency_id="model", show_progress="full", show_progress_on=output, api_visibility="private"))  # fmt: skip
+            runs.append(model_run(button, functools.partial(fn, **fixed), outs, {**shared, **controls}, session,
+                                  concurrency_id="model", show_progress="full", show_progress_on=output))  # fmt: skip
 
         def prompt_box(label: str, value: str = "", **kw: Any) -> gr.Textbox:
             return gr.Textbox(value=value, label=label, visible=text, **kw)
@@ -266,7 +267,8 @@ def build_ui(backend: Backend) -> gr.Blocks:
                 runs.extend(compare_tab(info, compare, shared, out, text))
 
         # after the cancel, so that no update the run had in flight lands on top of "Stopped"
-        stop.click(None, None, None, cancels=runs, api_visibility="private").then(
+        # the count first (unqueued): a run still waiting then does nothing when its turn comes (model_run)
+        stop.click(count_stop, session, None, cancels=runs, queue=False, api_visibility="private").then(
             stopped, [progress, status], [progress, status], queue=False, api_visibility="private"
         )
         blank.click(lambda: None, None, canvas, queue=False, api_visibility="private")
@@ -300,9 +302,8 @@ def imagic_tab(info: ModelInfo, studio: Studio, shared: dict, out: dict) -> Any:
     shown = ("embedding_steps", "finetune_steps", "guidance_scale", "steps")
     adv["preset"].input(lambda name: [getattr(ImagicConfig.from_preset(name, info.family), k) for k in shown], adv["preset"],
                         [adv[k] for k in shown], queue=False, api_visibility="private")  # fmt: skip
-    return go.click(bind(studio.imagic, out), inputs_kwargs={**shared, "target_prompt": prompt, "eta": eta, **adv},
-                    outputs=list(out.values()), concurrency_id="model", show_progress="full", show_progress_on=out["output"],
-                    api_visibility="private")  # fmt: skip
+    return model_run(go, studio.imagic, out, {**shared, "target_prompt": prompt, "eta": eta, **adv}, shared["session"],
+                     concurrency_id="model", show_progress="full", show_progress_on=out["output"])  # fmt: skip
 
 
 def _load_example(evt: gr.SelectData) -> dict:

@@ -57,4 +57,5 @@ class Session:
     sweep: list[SweepItem] = field(default_factory=list)
     cross: list[SweepItem] = field(default_factory=list)  # Compare methods' results, in gallery order after the input
     selected: int | None = None  # index into sweep highlighted in the plot
+    stops: int = 0  # Stop presses: a run queued before the last one does nothing when its turn comes (ui.widgets.model_run)
     result: np.ndarray | None = None  # the last finished result (not a preview), which "Edit this result" puts on the canvas

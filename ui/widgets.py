@@ -22,6 +22,31 @@ def bind(fn: Callable[..., Iterator[dict]], outputs: dict[str, gr.components.Com
     return run
 
 
+def model_run(button: gr.Button, fn: Callable[..., Iterator[dict]], outputs: dict[str, gr.components.Component],
+              inputs_kwargs: dict[str, gr.components.Component], session: gr.State, **click: Any) -> Any:
+    """A model run that Stop also stops while it waits in the queue; returns the event Stop cancels.
+
+    Gradio's cancel of a waiting run can lose the race with the queue starting it (the run ahead was
+    just cancelled, which frees the queue): the run then painted a few steps over "Stopped" and was
+    cut there, leaving a frozen progress bar. So the click first takes a ticket, the session's count
+    of Stops (at once, unqueued), and the run, when its turn comes, does nothing if Stop was pressed
+    since."""
+    ticket = gr.State(None)
+    run = bind(fn, outputs)
+
+    def unless_stopped(ticket: int | None, **kwargs: Any) -> Iterator[dict]:
+        sess = kwargs.get("session")
+        if ticket is not None and sess is not None and sess.stops != ticket:
+            yield {}  # no update (a generator that yields nothing would have Gradio clear every output)
+            return
+        yield from run(**kwargs)
+
+    stamp = button.click(lambda s: s.stops if s is not None else None, session, ticket, queue=False, show_progress="hidden",
+                         api_visibility="private")  # fmt: skip
+    return stamp.then(unless_stopped, inputs_kwargs={**inputs_kwargs, "ticket": ticket}, outputs=list(outputs.values()),
+                      trigger_mode="once", api_visibility="private", **click)  # fmt: skip
+
+
 def slider(info: ModelInfo, cls: type, name: str, **kw: Any) -> gr.Slider:
     """A slider for config field `name`, starting at the studio default; kw overrides the spec (range, label, layout)."""
     s = SLIDERS[name]
