@@ -181,6 +181,10 @@ def test_a_visitor_whose_run_waits_sees_the_queue_on_the_result():
     assert len(deps) == len(runs) + 1 and len(runs) >= 10  # the eight tabs' buttons, Imagic, the sweep and the method comparison
     for d in runs:
         assert d["show_progress"] == "full" and d["show_progress_on"] and set(d["show_progress_on"]) <= shown_on, d["api_name"]
+    # and in words, under the progress bar: the click says it waits (at once, unqueued), the run clears it when it starts
+    waiting = next(i for i, b in by_id.items() if getattr(b, "elem_id", None) == "ss-waiting")
+    stamps = [d for d in demo.config["dependencies"] if waiting in d["outputs"] and not d["types"]["generator"]]
+    assert all(waiting in d["outputs"] for d in runs) and len(stamps) == len(runs) + 1  # + Stop, which clears it
 
 
 def test_old_files_are_deleted_so_a_shared_studio_does_not_fill_the_disk(guide_png, tmp_path, monkeypatch):

@@ -602,6 +602,7 @@ def test_a_run_still_waiting_when_stop_is_pressed_does_nothing_when_its_turn_com
     kwargs = {"canvas": painting(), "show": "predicted x0", "session": session, **SD, "repeats": 1, "sampler": "ddpm"}
     ticket = session.stops
     count_stop(session)  # Stop pressed while the run waited
-    assert list(generate.fn(ticket, **kwargs)) == [{}]  # one update that changes nothing
+    (only,) = generate.fn(ticket, **kwargs)  # only the waiting sign is cleared
+    assert list(only.values()) == [""]
     ups = list(generate.fn(session.stops, **kwargs))  # a run clicked after it runs
     assert len(ups) > 2 and any("Done" in str(v) for up in ups for v in up.values())

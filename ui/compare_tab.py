@@ -12,7 +12,7 @@ from ui.defaults import studio_default
 from ui.widgets import follow_steps, howto, model_run, seed_row, slider
 
 
-def compare_tab(info: ModelInfo, compare: Compare, shared: dict, out: dict, text: bool) -> list[Any]:
+def compare_tab(info: ModelInfo, compare: Compare, shared: dict, out: dict, text: bool, waiting: gr.Markdown) -> list[Any]:
     """Build the tab; return its run events (so Stop can cancel them)."""
     howto("Sweep one setting over the canvas and compare the results: faithfulness (L2 to the guide, SSIM) and realism under "
           "each. Drag across points on the plot to open their image; clicking an image highlights its point. "
@@ -69,7 +69,7 @@ def compare_tab(info: ModelInfo, compare: Compare, shared: dict, out: dict, text
         go, compare.sweep, sweep_out,
         {"canvas": shared["canvas"], "session": shared["session"], "param": param, "n_values": n_values,
          "n_seeds": n_seeds, "prompt": prompt, "source_prompt": source, "target_prompt": target, **fixed},
-        shared["session"], concurrency_id="model", show_progress="full", show_progress_on=gallery,
+        shared["session"], waiting, concurrency_id="model", show_progress="full", show_progress_on=gallery,
     )  # fmt: skip
     sel_out = [selected, selected_caption, plot, out["session"], gallery, selected_files]
 
@@ -98,6 +98,6 @@ def compare_tab(info: ModelInfo, compare: Compare, shared: dict, out: dict, text
         {"canvas": shared["canvas"], "session": shared["session"], "prompt": prompt, "source_prompt": source,
          "t0": fixed["t0"], "steps": fixed["steps"], "skip": fixed["skip"], "guidance_scale": fixed["guidance_scale"],
          "edit_guidance_scale": fixed["edit_guidance_scale"], "seed": fixed["seed"], "eta": fixed["eta"]},
-        shared["session"], concurrency_id="model", show_progress="full", show_progress_on=cross_gallery,
+        shared["session"], waiting, concurrency_id="model", show_progress="full", show_progress_on=cross_gallery,
     )  # fmt: skip
     return [sweep, cross]

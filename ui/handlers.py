@@ -74,10 +74,12 @@ def stopped(progress: str | None, status: str | None) -> tuple[Any, Any]:
     return f'<div class="ss-progress"><span>{where}</span></div>', STOPPED
 
 
-def count_stop(session: Session | None) -> None:
-    """Stop, before it cancels: a run that is still waiting in the queue will do nothing (ui.widgets.model_run)."""
+def count_stop(session: Session | None) -> str:
+    """Stop, before it cancels: a run that is still waiting in the queue will do nothing (ui.widgets.model_run),
+    so its waiting sign goes."""
     if session is not None:
         session.stops += 1
+    return ""
 
 
 def running(notices: list[str], what: str = "Running…") -> str:

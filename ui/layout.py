@@ -101,6 +101,7 @@ def build_ui(backend: Backend) -> gr.Blocks:
             with gr.Column(scale=4, min_width=320):
                 output = gr.Image(label="Result", type="numpy", format="png", interactive=False, height=380, elem_id="ss-output")
                 progress = gr.HTML('<div class="ss-progress"><span>Ready</span></div>')
+                waiting = gr.Markdown("", elem_id="ss-waiting")  # a run waiting for the model says so here (model_run)
                 with gr.Row(equal_height=True):
                     show = gr.Radio(["predicted x0", "current x_t"], value="predicted x0", label="Stream", container=False, scale=3)
                     stop = gr.Button("■ Stop", variant="stop", size="sm", scale=1, min_width=80)
@@ -114,10 +115,10 @@ def build_ui(backend: Backend) -> gr.Blocks:
         runs = []
 
         def run(button: gr.Button, fn: Callable, controls: dict, outputs: dict | None = None, **fixed: Any) -> None:
-            # Gradio's progress on the Result only: a visitor whose run waits behind another's sees "queue: 1/2"
-            # and a timer there (the page's own progress bar starts with the run); while it runs, a border.
+            # Gradio's progress on the Result only (a border while it runs); a run that waits says so in `waiting`
+            # (model_run): Gradio's "queue: 1/2" there is replaced by the frames of the run ahead.
             outs = outputs or out
-            runs.append(model_run(button, functools.partial(fn, **fixed), outs, {**shared, **controls}, session,
+            runs.append(model_run(button, functools.partial(fn, **fixed), outs, {**shared, **controls}, session, waiting,
                                   concurrency_id="model", show_progress="full", show_progress_on=output))  # fmt: skip
 
         def prompt_box(label: str, value: str = "", **kw: Any) -> gr.Textbox:
@@ -259,16 +260,16 @@ def build_ui(backend: Backend) -> gr.Blocks:
 
             with gr.Tab("Imagic"):
                 if has_imagic(backend):
-                    runs.append(imagic_tab(info, studio, shared, out))
+                    runs.append(imagic_tab(info, studio, shared, out, waiting))
                 else:
                     gr.Markdown(IMAGIC_MISSING)
 
             with gr.Tab("Compare"):
-                runs.extend(compare_tab(info, compare, shared, out, text))
+                runs.extend(compare_tab(info, compare, shared, out, text, waiting))
 
         # after the cancel, so that no update the run had in flight lands on top of "Stopped"
         # the count first (unqueued): a run still waiting then does nothing when its turn comes (model_run)
-        stop.click(count_stop, session, None, cancels=runs, queue=False, api_visibility="private").then(
+        stop.click(count_stop, session, waiting, cancels=runs, queue=False, api_visibility="private").then(
             stopped, [progress, status], [progress, status], queue=False, api_visibility="private"
         )
         blank.click(lambda: None, None, canvas, queue=False, api_visibility="private")
@@ -278,7 +279,7 @@ def build_ui(backend: Backend) -> gr.Blocks:
     return demo
 
 
-def imagic_tab(info: ModelInfo, studio: Studio, shared: dict, out: dict) -> Any:
+def imagic_tab(info: ModelInfo, studio: Studio, shared: dict, out: dict, waiting: gr.Markdown) -> Any:
     """Controls of the Imagic tab, starting at the engine's "fast" preset for this model family."""
     fast = ImagicConfig.from_preset("fast", info.family)
     howto("Load or paint a picture and write one target text. Imagic optimises a text embedding to the picture and "
@@ -302,7 +303,7 @@ def imagic_tab(info: ModelInfo, studio: Studio, shared: dict, out: dict) -> Any:
     shown = ("embedding_steps", "finetune_steps", "guidance_scale", "steps")
     adv["preset"].input(lambda name: [getattr(ImagicConfig.from_preset(name, info.family), k) for k in shown], adv["preset"],
                         [adv[k] for k in shown], queue=False, api_visibility="private")  # fmt: skip
-    return model_run(go, studio.imagic, out, {**shared, "target_prompt": prompt, "eta": eta, **adv}, shared["session"],
+    return model_run(go, studio.imagic, out, {**shared, "target_prompt": prompt, "eta": eta, **adv}, shared["session"], waiting,
                      concurrency_id="model", show_progress="full", show_progress_on=out["output"])  # fmt: skip
 
 

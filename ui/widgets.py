@@ -11,6 +11,8 @@ import gradio as gr
 from editing.interface import ModelInfo, step_of_fraction
 from ui.defaults import SLIDERS, studio_default
 
+WAITING = "**Waiting for the model:** this run starts when the run using it ends (**■ Stop** cancels yours)."
+
 
 def bind(fn: Callable[..., Iterator[dict]], outputs: dict[str, gr.components.Component], **fixed: Any) -> Callable:
     """A generator handler yielding {name: value} -> one yielding {component: value} for Gradio."""
@@ -23,27 +25,30 @@ def bind(fn: Callable[..., Iterator[dict]], outputs: dict[str, gr.components.Com
 
 
 def model_run(button: gr.Button, fn: Callable[..., Iterator[dict]], outputs: dict[str, gr.components.Component],
-              inputs_kwargs: dict[str, gr.components.Component], session: gr.State, **click: Any) -> Any:
-    """A model run that Stop also stops while it waits in the queue; returns the event Stop cancels.
+              inputs_kwargs: dict[str, gr.components.Component], session: gr.State, waiting: gr.components.Component,
+              **click: Any) -> Any:  # fmt: skip
+    """A model run that says when it waits, and that Stop also stops while it waits; returns the event
+    Stop cancels.
 
-    Gradio's cancel of a waiting run can lose the race with the queue starting it (the run ahead was
-    just cancelled, which frees the queue): the run then painted a few steps over "Stopped" and was
-    cut there, leaving a frozen progress bar. So the click first takes a ticket, the session's count
-    of Stops (at once, unqueued), and the run, when its turn comes, does nothing if Stop was pressed
-    since."""
+    The click first (at once, unqueued) puts WAITING in `waiting`, which the run clears when its turn
+    comes: Gradio's own queue sign sits on the Result, where the run ahead streams its frames over it.
+    It also takes a ticket, the session's count of Stops: Gradio's cancel of a waiting run can lose
+    the race with the queue starting it (the run ahead was just cancelled, which frees the queue), and
+    the run then painted a few steps over "Stopped" and was cut there, leaving a frozen progress bar.
+    A run whose ticket is behind the count does nothing."""
     ticket = gr.State(None)
     run = bind(fn, outputs)
 
     def unless_stopped(ticket: int | None, **kwargs: Any) -> Iterator[dict]:
+        yield {waiting: ""}
         sess = kwargs.get("session")
         if ticket is not None and sess is not None and sess.stops != ticket:
-            yield {}  # no update (a generator that yields nothing would have Gradio clear every output)
             return
         yield from run(**kwargs)
 
-    stamp = button.click(lambda s: s.stops if s is not None else None, session, ticket, queue=False, show_progress="hidden",
-                         api_visibility="private")  # fmt: skip
-    return stamp.then(unless_stopped, inputs_kwargs={**inputs_kwargs, "ticket": ticket}, outputs=list(outputs.values()),
+    stamp = button.click(lambda s: (s.stops if s is not None else None, WAITING), session, [ticket, waiting], queue=False,
+                         show_progress="hidden", api_visibility="private")  # fmt: skip
+    return stamp.then(unless_stopped, inputs_kwargs={**inputs_kwargs, "ticket": ticket}, outputs=[*outputs.values(), waiting],
                       trigger_mode="once", api_visibility="private", **click)  # fmt: skip
 
 
