@@ -27,6 +27,9 @@ Param = Literal["t0", "T_skip", "eta"]
 NO_REALISM = "realism: needs the emoji encoder"
 
 
+SHOWN = {"eta": "η"}  # parameter names as the page shows them
+
+
 def sweep_values(param: Param, n: int, steps: int) -> list[float]:
     """n evenly spaced values over the parameter's useful range (T_skip: whole steps, no repeats)."""
     if param in ("t0", "eta"):  # both live in (0, 1]
@@ -112,7 +115,7 @@ class Compare:
         session.sweep, session.selected = items, None
         # the last sweep's selection goes with it: its picture and files are not part of this sweep
         yield {"gallery": gr.Gallery(value=[], selected_index=None), "selected_image": None, "selected_caption": "",
-               "selected_files": None, "status": f"Sweep over {param}: {total} runs…"}  # fmt: skip
+               "selected_files": None, "status": f"Sweep over {SHOWN.get(param, param)}: {total} runs…"}  # fmt: skip
         batched = param == "t0" and hasattr(self.backend, "sdedit_batch")  # one batch per seed through the model
         # text edits in one batch per seed: a T_skip sweep's of one inversion, an eta sweep's of one inversion
         # per eta, those from one set of model calls
@@ -163,7 +166,8 @@ class Compare:
                     run = self._edit_run(guide, inv_cfg, cfg, source_prompt, target_prompt)
                 self._add(items, guide, param, [v], s, [image], [run])
                 yield self._outputs(items, session, f"{len(items)} of {total} done.", seeds)
-        yield {"progress": progress_html(total, total, f"Sweep over {param}")}
+        yield {"progress": progress_html(total, total, f"Sweep over {SHOWN.get(param, param)}, done"),
+               "status": f"Done: {total} results; click one to open it with its files."}
 
     def _edit_guidance(self, value: float | None) -> float:
         """A text edit's target guidance: the one given, else the studio's default for the model (its own
@@ -194,7 +198,7 @@ class Compare:
              runs: list[RunRecord]) -> None:  # fmt: skip
         metrics = self.backend.metrics(guide.image, images, guide.mask)
         for v, image, m, run in zip(values, images, metrics, runs, strict=True):
-            items.append(SweepItem(image, v, seed, m, caption(f"{param}={v} seed {seed}", m), run))
+            items.append(SweepItem(image, v, seed, m, caption(f"{SHOWN.get(param, param)}={v} seed {seed}", m), run))
 
     def _collect(self, frames: Iterator[Frame], label: str) -> Generator[Updates, None, Any]:
         """Run a method to its result, yielding progress at every frame (so Stop acts within a step)."""
@@ -310,5 +314,7 @@ class Compare:
         session.cross = [SweepItem(im, 0.0, seed, m, caption(name, m), run) for (name, im, run), m in zip(runs, metrics, strict=True)]
         gallery = [(guide.image, "input")] + [(it.image, it.label) for it in session.cross]
         note = "" if has_imagic(self.backend) else " Imagic needs a text-conditioned model."
-        yield {"cross_gallery": gallery, "status": f"Same input, seed {seed}.{note}",
+        done = "SDEdit, inversion + edit and Imagic" if has_imagic(self.backend) else "SDEdit and inversion + edit"
+        yield {"cross_gallery": gallery, "progress": progress_html(1, 1, "Compare methods, done"),
+               "status": f"Done: {done} on the same input with seed {seed}; click one for its files.{note}",
                "session": session}  # fmt: skip

@@ -38,7 +38,7 @@ def compare_tab(info: ModelInfo, compare: Compare, shared: dict, out: dict, text
         }
     follow_steps(fixed["steps"], fixed["skip"])
     gallery = gr.Gallery(label="Results (captions: setting · L2 · SSIM · realism); click one to open it with its recipe", columns=6,
-                         height=300, format="png", elem_classes="ss-gallery", elem_id="ss-sweep")  # fmt: skip
+                         height=300, format="png", object_fit="contain", elem_classes="ss-gallery", elem_id="ss-sweep")  # fmt: skip
     with gr.Row(equal_height=False):
         plot = gr.ScatterPlot(x="L2 to guide (lower = more faithful)", y="y", color="result", y_title="SSIM", height=300,
                               label="Realism against faithfulness · colour = seed, orange = opened result", scale=3,

@@ -105,9 +105,22 @@ def result_to_canvas(session: Session | None) -> tuple[dict, str]:
 
 
 def make_config(cls: type, **kwargs: Any) -> Any:
-    """Build a config from slider values (floats from the browser become ints where the field is int)."""
+    """Build a config from slider values (floats from the browser become ints where the field is int;
+    a fraction there, a seed of 1.5 typed into its box, is refused rather than run as another value)."""
     defaults = cls()
-    fixed = {k: type(getattr(defaults, k))(v) if isinstance(getattr(defaults, k), (int, float)) else v for k, v in kwargs.items()}
+    fixed = {}
+    for k, v in kwargs.items():
+        default = getattr(defaults, k)
+        if isinstance(default, bool) or not isinstance(default, (int, float)):
+            fixed[k] = v
+            continue
+        try:
+            number = float(v)
+        except (TypeError, ValueError):
+            raise gr.Error(f"{k}={v!r} is not a number.") from None
+        if isinstance(default, int) and not number.is_integer():
+            raise gr.Error(f"{k}={v!r} must be a whole number.")
+        fixed[k] = int(number) if isinstance(default, int) else number
     try:
         return cls(**fixed)
     except ValueError as e:

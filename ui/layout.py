@@ -109,7 +109,7 @@ def build_ui(backend: Backend) -> gr.Blocks:
                 status = gr.Markdown(elem_id="ss-status")
                 files = gr.File(label="Download: result PNG (recipe embedded), recipe JSON and inputs; "
                                       "python -m editing replay NAME.json re-runs them", file_count="multiple",
-                                interactive=False, height=150, elem_id="ss-files")  # fmt: skip
+                                interactive=False, height=210, elem_id="ss-files")  # fmt: skip
         out = {"output": output, "progress": progress, "files": files, "status": status, "session": session}
         shared = {"canvas": canvas, "show": show, "session": session}
         runs = []
@@ -164,7 +164,8 @@ def build_ui(backend: Backend) -> gr.Blocks:
 
             with gr.Tab("Stroke edit"):
                 howto("Load a picture, switch to the **mask** layer and paint over the part to change, then paint new strokes "
-                      "on the **strokes** layer. Only the masked region is re-generated.")  # fmt: skip
+                      "on the **strokes** layer. Only the masked region is re-generated. The mask lies over your strokes: "
+                      "hide it with its eye icon (layers menu) to see what you paint under it.")  # fmt: skip
                 with gr.Row(equal_height=True):
                     e_prompt = prompt_box("Prompt", scale=4)
                     e_t0 = slider(info, SDEditConfig, "t0", scale=3)

@@ -94,7 +94,8 @@ def follow_steps(steps: gr.Slider, *indexed: gr.Slider) -> None:
 
 def seed_row(info: ModelInfo, cls: type) -> gr.Number:
     with gr.Row(equal_height=True):
-        seed = gr.Number(value=studio_default(info, cls, "seed"), precision=0, minimum=0, label="Seed", scale=4)
+        # no precision=0: Gradio would round a typed 1.5 to 2 and run it without a word (make_config refuses it)
+        seed = gr.Number(value=studio_default(info, cls, "seed"), minimum=0, step=1, label="Seed", scale=4)
         dice = gr.Button("🎲 Randomise", scale=1, min_width=90, size="sm")
     dice.click(lambda: random.randint(0, 2**31 - 1), None, seed, queue=False, api_visibility="private")
     return seed
