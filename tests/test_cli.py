@@ -72,12 +72,7 @@ def test_edit_and_replay(tiny_dir, guide_file, tmp_path, capsys):
 
 
 def test_colour_edit_and_replay_and_a_version_1_recipe(tiny_dir, guide_file, tmp_path, capsys):
-    colour = np.asarray(Image.open(guide_file).convert("RGB")).copy()
-    colour[4:16, 6:20] = (30, 60, 220)
-    mask = np.zeros(colour.shape[:2], np.uint8)
-    mask[4:16, 6:20] = 255
-    Image.fromarray(colour).save(tmp_path / "colour.png")
-    Image.fromarray(mask).save(tmp_path / "mask.png")
+    _colour_inputs(guide_file, tmp_path)  # colour.png and mask.png
     out = tmp_path / "blue.png"
     code, stdout, _ = _run(["color", "--image", guide_file, "--colour", tmp_path / "colour.png", "--mask", tmp_path / "mask.png",
                             "--source", "a red square", "--steps", "8", "--t2", "4", "--strength", "0.7",
@@ -403,6 +398,7 @@ def test_an_empty_sweep_or_imagic_target_is_one_sentence(tiny_dir, guide_file, t
 
 
 def _colour_inputs(guide_file, tmp_path):
+    """A blue repaint of the red square and its mask, as files; the colour edit's flags for them."""
     colour = np.asarray(Image.open(guide_file).convert("RGB")).copy()
     colour[4:16, 6:20] = (30, 60, 220)
     mask = np.zeros(colour.shape[:2], np.uint8)
