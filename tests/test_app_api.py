@@ -439,3 +439,16 @@ def test_numeric_strings_are_read_and_a_left_out_t_skip_scales_with_the_steps(cl
     path, _ = guide_png
     _, info = client.predict(handle_file(path), source_prompt="a", target_prompt="b", steps="6", skip="2", api_name="/edit")
     assert info["recipe"]["configs"]["edit"]["values"]["skip"] == 2 and info["recipe"]["configs"]["inversion"]["values"]["steps"] == 6
+
+
+def test_a_refused_request_leaves_no_traceback_in_the_servers_log(client, guide_png, capfd):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    path, _ = guide_png
+    capfd.readouterr()
+    for bad in ({"t0": 2.0}, {"t0": "abc"}):
+        with pytest.raises(AppError, match="t0="):
+            client.predict(handle_file(path), api_name="/sdedit", **bad)
+    logged = capfd.readouterr()
+    assert "Traceback" not in logged.out + logged.err

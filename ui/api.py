@@ -24,7 +24,7 @@ from editing.interface import ColorEditConfig, EditConfig, ImagicConfig, Inversi
 from ui.canvas import image_to_editor_value
 from ui.compare import Compare
 from ui.defaults import studio_default, studio_step_default
-from ui.handlers import Studio, Updates, has_imagic
+from ui.handlers import Refusal, Studio, Updates, has_imagic
 from ui.state import Session
 
 
@@ -45,10 +45,10 @@ def _number(value: Any, label: str, integer: bool = False, optional: bool = Fals
                 raise TypeError
             number = float(payload)
         except (TypeError, ValueError):
-            raise gr.Error(f"{label}={payload!r} is not a number.") from None
+            raise Refusal(f"{label}={payload!r} is not a number.") from None
         if integer:
             if not number.is_integer():
-                raise gr.Error(f"{label}={payload!r} must be a whole number.")
+                raise Refusal(f"{label}={payload!r} must be a whole number.")
             return int(number)
         return number  # nan and inf reach the config's range check, which names them
 
@@ -59,12 +59,12 @@ def _number(value: Any, label: str, integer: bool = False, optional: bool = Fals
 def _image(path: str | None, name: str = "image") -> np.ndarray:
     """A sent file as RGBA pixels; files Pillow cannot read are refused with a message."""
     if path is None:
-        raise gr.Error(f"Send {'an' if name == 'image' else 'the'} {name} (gradio_client: handle_file('path.png')).")
+        raise Refusal(f"Send {'an' if name == 'image' else 'the'} {name} (gradio_client: handle_file('path.png')).")
     try:
         with Image.open(path) as im:
             return np.asarray(im.convert("RGBA"))
     except (UnidentifiedImageError, OSError) as e:
-        raise gr.Error(f"Unsupported {name} file {Path(path).name!r}: send a PNG, JPEG or WebP image.") from e
+        raise Refusal(f"Unsupported {name} file {Path(path).name!r}: send a PNG, JPEG or WebP image.") from e
 
 
 def _canvas(path: str | None) -> dict:
@@ -78,7 +78,7 @@ def _colour_canvas(image: str | None, colour: str | None, mask: str | None) -> d
     `mask` says where), and the mask, white where the colour goes (transparent = not there)."""
     base, paint = _image(image), _image(colour, "colour")
     if paint.shape[:2] != base.shape[:2]:
-        raise gr.Error(f"The colour image is {paint.shape[1]}x{paint.shape[0]}, the image {base.shape[1]}x{base.shape[0]}: "
+        raise Refusal(f"The colour image is {paint.shape[1]}x{paint.shape[0]}, the image {base.shape[1]}x{base.shape[0]}: "
                        "send them at the same size.")  # fmt: skip
     layers = [paint]
     if mask is not None:
@@ -86,7 +86,7 @@ def _colour_canvas(image: str | None, colour: str | None, mask: str | None) -> d
 
         m = _image(mask, "mask")
         if m.shape[:2] != base.shape[:2]:
-            raise gr.Error(f"The mask is {m.shape[1]}x{m.shape[0]}, the image {base.shape[1]}x{base.shape[0]}: send them at the same size.")
+            raise Refusal(f"The mask is {m.shape[1]}x{m.shape[0]}, the image {base.shape[1]}x{base.shape[0]}: send them at the same size.")
         selected = load_mask(m)
         mask_layer = np.zeros(base.shape[:2] + (4,), np.uint8)
         mask_layer[selected] = 255
@@ -94,7 +94,7 @@ def _colour_canvas(image: str | None, colour: str | None, mask: str | None) -> d
             paint = np.concatenate([paint[..., :3], (selected * 255).astype(np.uint8)[..., None]], axis=2)
         layers = [paint, mask_layer]
     elif (paint[..., 3] == 255).all():
-        raise gr.Error("Send a mask (white where the colour goes), or a colour image that is transparent where nothing changes.")
+        raise Refusal("Send a mask (white where the colour goes), or a colour image that is transparent where nothing changes.")
     return {**image_to_editor_value(base), "layers": layers}
 
 

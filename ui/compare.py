@@ -19,7 +19,19 @@ import pandas as pd
 from editing.interface import EditConfig, Frame, Guide, ImagicConfig, InversionConfig, SDEditConfig
 from editing.recipe import batch_record
 from ui.defaults import studio_default
-from ui.handlers import STAGES, Show, Studio, Updates, guarded, has_imagic, make_config, progress_html, read_canvas, to_canvas
+from ui.handlers import (
+    STAGES,
+    Refusal,
+    Show,
+    Studio,
+    Updates,
+    guarded,
+    has_imagic,
+    make_config,
+    progress_html,
+    read_canvas,
+    to_canvas,
+)
 from ui.recipe import save_run
 from ui.state import RunRecord, Session, SweepItem, image_key
 
@@ -103,11 +115,11 @@ class Compare:
         session = session if session is not None else Session()
         for name, n, hi in (("n_values", n_values, MAX_VALUES), ("n_seeds", n_seeds, MAX_SEEDS)):
             if not (n == int(n) and 1 <= n <= hi):
-                raise gr.Error(f"{name}={n} is out of range; allowed: [1, {hi}]")
+                raise Refusal(f"{name}={n} is out of range; allowed: [1, {hi}]")
         edit_guidance = self._edit_guidance(edit_guidance_scale) if param != "t0" else None  # a t0 sweep makes no text edit
         c = read_canvas(canvas)
         if param != "t0" and self.studio.info.conditional and not target_prompt.strip():
-            raise gr.Error("Write a target prompt: a T_skip or η sweep edits the picture towards it.")
+            raise Refusal("Write a target prompt: a T_skip or η sweep edits the picture towards it.")
         guide = c.guide
         values = sweep_values(param, int(n_values), int(steps))
         seeds = [int(seed) + k for k in range(int(n_seeds))]
@@ -176,7 +188,7 @@ class Compare:
         try:
             EditConfig(guidance_scale=scale)
         except ValueError as e:  # named as the caller knows it: SDEdit's guidance_scale is another setting here
-            raise gr.Error(f"edit_guidance_scale (the text edit's target guidance): {e}") from e
+            raise Refusal(f"edit_guidance_scale (the text edit's target guidance): {e}") from e
         return scale
 
     @staticmethod
@@ -207,7 +219,7 @@ class Compare:
             stage = STAGES.get(last.stage, last.stage)
             yield {"progress": progress_html(last.step, last.total, f"{label}, {stage}" if last.stage in ("optimize", "finetune") else label)}
         if last is None or not last.done:
-            raise gr.Error(f"{label} stopped before producing a result.")
+            raise Refusal(f"{label} stopped before producing a result.")
         return last.result
 
     def select_point(self, session: Session, evt: gr.SelectData) -> Updates:
@@ -285,7 +297,7 @@ class Compare:
         session = session if session is not None else Session()
         c = read_canvas(canvas)
         if self.studio.info.conditional and not prompt.strip():  # before any run: Imagic would refuse it last
-            raise gr.Error("Write a prompt: SDEdit, the text edit and Imagic all take the picture towards it.")
+            raise Refusal("Write a prompt: SDEdit, the text edit and Imagic all take the picture towards it.")
         guide = Guide(image=c.guide.image)  # the whole picture for all three: inversion + edit and Imagic take no mask
         runs: list[tuple[str, np.ndarray, RunRecord]] = []
         session.cross = []

@@ -10,7 +10,7 @@ name, never by position) and yields dicts of updates keyed by output name:
     status    a short Markdown line (notices, cache hits, errors the user can fix)
     session   the per-browser Session (gr.State)
 
-Errors the user can fix raise gr.Error: Gradio shows the message and leaves the canvas alone.
+Errors the user can fix raise Refusal (a gr.Error): Gradio shows the message and leaves the canvas alone.
 """
 
 from __future__ import annotations
@@ -44,6 +44,15 @@ STAGES = {"invert": "inverting", "denoise": "denoising", "optimize": "optimising
           "finetune": "fine-tuning the model", "done": "done"}  # fmt: skip
 METHOD_LABELS = {"edit": "Text edit", "color": "Colour edit", "shift": "Shift"}  # progress labels of the inversion methods
 IMAGIC_MISSING = "Imagic is not available for this model: it needs a text-conditioned model (the emoji model or Stable Diffusion)."
+
+
+class Refusal(gr.Error):
+    """An input or setting the user can fix: its message shows on the page, and it is not printed to
+    the server's log as a traceback, as Gradio does for every gr.Error (a shared studio's log filled
+    with one per refused request)."""
+
+    def __init__(self, message: str):
+        super().__init__(message, print_exception=False)
 
 
 def has_imagic(backend: Backend) -> bool:
@@ -95,7 +104,7 @@ def to_canvas(image: np.ndarray | None, missing: str) -> tuple[dict, str]:
     """"Edit this result": a finished result becomes the canvas (a plain picture, its layers empty), so
     one edit can follow another without a download and an upload. (canvas value, status)"""
     if image is None:
-        raise gr.Error(missing)
+        raise Refusal(missing)
     return image_to_editor_value(image), ON_CANVAS
 
 
@@ -117,21 +126,21 @@ def make_config(cls: type, **kwargs: Any) -> Any:
         try:
             number = float(v)
         except (TypeError, ValueError):
-            raise gr.Error(f"{k}={v!r} is not a number.") from None
+            raise Refusal(f"{k}={v!r} is not a number.") from None
         if isinstance(default, int) and not number.is_integer():
-            raise gr.Error(f"{k}={v!r} must be a whole number.")
+            raise Refusal(f"{k}={v!r} must be a whole number.")
         fixed[k] = int(number) if isinstance(default, int) else number
     try:
         return cls(**fixed)
     except ValueError as e:
-        raise gr.Error(str(e)) from e
+        raise Refusal(str(e)) from e
 
 
 def read_canvas(canvas: dict | None) -> Canvas:
     try:
         return editor_to_canvas(canvas)
     except CanvasError as e:
-        raise gr.Error(str(e)) from e
+        raise Refusal(str(e)) from e
 
 
 def guarded(method: Callable[..., Iterator[Frame]], *args: Any) -> Iterator[Frame]:
@@ -140,7 +149,7 @@ def guarded(method: Callable[..., Iterator[Frame]], *args: Any) -> Iterator[Fram
     try:
         yield from method(*args)
     except ValueError as e:
-        raise gr.Error(str(e)) from e
+        raise Refusal(str(e)) from e
 
 
 def stream(frames: Iterator[Frame], show: Show, label: str) -> Iterator[tuple[Frame, Updates]]:
@@ -189,7 +198,7 @@ class Studio:
                 result = frame.image if frame.image is not None else frame.result
             yield up
         if not isinstance(result, np.ndarray):
-            raise gr.Error(f"{label} stopped before producing an image.")
+            raise Refusal(f"{label} stopped before producing an image.")
         return result
 
     # ---------------------------------------------------------------- SDEdit family
@@ -224,13 +233,13 @@ class Studio:
             notices.append("The mask layer is left out here: Stroke → image re-generates the whole canvas (Stroke edit uses the mask).")
         if mode == "composite":
             if patch is None:
-                raise gr.Error("Add a patch picture in the Composite tab first.")
+                raise Refusal("Add a patch picture in the Composite tab first.")
             image, footprint = paste_patch(guide.image, patch, patch_x, patch_y, patch_scale, cut_background)
             mask = footprint if guide.mask is None else footprint | guide.mask
             guide, method = Guide(image=image, mask=mask, color_mask=guide.color_mask), "sdedit-composite"
         elif mode == "mask":
             if guide.mask is None:
-                raise gr.Error("Paint the region to change on the 'mask' layer first (layers menu at the bottom of the canvas).")
+                raise Refusal("Paint the region to change on the 'mask' layer first (layers menu at the bottom of the canvas).")
             method = "sdedit-masked"
         cfg = make_config(
             SDEditConfig, t0=t0, steps=steps, repeats=repeats, sampler=sampler, guidance_scale=guidance_scale, seed=seed,
@@ -259,7 +268,7 @@ class Studio:
                 inv, up["step"] = frame.result, [frame.step, frame.total, "invert"]
             yield up
         if inv is None:
-            raise gr.Error("The inversion stopped before finishing.")
+            raise Refusal("The inversion stopped before finishing.")
         session.inversion_key, session.inversion = key, inv
 
     def _inverted_run(self, method, image, source_prompt, inv_cfg, session, show, run, configs, prompts, notices, inputs=None):
@@ -278,12 +287,12 @@ class Studio:
         """Edit-friendly DDPM inversion, then regeneration under the target prompt."""
         c = read_canvas(canvas)
         if self.info.conditional and not target_prompt.strip():
-            raise gr.Error("Write a target prompt: the text the edited image should match.")
+            raise Refusal("Write a target prompt: the text the edited image should match.")
         inv_cfg = make_config(InversionConfig, steps=steps, eta=eta, source_guidance_scale=source_guidance_scale, seed=seed,
                               preview_every=preview_every)  # fmt: skip
         cfg = make_config(EditConfig, skip=skip, guidance_scale=guidance_scale, preview_every=preview_every)
         if cfg.skip >= inv_cfg.steps:
-            raise gr.Error(f"T_skip ({cfg.skip}) must be smaller than the number of steps ({inv_cfg.steps}).")
+            raise Refusal(f"T_skip ({cfg.skip}) must be smaller than the number of steps ({inv_cfg.steps}).")
         yield from self._inverted_run(
             "edit", c.guide.image, source_prompt, inv_cfg, session, show,
             lambda inv: guarded(self.backend.edit, inv, target_prompt, cfg), {"edit": cfg},
@@ -300,7 +309,7 @@ class Studio:
         c = read_canvas(canvas)
         mask = c.guide.mask if c.guide.mask is not None else c.guide.color_mask
         if mask is None:
-            raise gr.Error("Paint the new colour on the 'strokes' layer over the region to recolour.")
+            raise Refusal("Paint the new colour on the 'strokes' layer over the region to recolour.")
         inv_cfg = make_config(InversionConfig, steps=steps, eta=eta, source_guidance_scale=source_guidance_scale, seed=seed,
                               preview_every=preview_every)  # fmt: skip
         cfg = make_config(ColorEditConfig, strength=strength, mode=mode, alpha=alpha, t1=t1, t2=t2, skip=skip, keep_outside=keep_outside,
@@ -319,7 +328,7 @@ class Studio:
         """Image shift: the noise maps are rolled by (dx, dy) and the image regenerated around the move."""
         c = read_canvas(canvas)
         if dx == 0 and dy == 0:  # the engine would invert and regenerate the picture unmoved, for nothing
-            raise gr.Error("Shift x and Shift y are both 0: set how far to move the picture (x to the right, y down).")
+            raise Refusal("Shift x and Shift y are both 0: set how far to move the picture (x to the right, y down).")
         inv_cfg = make_config(InversionConfig, steps=steps, eta=eta, source_guidance_scale=source_guidance_scale, seed=seed,
                               preview_every=preview_every)  # fmt: skip
         cfg = make_config(ShiftConfig, dx=dx, dy=dy, skip=skip, guidance_scale=guidance_scale, preview_every=preview_every)
@@ -338,14 +347,14 @@ class Studio:
         """Imagic: optimise the embedding, fine-tune a copy, render at η. A cached state (same image, text and
         optimisation settings) re-renders at once, so η and seed are cheap to explore."""
         if not has_imagic(self.backend):
-            raise gr.Error(IMAGIC_MISSING)
+            raise Refusal(IMAGIC_MISSING)
         c = read_canvas(canvas)
         if not target_prompt.strip():
-            raise gr.Error("Write the target text: what the edited picture should show.")
+            raise Refusal("Write the target text: what the edited picture should show.")
         try:
             base = ImagicConfig.from_preset(preset, self.info.family)
         except ValueError as e:
-            raise gr.Error(str(e)) from e
+            raise Refusal(str(e)) from e
         over = {"embedding_steps": embedding_steps, "finetune_steps": finetune_steps}
         fields = {k: getattr(base, k) if v is None else v for k, v in over.items()}
         cfg = make_config(ImagicConfig, **{**asdict(base), **fields, "eta": eta, "guidance_scale": guidance_scale, "steps": steps,
