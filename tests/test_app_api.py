@@ -185,6 +185,8 @@ def test_a_visitor_whose_run_waits_sees_the_queue_on_the_result():
     waiting = next(i for i, b in by_id.items() if getattr(b, "elem_id", None) == "ss-waiting")
     stamps = [d for d in demo.config["dependencies"] if waiting in d["outputs"] and not d["types"]["generator"]]
     assert all(waiting in d["outputs"] for d in runs) and len(stamps) == len(runs) + 1  # + Stop, which clears it
+    # a second click while its run goes runs after it, and clears the sign then ("once" dropped it: the sign stayed)
+    assert {d["trigger_mode"] for d in runs} == {"always_last"}
 
 
 def test_old_files_are_deleted_so_a_shared_studio_does_not_fill_the_disk(guide_png, tmp_path, monkeypatch):

@@ -35,7 +35,9 @@ def model_run(button: gr.Button, fn: Callable[..., Iterator[dict]], outputs: dic
     It also takes a ticket, the session's count of Stops: Gradio's cancel of a waiting run can lose
     the race with the queue starting it (the run ahead was just cancelled, which frees the queue), and
     the run then painted a few steps over "Stopped" and was cut there, leaving a frozen progress bar.
-    A run whose ticket is behind the count does nothing."""
+    A run whose ticket is behind the count does nothing. A click while the same button's run is going
+    runs once more after it ("always_last"): with "once" Gradio dropped the click, and the waiting
+    message it had already shown stayed."""
     ticket = gr.State(None)
     run = bind(fn, outputs)
 
@@ -49,7 +51,7 @@ def model_run(button: gr.Button, fn: Callable[..., Iterator[dict]], outputs: dic
     stamp = button.click(lambda s: (s.stops if s is not None else None, WAITING), session, [ticket, waiting], queue=False,
                          show_progress="hidden", api_visibility="private")  # fmt: skip
     return stamp.then(unless_stopped, inputs_kwargs={**inputs_kwargs, "ticket": ticket}, outputs=[*outputs.values(), waiting],
-                      trigger_mode="once", api_visibility="private", **click)  # fmt: skip
+                      trigger_mode="always_last", api_visibility="private", **click)  # fmt: skip
 
 
 def slider(info: ModelInfo, cls: type, name: str, **kw: Any) -> gr.Slider:
