@@ -165,7 +165,7 @@ METHODS: dict[str, MethodSpec] = {
                    {"inversion": itf.InversionConfig, "edit": itf.EditConfig}, ("image",), (), (),
                    {"source": _SOURCE, "target": _TARGET}, _run_edit, resolve=_first_step_at_skip),
         MethodSpec("color", "colour manipulation through the inverted noise maps",
-                   {"inversion": itf.InversionConfig, "color": itf.ColorEditConfig}, ("image", "colour", "mask"), (), ("mask",),
+                   {"inversion": itf.InversionConfig, "color": itf.ColorEditConfig}, ("image", "colour"), ("mask",), ("mask",),
                    {"source": _SOURCE, "target": _SAME_TARGET}, _run_color, target_defaults_to_source=True,
                    resolve=_first_step_at_skip),
         MethodSpec("shift", "image shift: regenerate from shifted noise maps",
@@ -352,6 +352,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ----------------------------------------------------------------------------- running
 def _read_inputs(spec: MethodSpec, paths: dict[str, str | None]) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
+    """The run's images by role, and their record (file, pixel hash). A --colour PNG that is
+    transparent where nothing changes is the paint as the studio's strokes layer holds it: it is laid
+    over the --image, and without a --mask its painted pixels are the mask (not recorded as a file:
+    replay derives it again)."""
     from editing.images import load_image, load_mask
 
     images, record = {}, {}
@@ -359,10 +363,31 @@ def _read_inputs(spec: MethodSpec, paths: dict[str, str | None]) -> tuple[dict[s
         path = paths.get(role)
         if path is None:
             continue
-        arr = load_mask(path) if role in spec.masks else load_image(path)
+        if role == "colour":
+            arr, painted = _colour_layer(path, images["image"])
+            if painted is not None and paths.get("mask") is None:
+                images["mask"] = painted
+        else:
+            arr = load_mask(path) if role in spec.masks else load_image(path)
         images[role] = arr
         record[role] = {"file": str(Path(path).resolve()), "sha256": pixel_sha256(arr)}
+    if "colour" in images and "mask" not in images:
+        raise ValueError("give --mask (white where the colour goes), or a --colour PNG that is transparent where nothing "
+                         "changes (its painted pixels are then the mask)")  # fmt: skip
     return images, record
+
+
+def _colour_layer(path: str, image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """--colour as given: (the colour image, the painted mask if it has transparency, else None)."""
+    from editing.images import load_image, load_rgba, over
+
+    rgba = load_rgba(path)
+    if (rgba[..., 3] == 255).all():
+        return load_image(path), None
+    if rgba.shape[:2] != image.shape[:2]:
+        raise ValueError(f"the --colour layer is {rgba.shape[1]}x{rgba.shape[0]}, the --image {image.shape[1]}x{image.shape[0]}: "
+                         "a transparent colour layer must have the image's size")  # fmt: skip
+    return over(image, rgba), rgba[..., 3] > 0
 
 
 def _drain(frames: Iterator[itf.Frame], quiet: bool, desc: str) -> np.ndarray:
@@ -634,12 +659,21 @@ def cmd_replay(args) -> int:
         if not sep or role not in paths:
             raise ValueError(f"--input {given!r}: give ROLE=PATH with ROLE one of the recipe's inputs: {', '.join(sorted(paths))}")
         paths[role] = path
+    if "mask" in paths and not Path(paths["mask"]).is_file() and "colour" in paths and Path(paths["colour"]).is_file():
+        from editing.images import load_rgba
+
+        if (load_rgba(paths["colour"])[..., 3] < 255).any():  # a transparent colour layer: its paint is the mask
+            del paths["mask"]
     missing = [f"{role} ({paths[role]})" for role in paths if not Path(paths[role]).is_file()]
     if missing:
         raise ValueError(f"the recipe's inputs are missing: {', '.join(missing)}; keep the files a recipe names beside it "
                          "(the studio's download offers them with the result)")  # fmt: skip
     images, record = _read_inputs(spec, paths)
     for role, rec in recipe["inputs"].items():
+        if role not in record:  # derived (a transparent colour layer's mask): its pixels must still be the recipe's
+            if pixel_sha256(images[role]) != rec["sha256"]:
+                raise ValueError(f"the {role} painted by the colour layer {paths['colour']} is not the recipe's")
+            continue
         if record[role]["sha256"] != rec["sha256"]:
             why = "is not the one the recipe was made from" if role in given_roles else "has changed since the recipe was written"
             raise ValueError(f"the {role} image at {paths[role]} {why}")

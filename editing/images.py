@@ -42,6 +42,26 @@ def on_white(rgba: np.ndarray, matte: int = 255) -> np.ndarray:
     return np.clip(rgb * a + float(matte) * (1.0 - a) + 0.5, 0, 255).astype(np.uint8)
 
 
+def over(dst_rgb: np.ndarray, src_rgba: np.ndarray) -> np.ndarray:
+    """Porter-Duff 'over' of a straight-alpha RGBA layer onto an opaque RGB image (the studio's
+    strokes over its picture, and the command line's transparent --colour over its --image)."""
+    alpha = src_rgba[..., 3:4].astype(np.float32) / 255.0
+    out = src_rgba[..., :3].astype(np.float32) * alpha + dst_rgb.astype(np.float32) * (1.0 - alpha)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def load_rgba(src: str | Path) -> np.ndarray:
+    """An image file as uint8 (H, W, 4), its transparency kept (opaque files get alpha 255)."""
+    try:
+        with Image.open(src) as img:
+            img.load()
+            return np.ascontiguousarray(np.asarray(ImageOps.exif_transpose(img).convert("RGBA")))
+    except FileNotFoundError as e:
+        raise ValueError(f"cannot read image {src}: no such file") from e
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        raise ValueError(f"cannot read image {src}: not a supported or intact image file ({e})") from e
+
+
 def _from_array(arr: np.ndarray, matte: int = 255) -> np.ndarray:
     arr = np.asarray(arr)
     if arr.dtype == np.bool_:

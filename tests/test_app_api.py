@@ -393,6 +393,11 @@ def test_colour_and_shift_endpoints(client, guide_png, tmp_path):
         out, before = np.asarray(im.convert("RGB")).astype(int), np.asarray(Image.open(path).convert("RGB")).astype(int)
     inside = (slice(14, 26), slice(12, 36))
     assert out[inside][..., 2].mean() > before[inside][..., 2].mean() + 20  # bluer where painted
+    # replayed from the files the caller sent: the colour layer as painted, its paint the mask
+    from editing.cli import main
+
+    assert main(["replay", image_path, "--input", f"image={path}", "--input", f"colour={tmp_path / 'paint.png'}",
+                 "--out", str(tmp_path / "again.png"), "--quiet"]) == 0  # fmt: skip
     # an opaque colour image needs a mask; a mask selects where it counts
     opaque = np.asarray(Image.open(path).convert("RGB")).copy()
     opaque[12:28, 10:38] = (40, 60, 230)

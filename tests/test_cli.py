@@ -494,3 +494,25 @@ def test_a_masks_transparent_pixels_are_not_selected(tmp_path):
     grey = np.zeros((8, 8), np.uint8)
     grey[:, :4] = 255
     np.testing.assert_array_equal(load_mask(grey), mask)
+
+
+def test_a_transparent_colour_layer_is_laid_over_the_image_and_is_its_own_mask(tiny_dir, guide_file, tmp_path, capsys):
+    """--colour as the studio's strokes layer holds it (transparent where nothing changes): no --mask needed,
+    and the result is the one the repainted picture with its mask gives."""
+    paint = np.zeros((20, 28, 4), np.uint8)
+    paint[4:16, 6:20] = (30, 60, 220, 255)
+    Image.fromarray(paint, "RGBA").save(tmp_path / "paint.png")
+    common = ["--source", "a red square", "--steps", "6", "--model", tiny_dir / "pixel-text", "--quiet"]
+    code, _, err = _run(["color", "--image", guide_file, "--colour", tmp_path / "paint.png", *common, "--out", tmp_path / "a.png"], capsys)
+    assert code == 0, err
+    recipe = json.loads((tmp_path / "a.json").read_text())
+    assert set(recipe["inputs"]) == {"image", "colour"}  # the mask is the layer's paint, derived again on replay
+    code, stdout, _ = _run(["replay", tmp_path / "a.json", "--quiet"], capsys)
+    assert code == 0 and "identical" in stdout
+    _colour_inputs(guide_file, tmp_path)  # the same paint as a repainted picture and a mask
+    code, _, _ = _run(["color", "--image", guide_file, "--colour", tmp_path / "colour.png", "--mask", tmp_path / "mask.png", *common,
+                       "--out", tmp_path / "b.png"], capsys)  # fmt: skip
+    assert code == 0
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "a.png")), np.asarray(Image.open(tmp_path / "b.png")))
+    code, _, err = _run(["color", "--image", guide_file, "--colour", tmp_path / "colour.png", *common, "--out", tmp_path / "c.png"], capsys)
+    assert code == 2 and "give --mask" in err and not (tmp_path / "c.png").exists()

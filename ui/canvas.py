@@ -6,7 +6,7 @@ The studio gives the editor two layers, in this order:
     layers[0]  "strokes": coloured paint, composited over the background (it is the guide)
     layers[1]  "mask":    where the model may change pixels (any paint, alpha > 0, counts)
 
-Extra layers a user adds are treated as more strokes. Pure numpy + Pillow, no engine imports.
+Extra layers a user adds are treated as more strokes. Pure numpy + Pillow (and editing.images), no torch.
 
 Gradio's editor is known to disagree with itself about sizes (layers at the canvas size while the
 background keeps its own, layers missing or None, no composite), so everything is brought to one
@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from editing.images import over  # the command line paints a --colour layer the same way, to the bit
 from editing.interface import Guide
 
 STROKES, MASK = 0, 1  # layer positions; layout.py names them in LayerOptions in this order
@@ -67,13 +68,6 @@ def _resize(a: np.ndarray, size: tuple[int, int], *, nearest: bool) -> np.ndarra
     else:
         resample = Image.Resampling.BILINEAR  # BOX would be blocky when enlarging
     return np.asarray(Image.fromarray(a).resize((size[1], size[0]), resample))
-
-
-def over(dst_rgb: np.ndarray, src_rgba: np.ndarray) -> np.ndarray:
-    """Porter-Duff 'over' of a straight-alpha RGBA layer onto an opaque RGB image."""
-    alpha = src_rgba[..., 3:4].astype(np.float32) / 255.0
-    out = src_rgba[..., :3].astype(np.float32) * alpha + dst_rgb.astype(np.float32) * (1.0 - alpha)
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
 def flatten_on_white(rgba: np.ndarray) -> np.ndarray:

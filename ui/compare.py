@@ -255,7 +255,8 @@ class Compare:
         """"Edit this result" under the opened sweep result: it becomes the canvas."""
         ok = session is not None and session.selected is not None and session.selected < len(session.sweep)
         return to_canvas(session.sweep[session.selected].image if ok else None,
-                         "Open a result first: click one in the sweep's gallery or drag across points on the plot.")  # fmt: skip
+                         "Open a result first: click one in the sweep's gallery or drag across points on the plot.",
+                         "under Selected result in the Compare tab")  # fmt: skip
 
     def _select(self, session: Session, i: int) -> Updates:
         session.selected = i

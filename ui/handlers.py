@@ -97,15 +97,15 @@ def running(notices: list[str], what: str = "Running…") -> str:
     return " ".join([what, "Until it is done, the downloads are the last finished run's.", *notices])
 
 
-ON_CANVAS = "The result is now the canvas: paint on it, mask a region or edit it by text. Its recipe stays in the downloads."
+ON_CANVAS = "The result is now the canvas: paint on it, mask a region or edit it by text. Its recipe stays {where}."
 
 
-def to_canvas(image: np.ndarray | None, missing: str) -> tuple[dict, str]:
+def to_canvas(image: np.ndarray | None, missing: str, where: str = "in the downloads") -> tuple[dict, str]:
     """"Edit this result": a finished result becomes the canvas (a plain picture, its layers empty), so
     one edit can follow another without a download and an upload. (canvas value, status)"""
     if image is None:
         raise Refusal(missing)
-    return image_to_editor_value(image), ON_CANVAS
+    return image_to_editor_value(image), ON_CANVAS.format(where=where)
 
 
 def result_to_canvas(session: Session | None) -> tuple[dict, str]:
