@@ -98,6 +98,10 @@ def test_bad_settings_become_user_messages():
         run(studio.text_edit(canvas=painting(), **{**TE, "skip": 10}))
     with pytest.raises(gr.Error, match=r"seed=1.5 must be a whole number"):  # not run as seed 2 (or 1)
         run(studio.sdedit(canvas=painting(), **{**SD, "seed": 1.5}))
+    with pytest.raises(gr.Error, match=r"seed=-3 is out of range"):  # named, not Gradio's "Value -3 is less than ..."
+        run(studio.sdedit(canvas=painting(), **{**SD, "seed": -3.0}))
+    with pytest.raises(gr.Error, match=r"seed is empty: type a number"):
+        run(studio.sdedit(canvas=painting(), **{**SD, "seed": None}))
     assert read_recipe(run(studio.sdedit(canvas=painting(), **{**SD, "seed": 4.0}))[-1]["files"][0])["configs"]["sdedit"]["values"]["seed"] == 4
     with pytest.raises(gr.Error, match="target prompt"):
         run(studio.text_edit(canvas=painting(), **{**TE, "target_prompt": "  "}))

@@ -123,6 +123,8 @@ def make_config(cls: type, **kwargs: Any) -> Any:
         if isinstance(default, bool) or not isinstance(default, (int, float)):
             fixed[k] = v
             continue
+        if v is None or (isinstance(v, str) and not v.strip()):
+            raise Refusal(f"{k} is empty: type a number.")
         try:
             number = float(v)
         except (TypeError, ValueError):

@@ -97,7 +97,8 @@ def follow_steps(steps: gr.Slider, *indexed: gr.Slider) -> None:
 def seed_row(info: ModelInfo, cls: type) -> gr.Number:
     with gr.Row(equal_height=True):
         # no precision=0: Gradio would round a typed 1.5 to 2 and run it without a word (make_config refuses it)
-        seed = gr.Number(value=studio_default(info, cls, "seed"), minimum=0, step=1, label="Seed", scale=4)
+        # nor minimum=0: Gradio's own refusal ("Value -3 is less than minimum value 0.") does not name the box
+        seed = gr.Number(value=studio_default(info, cls, "seed"), step=1, label="Seed", scale=4)
         dice = gr.Button("🎲 Randomise", scale=1, min_width=90, size="sm")
     dice.click(lambda: random.randint(0, 2**31 - 1), None, seed, queue=False, api_visibility="private")
     return seed
