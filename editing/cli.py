@@ -47,6 +47,8 @@ class MethodSpec:
     prompts: dict[str, str]  # prompt role -> help
     run: Callable[..., Iterator[itf.Frame]]
     target_defaults_to_source: bool = False  # --target left out: regenerate under the source prompt
+    # --target required on a text model: an empty one edits towards the unconditional text (Imagic says so itself)
+    needs_target: bool = False
     # Settings that depend on the model (Imagic's preset per family), resolved before a run so the
     # recipe records what ran; replay runs a recipe's configs as recorded, never re-resolved. Called
     # with the model, the configs and the names of the fields the user gave.
@@ -163,7 +165,7 @@ METHODS: dict[str, MethodSpec] = {
                    {"prompt": "optional text prompt (text-conditioned models only)"}, _run_sdedit),
         MethodSpec("edit", "edit-friendly DDPM inversion, then regeneration under a target prompt",
                    {"inversion": itf.InversionConfig, "edit": itf.EditConfig}, ("image",), (), (),
-                   {"source": _SOURCE, "target": _TARGET}, _run_edit, resolve=_first_step_at_skip),
+                   {"source": _SOURCE, "target": _TARGET}, _run_edit, resolve=_first_step_at_skip, needs_target=True),
         MethodSpec("color", "colour manipulation through the inverted noise maps",
                    {"inversion": itf.InversionConfig, "color": itf.ColorEditConfig}, ("image", "colour"), ("mask",), ("mask",),
                    {"source": _SOURCE, "target": _SAME_TARGET}, _run_color, target_defaults_to_source=True,
@@ -478,14 +480,19 @@ def check_out(path: str | Path, inputs: dict[str, str | None] | None = None) -> 
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise ValueError(f"--out {str(path)!r} must name a .png file (results are lossless PNGs that carry their recipe)")
+    _check_free(path, inputs or {}, f"--out {str(path)!r}")
+    check_folder(path.parent, f"--out {str(path)!r}")
+
+
+def _check_free(path: Path, inputs: dict[str, str | None], what: str) -> None:
+    """Neither a result nor its recipe JSON may overwrite an input or land on a folder."""
     for written in (path, recipe_path_for(path)):
-        for role, given in (inputs or {}).items():
+        for role, given in inputs.items():
             if given is not None and Path(given).resolve() == written.resolve():
-                raise ValueError(f"--out {str(path)!r} would overwrite the --{role} file {given!r} (the result or its recipe "
+                raise ValueError(f"{what} would overwrite the --{role} file {given!r} (the result or its recipe "
                                  "JSON); choose another output name")  # fmt: skip
         if written.is_dir():
             raise ValueError(f"cannot write {str(written)!r}: a folder of that name is in the way")
-    check_folder(path.parent, f"--out {str(path)!r}")
 
 
 def check_folder(folder: str | Path, what: str) -> None:
@@ -502,9 +509,7 @@ def check_folder(folder: str | Path, what: str) -> None:
 
 
 def _check_target(spec: MethodSpec, info: itf.ModelInfo, prompts: dict[str, str]) -> None:
-    """A text-conditioned model's text edit needs a target: an empty one edits towards the unconditional
-    text. (Imagic says so itself, before its model loads.)"""
-    if "source" in spec.prompts and "target" in spec.prompts and not spec.target_defaults_to_source and info.conditional and not (prompts.get("target") or "").strip():
+    if spec.needs_target and info.conditional and not (prompts.get("target") or "").strip():
         raise ValueError(f"--target is missing: write the text the edited picture should match ({info.name} takes prompts)")
 
 
@@ -554,9 +559,9 @@ def cmd_sweep(args) -> int:
     seeds = _parse_values(args.seeds, int, "--seeds") if args.seeds is not None else [args.seed or 0]
     paths = {r: getattr(args, r) for r in spec.inputs + spec.optional_inputs}
     out_dir = Path(args.out_dir)
-    for r, given in paths.items():
-        if given is not None and Path(given).resolve().parent == out_dir.resolve() and Path(given).name.startswith(f"{args.method}-"):
-            raise ValueError(f"the --{r} file {given!r} is in --out-dir under a name a sweep result may take: choose another --out-dir")
+    for v in values:
+        for s in seeds:
+            _check_free(_sweep_out(out_dir, args, v, s), paths, f"--out-dir {args.out_dir!r}")
     check_folder(out_dir, f"--out-dir {args.out_dir!r}")
     images, record = _read_inputs(spec, paths)
     prompts = _prompts(spec, args)
@@ -596,7 +601,7 @@ def cmd_sweep(args) -> int:
             results[i] = _drain(spec.run(model, images, prompts, configs), args.quiet, f"{args.param}={value} seed={seed}")
     rows = []
     for (value, seed, configs), result, batch in zip(runs, results, batches, strict=True):
-        out = out_dir / f"{args.method}-{args.param}{value}-seed{seed}.png"
+        out = _sweep_out(out_dir, args, value, seed)
         write_result(spec, model, record, prompts, configs, result, out, batch)
         rows.append({args.param: value, "seed": seed, "path": str(out), "l2": l2(reference, result), "ssim": ssim(reference, result)})
     (out_dir / "metrics.json").write_text(json.dumps(rows, indent=2) + "\n")
@@ -605,6 +610,11 @@ def cmd_sweep(args) -> int:
         print(f"{r[args.param]:>16} {r['seed']:>5} {r['l2']:>8.4f} {r['ssim']:>7.4f}")
     print(f"wrote {len(rows)} image{'s' if len(rows) != 1 else ''} and {out_dir / 'metrics.json'}")
     return 0
+
+
+def _sweep_out(out_dir: Path, args, value, seed: int) -> Path:
+    """Where a sweep writes the result of one (value, seed)."""
+    return out_dir / f"{args.method}-{args.param}{value}-seed{seed}.png"
 
 
 def _batch_frames(spec: MethodSpec, model, images, prompts, rows: list[dict[str, Any]], etas: bool = False) -> Iterator[itf.Frame]:

@@ -449,12 +449,16 @@ PAPER_STEP_FIELDS: tuple[str, ...] = ("EditConfig.skip", "ShiftConfig.skip", "Co
                                       "ColorEditConfig.skip")  # fmt: skip
 
 
+def rescale_step(value: int, of_steps: int, steps: int) -> int:
+    """A step index set for a schedule of `of_steps` steps, at the same share of one of `steps`."""
+    return int(value) if int(steps) == int(of_steps) else step_of_fraction(value / of_steps, steps)
+
+
 def paper_step_default(config_cls: type, name: str, steps: int | None) -> int | None:
     """A PAPER_STEP_FIELDS default in an inversion of `steps` steps (None for other fields)."""
     if f"{config_cls.__name__}.{name}" not in PAPER_STEP_FIELDS or steps is None:
         return None
-    default = dict(config_fields(config_cls))[name]
-    return default if steps == InversionConfig.steps else step_of_fraction(default / InversionConfig.steps, steps)
+    return rescale_step(dict(config_fields(config_cls))[name], InversionConfig.steps, steps)
 
 
 def check_skip_fraction(value: float | None, name: str) -> float | None:

@@ -516,3 +516,13 @@ def test_a_transparent_colour_layer_is_laid_over_the_image_and_is_its_own_mask(t
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "a.png")), np.asarray(Image.open(tmp_path / "b.png")))
     code, _, err = _run(["color", "--image", guide_file, "--colour", tmp_path / "colour.png", *common, "--out", tmp_path / "c.png"], capsys)
     assert code == 2 and "give --mask" in err and not (tmp_path / "c.png").exists()
+
+
+def test_a_sweep_never_writes_over_its_input(tiny_dir, guide_file, tmp_path, capsys):
+    (tmp_path / "sw").mkdir()
+    guide = tmp_path / "sw" / "sdedit-t00.5-seed0.png"  # the very name the sweep's first result takes
+    guide.write_bytes(guide_file.read_bytes())
+    code, _, err = _run(["sweep", "sdedit", "--guide", guide, "--param", "t0", "--values", "0.5", "--model", tiny_dir / "pixel-ddpm",
+                         "--out-dir", tmp_path / "sw", "--quiet"], capsys)  # fmt: skip
+    assert code == 2 and "would overwrite the --guide file" in err
+    assert guide.read_bytes() == guide_file.read_bytes()

@@ -24,7 +24,7 @@ from editing.interface import ColorEditConfig, EditConfig, ImagicConfig, Inversi
 from ui.canvas import image_to_editor_value
 from ui.compare import Compare
 from ui.defaults import studio_default, studio_step_default
-from ui.handlers import Refusal, Studio, Updates, has_imagic
+from ui.handlers import Refusal, Studio, Updates, as_number, has_imagic
 from ui.state import Session
 
 
@@ -37,22 +37,7 @@ def _number(value: Any, label: str, integer: bool = False, optional: bool = Fals
     of a Gradio component makes Gradio write a .pyi stub beside this module.)"""
     component = gr.Number(value=value, label=label, precision=0 if integer else None, **kw)
 
-    def preprocess(payload: Any) -> float | int | None:
-        if payload is None and optional:
-            return None
-        try:
-            if isinstance(payload, bool):
-                raise TypeError
-            number = float(payload)
-        except (TypeError, ValueError):
-            raise Refusal(f"{label}={payload!r} is not a number.") from None
-        if integer:
-            if not number.is_integer():
-                raise Refusal(f"{label}={payload!r} must be a whole number.")
-            return int(number)
-        return number  # nan and inf reach the config's range check, which names them
-
-    component.preprocess = preprocess
+    component.preprocess = lambda payload: None if payload is None and optional else as_number(label, payload, integer)
     return component
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from editing.interface import MODEL_STEP_FRACTIONS, InversionConfig, ModelInfo, config_fields, model_default, step_of_fraction
+from editing.interface import MODEL_STEP_FRACTIONS, InversionConfig, ModelInfo, config_fields, model_default, rescale_step
 
 
 @dataclass(frozen=True)
@@ -85,8 +85,7 @@ def studio_default(info: ModelInfo, config_cls: type, name: str) -> Any:
 def studio_step_default(info: ModelInfo, config_cls: type, name: str, steps: int) -> int:
     """A step index's studio default (T_skip, t1, t2) in an inversion of `steps` steps: the share of
     the schedule it has at the studio's own step count, as the sliders keep it when the steps move."""
-    value, own = studio_default(info, config_cls, name), studio_default(info, InversionConfig, "steps")
-    return int(value) if int(steps) == own else step_of_fraction(value / own, steps)
+    return rescale_step(studio_default(info, config_cls, name), studio_default(info, InversionConfig, "steps"), steps)
 
 
 def canvas_side(info: ModelInfo) -> int:

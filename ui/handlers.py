@@ -113,6 +113,22 @@ def result_to_canvas(session: Session | None) -> tuple[dict, str]:
                      "No finished result yet: run a method first (a stopped run's preview is not a result).")  # fmt: skip
 
 
+def as_number(name: str, value: Any, integer: bool = False) -> float | int:
+    """A value from a number box or an API call as a number, or a Refusal naming `name`: not a number
+    (a string, a bool, None), or a fraction where a whole number goes (Gradio would round it unsaid)."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        number = float(value)
+    except (TypeError, ValueError):
+        raise Refusal(f"{name}={value!r} is not a number.") from None
+    if integer:
+        if not number.is_integer():
+            raise Refusal(f"{name}={value!r} must be a whole number.")
+        return int(number)
+    return number  # nan and inf reach the config's range check, which names them
+
+
 def make_config(cls: type, **kwargs: Any) -> Any:
     """Build a config from slider values (floats from the browser become ints where the field is int;
     a fraction there, a seed of 1.5 typed into its box, is refused rather than run as another value)."""
@@ -125,13 +141,7 @@ def make_config(cls: type, **kwargs: Any) -> Any:
             continue
         if v is None or (isinstance(v, str) and not v.strip()):
             raise Refusal(f"{k} is empty: type a number.")
-        try:
-            number = float(v)
-        except (TypeError, ValueError):
-            raise Refusal(f"{k}={v!r} is not a number.") from None
-        if isinstance(default, int) and not number.is_integer():
-            raise Refusal(f"{k}={v!r} must be a whole number.")
-        fixed[k] = int(number) if isinstance(default, int) else number
+        fixed[k] = as_number(k, v, integer=isinstance(default, int))
     try:
         return cls(**fixed)
     except ValueError as e:
