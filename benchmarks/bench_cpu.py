@@ -31,7 +31,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import environment, interleaved, markdown_table, ms, timed, write_results  # noqa: E402
+from benchmarks.common import busy_warning, environment, interleaved, markdown_table, ms, timed, write_results  # noqa: E402
 from editing.interface import AUTO_STEPS_PER_CALL, EditConfig, Guide, InversionConfig, SDEditConfig, final  # noqa: E402
 from editing.inversion import edit, invert, invert_etas  # noqa: E402
 from editing.sdedit import sdedit  # noqa: E402
@@ -139,8 +139,15 @@ def main(argv: list[str] | None = None) -> int:
     env = environment("cpu")
     env.update(model=label, threads=args.threads, repeats=args.repeats)
     print(f"# bench_cpu: {label}, {args.threads} threads, load {env['loadavg_start']}", flush=True)
+    busy = busy_warning(env)
+    if busy:
+        print(f"# WARNING: {busy}", flush=True)
     results = ablation(model, label, args.repeats) if args.ablation else figures(model, label, args.repeats)
-    path = write_results("cpu-ablation-" if args.ablation else "cpu-", env, results)
+    standin = "standin-" if "STAND-IN" in label else ""  # never filed under the real model's name
+    path = write_results(("cpu-ablation-" if args.ablation else "cpu-") + standin, env, results)
+    if busy:
+        print(f"# WARNING: the machine was busy (load {env['loadavg_start']} at the start): these figures are not comparable "
+              "with a quiet run's", flush=True)  # fmt: skip
     print(f"\nwrote {path}")
     return 0
 

@@ -157,6 +157,16 @@ def loadavg() -> str:
         return "n/a"
 
 
+def busy_warning(env: dict[str, Any]) -> str:
+    """A warning when the 1-minute load at the start already exceeds the cores (other jobs would
+    take the benchmark's time; a 2-core run under load 5 once timed previews as free), else ""."""
+    try:
+        load, cores = float(str(env["loadavg_start"]).split()[0]), int(env["cpu_count"])
+    except (KeyError, ValueError, IndexError):
+        return ""
+    return f"load {load} on {cores} cores: other jobs share the CPU, so the timings are unreliable" if load > cores else ""
+
+
 def environment(device) -> dict[str, Any]:
     import diffusers
     import transformers

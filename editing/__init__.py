@@ -1,7 +1,7 @@
 """Stroke Studio's editing engine: SDEdit, edit-friendly DDPM inversion and Imagic.
 
 Public API (stable): `load_model`, `sdedit`, `invert`, `edit`, `color_edit`, `shift`, `imagic`,
-`final`, and the config dataclasses. Names that need torch are imported lazily, so
+`final`, the config dataclasses and `config_for` (a config with the model's own defaults). Names that need torch are imported lazily, so
 `import editing.interface` (what the UI uses) never loads torch.
 """
 
@@ -16,6 +16,7 @@ from editing.interface import (
     InversionConfig,
     SDEditConfig,
     ShiftConfig,
+    config_for,
     final,
 )
 
@@ -66,6 +67,7 @@ __all__ = [
     "InversionConfig",
     "SDEditConfig",
     "ShiftConfig",
+    "config_for",
     "final",
     *_LAZY,
 ]

@@ -258,15 +258,8 @@ def _build_configs(args: argparse.Namespace | dict, configs: dict[str, type], in
     values = vars(args) if isinstance(args, argparse.Namespace) else args
     out = {}
     for role, cls in configs.items():
-        kw = {}
         steps = next((c.steps for c in out.values() if isinstance(c, itf.InversionConfig)), None)
-        for f in dataclasses.fields(cls):
-            value = values.get(f.name)
-            value = itf.model_default(info, cls, f.name, steps=steps) if value is None else value
-            value = itf.paper_step_default(cls, f.name, steps) if value is None else value
-            if value is not None:
-                kw[f.name] = value
-        out[role] = cls(**kw)
+        out[role] = itf.config_for(info, cls, steps, **{f.name: values.get(f.name) for f in dataclasses.fields(cls)})
     return out
 
 
@@ -343,7 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--input", action="append", default=[], metavar="ROLE=PATH",
                     help="an input from elsewhere, e.g. --input guide=cat.png (an API result's recipe names files the "
                          "API did not return); its pixels must be the recipe's; repeat for more inputs")
-    rp.add_argument("--threads", type=_threads, default=None, help="torch CPU threads (default: torch's choice)")
+    rp.add_argument("--threads", type=_threads, default=None, help="torch CPU threads (default: as many as the recipe "
+                    "was made with, where it says: a CPU's sums round by how they are split across threads)")
     rp.add_argument("--out", default=None, help="output PNG (default: beside the recipe, with -replay)")
     rp.add_argument("--device", default=None, help="cpu, cuda, ... (default: the device the recipe was made on)")
     rp.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -638,7 +632,7 @@ def _configs_of(spec: MethodSpec, entries: dict[str, Any]) -> dict[str, Any]:
             raise ValueError(f"the recipe's config class {entry['class']!r} does not belong to {spec.name}")
         try:
             configs[role] = known[entry["class"]](**entry["values"])
-        except (TypeError, AttributeError) as e:  # an unknown field, a value of the wrong type: an edited recipe
+        except (TypeError, ValueError, AttributeError) as e:  # an unknown field, a wrong type or range: an edited recipe
             raise ValueError(f"the recipe's {role} settings are not valid {entry['class']} values ({e})") from None
     return configs
 
@@ -694,10 +688,11 @@ def cmd_replay(args) -> int:
     from editing.fastpath import accelerate
     from editing.models import load_model
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     dtype = getattr(torch, dtype_name)
     model = accelerate(load_model(recipe["model"]["id"], device=args.device or recipe.get("device"), dtype=dtype))
+    threads = args.threads or (recipe.get("threads") if model.device.type == "cpu" else None)
+    if isinstance(threads, int) and threads >= 1:
+        torch.set_num_threads(threads)
     if model.weights_hash != recipe["model"]["weights_hash"]:
         warnings.warn(f"model weights differ from the recipe's ({model.weights_hash} != {recipe['model']['weights_hash']})", stacklevel=1)
     prompts = recipe.get("prompts", {})
@@ -728,6 +723,12 @@ def _difference(recipe_file: str, recipe: dict[str, Any], result: np.ndarray, ou
                 return (f" (but identical to {path.name} beside it: the recipe's recorded output hash does not match "
                         "that PNG, so the recipe or the PNG was edited)")  # fmt: skip
             text = f" ({int((diff > 0).sum())} of {diff.size} pixels differ, by at most {int(diff.max())} of 255)"
+    import torch
+
+    made, now = recipe.get("threads"), torch.get_num_threads()
+    if isinstance(made, int) and made != now and str(recipe.get("device", "")).startswith("cpu"):
+        text += (f"; the recipe was made with {made} CPU threads and this replay used {now}, which can round "
+                 f"differently in the last bits (--threads {made})")  # fmt: skip
     batch = recipe.get("batch", {}).get("size") or recipe.get("studio", {}).get("batch")  # "studio": recipes before the batch record
     if batch and (alone or "batch" not in recipe):
         text += (f"; the recorded result was made in a batch of {batch} (a sweep) and replay ran it alone, which can round "

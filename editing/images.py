@@ -153,14 +153,36 @@ def from_model_size(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return resize_image(image, shape)
 
 
-def check_mask(mask: np.ndarray, shape: tuple[int, int], name: str = "mask") -> np.ndarray:
-    """Validate an (H, W) mask for an image of `shape` and return it as bool (nonzero = selected)."""
-    m = np.asarray(mask)
-    if m.ndim == 3 and m.shape[2] in (1, 3, 4):  # a painted layer: any channel (or its alpha) counts
-        m = m[..., 3] if m.shape[2] == 4 else m.max(axis=2)
+def check_mask(mask: ImageLike, shape: tuple[int, int], name: str = "mask") -> np.ndarray:
+    """A mask for an image of `shape`, as (H, W) bool, read as the command line reads a mask file:
+    white = selected. A bool array is taken as it is. A numeric array is selected above half of its
+    white: 0/1 masks (any dtype) and float masks in [0, 1] at 0.5, uint8 at 127.5, uint16 at half
+    of 65535. RGB(A) arrays, PIL images, paths and bytes go by their brightness (load_mask), and
+    their transparent pixels are not selected, so JPEG noise and an opaque alpha channel select
+    nothing of themselves."""
+    try:
+        if isinstance(mask, (str, Path, bytes, Image.Image)):
+            m = load_mask(mask)
+        else:
+            m = np.asarray(mask)
+            if m.ndim == 3 and m.shape[2] == 1:
+                m = m[..., 0]
+            if m.dtype != np.bool_:
+                if m.dtype.kind not in "uif":
+                    raise ValueError(f"unsupported dtype {m.dtype}; use bool, an integer type or float in [0, 1]")
+                if m.dtype.kind in "ui" and m.size and m.min() >= 0 and m.max() <= 1:
+                    m = m > 0  # a 0/1 mask
+                else:
+                    if m.dtype.kind in "ui" and m.dtype not in (np.uint8, np.uint16):
+                        if m.size and (m.min() < 0 or m.max() > 255):
+                            raise ValueError(f"{m.dtype} values must lie in [0, 255] (white = 255)")
+                        m = m.astype(np.uint8)
+                    m = load_mask(m) if m.ndim in (2, 3) else m
+    except ValueError as e:
+        raise ValueError(f"{name}: {e}") from None
     if m.shape != tuple(shape[:2]):
         raise ValueError(f"{name} has shape {m.shape}; it must match the image's (H, W) = {tuple(shape[:2])}")
-    return m.astype(bool)
+    return m
 
 
 def resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

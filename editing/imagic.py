@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from editing import images as im
 from editing.cache import LRUCache, content_key
 from editing.fastpath import plain_unet
-from editing.interface import Frame, ImagicConfig
+from editing.interface import Frame, ImagicConfig, check_config
 from editing.samplers import cfg_denoiser, clip_range, predict_x0, randn, sample_vp
 
 __all__ = ["CACHE", "ImagicConfig", "ImagicState", "imagic", "optimize_imagic", "render_imagic", "state_key"]
@@ -334,6 +334,7 @@ def imagic(model, image: np.ndarray, target_prompt: str, config: ImagicConfig, c
     """Imagic end to end: the optimisation Frames (none on a cache hit), the denoising Frames, then
     Frame(stage="done", result=uint8 image at the input's size, info={"state_key", "cache_hit",
     "optimizer_steps"}). `cache=None` neither reads nor fills a cache."""
+    check_config(config, ImagicConfig, "imagic")
     frames = optimize_imagic(model, image, target_prompt, config, cache)
     return _imagic_frames(model, frames, config)
 

@@ -19,6 +19,8 @@ Stage = Literal["invert", "denoise", "optimize", "finetune", "done"]
 
 
 def _check_range(name: str, value: float, lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name} must be a number, got {value!r}")
     ok_lo = value > lo if lo_open else value >= lo
     ok_hi = value < hi if hi_open else value <= hi
     if not (ok_lo and ok_hi) or value != value:  # NaN fails too
@@ -31,6 +33,14 @@ def _check_int(name: str, value: int, lo: int, hi: int) -> None:
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
         raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
     _check_range(name, int(value), lo, hi)
+
+
+def check_config(config: Any, cls: type, method: str) -> Any:
+    """`config` if it is a `cls`; a TypeError naming what `method` takes otherwise (another config
+    class failed later on a missing attribute)."""
+    if not isinstance(config, cls):
+        raise TypeError(f"{method}: config must be {cls.__name__}, got {type(config).__name__}")
+    return config
 
 
 # --------------------------------------------------------------------------------------------
@@ -185,6 +195,8 @@ class ColorEditConfig:
                              "or raise t2")  # fmt: skip
         _check_range("guidance_scale", self.guidance_scale, 0.0, 30.0)
         _check_int("preview_every", self.preview_every, 1, 1000)
+        if not isinstance(self.keep_outside, (bool, np.bool_)):
+            raise ValueError(f"keep_outside must be True or False, got {self.keep_outside!r}")
 
     def pulled_steps(self, n: int) -> int:
         """How many steps of a regeneration from an n-step inversion the colour acts on."""
@@ -374,8 +386,8 @@ class Frame:
     """One streamed update of a running method.
 
     step/total count the method's steps (total = steps it will take). xt and x0 are cheap uint8
-    (H, W, 3) previews of the current sample and of the predicted clean image; either may be None
-    between previews. On the last frame `stage == "done"`, `result` is the method's result
+    (h, w, 3) previews of the current sample and of the predicted clean image, at the model's square
+    resolution (not the input's size or aspect: the result is); either may be None between previews. On the last frame `stage == "done"`, `result` is the method's result
     (a uint8 image, or an `Inversion` / `ImagicState` value) and `image` the uint8 image if any.
     """
 
@@ -490,6 +502,28 @@ def model_default(info: ModelInfo | None, config_cls: type, name: str, steps: in
         return step_of_fraction(frac, steps)
     attr = MODEL_DEFAULTS.get(key)
     return getattr(info, attr) if attr is not None else None
+
+
+def config_for(model: Any, config_cls: type, inversion_steps: int | None = None, **values: Any) -> Any:
+    """A config with the defaults the command line and the studio use: `values` as given, then the
+    model's own default where it names one (`MODEL_DEFAULTS`, `MODEL_STEP_FRACTIONS`), then the
+    paper's, a step index (`PAPER_STEP_FIELDS`) at its share of an inversion of `inversion_steps`.
+
+    The dataclasses alone hold the papers' values: `SDEditConfig()` guides at 3.0 where the emoji
+    model recommends 1.0, and `EditConfig()` skips 36 steps, of the paper's 100. `model` is a loaded
+    model (its `info()` is read), a `ModelInfo` or None; `inversion_steps` is `inversion.steps`,
+    for the configs that index its steps (T_skip, t1, t2). A value of None counts as not given."""
+    info = model if model is None or isinstance(model, ModelInfo) else model.info()
+    kw = {}
+    for name, _ in config_fields(config_cls):
+        value = values.pop(name, None)
+        value = model_default(info, config_cls, name, steps=inversion_steps) if value is None else value
+        value = paper_step_default(config_cls, name, inversion_steps) if value is None else value
+        if value is not None:
+            kw[name] = value
+    if values:
+        raise TypeError(f"{config_cls.__name__} has no field {next(iter(values))!r}")
+    return config_cls(**kw)
 
 
 @runtime_checkable

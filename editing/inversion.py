@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from editing import images as im
-from editing.interface import AUTO_STEPS_PER_CALL, ColorEditConfig, EditConfig, Frame, InversionConfig, ShiftConfig
+from editing.interface import AUTO_STEPS_PER_CALL, ColorEditConfig, EditConfig, Frame, InversionConfig, ShiftConfig, check_config
 from editing.samplers import (
     EpsFn,
     alpha_bars,
@@ -80,6 +80,11 @@ class Inversion:
     @property
     def steps(self) -> int:
         return len(self.times) - 1
+
+    def __repr__(self) -> str:  # the tensors' summaries, not their hundreds of lines of numbers
+        return (f"Inversion(steps={self.steps}, xts={tuple(self.xts.shape)} {self.xts.dtype}, zs={tuple(self.zs.shape)}, "
+                f"source_prompt={self.source_prompt!r}, image_shape={self.image_shape}, model_id={self.model_id!r}, "
+                f"config={self.config})")  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------
@@ -283,6 +288,7 @@ def invert(model, image: np.ndarray, source_prompt: str, config: InversionConfig
     Yields a Frame(stage="invert") every `preview_every` steps below the total, then
     Frame(stage="done", result=Inversion): ceil((steps - first_step) / k) frames, counted from first_step.
     """
+    check_config(config, InversionConfig, "invert")
     _require_vp(model)
     image = im.load_image(image)
     return _invert_frames(model, image, source_prompt, config, _denoiser(model, source_prompt, config.source_guidance_scale))
@@ -323,7 +329,7 @@ def invert_etas(model, image: np.ndarray, source_prompt: str, configs: Sequence[
     Frame(stage="done", result=[Inversion per config, in config order]). Each inversion equals
     `invert`'s with its config to rounding."""
     _require_vp(model)
-    configs = list(configs)
+    configs = [check_config(c, InversionConfig, "invert_etas") for c in configs]
     if not configs:
         raise ValueError("invert_etas needs at least one InversionConfig")
     base = dataclasses.replace(configs[0], eta=1.0, preview_every=1)
@@ -375,6 +381,7 @@ def edit(model, inversion: Inversion, target_prompt: str, config: EditConfig) ->
 
     Frames: ceil((steps - skip) / k) (previews below the total, then the done frame with the image).
     """
+    check_config(config, EditConfig, "edit")
     _check_inversion(model, inversion)
     _check_skip(config.skip, inversion)
     eps_fn = _denoiser(model, target_prompt, config.guidance_scale)
@@ -417,6 +424,7 @@ def color_edit(
     images, z_i' = z_i + alpha B (c - x0_pred), i.e. alpha B (c - x0_pred) / 2 on our [-1, 1] scale.
     With strength 0 or alpha 0 (or an empty step range) this is plain regeneration, i.e. the source image.
     """
+    check_config(config, ColorEditConfig, "color_edit")
     _check_inversion(model, inversion)
     n = inversion.steps
     _check_skip(config.skip, inversion)
@@ -471,6 +479,7 @@ def shift(model, inversion: Inversion, prompt: str, config: ShiftConfig) -> Iter
     A roll only permutes each map's entries, so the maps keep their statistics; the strip that
     wraps around is the one region whose content the shifted maps do not describe well.
     """
+    check_config(config, ShiftConfig, "shift")
     _check_inversion(model, inversion)
     _check_skip(config.skip, inversion)
     _, h, w = model.latent_shape

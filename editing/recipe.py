@@ -10,6 +10,7 @@ import io
 import json
 import os
 import platform
+import sys
 import uuid
 from importlib import metadata
 from pathlib import Path
@@ -85,6 +86,9 @@ def make_recipe(
         "dtype": model.dtype,
         "versions": library_versions(),
     }
+    torch = sys.modules.get("torch")  # loaded wherever a model ran; this module itself stays torch-free
+    if torch is not None and str(model.device).startswith("cpu"):
+        recipe["threads"] = torch.get_num_threads()  # CPU sums round by how the work is split; replay uses as many
     if output is not None:
         recipe["output"] = {"file": output_path, "sha256": pixel_sha256(output), "shape": list(output.shape)}
     return {**recipe, **(extra or {})}

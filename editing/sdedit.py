@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from editing import images as im
-from editing.interface import Frame, Guide, SDEditConfig
+from editing.interface import Frame, Guide, SDEditConfig, check_config
 from editing.samplers import alpha_bars, clip_range, prompt_denoiser, randn, sample_ve, sample_vp, working_dtype
 from editing.schedule import VESchedule
 
@@ -102,6 +102,7 @@ def sdedit(
 
     Bad input (empty mask, wrong mask shape, unreadable image) raises ValueError here, at the call.
     """
+    check_config(config, SDEditConfig, "sdedit")
     image, mask = _unpack(guide, mask)
     if prompt and not model.conditional:
         warnings.warn(f"{model.model_id} is unconditional: the prompt {prompt!r} is ignored", stacklevel=2)

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from editing import images as im
-from editing.interface import EditConfig, Frame, Guide, SDEditConfig
+from editing.interface import EditConfig, Frame, Guide, SDEditConfig, check_config
 
 # editing.sdedit's and editing.inversion's helpers (private ones named here on purpose: one
 # implementation of guide unpacking, the model-space mask, the final compositing and the inversion's
@@ -159,7 +159,7 @@ def sdedit_sweep(
     """Run several SDEdit configs on one guide as one batch; each result equals `editing.sdedit`'s
     with the same config (to float tolerance). The last Frame's result is a list of uint8 images
     in config order, at the guide's size."""
-    configs = list(configs)
+    configs = [check_config(c, SDEditConfig, "sdedit_sweep") for c in configs]
     if not configs:
         raise ValueError("sdedit_sweep needs at least one SDEditConfig")
     if isinstance(model.schedule, VESchedule):
@@ -217,7 +217,7 @@ def edit_sweep(model, inversion, target_prompt: str, configs: Sequence[EditConfi
     aligned by step: at step i the runs with T_skip <= i go through the model in one call (all at
     time t_i, each with its own guidance scale) and each takes `regenerate_step` with its map z_i.
     The sweep makes n - min(T_skip) model calls instead of sum(n - T_skip)."""
-    configs = list(configs)
+    configs = [check_config(c, EditConfig, "edit_sweep") for c in configs]
     if not configs:
         raise ValueError("edit_sweep needs at least one EditConfig")
     inversions = list(inversion) if isinstance(inversion, (list, tuple)) else [inversion] * len(configs)

@@ -526,3 +526,32 @@ def test_a_sweep_never_writes_over_its_input(tiny_dir, guide_file, tmp_path, cap
                          "--out-dir", tmp_path / "sw", "--quiet"], capsys)  # fmt: skip
     assert code == 2 and "would overwrite the --guide file" in err
     assert guide.read_bytes() == guide_file.read_bytes()
+
+
+def test_a_cpu_recipe_records_its_threads_and_replay_uses_as_many(tiny_dir, guide_file, tmp_path, capsys):
+    """A CPU's float sums round by how they are split across threads: a latent-SD recipe made with
+    --threads 1 replayed 24 pixels off with torch's default threads, and said nothing of why."""
+    import torch
+
+    from editing.cli import _difference
+
+    before = torch.get_num_threads()
+    try:
+        out = tmp_path / "a.png"
+        code, stdout, _ = _run(["sdedit", "--guide", guide_file, "--prompt", "a red square", "--steps", "4", "--threads",
+                                "1", "--model", tiny_dir / "pixel-text", "--out", out, "--quiet"], capsys)  # fmt: skip
+        assert code == 0, stdout
+        recipe = json.loads(out.with_suffix(".json").read_text())
+        assert recipe["threads"] == 1
+        torch.set_num_threads(2)
+        code, stdout, _ = _run(["replay", out.with_suffix(".json"), "--out", tmp_path / "r.png", "--quiet"], capsys)
+        assert code == 0 and "identical" in stdout and torch.get_num_threads() == 1
+        torch.set_num_threads(2)
+        result = np.asarray(Image.open(out)).copy()
+        result[0, 0] ^= 1  # a replay one level off
+        why = _difference(str(out.with_suffix(".json")), {**recipe, "threads": 3}, result, str(tmp_path / "r.png"))
+        assert why.endswith("the recipe was made with 3 CPU threads and this replay used 2, which can round differently "
+                            "in the last bits (--threads 3)"), why  # fmt: skip
+        assert "threads" not in _difference(str(out.with_suffix(".json")), {**recipe, "threads": 2}, result, str(tmp_path / "r.png"))
+    finally:
+        torch.set_num_threads(before)

@@ -98,3 +98,28 @@ def test_codepoint_file_names_resolve_to_fully_qualified_emoji():
     assert corpus.from_codes("2764") == "\u2764\ufe0f"  # twemoji drops U+FE0F
     assert corpus.from_codes("1f600") == "\U0001f600"
     assert corpus.from_codes("not-hex") is None
+
+
+def test_encoder_trains_end_to_end_on_a_built_corpus(built, tmp_path):
+    """`python -m training.train_encoder` on a corpus with no held-out google image (these fixtures,
+    or `--sources noto`) wrote its weights, then crashed before its captions and summary."""
+    import json
+
+    from training import train_encoder
+
+    _, d = built
+    held = (d["source"] != "google") & (d["captions"] == d["captions"][d["source"] != "google"][0])
+    corpus_file = tmp_path / "emoji16.npz"  # one emoji held out, in no google picture: the case that crashed
+    np.savez(corpus_file, **{**d, "split": np.where(held, "heldout", "train")})
+    enc = tmp_path / "enc"
+    train_encoder.main(["--corpus", str(corpus_file), "--out", str(enc), "--max-steps", "2", "--batch-size", "4",
+                        "--threads", "1"])  # fmt: skip
+    captions = json.loads((enc / "reference_captions.json").read_text())
+    assert len(captions) == held.sum() and json.loads((enc / "training_summary.json").read_text())["steps"] == 2
+    shown = json.loads((enc / "heldout_examples.json").read_text())
+    assert shown and set(shown) <= set(captions)
+    empty = tmp_path / "no-heldout.npz"
+    np.savez(empty, **{**d, "split": np.full(len(d["split"]), "train")})
+    with pytest.raises(SystemExit):
+        train_encoder.main(["--corpus", str(empty), "--out", str(tmp_path / "x"), "--max-steps", "1"])
+    assert not (tmp_path / "x").exists()

@@ -158,3 +158,12 @@ def test_graph_capture_needs_cuda_and_the_wrapper_is_the_unet_off_cuda(tiny_late
     assert sig != wrapped._signature({"sample": x.to(memory_format=torch.channels_last), "timestep": t,
                                       "encoder_hidden_states": cond, "flag": None})  # fmt: skip
     assert wrapped._signature({"sample": x, "timestep": t, "extra": [1]}) is None  # unkeyable: eager
+
+
+def test_benchmarks_warn_when_the_machine_is_busy():
+    """A 2-core run under load 5 once published previews as free and a batch as 9.5x slower, with no word."""
+    from benchmarks.common import busy_warning
+
+    assert busy_warning({"loadavg_start": "5.1 4.0 3.2 3/200 99", "cpu_count": 2}).startswith("load 5.1 on 2 cores")
+    assert busy_warning({"loadavg_start": "1.2 1.0 0.9 1/200 99", "cpu_count": 2}) == ""
+    assert busy_warning({"loadavg_start": "n/a", "cpu_count": 2}) == ""

@@ -105,7 +105,38 @@ def test_masks():
     assert (im.feather_mask(np.ones((4, 4), bool), 3) == 1).all()
     with pytest.raises(ValueError, match="match"):
         im.check_mask(np.zeros((3, 3)), (4, 4))
-    assert im.check_mask(np.dstack([np.zeros((4, 4)), np.eye(4), np.zeros((4, 4))]).astype(np.uint8), (4, 4)).sum() == 4
+
+
+def test_masks_from_the_python_api_read_as_the_command_line_reads_mask_files(tmp_path):
+    """White = selected, whatever form the mask comes in; an opaque alpha channel or JPEG noise
+    selects nothing of itself (an opaque RGBA mask once selected the whole picture)."""
+    right = np.zeros((16, 16), bool)
+    right[:, 5:] = True  # inside a JPEG block, so the JPEG rings across the edge
+    grey = right.astype(np.uint8) * 255
+    rgba = Image.fromarray(grey).convert("RGBA")
+    rgba.save(tmp_path / "mask.png")
+    Image.fromarray(grey).save(tmp_path / "mask.jpg", quality=60)
+    noisy = np.asarray(Image.open(tmp_path / "mask.jpg"))
+    assert (noisy[~right] > 0).any()  # the JPEG did leave noise on the unselected half
+    forms = {
+        "bool": right, "uint8 0/255": grey, "uint8 0/1": right.astype(np.uint8), "int64 0/1": right.astype(np.int64),
+        "float 0/1": right.astype(np.float32), "uint16": right.astype(np.uint16) * 65535, "(H, W, 1)": grey[..., None],
+        "opaque RGBA array": np.asarray(rgba), "RGB array": np.asarray(rgba.convert("RGB")), "JPEG array": noisy,
+        "PIL": rgba, "path": tmp_path / "mask.png", "str path": str(tmp_path / "mask.jpg"),
+        "bytes": (tmp_path / "mask.png").read_bytes(),
+    }  # fmt: skip
+    for what, mask in forms.items():
+        m = im.check_mask(mask, (16, 16))
+        assert m.dtype == bool and np.array_equal(m, right), what
+    strokes = np.zeros((16, 16, 4), np.uint8)  # white strokes on a transparent layer
+    strokes[:, 5:] = 255
+    assert np.array_equal(im.check_mask(strokes, (16, 16)), right)
+    with pytest.raises(ValueError, match=r"^colour mask: .*\[0, 1\]"):
+        im.check_mask(grey.astype(np.float32), (16, 16), "colour mask")
+    with pytest.raises(ValueError, match=r"^mask: cannot read image .*no such file"):
+        im.check_mask(tmp_path / "none.png", (16, 16))
+    with pytest.raises(ValueError, match=r"^mask: unsupported dtype"):
+        im.check_mask(np.zeros((16, 16), complex), (16, 16))
 
 
 def test_quantize_colors():

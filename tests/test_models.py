@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -502,6 +503,33 @@ def test_incomplete_folder_is_reported(tmp_path, tiny_dir):
         load_model(flat)
 
 
+def test_damaged_folders_are_one_sentence_naming_what_is_damaged(tmp_path, tiny_dir):
+    """A truncated weight file was reported by the command line as a failure to write the result
+    (diffusers raises OSError), and app.py printed a traceback; a broken JSON did not name its file."""
+    folder = shutil.copytree(tiny_dir / "latent-sd", tmp_path / "truncated")
+    weights = next((folder / "unet").glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(ModelNotFoundError) as err:
+        load_model(folder)
+    msg = str(err.value)
+    assert msg.startswith(f"The model folder '{folder}' could not be loaded, its files are damaged") and _one_sentence(msg), msg
+    assert msg.endswith("download the whole model again.") and "safetensors" in msg
+    broken = shutil.copytree(tiny_dir / "latent-sd", tmp_path / "json")
+    (broken / "model_index.json").write_text('{"_class_name": ')
+    with pytest.raises(ValueError, match=rf"^'{re.escape(str(broken / 'model_index.json'))}' is damaged \(not valid JSON"):
+        load_model(broken)
+    bad_config = shutil.copytree(tiny_dir / "latent-sd", tmp_path / "config")
+    (bad_config / "vae" / "config.json").write_text("{")
+    with pytest.raises((ModelNotFoundError, ValueError), match="damaged"):
+        load_model(bad_config)
+
+
+def test_dtype_by_name(tiny_dir):
+    assert load_model(tiny_dir / "pixel-ddpm", device="cpu", dtype="bfloat16").unet.dtype == torch.bfloat16
+    with pytest.raises(ValueError, match=r"^dtype 'fp16' is not supported: use float32, float16 or bfloat16"):
+        load_model(tiny_dir / "pixel-ddpm", device="cpu", dtype="fp16")
+
+
 def test_weights_hash_is_stable_and_tracks_the_weights(tmp_path, tiny_dir, tiny_pixel_ddpm):
     folder = tiny_dir / "pixel-ddpm"
     assert tiny_pixel_ddpm.weights_hash == hash_weights(folder) == load_model(folder).weights_hash
@@ -567,3 +595,9 @@ def test_real_presets_load(preset):
     with torch.no_grad():
         e = b.eps(x, t, b.encode_prompt(["a photo"]) if b.conditional else None)
     assert e.shape == x.shape and torch.isfinite(e).all()
+
+
+def test_a_prompt_that_is_not_text_is_one_sentence(tiny_latent_sd, tiny_pixel_text):
+    for model in (tiny_latent_sd, tiny_pixel_text):
+        with pytest.raises(ValueError, match=r'^a prompt must be text \(a str; "" for none\), got None$'):
+            model.encode_prompt([None])

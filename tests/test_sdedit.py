@@ -193,3 +193,15 @@ def test_tiny_models_of_every_family(tiny_models):
         assert out.shape == guide.shape and np.array_equal(out[~mask], guide[~mask]), family
         again = final(sdedit(model, guide, cfg, mask=mask, prompt=prompt))
         assert np.array_equal(out, again), family
+
+
+def test_a_wrong_config_or_prompt_is_named_at_the_call(vp):
+    """Another method's config failed later on a missing attribute; a prompt of None in the tokenizer."""
+    from editing.interface import EditConfig, check_config
+
+    guide = np.zeros((8, 8, 3), np.uint8)
+    with pytest.raises(TypeError, match="^sdedit: config must be SDEditConfig, got EditConfig$"):
+        sdedit(vp, guide, EditConfig())
+    with pytest.raises(TypeError, match="^sdedit: config must be SDEditConfig, got NoneType$"):
+        sdedit(vp, guide, None)
+    assert check_config(EditConfig(), EditConfig, "edit") == EditConfig()

@@ -59,12 +59,13 @@ def clip_loss(img: torch.Tensor, txt: torch.Tensor, logit_scale: torch.Tensor, l
 
 
 def retrieval(model: EmojiEncoder, images: np.ndarray, pooled: torch.Tensor, caption_idx: np.ndarray) -> dict[str, float]:
-    """Held-out retrieval: each image against all distinct held-out captions (top-1 / top-5)."""
+    """Held-out retrieval: each image against all distinct held-out captions (top-1 / top-5; with
+    fewer than 5 captions, top-5 is every caption)."""
     with torch.no_grad():
         f = model.embed_images(images)
         g = model.forward_texts(pooled).float()
     sims = f @ g.T  # (N images, M captions)
-    top = sims.topk(5, dim=1).indices.numpy()
+    top = sims.topk(min(5, sims.shape[1]), dim=1).indices.numpy()
     return {
         "image_to_text_top1": float((top[:, 0] == caption_idx).mean()),
         "image_to_text_top5": float((top == caption_idx[:, None]).any(1).mean()),
@@ -133,11 +134,14 @@ def _train(cfg: EncoderTrainConfig, data, pooled, row_to_caption, model_config) 
 
 
 def save_examples(corpus: str, out: Path, n: int = 8) -> list[str]:
-    """A few held-out images (google style, first n distinct emoji by caption) for the encoder's test."""
+    """A few held-out images (first n distinct emoji by caption) for the encoder's test: google
+    style, or every style where the corpus has no held-out google image (`--sources noto`)."""
     from PIL import Image
 
     d = np.load(corpus)
-    m = np.nonzero((d["split"] == "heldout") & (d["source"] == "google"))[0]
+    held = d["split"] == "heldout"
+    google = held & (d["source"] == "google")
+    m = np.nonzero(google if google.any() else held)[0]
     m = m[np.argsort(d["captions"][m], kind="stable")]
     picks, seen = [], set()
     for i in m:
@@ -148,6 +152,8 @@ def save_examples(corpus: str, out: Path, n: int = 8) -> list[str]:
             picks.append(i)
         if len(picks) == n:
             break
+    if not picks:
+        picks = list(m[:n])  # only flags or skin tones held out: show them rather than nothing
     Image.fromarray(np.concatenate(list(d["images"][picks]), axis=1)).save(out / "heldout_examples.png")
     captions = d["captions"][picks].tolist()
     (out / "heldout_examples.json").write_text(json.dumps(captions, ensure_ascii=False, indent=0) + "\n")
@@ -174,6 +180,10 @@ def main(argv: list[str] | None = None) -> None:
         max_minutes=a.max_minutes,
         threads=a.threads,
     )
+    with np.load(cfg.corpus) as d:
+        if not (d["split"] == "heldout").any():
+            ap.error(f"{cfg.corpus} has no held-out images: the encoder's reference features and figures need them "
+                     "(build the corpus with training.corpus, which holds out about 3 % of the emoji)")  # fmt: skip
     r = train(cfg)
     model = r["model"]
     out = Path(cfg.out)

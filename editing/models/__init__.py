@@ -66,10 +66,12 @@ def load_model(
     name_or_path: str | Path, device: str | torch.device | None = None, dtype: torch.dtype | None = None
 ) -> ModelBundle:
     """Load a model bundle. device None -> "cuda" if available else "cpu"; dtype None -> float16
-    on cuda, float32 otherwise. A device this machine does not have is a ValueError in one sentence."""
+    on cuda, float32 otherwise; a name ("float16") will do. A device this machine does not have, or
+    a folder whose files are damaged, is an error in one sentence."""
     device = check_device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
     if dtype is None:
         dtype = torch.float16 if device.type == "cuda" else torch.float32
+    dtype = check_dtype(dtype)
     folder = resolve_model(name_or_path)
     family = detect_family(folder)
     _check_complete(folder, family, str(name_or_path))
@@ -81,7 +83,30 @@ def load_model(
     # A name resolved as a local folder is recorded by its absolute path (resolve_model returns that
     # path), so a recipe naming it replays from any folder; preset names and hub ids stay as given.
     model_id = str(folder) if folder == Path(name).expanduser().resolve() else name
-    return cls.from_folder(folder, model_id=model_id, weights_hash=hash_weights(folder), device=device, dtype=dtype)
+    try:
+        return cls.from_folder(folder, model_id=model_id, weights_hash=hash_weights(folder), device=device, dtype=dtype)
+    except torch.OutOfMemoryError:
+        raise
+    except (OSError, RuntimeError) as e:  # a truncated or mismatched weight file, a damaged config
+        if isinstance(e, ModelNotFoundError):
+            raise
+        why = (str(e).strip().splitlines() or [type(e).__name__])[0][:300].rstrip(". ")
+        raise ModelNotFoundError(
+            f"The model folder '{folder}' could not be loaded, its files are damaged or do not match ({why}): "
+            "download the whole model again."
+        ) from None
+
+
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def check_dtype(dtype: torch.dtype | str) -> torch.dtype:
+    """torch.float32/float16/bfloat16, or their names; anything else is a ValueError in one sentence."""
+    if isinstance(dtype, str) and dtype.removeprefix("torch.") in _DTYPES:
+        return _DTYPES[dtype.removeprefix("torch.")]
+    if dtype in _DTYPES.values():
+        return dtype
+    raise ValueError(f"dtype {dtype!r} is not supported: use float32, float16 or bfloat16 (a torch.dtype or its name).")
 
 
 def check_device(device: str | torch.device) -> torch.device:

@@ -118,9 +118,23 @@ def component_dir(folder: Path, name: str) -> Path:
     return sub if sub.is_dir() else Path(folder)
 
 
+def check_prompts(prompts) -> list[str]:
+    """Prompts as a list of str; anything else (None, a number) is a ValueError in one sentence, not
+    the tokenizer's lines about batches of strings."""
+    prompts = list(prompts)
+    for p in prompts:
+        if not isinstance(p, str):
+            raise ValueError(f'a prompt must be text (a str; "" for none), got {p!r}')
+    return prompts
+
+
 def read_json(path: Path) -> dict:
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    """A JSON file of a model folder; a damaged one is a ValueError that names it."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"'{path}' is damaged (not valid JSON: {e}): download or export the model again.") from None
 
 
 def frozen(module: torch.nn.Module, device) -> torch.nn.Module:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from editing.models.base import pixels_to_tensor, tensor_to_pixels
-from editing.models.common import DiffusersBundle, frozen, quiet_loading, to_eps
+from editing.models.common import DiffusersBundle, check_prompts, frozen, quiet_loading, to_eps
 from editing.schedule import VPSchedule
 
 # SD 1.x/2.x latent -> RGB approximation (rows: latent channels; the widely used factors of the
@@ -136,6 +136,7 @@ class LatentSDBundle(DiffusersBundle):
     @torch.no_grad()
     def encode_prompt(self, prompts: list[str]) -> torch.Tensor:
         """CLIP last_hidden_state (B, max_length, D), float32, tokens padded to max_length as the pipeline does."""
+        prompts = check_prompts(prompts)
         batch = self.tokenizer(
             list(prompts), padding="max_length", max_length=self.tokenizer.model_max_length, truncation=True, return_tensors="pt"
         )

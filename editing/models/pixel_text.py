@@ -34,7 +34,7 @@ import torch
 
 from editing.interface import check_skip_fraction
 from editing.models.base import pixels_to_tensor, tensor_to_pixels
-from editing.models.common import DiffusersBundle, frozen, quiet_loading, read_json, to_eps
+from editing.models.common import DiffusersBundle, check_prompts, frozen, quiet_loading, read_json, to_eps
 from editing.models.minilm import HIDDEN, shared_minilm
 from editing.schedule import VPSchedule
 
@@ -127,6 +127,7 @@ class PixelTextBundle(DiffusersBundle):
     def encode_prompt(self, prompts: list[str]) -> torch.Tensor:
         with quiet_loading():
             encoder = shared_minilm(self.max_length)
+        prompts = check_prompts(prompts)
         if self.text_conditioning == "pooled":
             cond = encoder.pooled(list(prompts))[:, None, :]  # (B, 1, 384)
         else:
