@@ -24,6 +24,7 @@ from editing.interface import (
     ImagicConfig,
     InversionConfig,
     ModelInfo,
+    PromptReading,
     SDEditConfig,
     ShiftConfig,
 )
@@ -55,6 +56,10 @@ class EngineBackend:
 
     def info(self) -> ModelInfo:
         return self.model.info()
+
+    def prompt_reading(self, prompt: str) -> PromptReading:
+        """How the model reads `prompt`: the words its text encoder leaves out or does not know."""
+        return self.model.prompt_reading(prompt)
 
     def sdedit(self, guide: Guide, config: SDEditConfig, prompt: str = "") -> Iterator[Frame]:
         from editing.sdedit import sdedit

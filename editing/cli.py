@@ -507,6 +507,17 @@ def _check_target(spec: MethodSpec, info: itf.ModelInfo, prompts: dict[str, str]
         raise ValueError(f"--target is missing: write the text the edited picture should match ({info.name} takes prompts)")
 
 
+def _warn_prompts(model, prompts: dict[str, str]) -> None:
+    """One warning line for each prompt's words the model will not read (past its text encoder's
+    tokens, or unknown to it): the encoder drops them without a word."""
+    seen = set()
+    for role, prompt in prompts.items():
+        if prompt and prompt not in seen:
+            seen.add(prompt)
+            for notice in model.prompt_reading(prompt).notices(f"--{role}"):
+                warnings.warn(notice, stacklevel=1)
+
+
 def cmd_method(args) -> int:
     spec = METHODS[args.command]
     check_out(args.out, {r: getattr(args, r) for r in spec.inputs + spec.optional_inputs})
@@ -517,6 +528,7 @@ def cmd_method(args) -> int:
     prompts = _prompts(spec, args)
     model = _load(args)
     _check_target(spec, model.info(), prompts)
+    _warn_prompts(model, prompts)
     configs = _resolve(spec, model, vars(args), _build_configs(args, spec.configs, model.info()))
     if spec.check is not None:
         spec.check(configs, model.info())
@@ -566,6 +578,7 @@ def cmd_sweep(args) -> int:
     model = _load(args)
     info = model.info()
     _check_target(spec, info, prompts)
+    _warn_prompts(model, prompts)
     runs = [(v, s, _resolve(spec, model, given, _build_configs(given, spec.configs, info))) for v, s, given in grid]
     if "inversion" in spec.configs and args.param != "first_step":
         # one inversion serves every run of a seed: the maps from the lowest T_skip of the sweep

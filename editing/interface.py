@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field, fields
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -379,6 +379,26 @@ class Guide:
             m = getattr(self, name)
             if m is not None and (not isinstance(m, np.ndarray) or m.shape != img.shape[:2]):
                 raise ValueError(f"Guide.{name} must be an (H, W) array matching the image, got {getattr(m, 'shape', m)}")
+
+
+class PromptReading(NamedTuple):
+    """How a model's text encoder reads a prompt (`prompt_overflow`): encoders read a fixed number
+    of tokens and drop the rest without a word, and read words they do not know as one unknown token."""
+
+    tokens: int  # the content tokens it reads (0: the model reads no prompt)
+    left_out: str = ""  # the words past them, "" when every word is read
+    unknown: tuple[str, ...] = ()  # words it does not know (emoji, other scripts): read as an unknown token
+
+    def notices(self, what: str = "the prompt") -> list[str]:
+        """One sentence per problem, for the studio's status line and the command line's warnings."""
+        out = []
+        if self.left_out:
+            out.append(f"This model reads the first {self.tokens} tokens of a prompt: \"{self.left_out}\" at the end of "
+                       f"{what} is left out.")  # fmt: skip
+        if self.unknown:
+            shown = " ".join(self.unknown[:5]) + (" …" if len(self.unknown) > 5 else "")
+            out.append(f"This model's text encoder does not know {shown} (in {what}): it reads English words.")
+        return out
 
 
 @dataclass(frozen=True)

@@ -555,3 +555,13 @@ def test_a_cpu_recipe_records_its_threads_and_replay_uses_as_many(tiny_dir, guid
         assert "threads" not in _difference(str(out.with_suffix(".json")), {**recipe, "threads": 2}, result, str(tmp_path / "r.png"))
     finally:
         torch.set_num_threads(before)
+
+
+def test_words_the_model_will_not_read_are_a_warning(tiny_dir, guide_file, tmp_path, capsys):
+    prompt = " ".join(f"w{i}" for i in range(60))
+    with pytest.warns(UserWarning) as said:
+        code, _, _ = _run(["sdedit", "--guide", guide_file, "--prompt", prompt, "--steps", "2", "--model", tiny_dir / "pixel-text",
+                           "--out", tmp_path / "a.png", "--quiet"], capsys)  # fmt: skip
+    lines = [str(w.message) for w in said]
+    assert code == 0 and any(x.startswith("This model reads the first ") and x.endswith('w59" at the end of --prompt is left out.')
+                             for x in lines), lines  # fmt: skip

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from editing.images import load_mask
-from editing.interface import EditConfig, Frame, InversionConfig, SDEditConfig
+from editing.interface import EditConfig, Frame, InversionConfig, PromptReading, SDEditConfig
 from editing.recipe import pixel_sha256
 from editing.recipe import read_png_recipe as read_recipe
 from tests.fake_backend import FakeBackend, FakeFullBackend
@@ -133,6 +133,18 @@ def test_stroke_to_image_regenerates_the_whole_canvas_even_with_a_mask_painted()
     outside[5:15, 5:25] = False
     assert not np.array_equal(out["output"][outside], guide[outside])  # not confined to the mask
     assert "mask layer is left out" in out["status"] and set(read_recipe(out["files"][0])["inputs"]) == {"guide"}
+
+
+def test_a_text_edit_a_shift_and_imagic_say_they_leave_the_mask_out():
+    """They edit the whole picture; a painted mask was ignored without a word (Stroke → image said so)."""
+    studio, v = Studio(FakeFullBackend()), with_mask(painting())
+    said = "The mask layer is left out here: the text edit changes the whole picture"
+    assert said in run(studio.text_edit(canvas=v, session=Session(), **TE))[-1]["status"]
+    shift = {k: TE[k] for k in ("steps", "eta", "source_guidance_scale", "seed", "skip", "guidance_scale")}
+    assert "left out here: a shift" in run(studio.shift(canvas=v, prompt="a cat", dx=2, dy=0, **shift))[-1]["status"]
+    imagic = run(studio.imagic(canvas=v, target_prompt="a dog", preset="fast", eta=0.7, guidance_scale=3.0, steps=10, seed=0))
+    assert "left out here: Imagic" in imagic[-1]["status"]
+    assert "left out" not in run(studio.text_edit(canvas=painting(), session=Session(), **TE))[-1]["status"]
 
 
 def test_composite_pastes_the_patch_and_edits_its_footprint_only():
@@ -531,6 +543,27 @@ def test_step_indexed_slider_keeps_its_fraction_through_a_drag():
     assert follow(50, anchors)["value"] == 4  # 7 of 100 -> 3.5 of 50, rounded half up
 
 
+def test_a_typed_step_past_the_sliders_end_is_taken_as_the_slider_shows_it():
+    """T_skip 999 typed into a 0..49 slider: Gradio's own range check failed the event (a traceback in
+    the log, a 500 in the browser) and the share was never remembered, so 100 steps then gave T_skip 0."""
+    import gradio as gr
+
+    from ui.widgets import follow_steps
+
+    with gr.Blocks() as demo:
+        steps = gr.Slider(1, 500, value=50, step=1)
+        skip = gr.Slider(0, 49, value=5, step=1)
+        follow_steps(steps, skip)
+    fns = {fn.inputs[0]._id: fn for fn in demo.fns.values()}
+    assert not fns[skip._id].preprocess and not fns[steps._id].preprocess  # raw values: no Gradio range check
+    follow, remember = fns[steps._id].fn, fns[skip._id].fn
+    anchors = remember(999, 50, [0.1])
+    assert anchors == [49 / 50] and follow(100, anchors)["value"] == 98
+    assert remember(-4, 50, anchors) == [0.0] and remember("abc", 50, anchors) == anchors
+    assert follow(9000, [0.5])["value"] == 250  # steps past their own end: 500
+    assert isinstance(follow("", [0.5]), type(gr.skip()))
+
+
 def test_progress_keeps_the_last_loss_between_previews():
     """Imagic reads its loss back at the previews only; the progress line keeps showing the last one
     until the next, and forgets it when the stage changes."""
@@ -613,3 +646,78 @@ def test_a_run_still_waiting_when_stop_is_pressed_does_nothing_when_its_turn_com
     assert list(only.values()) == [""]
     ups = list(generate.fn(session.stops, **kwargs))  # a run clicked after it runs
     assert len(ups) > 2 and any("Done" in str(v) for up in ups for v in up.values())
+
+
+class ReadsFourWords(FakeBackend):
+    """A text encoder that reads 4 words and knows no word with a digit in it."""
+
+    def prompt_reading(self, prompt: str) -> PromptReading:
+        words = prompt.split()
+        return PromptReading(4, " ".join(words[4:]), tuple(w for w in words if any(c.isdigit() for c in w)))
+
+
+def test_words_the_model_will_not_read_are_said_not_silently_dropped():
+    """The emoji model reads 14 tokens: a longer prompt ran towards its first words and said "Done"."""
+    studio = Studio(ReadsFourWords())
+    long = "a red apple emoji but make it blue"
+    ups = run(studio.sdedit(canvas=painting(), **{**SD, "prompt": long}))
+    said = 'This model reads the first 4 tokens of a prompt: "but make it blue" at the end of the prompt is left out.'
+    assert said in ups[0]["status"] and said in ups[-1]["status"]
+    ups = run(studio.text_edit(canvas=painting(), session=Session(), **{**TE, "target_prompt": "a dog 2day"}))
+    assert "does not know 2day (in the target prompt)" in ups[-1]["status"] and "source prompt" not in ups[-1]["status"]
+    assert not any("reads the first" in str(u.get("status")) for u in run(studio.sdedit(canvas=painting(), **SD)))
+    ups = run(Compare(studio).sweep(canvas=painting(), param="T_skip", n_values=2, n_seeds=1, prompt="", source_prompt="a cat",
+                                    target_prompt=long, t0=0.5, steps=10, skip=2, eta=1.0, guidance_scale=3.0, seed=0))  # fmt: skip
+    assert "at the end of the target prompt is left out" in ups[0]["status"]
+    unconditional = Studio(type("U", (ReadsFourWords,), {})(conditional=False))
+    assert unconditional.prompt_notices(prompt=long) == []
+
+
+def test_a_refused_run_is_a_toast_and_leaves_the_last_result_on_the_page():
+    """A raised gr.Error made Gradio put an "Error" badge over every output of the run, the last result
+    included, while its status still said "Done". The refusal is a toast; a run stopped by one says so."""
+    from ui.handlers import Refusal
+    from ui.widgets import model_run
+
+    def refused_at_once(**_):
+        raise Refusal("Write a target prompt.")
+        yield {}
+
+    def refused_midway(**_):
+        yield {"status": "Running…", "output": np.zeros((2, 2, 3), np.uint8)}
+        raise Refusal("The model refused t0.")
+
+    with gr.Blocks() as demo:
+        session, waiting, status, output = gr.State(Session()), gr.HTML(), gr.Markdown(), gr.Image()
+        for name, fn in (("at once", refused_at_once), ("midway", refused_midway)):
+            model_run(gr.Button(name), fn, {"status": status, "output": output}, {"session": session}, session, waiting)
+    runs = dict(zip(("at once", "midway"), [f.fn for f in demo.fns.values() if f.fn.__name__ == "unless_stopped"], strict=True))
+    with pytest.warns(UserWarning, match="Write a target prompt"):
+        ups = list(runs["at once"](None, session=Session()))
+    assert ups == [{waiting: ""}]  # nothing on the page changes
+    with pytest.warns(UserWarning, match="The model refused t0"):
+        ups = list(runs["midway"](None, session=Session()))
+    assert ups[-1] == {status: "Stopped: The model refused t0. The downloads are the last finished run's."}
+
+
+def test_imagic_says_when_it_reuses_its_optimisation():
+    """Moving only η re-rendered in seconds instead of minutes, and said only "Running Imagic…"."""
+    from ui.handlers import IMAGIC_REUSED
+
+    class Caching(FakeFullBackend):
+        seen = 0
+
+        def imagic(self, image, target_prompt, config):
+            frames = super().imagic(image, target_prompt, config)
+            self.seen += 1
+            if self.seen > 1:  # after the first: straight to the rendering, as a cache hit is
+                frames = (f for f in frames if f.stage not in ("optimize", "finetune"))
+            return frames
+
+    studio = Studio(Caching())
+    args = {"canvas": painting(), "target_prompt": "a dog", "preset": "fast", "guidance_scale": 3.0, "steps": 10, "seed": 0}
+    assert IMAGIC_REUSED not in run(studio.imagic(eta=0.7, **args))[-1]["status"]
+    ups = run(studio.imagic(eta=0.4, **args))
+    assert IMAGIC_REUSED in ups[-1]["status"] and ups[-1]["output"] is not None
+    nothing = run(studio.imagic(eta=0.4, embedding_steps=0, finetune_steps=0, **args))  # no optimisation to reuse
+    assert IMAGIC_REUSED not in nothing[-1]["status"]

@@ -601,3 +601,17 @@ def test_a_prompt_that_is_not_text_is_one_sentence(tiny_latent_sd, tiny_pixel_te
     for model in (tiny_latent_sd, tiny_pixel_text):
         with pytest.raises(ValueError, match=r'^a prompt must be text \(a str; "" for none\), got None$'):
             model.encode_prompt([None])
+
+
+def test_prompt_reading_names_the_words_a_text_encoder_leaves_out_or_does_not_know(tiny_latent_sd, tiny_pixel_text):
+    """Encoders truncate to a fixed number of tokens without a word (the emoji model reads 14)."""
+    reading = tiny_pixel_text.prompt_reading("red apple")
+    assert reading.left_out == "" and reading.unknown == () and reading.notices() == []
+    words = " ".join(f"w{i}" for i in range(40))
+    reading = tiny_pixel_text.prompt_reading(words + " 🍎")
+    kept = words.split()[: len(words.split()) - len(reading.left_out.split()) + 1]
+    assert reading.left_out.endswith("w39 🍎") and reading.unknown == ("🍎",)
+    assert tiny_pixel_text.prompt_reading(" ".join(kept[:-1])).left_out == ""  # the words before the cut all fit
+    assert reading.notices("the target prompt")[0].endswith("at the end of the target prompt is left out.")
+    sd = tiny_latent_sd.prompt_reading("word " * 100)
+    assert sd.tokens == 75 and 0 < len(sd.left_out.split()) < 100 and set(sd.left_out.split()) == {"word"}

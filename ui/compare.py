@@ -126,8 +126,10 @@ class Compare:
         total, items = len(values) * len(seeds), []
         session.sweep, session.selected = items, None
         # the last sweep's selection goes with it: its picture and files are not part of this sweep
+        prompts = {"prompt": prompt} if param == "t0" else {"source_prompt": source_prompt, "target_prompt": target_prompt}
+        notices = self.studio.prompt_notices(**prompts)
         yield {"gallery": gr.Gallery(value=[], selected_index=None), "selected_image": None, "selected_caption": "",
-               "selected_files": None, "status": f"Sweep over {SHOWN.get(param, param)}: {total} runs…"}  # fmt: skip
+               "selected_files": None, "status": " ".join([f"Sweep over {SHOWN.get(param, param)}: {total} runs…", *notices])}  # fmt: skip
         batched = param == "t0" and hasattr(self.backend, "sdedit_batch")  # one batch per seed through the model
         # text edits in one batch per seed: a T_skip sweep's of one inversion, an eta sweep's of one inversion
         # per eta, those from one set of model calls
@@ -300,6 +302,7 @@ class Compare:
         if self.studio.info.conditional and not prompt.strip():  # before any run: Imagic would refuse it last
             raise Refusal("Write a prompt: SDEdit, the text edit and Imagic all take the picture towards it.")
         guide = Guide(image=c.guide.image)  # the whole picture for all three: inversion + edit and Imagic take no mask
+        self.studio.prompt_notices(prompt=prompt, source_prompt=source_prompt)  # as toasts
         runs: list[tuple[str, np.ndarray, RunRecord]] = []
         session.cross = []
         yield {"status": "Running SDEdit…", "cross_files": None}

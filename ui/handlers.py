@@ -15,6 +15,7 @@ Errors the user can fix raise Refusal (a gr.Error): Gradio shows the message and
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import asdict
@@ -44,6 +45,10 @@ STAGES = {"invert": "inverting", "denoise": "denoising", "optimize": "optimising
           "finetune": "fine-tuning the model", "done": "done"}  # fmt: skip
 METHOD_LABELS = {"edit": "Text edit", "color": "Colour edit", "shift": "Shift"}  # progress labels of the inversion methods
 IMAGIC_MISSING = "Imagic is not available for this model: it needs a text-conditioned model (the emoji model or Stable Diffusion)."
+
+
+IMAGIC_REUSED = ("Reusing this picture's Imagic optimisation (same picture, text and optimisation settings): only the "
+                 "rendering at this η, guidance, steps and seed runs.")  # fmt: skip
 
 
 class Refusal(gr.Error):
@@ -190,6 +195,31 @@ class Studio:
         self.backend = backend
         self.info = backend.info()
 
+    @staticmethod
+    def mask_unused(c: Canvas, what: str) -> list[str]:
+        """A notice (and toast) when the mask layer is painted for a method that edits the whole picture:
+        it was ignored without a word."""
+        if c.guide.mask is None:
+            return []
+        notice = f"The mask layer is left out here: {what} changes the whole picture (Stroke edit and Colour edit use the mask)."
+        gr.Info(notice)
+        return [notice]
+
+    def prompt_notices(self, **prompts: str) -> list[str]:
+        """What the model will not read of each prompt (keyword: how the notice names it, "target_prompt"
+        -> "the target prompt"): words past its text encoder's tokens, words it does not know. Shown
+        as a toast too: a prompt cut short otherwise edits towards its first words without a word."""
+        read = getattr(self.backend, "prompt_reading", None)
+        if read is None or not self.info.conditional:
+            return []
+        out = []
+        for name, prompt in prompts.items():
+            if isinstance(prompt, str) and prompt.strip():
+                out += read(prompt).notices("the " + name.replace("_", " "))
+        for notice in out:
+            gr.Info(notice)
+        return out
+
     def _finish(self, image: np.ndarray, method: str, configs: dict, prompts: dict, inputs: dict[str, np.ndarray],
                 notices: list[str], session: Session | None, mode: str | None = None) -> Updates:  # fmt: skip
         """The result's update, and its files: PNG, recipe and inputs, in the command line's terms
@@ -259,6 +289,7 @@ class Studio:
         )  # fmt: skip
         for notice in notices:
             gr.Info(notice)
+        notices += self.prompt_notices(prompt=prompt)
         yield {"status": running(notices)}
         image = yield from self._run(guarded(self.backend.sdedit, guide, cfg, prompt), show, "SDEdit")
         inputs = {"guide": guide.image, "mask": guide.mask}
@@ -308,7 +339,9 @@ class Studio:
         yield from self._inverted_run(
             "edit", c.guide.image, source_prompt, inv_cfg, session, show,
             lambda inv: guarded(self.backend.edit, inv, target_prompt, cfg), {"edit": cfg},
-            {"source": source_prompt, "target": target_prompt}, c.notices,
+            {"source": source_prompt, "target": target_prompt},
+            [*c.notices, *self.mask_unused(c, "the text edit"),
+             *self.prompt_notices(source_prompt=source_prompt, target_prompt=target_prompt)],
         )  # fmt: skip
 
     def color_edit(
@@ -329,7 +362,8 @@ class Studio:
         yield from self._inverted_run(
             "color", c.background, prompt, inv_cfg, session, show,
             lambda inv: guarded(self.backend.color_edit, inv, c.guide.image, mask, prompt, cfg), {"color": cfg},
-            {"source": prompt, "target": prompt}, c.notices, {"colour": c.guide.image, "mask": mask},
+            {"source": prompt, "target": prompt}, [*c.notices, *self.prompt_notices(prompt=prompt)],
+            {"colour": c.guide.image, "mask": mask},
         )  # fmt: skip
 
     def shift(
@@ -346,7 +380,8 @@ class Studio:
         cfg = make_config(ShiftConfig, dx=dx, dy=dy, skip=skip, guidance_scale=guidance_scale, preview_every=preview_every)
         yield from self._inverted_run(
             "shift", c.guide.image, prompt, inv_cfg, session, show,
-            lambda inv: guarded(self.backend.shift, inv, prompt, cfg), {"shift": cfg}, {"source": prompt, "target": prompt}, c.notices,
+            lambda inv: guarded(self.backend.shift, inv, prompt, cfg), {"shift": cfg}, {"source": prompt, "target": prompt},
+            [*c.notices, *self.mask_unused(c, "a shift"), *self.prompt_notices(prompt=prompt)],
         )  # fmt: skip
 
     # ---------------------------------------------------------------- Imagic
@@ -371,6 +406,14 @@ class Studio:
         fields = {k: getattr(base, k) if v is None else v for k, v in over.items()}
         cfg = make_config(ImagicConfig, **{**asdict(base), **fields, "eta": eta, "guidance_scale": guidance_scale, "steps": steps,
                                            "seed": seed, "preview_every": preview_every})  # fmt: skip
-        yield {"status": running(c.notices, "Running Imagic…")}
-        image = yield from self._run(guarded(self.backend.imagic, c.guide.image, target_prompt, cfg), show, "Imagic")
-        yield self._finish(image, "imagic", {"imagic": cfg}, {"target": target_prompt}, {"image": c.guide.image}, c.notices, session)
+        notices = [*c.notices, *self.mask_unused(c, "Imagic"), *self.prompt_notices(target_text=target_prompt)]
+        yield {"status": running(notices, "Running Imagic…")}
+        frames = guarded(self.backend.imagic, c.guide.image, target_prompt, cfg)
+        first = next(frames, None)
+        optimises = cfg.embedding_steps + cfg.finetune_steps > 0
+        if first is not None and optimises and first.stage not in ("optimize", "finetune"):  # its optimised state was cached
+            notices.append(IMAGIC_REUSED)
+            yield {"status": running(notices, "Running Imagic…")}
+        frames = itertools.chain([first] if first is not None else [], frames)
+        image = yield from self._run(frames, show, "Imagic")
+        yield self._finish(image, "imagic", {"imagic": cfg}, {"target": target_prompt}, {"image": c.guide.image}, notices, session)

@@ -10,8 +10,15 @@ import gradio as gr
 
 from editing.interface import ModelInfo, step_of_fraction
 from ui.defaults import SLIDERS, studio_default
+from ui.handlers import Refusal
 
-WAITING = "**Waiting for the model:** this run starts when the run using it ends (**■ Stop** cancels yours)."
+# Shown from the click until the run starts: the canvas's upload (seconds for a large photo) and any
+# run ahead in the queue; it cannot tell which, so it names both.
+WAITING = ("**Starting:** sending the canvas, and waiting for the model if another run is using it "
+           "(**■ Stop** cancels yours).")  # fmt: skip
+
+
+NOT_FINISHED = "The downloads are the last finished run's."
 
 
 def bind(fn: Callable[..., Iterator[dict]], outputs: dict[str, gr.components.Component], **fixed: Any) -> Callable:
@@ -46,7 +53,18 @@ def model_run(button: gr.Button, fn: Callable[..., Iterator[dict]], outputs: dic
         sess = kwargs.get("session")
         if ticket is not None and sess is not None and sess.stops != ticket:
             return
-        yield from run(**kwargs)
+        started = False
+        try:
+            for up in run(**kwargs):
+                started = True
+                yield up
+        except Refusal as e:
+            # A toast, not a raised error: Gradio marks every output of a failed event with an "Error"
+            # badge, which hid the last result while its status still said "Done". Refused before it
+            # started, the run changed nothing; stopped by it, its status says so.
+            gr.Warning(e.message, title="Not run" if not started else "Stopped")
+            if started and "status" in outputs:
+                yield {outputs["status"]: f"Stopped: {e.message} {NOT_FINISHED}"}
 
     stamp = button.click(lambda s: (s.stops if s is not None else None, WAITING), session, [ticket, waiting], queue=False,
                          show_progress="hidden", api_visibility="private")  # fmt: skip
@@ -68,30 +86,50 @@ def within_steps(steps: float, *fractions: float) -> list[dict]:
     return [gr.update(maximum=max(int(steps), 1) - 1, value=step_of_fraction(f, steps)) for f in fractions]
 
 
+def _number_in(value: Any, lo: float, hi: float) -> float | None:
+    """A slider's raw value (typed, so maybe past its ends or not a number) within [lo, hi]; None if not a number."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return min(max(v, float(lo)), float(hi)) if v == v else None
+
+
+def remember_share(i: int, value: Any, n: Any, fractions: list[float], steps_range: tuple[float, float]) -> list[float]:
+    """Slider i's new share of the schedule, value / steps, with a typed value taken as the slider
+    will show it (clamped to 0..steps-1; 999 of 50 steps is 49): the anchor `follow_steps` keeps."""
+    steps = _number_in(n, *steps_range)
+    v = None if steps is None else _number_in(value, 0, max(steps - 1, 0))
+    if v is None:
+        return list(fractions)
+    return [v / max(steps, 1.0) if j == i else f for j, f in enumerate(fractions)]
+
+
 def follow_steps(steps: gr.Slider, *indexed: gr.Slider) -> None:
     """Sliders that index a step (T_skip, t1, t2) follow the step count (`within_steps`): they never
     offer a setting the engine refuses, and they keep the fraction of the schedule the user chose.
     The fraction is anchored where the user set it (not recomputed at each step of a drag), so a
-    slow drag of the step count does not let rounding walk the value away."""
+    slow drag of the step count does not let rounding walk the value away.
 
-    def share(value: float, n: float) -> float:
-        return float(value) / max(float(n), 1.0)
+    The events take the sliders' raw values (preprocess=False): Gradio's own check of a typed value
+    past a slider's end ("Value 999 is greater than maximum value 49.") failed the event with a
+    traceback in the log, and the share was never remembered; the value is clamped here instead, as
+    the slider itself clamps it."""
+    steps_range = (steps.minimum, steps.maximum)
+    anchors = gr.State([remember_share(0, s.value, steps.value, [0.0], steps_range)[0] for s in indexed])
 
-    anchors = gr.State([share(s.value, steps.value) for s in indexed])
-
-    def follow(n: float, fractions: list[float]) -> Any:
-        updates = within_steps(n, *fractions)
+    def follow(n: Any, fractions: list[float]) -> Any:
+        count = _number_in(n, *steps_range)
+        updates = [gr.skip()] * len(fractions) if count is None else within_steps(count, *fractions)
         return updates[0] if len(updates) == 1 else updates  # Gradio takes a lone output's update bare
 
-    def anchor(i: int) -> Callable[[float, float, list[float]], list[float]]:
-        def remember(value: float, n: float, fractions: list[float]) -> list[float]:
-            return [share(value, n) if j == i else f for j, f in enumerate(fractions)]
+    def anchor(i: int) -> Callable[[Any, Any, list[float]], list[float]]:
+        return lambda value, n, fractions: remember_share(i, value, n, fractions, steps_range)
 
-        return remember
-
-    steps.change(follow, [steps, anchors], list(indexed), queue=False, show_progress="hidden", api_visibility="private")
+    private = {"queue": False, "show_progress": "hidden", "api_visibility": "private", "preprocess": False}
+    steps.change(follow, [steps, anchors], list(indexed), **private)
     for i, s in enumerate(indexed):
-        s.input(anchor(i), [s, steps, anchors], anchors, queue=False, show_progress="hidden", api_visibility="private")
+        s.input(anchor(i), [s, steps, anchors], anchors, **private)
 
 
 def seed_row(info: ModelInfo, cls: type) -> gr.Number:

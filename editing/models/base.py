@@ -29,7 +29,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from editing.interface import ModelInfo
+from editing.interface import ModelInfo, PromptReading
 from editing.schedule import VESchedule, VPSchedule
 
 Family = Literal["pixel-text", "pixel-ddpm", "ve", "latent-sd"]
@@ -88,6 +88,11 @@ class ModelBundle(ABC):
 
     @abstractmethod
     def encode_prompt(self, prompts: list[str]) -> torch.Tensor | None: ...
+
+    def prompt_reading(self, prompt: str) -> PromptReading:
+        """How the model reads `prompt`: the words its text encoder leaves out or does not know
+        (unconditional models read none)."""
+        return PromptReading(0)
 
     @abstractmethod
     def eps(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor: ...

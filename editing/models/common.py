@@ -24,6 +24,7 @@ from typing import Literal
 
 import torch
 
+from editing.interface import PromptReading
 from editing.models.base import ModelBundle
 from editing.schedule import VPSchedule
 
@@ -116,6 +117,27 @@ def component_dir(folder: Path, name: str) -> Path:
     """
     sub = Path(folder) / name
     return sub if sub.is_dir() else Path(folder)
+
+
+def prompt_reading(tokenizer, prompt: str, max_length: int) -> PromptReading:
+    """How a text encoder reads `prompt` when encode_prompt truncates it to `max_length` tokens (the
+    start and end tokens count): the words it leaves out ("" when all fit; a word cut in its middle
+    counts as left out) and the words it does not know (its unknown token: emoji, other scripts)."""
+    keep = max(int(max_length) - 2, 0)
+
+    def ids(text: str) -> list[int]:
+        return tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
+
+    unk = tokenizer.unk_token_id
+    unknown = tuple(w for w in dict.fromkeys(prompt.split()) if unk is not None and unk in ids(w))
+    if len(ids(prompt)) <= keep:
+        return PromptReading(keep, "", unknown)
+    words = prompt.split()
+    lo, hi = 0, len(words)  # the most words that fit: words[:lo] fit, words[:hi] do not
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if len(ids(" ".join(words[:mid]))) <= keep else (lo, mid)
+    return PromptReading(keep, " ".join(words[lo:]), unknown)
 
 
 def check_prompts(prompts) -> list[str]:

@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from editing.interface import PromptReading
 from editing.models.base import pixels_to_tensor, tensor_to_pixels
-from editing.models.common import DiffusersBundle, check_prompts, frozen, quiet_loading, to_eps
+from editing.models.common import DiffusersBundle, check_prompts, frozen, prompt_reading, quiet_loading, to_eps
 from editing.schedule import VPSchedule
 
 # SD 1.x/2.x latent -> RGB approximation (rows: latent channels; the widely used factors of the
@@ -132,6 +133,9 @@ class LatentSDBundle(DiffusersBundle):
             rgb = x[:, :3] / (x[:, :3].abs().amax(dim=(1, 2, 3), keepdim=True) + 1e-6)
         rgb = torch.nn.functional.interpolate(rgb, scale_factor=self.vae_scale_factor, mode="nearest")  # (B, 3, H, W)
         return tensor_to_pixels(rgb)
+
+    def prompt_reading(self, prompt: str) -> PromptReading:
+        return prompt_reading(self.tokenizer, check_prompts([prompt])[0], self.tokenizer.model_max_length)
 
     @torch.no_grad()
     def encode_prompt(self, prompts: list[str]) -> torch.Tensor:

@@ -32,9 +32,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from editing.interface import check_skip_fraction
+from editing.interface import PromptReading, check_skip_fraction
 from editing.models.base import pixels_to_tensor, tensor_to_pixels
-from editing.models.common import DiffusersBundle, check_prompts, frozen, quiet_loading, read_json, to_eps
+from editing.models.common import DiffusersBundle, check_prompts, frozen, prompt_reading, quiet_loading, read_json, to_eps
 from editing.models.minilm import HIDDEN, shared_minilm
 from editing.schedule import VPSchedule
 
@@ -122,6 +122,11 @@ class PixelTextBundle(DiffusersBundle):
 
     def decode(self, x: torch.Tensor) -> np.ndarray:
         return tensor_to_pixels(x)
+
+    def prompt_reading(self, prompt: str) -> PromptReading:
+        with quiet_loading():
+            encoder = shared_minilm(self.max_length)
+        return prompt_reading(encoder.tokenizer, check_prompts([prompt])[0], self.max_length)
 
     @torch.no_grad()
     def encode_prompt(self, prompts: list[str]) -> torch.Tensor:
