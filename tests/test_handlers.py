@@ -721,3 +721,20 @@ def test_imagic_says_when_it_reuses_its_optimisation():
     assert IMAGIC_REUSED in ups[-1]["status"] and ups[-1]["output"] is not None
     nothing = run(studio.imagic(eta=0.4, embedding_steps=0, finetune_steps=0, **args))  # no optimisation to reuse
     assert IMAGIC_REUSED not in nothing[-1]["status"]
+
+
+def test_the_sweep_plot_leaves_a_margin_around_its_points():
+    """Gradio ends an axis at the extreme values: a point there was drawn cut in half."""
+    from ui.compare import padded_limits, sweep_plot
+
+    assert padded_limits([1.0, 2.0]) == pytest.approx([0.92, 2.08]) and padded_limits([]) is None
+    assert padded_limits([0.5, 0.5]) == pytest.approx([0.46, 0.54])  # one value: a margin all the same
+    backend = FakeBackend()
+    session = Session()
+    run(Compare(Studio(backend)).sweep(canvas=painting(), param="t0", n_values=3, n_seeds=1, prompt="a", source_prompt="",
+                                       target_prompt="", t0=0.5, steps=10, skip=2, eta=1.0, guidance_scale=3.0, seed=0,
+                                       session=session))  # fmt: skip
+    plot, df = sweep_plot(session.sweep, [0])
+    ys = [it.metrics.get("realism", it.metrics["ssim"]) for it in session.sweep]
+    assert plot.y_lim[0] < min(ys) and plot.y_lim[1] > max(ys) and len(df) == 3 + 2  # 2 placeholder rows
+    assert plot.label == "Realism against faithfulness · seed 0 blue, orange = opened result"  # its legend is cut off

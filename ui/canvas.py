@@ -76,7 +76,8 @@ def flatten_on_white(rgba: np.ndarray) -> np.ndarray:
 
 def editor_to_canvas(value: dict | None, max_side: int = MAX_SIDE) -> Canvas:
     """ImageEditor value -> Canvas. Raises CanvasError with a user-facing sentence when empty."""
-    empty = CanvasError("The canvas is empty: paint some strokes, upload a photo or pick an example first.")
+    empty = CanvasError("The canvas is empty: paint some strokes, upload a photo or pick an example first (an upload that "
+                        "leaves the canvas blank is a file the browser cannot read as an image: use PNG, JPEG or WebP).")  # fmt: skip
     if not value:
         raise empty
     background = _as_rgba(value.get("background"))

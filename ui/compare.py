@@ -75,7 +75,33 @@ def plot_frame(items: list[SweepItem], selected: int | None = None, seeds: list[
     return pd.DataFrame(rows)
 
 
+def padded_limits(values: list[float], share: float = 0.08) -> list[float] | None:
+    """An axis range with a margin around the points: Gradio's plot ends its axis at the extreme
+    values, so a point there was drawn cut in half against the frame."""
+    if not values:
+        return None
+    lo, hi = min(values), max(values)
+    pad = (hi - lo) * share or max(abs(hi) * share, 0.01)
+    return [lo - pad, hi + pad]
+
+
+def sweep_plot(items: list[SweepItem], seeds: list[int], selected: int | None = None) -> tuple[gr.ScatterPlot, pd.DataFrame]:
+    """The realism-against-faithfulness plot of a sweep (its points, seed colours and padded axes), and its frame."""
+    df = plot_frame(items, selected, seeds=seeds)
+    points = df[df["index"] >= 0]
+    plot = gr.ScatterPlot(value=df, y_title=y_title(items), color_map=colour_map(seeds), label=plot_label(seeds),
+                          x_lim=padded_limits(points.iloc[:, 0].tolist()), y_lim=padded_limits(points["y"].tolist()))  # fmt: skip
+    return plot, df
+
+
+def plot_label(seeds: list[int]) -> str:
+    """The plot's title with its colour key: Gradio draws the legend below the plot's frame, where it is cut off."""
+    key = ", ".join(f"seed {s} {SEED_COLOUR_NAMES[i % len(SEED_COLOUR_NAMES)]}" for i, s in enumerate(seeds))
+    return f"Realism against faithfulness · {key}, orange = opened result"
+
+
 SEED_COLOURS = ["#4263eb", "#12b886", "#ae3ec9", "#868e96"]
+SEED_COLOUR_NAMES = ["blue", "green", "purple", "grey"]  # SEED_COLOURS' names, for the plot's key
 MAX_VALUES, MAX_SEEDS = 8, len(SEED_COLOURS)  # a sweep's values and seeds (the Compare tab's sliders)
 
 
@@ -94,7 +120,7 @@ class Compare:
         self.backend = studio.backend
 
     def _outputs(self, items: list[SweepItem], session: Session, status: str, seeds: list[int]) -> Updates:
-        plot = gr.ScatterPlot(value=plot_frame(items, seeds=seeds), y_title=y_title(items), color_map=colour_map(seeds))
+        plot, _ = sweep_plot(items, seeds)
         return {
             "gallery": [(it.image, it.label) for it in items],
             "plot": plot,
@@ -262,8 +288,7 @@ class Compare:
 
     def _select(self, session: Session, i: int) -> Updates:
         session.selected = i
-        it, df = session.sweep[i], plot_frame(session.sweep, i)
-        plot = gr.ScatterPlot(value=df, color_map=colour_map(sorted({x.seed for x in session.sweep})), y_title=y_title(session.sweep))
+        it, (plot, df) = session.sweep[i], sweep_plot(session.sweep, sorted({x.seed for x in session.sweep}), i)
         return {"selected_image": it.image, "selected_caption": it.label, "plot": plot, "plot_df": df, "session": session, "index": i,
                 "selected_files": self.files_of(it)}
 

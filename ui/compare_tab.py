@@ -40,7 +40,7 @@ def compare_tab(info: ModelInfo, compare: Compare, shared: dict, out: dict, text
     gallery = gr.Gallery(label="Results (captions: setting · L2 · SSIM · realism); click one to open it with its recipe", columns=6,
                          height=300, format="png", object_fit="contain", elem_classes="ss-gallery", elem_id="ss-sweep")  # fmt: skip
     with gr.Row(equal_height=False):
-        plot = gr.ScatterPlot(x="L2 to guide (lower = more faithful)", y="y", color="result", y_title="SSIM", height=300,
+        plot = gr.ScatterPlot(x="L2 to guide (lower = more faithful)", y="y", color="result", y_title="SSIM", height=360,
                               label="Realism against faithfulness · colour = seed, orange = opened result", scale=3,
                               elem_id="ss-plot")  # fmt: skip
         with gr.Column(scale=2):
@@ -48,7 +48,7 @@ def compare_tab(info: ModelInfo, compare: Compare, shared: dict, out: dict, text
             selected_caption = gr.Markdown()
             again = gr.Button("↺ Edit this result", size="sm", elem_id="ss-selected-again")
             selected_files = gr.File(label="Selected result: PNG (recipe embedded), recipe JSON and inputs", file_count="multiple",
-                                     interactive=False, height=120, elem_id="ss-selected-files")  # fmt: skip
+                                     interactive=False, height=170, elem_id="ss-selected-files")  # fmt: skip
     table = gr.Dataframe(headers=["value", "seed", "L2", "SSIM", "realism"], label="Metrics", interactive=False)
 
     gr.Markdown("### Methods side by side\nSDEdit, inversion + edit and Imagic (text models, at its fast preset whatever the "
