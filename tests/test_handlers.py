@@ -266,14 +266,17 @@ def test_sweep_over_t_skip_inverts_once(backend_cls):
     """One inversion per seed; with `edit_batch` its T_skip values run as one batch, else one edit each."""
     backend = backend_cls()
     compare, session = Compare(Studio(backend)), Session()
-    run(compare.sweep(canvas=painting(), param="T_skip", n_values=3, n_seeds=2, prompt="", source_prompt="a", target_prompt="b",
-                      t0=0.5, steps=10, skip=2, eta=1.0, guidance_scale=3.0, seed=0, session=session))  # fmt: skip
+    ups = run(compare.sweep(canvas=painting(), param="T_skip", n_values=3, n_seeds=2, prompt="", source_prompt="a",
+                            target_prompt="b", t0=0.5, steps=10, skip=2, eta=1.0, guidance_scale=3.0, seed=0, session=session))  # fmt: skip
     batched = backend_cls is FakeFullBackend
+    assert any(": inverting" in u.get("progress", "") for u in ups) and not any(">Inverting" in u.get("progress", "") for u in ups)
     assert backend.calls["invert"] == 2 and backend.calls["edit"] == (0 if batched else 6)
     assert backend.calls["edit_batch"] == (2 if batched else 0)
     assert [(it.value, it.seed) for it in session.sweep] == [(v, s) for s in (0, 1) for v in (0, 4, 7)]
     assert [it.run.configs["edit"].skip for it in session.sweep] == [0, 4, 7] * 2
     assert [it.run.configs["inversion"].seed for it in session.sweep] == [0, 0, 0, 1, 1, 1]
+    # every inversion says whose it is (seed 1's said plain "Inverting")
+    assert any("Sweep, seed 1: inverting" in u.get("progress", "") for u in ups) if batched else True
 
 
 @pytest.mark.parametrize("backend_cls", [FakeBackend, FakeFullBackend])

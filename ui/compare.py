@@ -174,7 +174,8 @@ class Compare:
                     inv = yield from self._collect(guarded(self.backend.invert_etas, guide.image, source_prompt, inv_cfgs),
                                                    f"Sweep, seed {s}: inverting for {len(values)} η values at once")  # fmt: skip
                 else:
-                    yield from self.studio.ensure_inversion(guide.image, source_prompt, inv_cfgs[0], session, "predicted x0")
+                    yield from self.studio.ensure_inversion(guide.image, source_prompt, inv_cfgs[0], session, "predicted x0",
+                                                            f"Sweep, seed {s}: inverting")  # fmt: skip
                     inv = session.inversion
                 images = yield from self._collect(guarded(self.backend.edit_batch, inv, target_prompt, cfgs),
                                                   f"Sweep, seed {s}, {len(values)} {'η' if param == 'eta' else param} values in one batch")  # fmt: skip
@@ -201,7 +202,8 @@ class Compare:
                     run = self._sdedit_run(guide, cfg, prompt)
                 else:
                     (inv_cfg,), (cfg,) = edit_configs([v], s)
-                    yield from self.studio.ensure_inversion(guide.image, source_prompt, inv_cfg, session, "predicted x0")
+                    yield from self.studio.ensure_inversion(guide.image, source_prompt, inv_cfg, session, "predicted x0",
+                                                            f"{label}: inverting")  # fmt: skip
                     image = yield from self._collect(guarded(self.backend.edit, session.inversion, target_prompt, cfg), label)
                     run = self._edit_run(guide, inv_cfg, cfg, source_prompt, target_prompt)
                 self._add(items, guide, param, [v], s, [image], [run])

@@ -297,7 +297,8 @@ class Studio:
 
     # ---------------------------------------------------------------- inversion family
 
-    def ensure_inversion(self, image: np.ndarray, source_prompt: str, cfg: InversionConfig, session: Session, show: Show) -> Iterator[Updates]:
+    def ensure_inversion(self, image: np.ndarray, source_prompt: str, cfg: InversionConfig, session: Session, show: Show,
+                         label: str = "Inverting") -> Iterator[Updates]:  # fmt: skip
         """Invert `image` unless this session already holds the same inversion (same image, prompt,
         steps, η, source guidance and seed); sets session.inversion."""
         key = inversion_key(image, source_prompt, cfg)
@@ -306,7 +307,7 @@ class Studio:
             return
         session.inversion_key, session.inversion = None, None  # never keep a stale handle on failure
         inv = None
-        for frame, up in stream(guarded(self.backend.invert, image, source_prompt, cfg), show, "Inverting"):
+        for frame, up in stream(guarded(self.backend.invert, image, source_prompt, cfg), show, label):
             if frame.done:  # the run goes on: to an API client, "done" would say it had ended
                 inv, up["step"] = frame.result, [frame.step, frame.total, "invert"]
             yield up
