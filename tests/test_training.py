@@ -310,3 +310,13 @@ def test_kid_figures_are_keyed_by_whether_the_scale_is_the_recommended_one(tmp_p
     assert kid_key(1.0, tmp_path) == "heldout"
     assert kid_key(1.5, tmp_path) == "heldout_scale1.5"
     assert kid_key(2.0, tmp_path) == "heldout_scale2"
+
+
+def test_training_help_shows_every_default(capsys):
+    """`--help` listed flags such as --batch-size with no default at all (they had no help text)."""
+    from training import train_encoder
+
+    with pytest.raises(SystemExit):
+        train_encoder.main(["--help"])
+    out = capsys.readouterr().out
+    assert "(default: 256)" in out and "(default: 0.002)" in out and "(default: .cache/corpus/emoji32.npz)" in out

@@ -41,6 +41,7 @@ import numpy as np
 from PIL import Image
 
 from editing.images import on_white  # the editor's compositing on white: one definition
+from training import show_defaults
 
 STYLES = {
     "google": "google style",
@@ -343,7 +344,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--pkgs", type=Path, default=None, help="where packages are fetched (default <out>/pkgs)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--sources", default=",".join(STYLES), help="comma-separated subset of " + ",".join(STYLES))
-    args = ap.parse_args(argv)
+    args = show_defaults(ap).parse_args(argv)
 
     wanted = set(args.sources.split(","))
     roots = fetch(args.pkgs or args.out / "pkgs", wanted)

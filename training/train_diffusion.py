@@ -33,6 +33,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from training import show_defaults
+
 # Captions and seeds of the logged grids: training and held-out emoji in several styles.
 GRID_CAPTIONS = [
     "grinning face, twemoji style",
@@ -619,7 +621,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     ap.add_argument("--compile", action="store_true", help="torch.compile the UNet (the first steps compile)")
     ap.add_argument("--threads", type=int, default=d.threads)
     ap.add_argument("--seed", type=int, default=d.seed)
-    a = ap.parse_args(argv)
+    a = show_defaults(ap).parse_args(argv)
     cfg = TrainConfig(
         corpus=a.corpus,
         out=a.out,

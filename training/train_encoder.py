@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from editing.encoder import EmojiEncoder, EncoderConfig
+from training import show_defaults
 
 
 @dataclass
@@ -170,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max-steps", type=int, default=None)
     ap.add_argument("--max-minutes", type=float, default=d.max_minutes)
     ap.add_argument("--threads", type=int, default=d.threads)
-    a = ap.parse_args(argv)
+    a = show_defaults(ap).parse_args(argv)
     cfg = EncoderTrainConfig(
         corpus=a.corpus,
         out=a.out,
