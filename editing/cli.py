@@ -708,6 +708,10 @@ def cmd_replay(args) -> int:
         torch.set_num_threads(threads)
     if model.weights_hash != recipe["model"]["weights_hash"]:
         warnings.warn(f"model weights differ from the recipe's ({model.weights_hash} != {recipe['model']['weights_hash']})", stacklevel=1)
+    made = recipe["model"].get("config_hash")  # recipes before it record none
+    if made and model.config_hash != made:
+        warnings.warn(f"the model's configs (scheduler, prediction type...) differ from the recipe's ({model.config_hash} != "
+                      f"{made})", stacklevel=1)  # fmt: skip
     prompts = recipe.get("prompts", {})
     if batch is not None:
         result = _drain(_batch_frames(spec, model, images, prompts, rows, bool(batch.get("etas"))), args.quiet, "batch")[index]

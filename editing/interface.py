@@ -450,6 +450,7 @@ class ModelInfo:
     recommended_edit_skip_fraction: float | None = None  # their T_skip as a fraction of the inversion's steps, likewise
     recommended_shift_skip_fraction: float | None = None  # image shift's T_skip as a fraction of the steps, measured likewise
     weights_hash: str = ""  # sha256 prefix of the weight files (recipes record it; replay compares it)
+    config_hash: str = ""  # sha256 prefix of its JSON configs: scheduler, prediction type... (likewise)
     device: str = ""  # where it runs ("cpu", "cuda:0"), as recipes record it
     dtype: str = ""  # "float32", "float16", "bfloat16"
     model_side: int = 0  # side of model space, where shifts are counted: pixels, or latent cells (0: not known)

@@ -565,3 +565,17 @@ def test_words_the_model_will_not_read_are_a_warning(tiny_dir, guide_file, tmp_p
     lines = [str(w.message) for w in said]
     assert code == 0 and any(x.startswith("This model reads the first ") and x.endswith('w59" at the end of --prompt is left out.')
                              for x in lines), lines  # fmt: skip
+
+
+def test_replay_warns_when_the_models_configs_changed(tiny_dir, guide_file, tmp_path, capsys):
+    import shutil
+
+    model = shutil.copytree(tiny_dir / "pixel-ddpm", tmp_path / "m")
+    out = tmp_path / "a.png"
+    assert _run(["sdedit", "--guide", guide_file, "--steps", "4", "--model", model, "--out", out, "--quiet"], capsys)[0] == 0
+    recipe = json.loads(out.with_suffix(".json").read_text())
+    assert len(recipe["model"]["config_hash"]) == 16
+    sched = next(model.rglob("scheduler_config.json"))
+    sched.write_text(json.dumps({**json.loads(sched.read_text()), "prediction_type": "v_prediction"}))
+    with pytest.warns(UserWarning, match=r"the model's configs \(scheduler, prediction type...\) differ from the recipe's"):
+        _run(["replay", out.with_suffix(".json"), "--out", tmp_path / "r.png", "--quiet"], capsys)

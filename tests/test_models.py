@@ -615,3 +615,16 @@ def test_prompt_reading_names_the_words_a_text_encoder_leaves_out_or_does_not_kn
     assert reading.notices("the target prompt")[0].endswith("at the end of the target prompt is left out.")
     sd = tiny_latent_sd.prompt_reading("word " * 100)
     assert sd.tokens == 75 and 0 < len(sd.left_out.split()) < 100 and set(sd.left_out.split()) == {"word"}
+
+
+def test_config_hash_tells_folders_with_the_same_weights_apart(tmp_path, tiny_dir):
+    """weights_hash alone gave an epsilon and a v-prediction copy of one model the same fingerprint."""
+    from editing.models import hash_configs
+
+    a = shutil.copytree(tiny_dir / "pixel-ddpm", tmp_path / "a")
+    b = shutil.copytree(tiny_dir / "pixel-ddpm", tmp_path / "b")
+    assert hash_configs(a) == hash_configs(b) and len(hash_configs(a)) == 16
+    sched = next(b.rglob("scheduler_config.json"))
+    sched.write_text(json.dumps({**json.loads(sched.read_text()), "prediction_type": "v_prediction"}))
+    assert hash_weights(a) == hash_weights(b) and hash_configs(a) != hash_configs(b)
+    assert load_model(b).info().config_hash == hash_configs(b)

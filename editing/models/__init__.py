@@ -84,7 +84,9 @@ def load_model(
     # path), so a recipe naming it replays from any folder; preset names and hub ids stay as given.
     model_id = str(folder) if folder == Path(name).expanduser().resolve() else name
     try:
-        return cls.from_folder(folder, model_id=model_id, weights_hash=hash_weights(folder), device=device, dtype=dtype)
+        bundle = cls.from_folder(folder, model_id=model_id, weights_hash=hash_weights(folder), device=device, dtype=dtype)
+        bundle.config_hash = hash_configs(folder)
+        return bundle
     except torch.OutOfMemoryError:
         raise
     except (OSError, RuntimeError) as e:  # a truncated or mismatched weight file, a damaged config
@@ -265,6 +267,22 @@ def _check_complete(folder: Path, family: str, label: str) -> None:
 
 def _weights(folder: Path) -> list[Path]:
     return [p for p in Path(folder).rglob("*") if p.suffix in _WEIGHT_SUFFIXES and p.is_file()]
+
+
+def hash_configs(folder: Path) -> str:
+    """A fingerprint of a folder's JSON configs (model_index, each part's config, the scheduler's,
+    stroke_studio.json; tokenizer files aside), first 16 hex digits of sha256: two folders with the
+    same weights but another prediction type or schedule sample differently, which weights_hash
+    alone does not tell."""
+    folder = Path(folder)
+    h = hashlib.sha256()
+    for p in sorted(folder.rglob("*.json"), key=lambda p: p.relative_to(folder).as_posix()):
+        rel = p.relative_to(folder).as_posix()
+        if rel.startswith("tokenizer") or p.name.endswith(".index.json"):
+            continue
+        h.update(rel.encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def hash_weights(folder: Path, sample: int = 1 << 20) -> str:

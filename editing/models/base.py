@@ -39,6 +39,7 @@ class ModelBundle(ABC):
     family: Family
     model_id: str  # what the user passed: preset name, folder or hub id
     weights_hash: str  # sha256 prefix of the weight files, for recipes and cache keys
+    config_hash: str = ""  # sha256 prefix of the folder's JSON configs (load_model sets it), for recipes
     resolution: int  # image side in pixels
     schedule: VPSchedule | VESchedule
     # Range clean model-space samples live in (what x0 predictions may be clipped to): (-1, 1) for
@@ -104,7 +105,7 @@ class ModelBundle(ABC):
                          recommended_edit_guidance_scale=self.recommended_edit_guidance_scale,
                          recommended_edit_skip_fraction=self.recommended_edit_skip_fraction,
                          recommended_shift_skip_fraction=self.recommended_shift_skip_fraction,
-                         weights_hash=self.weights_hash, device=str(self.device), dtype=str(self.dtype).removeprefix("torch."),
+                         weights_hash=self.weights_hash, config_hash=self.config_hash, device=str(self.device), dtype=str(self.dtype).removeprefix("torch."),
                          model_side=int(self.latent_shape[-1]))
 
 
