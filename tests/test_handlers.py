@@ -219,6 +219,19 @@ def test_colour_edit_inverts_the_photo_and_recolours_the_painted_region():
         run(Studio(backend).color_edit(canvas=v, prompt="", strength=1.0, t1=0, t2=5, skip=0, guidance_scale=3.5, mode="noise", alpha=50, **args))
 
 
+def test_colour_outside_a_painted_mask_is_said_to_be_left_out():
+    v = with_mask(painting())  # strokes and mask over the same box
+    strokes = v["layers"][0].copy()
+    strokes[20:30, 5:25] = (0, 255, 0, 255)  # as much colour again, outside the mask
+    v["layers"] = [strokes, v["layers"][1]]
+    args = {k: TE[k] for k in ("steps", "eta", "source_guidance_scale", "seed")}
+    ups = run(Studio(FakeBackend()).color_edit(canvas=v, prompt="", strength=1.0, t1=0, t2=5, skip=0, guidance_scale=3.5, **args))
+    assert "50% of the new colour lies outside the mask layer's region and is left out" in ups[-1]["status"]
+    inside = run(Studio(FakeBackend()).color_edit(canvas=with_mask(painting()), prompt="", strength=1.0, t1=0, t2=5, skip=0,
+                                                  guidance_scale=3.5, **args))  # fmt: skip
+    assert "left out" not in inside[-1]["status"]
+
+
 def test_shift_rolls_the_image():
     v = painting()
     args = {k: TE[k] for k in ("steps", "eta", "source_guidance_scale", "seed")}

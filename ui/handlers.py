@@ -356,6 +356,12 @@ class Studio:
         mask = c.guide.mask if c.guide.mask is not None else c.guide.color_mask
         if mask is None:
             raise Refusal("Paint the new colour on the 'strokes' layer over the region to recolour.")
+        notices = list(c.notices)
+        if c.guide.mask is not None and c.guide.color_mask is not None and (c.guide.color_mask & ~c.guide.mask).any():
+            share = (c.guide.color_mask & ~c.guide.mask).sum() / c.guide.color_mask.sum()
+            notices.append(f"{share:.0%} of the new colour lies outside the mask layer's region and is left out: with a mask "
+                           "painted, only the colour inside it goes in.")  # fmt: skip
+            gr.Info(notices[-1])
         inv_cfg = make_config(InversionConfig, steps=steps, eta=eta, source_guidance_scale=source_guidance_scale, seed=seed,
                               preview_every=preview_every)  # fmt: skip
         cfg = make_config(ColorEditConfig, strength=strength, mode=mode, alpha=alpha, t1=t1, t2=t2, skip=skip, keep_outside=keep_outside,
@@ -363,7 +369,7 @@ class Studio:
         yield from self._inverted_run(
             "color", c.background, prompt, inv_cfg, session, show,
             lambda inv: guarded(self.backend.color_edit, inv, c.guide.image, mask, prompt, cfg), {"color": cfg},
-            {"source": prompt, "target": prompt}, [*c.notices, *self.prompt_notices(prompt=prompt)],
+            {"source": prompt, "target": prompt}, [*notices, *self.prompt_notices(prompt=prompt)],
             {"colour": c.guide.image, "mask": mask},
         )  # fmt: skip
 
