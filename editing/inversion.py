@@ -56,6 +56,7 @@ from editing.samplers import (
     working_dtype,
 )
 from editing.schedule import VPSchedule
+from editing.sdedit import paste_outside
 
 
 @dataclass(frozen=True, eq=False)
@@ -76,6 +77,7 @@ class Inversion:
     model_id: str
     weights_hash: str
     image_shape: tuple[int, int]  # (H, W) of the input image: results come back at this size
+    image: np.ndarray | None = None  # the input image itself, uint8 (H, W, 3): what a colour edit keeps outside its mask
 
     @property
     def steps(self) -> int:
@@ -305,7 +307,7 @@ def _value(model, image: np.ndarray, source_prompt: str, config: InversionConfig
     """The Inversion of batch row 0 of xts (n + 1, 1, ...) and zs (n, 1, ...)."""
     return Inversion(xts=xts[:, 0], zs=zs[:, 0], times=tuple(float(t) for t in times), source_prompt=source_prompt,
                      config=config, model_id=model.model_id, weights_hash=model.weights_hash,
-                     image_shape=tuple(image.shape[:2]))  # fmt: skip
+                     image_shape=tuple(image.shape[:2]), image=np.ascontiguousarray(image))  # fmt: skip
 
 
 @torch.no_grad()
@@ -462,13 +464,26 @@ def color_edit(
         def z_hook(i: int, z: torch.Tensor, x0_pred: torch.Tensor) -> torch.Tensor:
             return z + a * b_bin * (c - x0_pred) / 2 if config.t1 <= i <= config.t2 else z
 
-        return _run(model, inversion, eps_fn, x, zs, config.skip, config.preview_every, z_hook=z_hook, after_step=keep)
+        frames = _run(model, inversion, eps_fn, x, zs, config.skip, config.preview_every, z_hook=z_hook, after_step=keep)
+        return _pixels_kept(frames, inversion, m, model.resolution, config.keep_outside)
     s = per_step_strength(config.strength, config.pulled_steps(n))
 
     def hook(i: int, x0_pred: torch.Tensor) -> torch.Tensor:
         return x0_pred + s * b * (c - x0_pred) if config.t1 <= i <= config.t2 else x0_pred
 
-    return _run(model, inversion, eps_fn, x, zs, config.skip, config.preview_every, hook, after_step=keep)
+    return _pixels_kept(_run(model, inversion, eps_fn, x, zs, config.skip, config.preview_every, hook, after_step=keep),
+                        inversion, m, model.resolution, config.keep_outside)
+
+
+def _pixels_kept(frames: Iterator[Frame], inversion: Inversion, mask: np.ndarray, resolution: int, keep: bool) -> Iterator[Frame]:
+    """keep_outside at the input's own size: outside the mask the result is the input's pixels, as
+    SDEdit's masked edit is (`paste_outside`), not its regeneration at the model's resolution, which
+    blurred a whole photo down to the model's 32 px."""
+    for frame in frames:
+        if frame.done and keep and inversion.image is not None:
+            out = paste_outside(inversion.image, frame.image, mask, resolution)
+            frame = dataclasses.replace(frame, image=out, result=out)
+        yield frame
 
 
 def shift(model, inversion: Inversion, prompt: str, config: ShiftConfig) -> Iterator[Frame]:

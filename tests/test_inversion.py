@@ -334,6 +334,23 @@ def test_color_edit_can_keep_the_rest_of_the_picture(tiny_pixel_text, mode):
     assert l2(blue[mask][None], kept[mask][None]) < l2(blue[mask][None], image[mask][None])  # still recoloured
 
 
+def test_color_edit_keeps_a_photo_larger_than_the_model_exactly_outside_the_mask(tiny_pixel_text):
+    """The studio's photos are 256 px and more on a 16-32 px model: "Keep the rest of the picture" kept
+    the rest on the model's grid only, so the whole photo came back at the model's resolution, blurred
+    (mean change 18.8 / 255 outside the mask on the astronaut)."""
+    m = tiny_pixel_text
+    side = 4 * m.resolution
+    image = _img(5, (side, side))  # per-pixel noise: any resampling changes it
+    blue, mask = _colour_and_mask(image, 2, (slice(side // 4, side // 2), slice(side // 4, side // 2)))
+    inv = final(invert(m, image, "a cat", InversionConfig(steps=10)))
+    assert np.array_equal(inv.image, image)
+    kept = final(color_edit(m, inv, blue, mask, "a cat", ColorEditConfig(t2=6, keep_outside=True)))
+    assert kept.shape == image.shape and np.array_equal(kept[~mask], image[~mask])
+    assert l2(blue[mask][None], kept[mask][None]) < l2(blue[mask][None], image[mask][None])
+    drift = final(color_edit(m, inv, blue, mask, "a cat", ColorEditConfig(t2=6)))  # the paper's method: regenerated
+    assert not np.array_equal(drift[~mask], image[~mask])
+
+
 def test_color_edit_noise_mode(text, inv):
     """The authors' push on the noise maps: outside the mask the source exactly (independent pixels),
     inside closer to the colour with a larger alpha; alpha 0 is plain regeneration."""
