@@ -686,6 +686,7 @@ def cmd_replay(args) -> int:
         raise ValueError(f"the recipe's inputs are missing: {', '.join(missing)}; keep the files a recipe names beside it "
                          "(the studio's download offers them with the result)")  # fmt: skip
     images, record = _read_inputs(spec, paths)
+    _studio_downscaled(images, record, recipe["inputs"], given_roles)
     for role, rec in recipe["inputs"].items():
         if role not in record:  # derived (a transparent colour layer's mask): its pixels must still be the recipe's
             if pixel_sha256(images[role]) != rec["sha256"]:
@@ -723,6 +724,22 @@ def cmd_replay(args) -> int:
     why = "" if same else _difference(args.recipe, recipe, result, out, args.alone)
     print(f"wrote {out}; pixels {'identical to' if same else 'DIFFERENT from'} the recipe's output{why}")
     return 0 if same or expected is None else 1
+
+
+def _studio_downscaled(images: dict, record: dict, recorded: dict, given: set[str]) -> None:
+    """An input given with --input whose pixels are not the recipe's, but are once shrunk as the
+    studio and its API shrink pictures over 1024 px: the recipe names the picture the run used, which
+    the API does not send back, so the caller's own larger file stands for it."""
+    from editing.images import studio_downscale
+
+    for role in sorted(given & set(record)):
+        if role not in ("guide", "image") or record[role]["sha256"] == recorded[role]["sha256"]:
+            continue
+        small = studio_downscale(images[role])
+        if small is not None and pixel_sha256(small) == recorded[role]["sha256"]:
+            (h, w), (sh, sw) = images[role].shape[:2], small.shape[:2]
+            print(f"note: the {role} given is {w}x{h}; the run used it downscaled to {sw}x{sh}, as the studio does")
+            images[role], record[role] = small, {**record[role], "sha256": recorded[role]["sha256"]}
 
 
 def _difference(recipe_file: str, recipe: dict[str, Any], result: np.ndarray, out: str, alone: bool = False) -> str:

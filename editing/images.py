@@ -143,6 +143,39 @@ def resize_image(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
 
 
+MAX_SIDE = 1024  # the studio (and its API) downscale larger pictures, with a notice: the models work at <= 512 px
+
+
+def max_side_size(size: tuple[int, int], max_side: int = MAX_SIDE) -> tuple[int, int]:
+    """(H, W) of a picture of `size` shrunk so that its longer side is `max_side` (the same size if it is not larger)."""
+    h, w = int(size[0]), int(size[1])
+    if max(h, w) <= max_side:
+        return h, w
+    s = max_side / max(h, w)
+    return max(1, round(h * s)), max(1, round(w * s))
+
+
+def resize_pil(a: np.ndarray, size: tuple[int, int], *, nearest: bool) -> np.ndarray:
+    """Resize (H, W, C) uint8 to size=(H, W) as the studio's canvas does: area-like (BOX) when
+    shrinking a picture, bilinear when enlarging one, nearest for paint alpha and masks."""
+    if a.shape[:2] == tuple(size):
+        return a
+    if nearest:
+        resample = Image.Resampling.NEAREST
+    elif a.shape[0] > size[0]:
+        resample = Image.Resampling.BOX  # area averaging when shrinking
+    else:
+        resample = Image.Resampling.BILINEAR  # BOX would be blocky when enlarging
+    return np.asarray(Image.fromarray(a).resize((size[1], size[0]), resample))
+
+
+def studio_downscale(image: np.ndarray, max_side: int = MAX_SIDE) -> np.ndarray | None:
+    """A picture as the studio and its API run it when its longer side exceeds `max_side`, else None:
+    what `replay --input` compares a caller's original file with."""
+    new = max_side_size(image.shape[:2], max_side)
+    return None if new == tuple(image.shape[:2]) else resize_pil(image, new, nearest=False)
+
+
 def to_model_size(image: np.ndarray, size: int) -> np.ndarray:
     """uint8 (H, W, 3) -> (size, size, 3): the model's square resolution (aspect not kept, see module doc)."""
     return resize_image(image, (size, size))

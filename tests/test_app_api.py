@@ -459,3 +459,25 @@ def test_a_refused_request_leaves_no_traceback_in_the_servers_log(client, guide_
             client.predict(handle_file(path), api_name="/sdedit", **bad)
     logged = capfd.readouterr()
     assert "Traceback" not in logged.out + logged.err
+
+
+def test_a_result_from_a_picture_over_1024_px_replays_with_the_callers_own_file(client, tmp_path, capsys):
+    """The API shrinks a picture over 1024 px and its recipe names the shrunk one, which it never sends
+    back: replay with the caller's own file failed ("is not the one the recipe was made from")."""
+    from gradio_client import handle_file
+    from PIL import Image
+
+    from editing.cli import main
+
+    big = tmp_path / "big.png"
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (1100, 1030, 3), dtype=np.uint8)).save(big)
+    image_path, info = client.predict(handle_file(str(big)), "a red apple", 0.5, 4, 1.0, 2, api_name="/sdedit")
+    assert info["recipe"]["output"]["shape"][:2] == [1024, 959]
+    assert main(["replay", image_path, "--input", f"guide={big}", "--out", str(tmp_path / "again.png"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "note: the guide given is 1030x1100; the run used it downscaled to 959x1024" in out and "identical" in out
+    other = tmp_path / "other.png"
+    Image.fromarray(rng.integers(0, 256, (1100, 1030, 3), dtype=np.uint8)).save(other)
+    assert main(["replay", image_path, "--input", f"guide={other}", "--quiet"]) == 2  # another picture is still refused
+    assert "is not the one the recipe was made from" in capsys.readouterr().err

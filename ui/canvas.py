@@ -19,13 +19,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
-from editing.images import over  # the command line paints a --colour layer the same way, to the bit
+from editing.images import MAX_SIDE, max_side_size, over  # the command line paints a --colour layer the same way, to the bit
+from editing.images import resize_pil as _resize
 from editing.interface import Guide
 
 STROKES, MASK = 0, 1  # layer positions; layout.py names them in LayerOptions in this order
-MAX_SIDE = 1024  # larger guides are downscaled (with a notice): the models work at <= 512 px
 SQUARE_ENOUGH = 1.25  # wider (or taller) pictures get a notice: the models work on a square (editing/images.py)
 
 
@@ -55,19 +54,6 @@ def _as_rgba(a: Any) -> np.ndarray | None:
     if a.shape[2] == 3:
         a = np.concatenate([a, np.full(a.shape[:2] + (1,), 255, np.uint8)], axis=2)
     return a
-
-
-def _resize(a: np.ndarray, size: tuple[int, int], *, nearest: bool) -> np.ndarray:
-    """Resize (H, W, C) uint8 to size=(H, W). Area-like (BOX) for pictures, nearest for paint alpha."""
-    if a.shape[:2] == size:
-        return a
-    if nearest:
-        resample = Image.Resampling.NEAREST
-    elif a.shape[0] > size[0]:
-        resample = Image.Resampling.BOX  # area averaging when shrinking
-    else:
-        resample = Image.Resampling.BILINEAR  # BOX would be blocky when enlarging
-    return np.asarray(Image.fromarray(a).resize((size[1], size[0]), resample))
 
 
 def flatten_on_white(rgba: np.ndarray) -> np.ndarray:
@@ -116,8 +102,7 @@ def editor_to_canvas(value: dict | None, max_side: int = MAX_SIDE) -> Canvas:
         mask = None  # an untouched mask layer means "edit everywhere"
 
     if max(size) > max_side:
-        s = max_side / max(size)
-        new = (max(1, round(size[0] * s)), max(1, round(size[1] * s)))
+        new = max_side_size(size, max_side)
         notices.append(f"The image was {size[1]}x{size[0]}; it was downscaled to {new[1]}x{new[0]} (max side {max_side}).")
         image, base = _resize(image, new, nearest=False), _resize(base, new, nearest=False)
         mask = None if mask is None else _resize(mask.astype(np.uint8) * 255, new, nearest=True) > 127
