@@ -412,6 +412,10 @@ def test_colour_and_shift_endpoints(client, guide_png, tmp_path):
     _, info = client.predict(handle_file(path), handle_file(str(tmp_path / "repainted.png")), handle_file(str(tmp_path / "mask.png")),
                              "a red blob", steps=6, api_name="/color")  # fmt: skip
     assert info["recipe"]["method"] == "color"
+    Image.fromarray(np.zeros((48, 64, 4), np.uint8), "RGBA").save(tmp_path / "nothing.png")  # selects nothing
+    with pytest.raises(AppError, match="The mask selects nothing"):  # it fell back to the paint, and ran
+        client.predict(handle_file(path), handle_file(str(tmp_path / "paint.png")), handle_file(str(tmp_path / "nothing.png")),
+                       "a red blob", steps=6, api_name="/color")  # fmt: skip
 
     image_path, info = client.predict(handle_file(path), "a red blob", 4, 0, steps=6, api_name="/shift")
     assert info["recipe"]["method"] == "shift" and info["recipe"]["configs"]["shift"]["values"]["dx"] == 4
@@ -427,6 +431,7 @@ def test_colour_and_shift_endpoints(client, guide_png, tmp_path):
         ({"steps": None, "api_name": "/sdedit"}, "steps=None is not a number."),
         ({"param": "eta", "edit_guidance_scale": -1, "target_prompt": "x", "api_name": "/sweep"},
          "edit_guidance_scale (the text edit's target guidance): guidance_scale=-1.0 is out of range"),
+        ({"param": "bogus", "api_name": "/sweep"}, "param='bogus' is not one of: 't0', 'T_skip', 'eta'"),  # was Gradio's, unnamed
     ],
 )
 def test_a_bad_api_value_is_refused_naming_its_parameter(client, guide_png, kwargs, message):
@@ -448,7 +453,7 @@ def test_numeric_strings_are_read_and_a_left_out_t_skip_scales_with_the_steps(cl
     assert info["recipe"]["configs"]["edit"]["values"]["skip"] == 2 and info["recipe"]["configs"]["inversion"]["values"]["steps"] == 6
 
 
-def test_a_refused_request_leaves_no_traceback_in_the_servers_log(client, guide_png, capfd):
+def test_a_refused_request_leaves_no_traceback_in_the_servers_log(client, guide_png, capfd, tmp_path):
     from gradio_client import handle_file
     from gradio_client.exceptions import AppError
 
@@ -457,6 +462,12 @@ def test_a_refused_request_leaves_no_traceback_in_the_servers_log(client, guide_
     for bad in ({"t0": 2.0}, {"t0": "abc"}):
         with pytest.raises(AppError, match="t0="):
             client.predict(handle_file(path), api_name="/sdedit", **bad)
+    size = Image.open(path).size
+    paint = np.zeros((size[1], size[0], 4), np.uint8)
+    paint[:8, :8] = (0, 0, 255, 255)
+    Image.fromarray(paint, "RGBA").save(tmp_path / "paint.png")
+    with pytest.raises(AppError, match=r"mode='bogus' is not one of: 'x0', 'noise'"):  # a choice: Gradio logged a traceback
+        client.predict(handle_file(path), handle_file(str(tmp_path / "paint.png")), None, "a", steps=4, mode="bogus", api_name="/color")
     logged = capfd.readouterr()
     assert "Traceback" not in logged.out + logged.err
 
@@ -481,3 +492,17 @@ def test_a_result_from_a_picture_over_1024_px_replays_with_the_callers_own_file(
     Image.fromarray(rng.integers(0, 256, (1100, 1030, 3), dtype=np.uint8)).save(other)
     assert main(["replay", image_path, "--input", f"guide={other}", "--quiet"]) == 2  # another picture is still refused
     assert "is not the one the recipe was made from" in capsys.readouterr().err
+
+
+def test_blank_files_are_refused_in_the_apis_terms(client, guide_png, tmp_path):
+    """They were refused in the studio's words: "The canvas is empty: paint some strokes…", "Paint the new
+    colour on the 'strokes' layer…": an API caller has no canvas and no layers."""
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    path, (w, h) = guide_png
+    Image.fromarray(np.zeros((h, w, 4), np.uint8), "RGBA").save(tmp_path / "clear.png")
+    with pytest.raises(AppError, match=r"^The image is blank \(all white or transparent\): send the picture"):
+        client.predict(handle_file(str(tmp_path / "clear.png")), "a", api_name="/sdedit")
+    with pytest.raises(AppError, match=r"^The colour image is transparent everywhere"):
+        client.predict(handle_file(path), handle_file(str(tmp_path / "clear.png")), None, "a", steps=4, api_name="/color")

@@ -53,8 +53,12 @@ def _image(path: str | None, name: str = "image") -> np.ndarray:
 
 
 def _canvas(path: str | None) -> dict:
-    """The sent file as an editor value."""
-    return image_to_editor_value(_image(path))
+    """The sent file as an editor value; a blank one (all transparent, or all white) is refused in the
+    API's terms (the studio's message speaks of painting on its canvas)."""
+    rgba = _image(path)
+    if (rgba[..., 3] == 0).all() or (rgba[..., :3] == 255).all():
+        raise Refusal("The image is blank (all white or transparent): send the picture or painting to edit.")
+    return image_to_editor_value(rgba)
 
 
 def _colour_canvas(image: str | None, colour: str | None, mask: str | None) -> dict:
@@ -73,6 +77,8 @@ def _colour_canvas(image: str | None, colour: str | None, mask: str | None) -> d
         if m.shape[:2] != base.shape[:2]:
             raise Refusal(f"The mask is {m.shape[1]}x{m.shape[0]}, the image {base.shape[1]}x{base.shape[0]}: send them at the same size.")
         selected = load_mask(m)
+        if not selected.any():  # an empty mask layer means "no mask" on the canvas: the paint would be used instead
+            raise Refusal("The mask selects nothing: send it white where the colour goes (black or transparent elsewhere).")
         mask_layer = np.zeros(base.shape[:2] + (4,), np.uint8)
         mask_layer[selected] = 255
         if (paint[..., 3] == 255).all():  # the picture repainted: its colours count inside the mask only
@@ -80,6 +86,8 @@ def _colour_canvas(image: str | None, colour: str | None, mask: str | None) -> d
         layers = [paint, mask_layer]
     elif (paint[..., 3] == 255).all():
         raise Refusal("Send a mask (white where the colour goes), or a colour image that is transparent where nothing changes.")
+    elif (paint[..., 3] == 0).all():
+        raise Refusal("The colour image is transparent everywhere: paint the new colour where it goes.")
     return {**image_to_editor_value(base), "layers": layers}
 
 
@@ -132,13 +140,15 @@ def add_api(studio: Studio, compare: Compare) -> None:
         skip, tgt_guidance = step_index(EditConfig, "skip"), num(EditConfig, "guidance_scale")
         colour, mask = gr.File(label="colour", file_types=None), gr.File(label="mask", file_types=None)
         k_strength, k_keep = num(ColorEditConfig, "strength"), gr.Checkbox(True, label="keep_outside")
-        k_mode = gr.Radio(["x0", "noise"], value=studio_default(info, ColorEditConfig, "mode"), label="mode")
+        # choices as text, checked by the handlers: a Radio refused a bad value in Gradio's words, naming no
+        # parameter, with a traceback in the server's log
+        k_mode = gr.Textbox(studio_default(info, ColorEditConfig, "mode"), label="mode")
         k_alpha, k_cfg = num(ColorEditConfig, "alpha"), num(ColorEditConfig, "guidance_scale")
         k_t1, k_t2, k_skip = step_index(ColorEditConfig, "t1"), step_index(ColorEditConfig, "t2"), step_index(ColorEditConfig, "skip")
         h_dx, h_dy = num(ShiftConfig, "dx", integer=True), num(ShiftConfig, "dy", integer=True)
         h_skip, h_cfg = step_index(ShiftConfig, "skip"), num(ShiftConfig, "guidance_scale")
         sweep_tgt_guidance = num(EditConfig, "guidance_scale", label="edit_guidance_scale")  # /sweep has SDEdit's guidance_scale too
-        param = gr.Radio(["t0", "T_skip", "eta"], value="t0", label="param")
+        param = gr.Textbox("t0", label="param")
         n_values, n_seeds = _number(6, "n_values", True), _number(1, "n_seeds", True)
         gallery = gr.Gallery(label="images", format="png")  # lossless: the pixels the metrics were computed on
         fast = ImagicConfig.from_preset("fast", info.family) if has_imagic(studio.backend) else ImagicConfig()

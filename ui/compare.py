@@ -139,6 +139,8 @@ class Compare:
         is SDEdit's (t0 sweeps), `edit_guidance_scale` the text edit's target guidance (T_skip and η
         sweeps; None: the studio's default for the model)."""
         session = session if session is not None else Session()
+        if param not in ("t0", "T_skip", "eta"):
+            raise Refusal(f"param={param!r} is not one of: 't0', 'T_skip', 'eta'")
         for name, n, hi in (("n_values", n_values, MAX_VALUES), ("n_seeds", n_seeds, MAX_SEEDS)):
             if not (n == int(n) and 1 <= n <= hi):
                 raise Refusal(f"{name}={n} is out of range; allowed: [1, {hi}]")

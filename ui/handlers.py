@@ -336,7 +336,7 @@ class Studio:
                               preview_every=preview_every)  # fmt: skip
         cfg = make_config(EditConfig, skip=skip, guidance_scale=guidance_scale, preview_every=preview_every)
         if cfg.skip >= inv_cfg.steps:
-            raise Refusal(f"T_skip ({cfg.skip}) must be smaller than the number of steps ({inv_cfg.steps}).")
+            raise Refusal(f"T_skip (skip={cfg.skip}) must be smaller than the number of steps ({inv_cfg.steps}).")
         yield from self._inverted_run(
             "edit", c.guide.image, source_prompt, inv_cfg, session, show,
             lambda inv: guarded(self.backend.edit, inv, target_prompt, cfg), {"edit": cfg},
