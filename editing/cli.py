@@ -218,6 +218,10 @@ def _add_config_args(parser: argparse.ArgumentParser, configs: dict[str, type]) 
                 continue
             # default None, not f.default: _build_configs fills it in, and a flag the user gave is
             # then known as given even when it equals the default (a preset must not override it).
+            if kind is _parse_bool:  # the bare flag is true; a value may follow: true/false, yes/no, on/off, 1/0
+                parser.add_argument(flag, dest=f.name, type=kind, default=None, nargs="?", const=True, metavar="true|false",
+                                    help=f"{_default_help(cls, f)}; the bare flag is true")  # fmt: skip
+                continue
             parser.add_argument(flag, dest=f.name, type=kind, default=None, choices=choices, help=_default_help(cls, f))
 
 

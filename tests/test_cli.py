@@ -579,3 +579,14 @@ def test_replay_warns_when_the_models_configs_changed(tiny_dir, guide_file, tmp_
     sched.write_text(json.dumps({**json.loads(sched.read_text()), "prediction_type": "v_prediction"}))
     with pytest.warns(UserWarning, match=r"the model's configs \(scheduler, prediction type...\) differ from the recipe's"):
         _run(["replay", out.with_suffix(".json"), "--out", tmp_path / "r.png", "--quiet"], capsys)
+
+
+def test_a_true_false_flag_may_be_given_bare():
+    """`--keep-outside` alone failed with "expected one argument"."""
+    from editing.cli import build_parser
+
+    parser = build_parser()
+    base = ["color", "--image", "a.png", "--colour", "b.png"]
+    assert parser.parse_args([*base, "--keep-outside"]).keep_outside is True
+    assert parser.parse_args([*base, "--keep-outside", "no"]).keep_outside is False
+    assert parser.parse_args(base).keep_outside is None  # not given: the config's default
