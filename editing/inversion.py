@@ -471,8 +471,13 @@ def color_edit(
     def hook(i: int, x0_pred: torch.Tensor) -> torch.Tensor:
         return x0_pred + s * b * (c - x0_pred) if config.t1 <= i <= config.t2 else x0_pred
 
-    return _pixels_kept(_run(model, inversion, eps_fn, x, zs, config.skip, config.preview_every, hook, after_step=keep),
-                        inversion, m, model.resolution, config.keep_outside)
+    return _pixels_kept(
+        _run(model, inversion, eps_fn, x, zs, config.skip, config.preview_every, hook, after_step=keep),
+        inversion,
+        m,
+        model.resolution,
+        config.keep_outside,
+    )
 
 
 def _pixels_kept(frames: Iterator[Frame], inversion: Inversion, mask: np.ndarray, resolution: int, keep: bool) -> Iterator[Frame]:

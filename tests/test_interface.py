@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from editing.interface import (
+    ColorEditConfig,
     EditConfig,
     Frame,
     Guide,
-    ColorEditConfig,
     InversionConfig,
     ModelInfo,
     SDEditConfig,
