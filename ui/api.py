@@ -61,6 +61,21 @@ def _canvas(path: str | None) -> dict:
     return image_to_editor_value(rgba)
 
 
+def _mask_layer(mask: str, base: np.ndarray) -> np.ndarray:
+    """A sent mask file (white = selected; black or transparent = not) as the canvas's mask layer."""
+    from editing.images import load_mask
+
+    m = _image(mask, "mask")
+    if m.shape[:2] != base.shape[:2]:
+        raise Refusal(f"The mask is {m.shape[1]}x{m.shape[0]}, the image {base.shape[1]}x{base.shape[0]}: send them at the same size.")
+    selected = load_mask(m)
+    if not selected.any():  # an empty mask layer means "no mask" on the canvas: the whole picture would change
+        raise Refusal("The mask selects nothing: send it white where the picture may change (black or transparent elsewhere).")
+    layer = np.zeros(base.shape[:2] + (4,), np.uint8)
+    layer[selected] = 255
+    return layer
+
+
 def _colour_canvas(image: str | None, colour: str | None, mask: str | None) -> dict:
     """/color's inputs as the Colour edit tab's canvas: the photo, the new colours as the strokes layer
     (a transparent colour image is the strokes as painted; an opaque one is the picture repainted, and
@@ -71,16 +86,8 @@ def _colour_canvas(image: str | None, colour: str | None, mask: str | None) -> d
                        "send them at the same size.")  # fmt: skip
     layers = [paint]
     if mask is not None:
-        from editing.images import load_mask
-
-        m = _image(mask, "mask")
-        if m.shape[:2] != base.shape[:2]:
-            raise Refusal(f"The mask is {m.shape[1]}x{m.shape[0]}, the image {base.shape[1]}x{base.shape[0]}: send them at the same size.")
-        selected = load_mask(m)
-        if not selected.any():  # an empty mask layer means "no mask" on the canvas: the paint would be used instead
-            raise Refusal("The mask selects nothing: send it white where the colour goes (black or transparent elsewhere).")
-        mask_layer = np.zeros(base.shape[:2] + (4,), np.uint8)
-        mask_layer[selected] = 255
+        mask_layer = _mask_layer(mask, base)
+        selected = mask_layer[..., 3] > 0
         if (paint[..., 3] == 255).all():  # the picture repainted: its colours count inside the mask only
             paint = np.concatenate([paint[..., :3], (selected * 255).astype(np.uint8)[..., None]], axis=2)
         layers = [paint, mask_layer]
@@ -157,10 +164,14 @@ def add_api(studio: Studio, compare: Compare) -> None:
         ft_steps = _number(fast.finetune_steps, "finetune_steps", True)
         trigger = gr.Button()
 
-    def sdedit(image, prompt, t0, steps, guidance_scale, seed, session):
-        """SDEdit on a guide image (strokes or photo): returns previews, then the result at the guide's size."""
-        yield from _stream(studio.sdedit(canvas=_canvas(image), prompt=prompt or "", t0=t0, steps=steps,
-                                         guidance_scale=guidance_scale, seed=seed, preview_every=1, session=session))  # fmt: skip
+    def sdedit(image, prompt, t0, steps, guidance_scale, seed, mask=None, session=None):
+        """SDEdit on a guide image (strokes or photo): returns previews, then the result at the guide's size.
+        With a mask (white where the picture may change), the Stroke edit tab's: only that region is re-generated."""
+        canvas, mode = _canvas(image), "stroke"
+        if mask is not None:
+            canvas, mode = {**canvas, "layers": [np.zeros_like(canvas["background"]), _mask_layer(mask, canvas["background"])]}, "mask"
+        yield from _stream(studio.sdedit(canvas=canvas, prompt=prompt or "", t0=t0, steps=steps, guidance_scale=guidance_scale,
+                                         seed=seed, preview_every=1, session=session, mode=mode))  # fmt: skip
 
     # None defaults: Gradio offers a component without a value (the step indices) as optional only then
     def edit(image, source_prompt, target_prompt, steps, eta, source_guidance_scale, skip=None, guidance_scale=None, seed=None,
@@ -212,7 +223,7 @@ def add_api(studio: Studio, compare: Compare) -> None:
         return [(it.image, it.label) for it in items], results
 
     common = {"concurrency_id": "model", "show_progress": "hidden"}
-    trigger.click(sdedit, [image, prompt, t0, steps, guidance, seed, session], [out_image, out_info], api_name="sdedit", **common)
+    trigger.click(sdedit, [image, prompt, t0, steps, guidance, seed, mask, session], [out_image, out_info], api_name="sdedit", **common)
     trigger.click(edit, [image, source, target, inv_steps, eta, src_guidance, skip, tgt_guidance, seed, session],
                   [out_image, out_info], api_name="edit", **common)  # fmt: skip
     trigger.click(color, [image, colour, mask, prompt, k_strength, k_keep, k_mode, k_alpha, k_t1, k_t2, k_skip, k_cfg, inv_steps, eta,
