@@ -44,15 +44,10 @@ class EngineBackend:
     def load(cls, name_or_path: str, device: str | None = None, dtype: str | None = None) -> EngineBackend:
         """Load a model by preset name, folder or hub id (editing.load_model picks device/dtype when
         None), with the fast path that benchmarks/README.md shows pays (editing.fastpath defaults)."""
-        import torch
-
         from editing.fastpath import accelerate
         from editing.models import load_model
 
-        torch_dtype = getattr(torch, dtype) if dtype else None
-        if dtype and not isinstance(torch_dtype, torch.dtype):
-            raise ValueError(f"--dtype {dtype!r} is not a torch dtype; use float32, float16 or bfloat16")
-        return cls(accelerate(load_model(name_or_path, device=device, dtype=torch_dtype)))
+        return cls(accelerate(load_model(name_or_path, device=device, dtype=dtype or None)))  # a name: load_model checks it
 
     def info(self) -> ModelInfo:
         return self.model.info()

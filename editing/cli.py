@@ -449,10 +449,7 @@ def _load(args) -> Any:
 
     if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
-    dtype = None
-    if getattr(args, "dtype", None):
-        dtype = getattr(torch, args.dtype)
-    return accelerate(load_model(args.model, device=args.device, dtype=dtype))
+    return accelerate(load_model(args.model, device=args.device, dtype=getattr(args, "dtype", None) or None))
 
 
 def _prompts(spec: MethodSpec, args) -> dict[str, str]:
@@ -506,14 +503,13 @@ def check_folder(folder: str | Path, what: str) -> None:
                          f"({e.strerror or e})") from None  # fmt: skip
 
 
-def _check_target(spec: MethodSpec, info: itf.ModelInfo, prompts: dict[str, str]) -> None:
+def _check_prompts(spec: MethodSpec, model, prompts: dict[str, str]) -> None:
+    """A text edit without --target on a text model is refused; then one warning line for each
+    prompt's words the model will not read (past its text encoder's tokens, or unknown to it): the
+    encoder drops them without a word."""
+    info = model.info()
     if spec.needs_target and info.conditional and not (prompts.get("target") or "").strip():
         raise ValueError(f"--target is missing: write the text the edited picture should match ({info.name} takes prompts)")
-
-
-def _warn_prompts(model, prompts: dict[str, str]) -> None:
-    """One warning line for each prompt's words the model will not read (past its text encoder's
-    tokens, or unknown to it): the encoder drops them without a word."""
     seen = set()
     for role, prompt in prompts.items():
         if prompt and prompt not in seen:
@@ -531,8 +527,7 @@ def cmd_method(args) -> int:
     images, record = _read_inputs(spec, {r: getattr(args, r) for r in spec.inputs + spec.optional_inputs})
     prompts = _prompts(spec, args)
     model = _load(args)
-    _check_target(spec, model.info(), prompts)
-    _warn_prompts(model, prompts)
+    _check_prompts(spec, model, prompts)
     configs = _resolve(spec, model, vars(args), _build_configs(args, spec.configs, model.info()))
     if spec.check is not None:
         spec.check(configs, model.info())
@@ -581,8 +576,7 @@ def cmd_sweep(args) -> int:
         _build_configs(given, spec.configs)  # bad values fail before the model loads
     model = _load(args)
     info = model.info()
-    _check_target(spec, info, prompts)
-    _warn_prompts(model, prompts)
+    _check_prompts(spec, model, prompts)
     runs = [(v, s, _resolve(spec, model, given, _build_configs(given, spec.configs, info))) for v, s, given in grid]
     if "inversion" in spec.configs and args.param != "first_step":
         # one inversion serves every run of a seed: the maps from the lowest T_skip of the sweep
@@ -706,8 +700,7 @@ def cmd_replay(args) -> int:
     from editing.fastpath import accelerate
     from editing.models import load_model
 
-    dtype = getattr(torch, dtype_name)
-    model = accelerate(load_model(recipe["model"]["id"], device=args.device or recipe.get("device"), dtype=dtype))
+    model = accelerate(load_model(recipe["model"]["id"], device=args.device or recipe.get("device"), dtype=dtype_name))
     threads = args.threads or (recipe.get("threads") if model.device.type == "cpu" else None)
     if isinstance(threads, int) and threads >= 1:
         torch.set_num_threads(threads)

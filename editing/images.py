@@ -15,6 +15,7 @@ user painted) and needs no padding colour that the model would then have to "exp
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -50,16 +51,22 @@ def over(dst_rgb: np.ndarray, src_rgba: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
+def _read_file(src: str | Path | bytes, read: Callable[[Image.Image], np.ndarray]) -> np.ndarray:
+    """`read` applied to an image file (a path, or its bytes); an unreadable one is a ValueError naming it."""
+    what = "the uploaded bytes" if isinstance(src, bytes) else str(src)
+    try:
+        with Image.open(io.BytesIO(src) if isinstance(src, bytes) else src) as img:
+            img.load()
+            return read(img)
+    except FileNotFoundError as e:
+        raise ValueError(f"cannot read image {what}: no such file") from e
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        raise ValueError(f"cannot read image {what}: not a supported or intact image file ({e})") from e
+
+
 def load_rgba(src: str | Path) -> np.ndarray:
     """An image file as uint8 (H, W, 4), its transparency kept (opaque files get alpha 255)."""
-    try:
-        with Image.open(src) as img:
-            img.load()
-            return np.ascontiguousarray(np.asarray(ImageOps.exif_transpose(img).convert("RGBA")))
-    except FileNotFoundError as e:
-        raise ValueError(f"cannot read image {src}: no such file") from e
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
-        raise ValueError(f"cannot read image {src}: not a supported or intact image file ({e})") from e
+    return _read_file(src, lambda img: np.ascontiguousarray(np.asarray(ImageOps.exif_transpose(img).convert("RGBA"))))
 
 
 def _from_array(arr: np.ndarray, matte: int = 255) -> np.ndarray:
@@ -115,15 +122,7 @@ def load_image(src: ImageLike, matte: int = 255) -> np.ndarray:
     if isinstance(src, Image.Image):
         return _from_pil(src, matte)
     if isinstance(src, (str, Path, bytes)):
-        what = "the uploaded bytes" if isinstance(src, bytes) else str(src)
-        try:
-            with Image.open(io.BytesIO(src) if isinstance(src, bytes) else src) as img:
-                img.load()
-                return _from_pil(img, matte)
-        except FileNotFoundError as e:
-            raise ValueError(f"cannot read image {what}: no such file") from e
-        except (UnidentifiedImageError, OSError, SyntaxError) as e:
-            raise ValueError(f"cannot read image {what}: not a supported or intact image file ({e})") from e
+        return _read_file(src, lambda img: _from_pil(img, matte))
     raise ValueError(f"cannot read an image from {type(src).__name__}")
 
 
@@ -194,28 +193,29 @@ def check_mask(mask: ImageLike, shape: tuple[int, int], name: str = "mask") -> n
     their transparent pixels are not selected, so JPEG noise and an opaque alpha channel select
     nothing of themselves."""
     try:
-        if isinstance(mask, (str, Path, bytes, Image.Image)):
-            m = load_mask(mask)
-        else:
-            m = np.asarray(mask)
-            if m.ndim == 3 and m.shape[2] == 1:
-                m = m[..., 0]
-            if m.dtype != np.bool_:
-                if m.dtype.kind not in "uif":
-                    raise ValueError(f"unsupported dtype {m.dtype}; use bool, an integer type or float in [0, 1]")
-                if m.dtype.kind in "ui" and m.size and m.min() >= 0 and m.max() <= 1:
-                    m = m > 0  # a 0/1 mask
-                else:
-                    if m.dtype.kind in "ui" and m.dtype not in (np.uint8, np.uint16):
-                        if m.size and (m.min() < 0 or m.max() > 255):
-                            raise ValueError(f"{m.dtype} values must lie in [0, 255] (white = 255)")
-                        m = m.astype(np.uint8)
-                    m = load_mask(m) if m.ndim in (2, 3) else m
+        m = load_mask(mask) if isinstance(mask, (str, Path, bytes, Image.Image)) else _array_mask(np.asarray(mask))
     except ValueError as e:
         raise ValueError(f"{name}: {e}") from None
     if m.shape != tuple(shape[:2]):
         raise ValueError(f"{name} has shape {m.shape}; it must match the image's (H, W) = {tuple(shape[:2])}")
     return m
+
+
+def _array_mask(m: np.ndarray) -> np.ndarray:
+    """check_mask's arrays: bool as it is, 0/1 integers as they are, the rest by brightness (load_mask)."""
+    if m.ndim == 3 and m.shape[2] == 1:
+        m = m[..., 0]
+    if m.dtype == np.bool_:
+        return m
+    if m.dtype.kind not in "uif":
+        raise ValueError(f"unsupported dtype {m.dtype}; use bool, an integer type or float in [0, 1]")
+    if m.dtype.kind in "ui" and m.size and m.min() >= 0 and m.max() <= 1:
+        return m > 0  # a 0/1 mask
+    if m.dtype.kind in "ui" and m.dtype not in (np.uint8, np.uint16):
+        if m.size and (m.min() < 0 or m.max() > 255):
+            raise ValueError(f"{m.dtype} values must lie in [0, 255] (white = 255)")
+        m = m.astype(np.uint8)
+    return load_mask(m) if m.ndim in (2, 3) else m
 
 
 def resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

@@ -382,7 +382,7 @@ class Guide:
 
 
 class PromptReading(NamedTuple):
-    """How a model's text encoder reads a prompt (`prompt_overflow`): encoders read a fixed number
+    """How a model's text encoder reads a prompt (`ModelBundle.prompt_reading`): encoders read a fixed number
     of tokens and drop the rest without a word, and read words they do not know as one unknown token."""
 
     tokens: int  # the content tokens it reads (0: the model reads no prompt)
@@ -407,8 +407,9 @@ class Frame:
 
     step/total count the method's steps (total = steps it will take). xt and x0 are cheap uint8
     (h, w, 3) previews of the current sample and of the predicted clean image, at the model's square
-    resolution (not the input's size or aspect: the result is); either may be None between previews. On the last frame `stage == "done"`, `result` is the method's result
-    (a uint8 image, or an `Inversion` / `ImagicState` value) and `image` the uint8 image if any.
+    resolution (not the input's size or aspect: the result is); either may be None between previews.
+    On the last frame `stage == "done"`, `result` is the method's result (a uint8 image, or an
+    `Inversion` / `ImagicState` value) and `image` the uint8 image if any.
     """
 
     step: int

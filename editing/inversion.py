@@ -464,28 +464,24 @@ def color_edit(
         def z_hook(i: int, z: torch.Tensor, x0_pred: torch.Tensor) -> torch.Tensor:
             return z + a * b_bin * (c - x0_pred) / 2 if config.t1 <= i <= config.t2 else z
 
-        frames = _run(model, inversion, eps_fn, x, zs, config.skip, config.preview_every, z_hook=z_hook, after_step=keep)
-        return _pixels_kept(frames, inversion, m, model.resolution, config.keep_outside)
-    s = per_step_strength(config.strength, config.pulled_steps(n))
+        hooks = {"z_hook": z_hook}
+    else:
+        s = per_step_strength(config.strength, config.pulled_steps(n))
 
-    def hook(i: int, x0_pred: torch.Tensor) -> torch.Tensor:
-        return x0_pred + s * b * (c - x0_pred) if config.t1 <= i <= config.t2 else x0_pred
+        def x0_hook(i: int, x0_pred: torch.Tensor) -> torch.Tensor:
+            return x0_pred + s * b * (c - x0_pred) if config.t1 <= i <= config.t2 else x0_pred
 
-    return _pixels_kept(
-        _run(model, inversion, eps_fn, x, zs, config.skip, config.preview_every, hook, after_step=keep),
-        inversion,
-        m,
-        model.resolution,
-        config.keep_outside,
-    )
+        hooks = {"x0_hook": x0_hook}
+    frames = _run(model, inversion, eps_fn, x, zs, config.skip, config.preview_every, after_step=keep, **hooks)
+    return _pixels_kept(frames, inversion, m, model.resolution) if config.keep_outside else frames
 
 
-def _pixels_kept(frames: Iterator[Frame], inversion: Inversion, mask: np.ndarray, resolution: int, keep: bool) -> Iterator[Frame]:
+def _pixels_kept(frames: Iterator[Frame], inversion: Inversion, mask: np.ndarray, resolution: int) -> Iterator[Frame]:
     """keep_outside at the input's own size: outside the mask the result is the input's pixels, as
     SDEdit's masked edit is (`paste_outside`), not its regeneration at the model's resolution, which
     blurred a whole photo down to the model's 32 px."""
     for frame in frames:
-        if frame.done and keep and inversion.image is not None:
+        if frame.done and inversion.image is not None:
             out = paste_outside(inversion.image, frame.image, mask, resolution)
             frame = dataclasses.replace(frame, image=out, result=out)
         yield frame

@@ -116,7 +116,7 @@ def follow_steps(steps: gr.Slider, *indexed: gr.Slider) -> None:
     traceback in the log, and the share was never remembered; the value is clamped here instead, as
     the slider itself clamps it."""
     steps_range = (steps.minimum, steps.maximum)
-    anchors = gr.State([remember_share(0, s.value, steps.value, [0.0], steps_range)[0] for s in indexed])
+    anchors = gr.State([float(s.value) / max(float(steps.value), 1.0) for s in indexed])
 
     def follow(n: Any, fractions: list[float]) -> Any:
         count = _number_in(n, *steps_range)

@@ -87,11 +87,9 @@ def load_model(
         bundle = cls.from_folder(folder, model_id=model_id, weights_hash=hash_weights(folder), device=device, dtype=dtype)
         bundle.config_hash = hash_configs(folder)
         return bundle
-    except torch.OutOfMemoryError:
+    except (torch.OutOfMemoryError, ModelNotFoundError):
         raise
     except (OSError, RuntimeError) as e:  # a truncated or mismatched weight file, a damaged config
-        if isinstance(e, ModelNotFoundError):
-            raise
         why = (str(e).strip().splitlines() or [type(e).__name__])[0][:300].rstrip(". ")
         raise ModelNotFoundError(
             f"The model folder '{folder}' could not be loaded, its files are damaged or do not match ({why}): "

@@ -123,15 +123,16 @@ class PixelTextBundle(DiffusersBundle):
     def decode(self, x: torch.Tensor) -> np.ndarray:
         return tensor_to_pixels(x)
 
-    def prompt_reading(self, prompt: str) -> PromptReading:
+    def _encoder(self):
         with quiet_loading():
-            encoder = shared_minilm(self.max_length)
-        return prompt_reading(encoder.tokenizer, check_prompts([prompt])[0], self.max_length)
+            return shared_minilm(self.max_length)
+
+    def prompt_reading(self, prompt: str) -> PromptReading:
+        return prompt_reading(self._encoder().tokenizer, check_prompts([prompt])[0], self.max_length)
 
     @torch.no_grad()
     def encode_prompt(self, prompts: list[str]) -> torch.Tensor:
-        with quiet_loading():
-            encoder = shared_minilm(self.max_length)
+        encoder = self._encoder()
         prompts = check_prompts(prompts)
         if self.text_conditioning == "pooled":
             cond = encoder.pooled(list(prompts))[:, None, :]  # (B, 1, 384)
