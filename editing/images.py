@@ -66,7 +66,17 @@ def _read_file(src: str | Path | bytes, read: Callable[[Image.Image], np.ndarray
 
 def load_rgba(src: str | Path) -> np.ndarray:
     """An image file as uint8 (H, W, 4), its transparency kept (opaque files get alpha 255)."""
-    return _read_file(src, lambda img: np.ascontiguousarray(np.asarray(ImageOps.exif_transpose(img).convert("RGBA"))))
+    return _read_file(src, _pil_rgba)
+
+
+def _pil_rgba(img: Image.Image) -> np.ndarray:
+    """A PIL image as uint8 RGBA, upright (EXIF orientation applied); 16-bit and float greyscale are
+    scaled to 8 bits as `load_image` scales them (Pillow's own conversion clips them to white)."""
+    img = ImageOps.exif_transpose(img)
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        rgb = _from_pil(img)
+        return np.concatenate([rgb, np.full(rgb.shape[:2] + (1,), 255, np.uint8)], axis=2)
+    return np.ascontiguousarray(np.asarray(img.convert("RGBA")))
 
 
 def _from_array(arr: np.ndarray, matte: int = 255) -> np.ndarray:

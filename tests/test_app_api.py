@@ -59,7 +59,7 @@ def guide_png(tmp_path) -> tuple[str, tuple[int, int]]:
 
 def test_only_the_named_endpoints_are_public(client):
     names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
-    assert names == {"/sdedit", "/edit", "/color", "/shift", "/imagic", "/sweep"}
+    assert names == {"/sdedit", "/composite", "/edit", "/color", "/shift", "/imagic", "/sweep"}
 
 
 def test_sdedit_streams_frames_then_a_result_of_the_guides_size(client, guide_png):
@@ -528,3 +528,77 @@ def test_sdedit_takes_a_mask_as_the_stroke_edit_tab_does(client, guide_png, tmp_
     assert main(["replay", image_path, "--input", f"guide={path}", "--input", f"mask={tmp_path / 'mask.png'}",
                  "--out", str(tmp_path / "again.png"), "--quiet"]) == 0  # fmt: skip
     assert "identical" in capsys.readouterr().out
+
+
+def test_composite_blends_a_patch_in_as_the_composite_tab_does(client, guide_png, tmp_path, capsys):
+    """Composite was not reachable through the API. An object on white is cut out, pasted at (x, y) and
+    patch_scale of the width, and only its footprint is re-generated; the recipe replays."""
+    from gradio_client import handle_file
+
+    from editing.cli import main
+    from ui.recipe import RESULTS_ROOT
+
+    path, (w, h) = guide_png
+    patch = np.full((16, 16, 3), 255, np.uint8)
+    patch[4:12, 4:12] = (30, 60, 220)  # a blue square on white, opaque: its white is cut out
+    Image.fromarray(patch).save(tmp_path / "patch.png")
+    image_path, info = client.predict(handle_file(path), handle_file(str(tmp_path / "patch.png")), "a blue box", 0.8, 6, 1.0, 3,
+                                      0.75, 0.5, 0.25, True, api_name="/composite")  # fmt: skip
+    recipe = info["recipe"]
+    assert recipe["studio"]["mode"] == "sdedit-composite" and set(recipe["inputs"]) == {"guide", "mask"}
+    with Image.open(image_path) as im, Image.open(path) as before:
+        out, src = np.asarray(im.convert("RGB")), np.asarray(before.convert("RGB"))
+    assert out.shape == src.shape
+    # the square lands 8 px wide, centred at (48, 24): only there (feathered by a model pixel) may pixels change
+    box = np.zeros((h, w), bool)
+    box[16:32, 40:56] = True
+    assert np.array_equal(out[~box], src[~box]) and not np.array_equal(out[box], src[box])
+    stored = {role: next(RESULTS_ROOT.rglob(r["file"])) for role, r in recipe["inputs"].items()}  # the studio keeps its inputs
+    assert main(["replay", image_path, "--input", f"guide={stored['guide']}", "--input", f"mask={stored['mask']}",
+                 "--out", str(tmp_path / "again.png"), "--quiet"]) == 0  # fmt: skip
+    assert "identical" in capsys.readouterr().out
+
+
+def test_a_photo_with_an_exif_orientation_is_read_upright(client, tmp_path):
+    """Phones store pictures sideways with an EXIF orientation; the API read them as stored, so the result came
+    back on its side (the studio's upload and the command line turn them upright)."""
+    from gradio_client import handle_file
+
+    stored = np.full((48, 64, 3), 255, np.uint8)
+    stored[:, :16] = (220, 40, 40)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to view
+    Image.fromarray(stored).save(tmp_path / "phone.jpg", exif=exif)
+    image_path, _ = client.predict(handle_file(str(tmp_path / "phone.jpg")), "a red apple", 0.2, 4, 1.0, 1, api_name="/sdedit")
+    with Image.open(image_path) as im:
+        assert im.size == (48, 64)
+
+
+def test_the_readmes_api_example_runs_against_the_studio(server, tmp_path, monkeypatch, capsys):
+    """The README's gradio_client block, run as written (fewer steps) against a served studio, with the
+    mask, paint and patch files it names made beside it: the API docs cannot drift from the endpoints."""
+    import re
+
+    root = Path(__file__).resolve().parent.parent
+    text = (root / "README.md").read_text()
+    code = re.search(r"```python\n(.*?)```", text[text.index("\n## API\n") :], re.S).group(1)
+    code = code.replace("http://127.0.0.1:7860/", server).replace("steps=20", "steps=8")
+    with Image.open(root / "assets/examples/photo-cat.jpg") as im:
+        w, h = im.size
+    (tmp_path / "assets").symlink_to(root / "assets")
+    mask = np.zeros((h, w), np.uint8)
+    mask[40:120, 100:200] = 255
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    paint = np.zeros((h, w, 4), np.uint8)
+    paint[60:100, 150:220] = (30, 60, 220, 255)
+    Image.fromarray(paint, "RGBA").save(tmp_path / "paint.png")
+    patch = np.full((32, 32, 3), 255, np.uint8)
+    patch[8:24, 8:24] = (200, 30, 30)
+    Image.fromarray(patch).save(tmp_path / "patch.png")
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(code, "README.md (API)", "exec"), scope)
+    assert scope["info"]["recipe"]["method"] == "imagic"
+    assert len(scope["results"]) == 3 and {"value", "l2", "ssim"} <= set(scope["results"][0])
+    printed = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("[") for line in printed)  # the streamed steps, "[i, n, stage]"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -169,6 +170,23 @@ def test_composite_pastes_the_patch_and_edits_its_footprint_only():
     out = run(Studio(FakeBackend()).sdedit(canvas=v, mode="composite", patch=on_white, patch_x=0.5, patch_y=0.5, patch_scale=0.5,
                                            cut_background=True, **SD))[-1]  # fmt: skip
     assert abs(int(load_mask(out["files"][3]).sum()) - int(disc.sum())) <= 0.05 * disc.sum()
+
+
+@pytest.mark.parametrize(
+    "over, message",
+    [({"patch_x": 1.5}, "patch_x=1.5 is out of range: it goes from 0 to 1."),
+     ({"patch_scale": 0}, "patch_scale=0 is out of range: it goes from 0.05 to 1."),
+     ({"patch_y": "top"}, "patch_y='top' is not a number."),
+     ({"patch": np.zeros((8, 8, 4), np.uint8)}, "The patch is transparent everywhere")],
+)  # fmt: skip
+def test_a_patch_placed_out_of_range_or_with_nothing_on_it_is_refused(over, message):
+    """/composite takes the placement as numbers: out of range, paste_patch pasted nothing (or a sliver), and a
+    transparent patch ran SDEdit on an empty mask, returning the background unchanged as a result."""
+    backend = FakeBackend()
+    kwargs = {"patch": np.full((8, 8, 3), 7, np.uint8), **over}
+    with pytest.raises(gr.Error, match=re.escape(message)):
+        run(Studio(backend).sdedit(canvas=painting(), mode="composite", **SD, **kwargs))
+    assert backend.calls["sdedit"] == 0
 
 
 def test_inversion_is_reused_only_when_target_side_settings_change():

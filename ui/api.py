@@ -1,4 +1,4 @@
-"""Named API endpoints (/sdedit, /edit, /color, /shift, /imagic, /sweep) for gradio_client.
+"""Named API endpoints (/sdedit, /composite, /edit, /color, /shift, /imagic, /sweep) for gradio_client.
 
 They take plain images instead of the editor's layered value and run through the same handlers
 as the page. Their components sit in a hidden column: Gradio exposes an event's api_name whatever
@@ -18,12 +18,12 @@ from typing import Any
 
 import gradio as gr
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
+from editing.images import load_rgba
 from editing.interface import ColorEditConfig, EditConfig, ImagicConfig, InversionConfig, SDEditConfig, ShiftConfig
 from ui.canvas import image_to_editor_value
 from ui.compare import Compare
-from ui.defaults import studio_default, studio_step_default
+from ui.defaults import PATCH_DEFAULTS, studio_default, studio_step_default
 from ui.handlers import Refusal, Studio, Updates, as_number, has_imagic
 from ui.state import Session
 
@@ -46,9 +46,8 @@ def _image(path: str | None, name: str = "image") -> np.ndarray:
     if path is None:
         raise Refusal(f"Send {'an' if name == 'image' else 'the'} {name} (gradio_client: handle_file('path.png')).")
     try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGBA"))
-    except (UnidentifiedImageError, OSError) as e:
+        return load_rgba(path)  # upright, as a photo viewer shows it (EXIF orientation)
+    except ValueError as e:
         raise Refusal(f"Unsupported {name} file {Path(path).name!r}: send a PNG, JPEG or WebP image.") from e
 
 
@@ -146,6 +145,10 @@ def add_api(studio: Studio, compare: Compare) -> None:
         src_guidance = num(InversionConfig, "source_guidance_scale")
         skip, tgt_guidance = step_index(EditConfig, "skip"), num(EditConfig, "guidance_scale")
         colour, mask = gr.File(label="colour", file_types=None), gr.File(label="mask", file_types=None)
+        patch = gr.File(label="patch", file_types=None)
+        patch_x, patch_y = _number(PATCH_DEFAULTS["patch_x"], "patch_x"), _number(PATCH_DEFAULTS["patch_y"], "patch_y")
+        patch_scale = _number(PATCH_DEFAULTS["patch_scale"], "patch_scale")
+        cut_background = gr.Checkbox(PATCH_DEFAULTS["cut_background"], label="cut_background")
         k_strength, k_keep = num(ColorEditConfig, "strength"), gr.Checkbox(True, label="keep_outside")
         # choices as text, checked by the handlers: a Radio refused a bad value in Gradio's words, naming no
         # parameter, with a traceback in the server's log
@@ -172,6 +175,19 @@ def add_api(studio: Studio, compare: Compare) -> None:
             canvas, mode = {**canvas, "layers": [np.zeros_like(canvas["background"]), _mask_layer(mask, canvas["background"])]}, "mask"
         yield from _stream(studio.sdedit(canvas=canvas, prompt=prompt or "", t0=t0, steps=steps, guidance_scale=guidance_scale,
                                          seed=seed, preview_every=1, session=session, mode=mode))  # fmt: skip
+
+    def composite(image, patch, prompt, t0, steps, guidance_scale, seed, patch_x, patch_y, patch_scale, cut_background, mask=None,
+                  session=None):  # fmt: skip
+        """The Composite tab: the patch pasted onto the image, centred at (patch_x, patch_y) in [0, 1] of the image and
+        patch_scale of its width, then blended in by SDEdit inside its footprint (plus the mask, if sent). With
+        cut_background, an opaque patch on one flat colour (an object on white) has that colour cut out first."""
+        canvas = _canvas(image)
+        if mask is not None:
+            canvas = {**canvas, "layers": [np.zeros_like(canvas["background"]), _mask_layer(mask, canvas["background"])]}
+        yield from _stream(studio.sdedit(canvas=canvas, prompt=prompt or "", t0=t0, steps=steps, guidance_scale=guidance_scale,
+                                         seed=seed, preview_every=1, session=session, mode="composite", patch=_image(patch, "patch"),
+                                         patch_x=patch_x, patch_y=patch_y, patch_scale=patch_scale,
+                                         cut_background=bool(cut_background)))  # fmt: skip
 
     # None defaults: Gradio offers a component without a value (the step indices) as optional only then
     def edit(image, source_prompt, target_prompt, steps, eta, source_guidance_scale, skip=None, guidance_scale=None, seed=None,
@@ -224,6 +240,8 @@ def add_api(studio: Studio, compare: Compare) -> None:
 
     common = {"concurrency_id": "model", "show_progress": "hidden"}
     trigger.click(sdedit, [image, prompt, t0, steps, guidance, seed, mask, session], [out_image, out_info], api_name="sdedit", **common)
+    trigger.click(composite, [image, patch, prompt, t0, steps, guidance, seed, patch_x, patch_y, patch_scale, cut_background, mask, session],
+                  [out_image, out_info], api_name="composite", **common)  # fmt: skip
     trigger.click(edit, [image, source, target, inv_steps, eta, src_guidance, skip, tgt_guidance, seed, session],
                   [out_image, out_info], api_name="edit", **common)  # fmt: skip
     trigger.click(color, [image, colour, mask, prompt, k_strength, k_keep, k_mode, k_alpha, k_t1, k_t2, k_skip, k_cfg, inv_steps, eta,

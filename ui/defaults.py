@@ -21,6 +21,10 @@ class SliderSpec:
     info: str = ""
 
 
+# The Composite tab's placement of its patch (the page's sliders and /composite's defaults), and its ranges.
+PATCH_DEFAULTS: dict[str, float | bool] = {"patch_x": 0.5, "patch_y": 0.5, "patch_scale": 0.35, "cut_background": True}
+PATCH_RANGES: dict[str, tuple[float, float]] = {"patch_x": (0.0, 1.0), "patch_y": (0.0, 1.0), "patch_scale": (0.05, 1.0)}
+
 # Ranges mirror the configs' __post_init__ checks (narrowed to what is useful in a slider).
 SLIDERS: dict[str, SliderSpec] = {
     "t0": SliderSpec(0.01, 1.0, 0.01, "t0 (strength)", "How much of the schedule is re-run: low = faithful, high = realistic"),

@@ -36,6 +36,7 @@ from editing.interface import (
     ShiftConfig,
 )
 from ui.canvas import Canvas, CanvasError, editor_to_canvas, image_to_editor_value, paste_patch
+from ui.defaults import PATCH_DEFAULTS, PATCH_RANGES
 from ui.recipe import save_run
 from ui.state import RunRecord, Session, inversion_key
 
@@ -261,10 +262,10 @@ class Studio:
         session: Session | None = None,
         mode: Literal["stroke", "mask", "composite"] = "stroke",
         patch: np.ndarray | None = None,
-        patch_x: float = 0.5,
-        patch_y: float = 0.5,
-        patch_scale: float = 0.3,
-        cut_background: bool = False,
+        patch_x: float = PATCH_DEFAULTS["patch_x"],
+        patch_y: float = PATCH_DEFAULTS["patch_y"],
+        patch_scale: float = PATCH_DEFAULTS["patch_scale"],
+        cut_background: bool = PATCH_DEFAULTS["cut_background"],
     ) -> Iterator[Updates]:
         """SDEdit in three modes: "stroke" (stroke -> image, the whole canvas), "mask" (stroke edit inside the
         mask layer) and "composite" (a patch pasted onto the canvas and blended in, its footprint the mask)."""
@@ -276,7 +277,13 @@ class Studio:
         if mode == "composite":
             if patch is None:
                 raise Refusal("Add a patch picture in the Composite tab first.")
+            for name, value in {"patch_x": patch_x, "patch_y": patch_y, "patch_scale": patch_scale}.items():
+                lo, hi = PATCH_RANGES[name]
+                if not lo <= as_number(name, value) <= hi:
+                    raise Refusal(f"{name}={value} is out of range: it goes from {lo:g} to {hi:g}.")
             image, footprint = paste_patch(guide.image, patch, patch_x, patch_y, patch_scale, cut_background)
+            if not footprint.any():
+                raise Refusal("The patch is transparent everywhere: add a picture with something on it.")
             mask = footprint if guide.mask is None else footprint | guide.mask
             guide, method = Guide(image=image, mask=mask, color_mask=guide.color_mask), "sdedit-composite"
         elif mode == "mask":

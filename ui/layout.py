@@ -30,7 +30,7 @@ from ui.api import add_api
 from ui.canvas import image_to_editor_value
 from ui.compare import Compare
 from ui.compare_tab import compare_tab
-from ui.defaults import canvas_side, studio_default
+from ui.defaults import PATCH_DEFAULTS, PATCH_RANGES, canvas_side, studio_default
 from ui.handlers import IMAGIC_MISSING, Studio, count_stop, has_imagic, result_to_canvas, stopped
 from ui.state import Session
 from ui.widgets import follow_steps, howto, model_run, seed_row, slider
@@ -185,10 +185,11 @@ def build_ui(backend: Backend) -> gr.Blocks:
                     patch = gr.Image(label="Patch (PNG with transparency works best)", type="numpy", image_mode="RGBA", height=180)
                     with gr.Column():
                         c_geo = {
-                            "patch_x": gr.Slider(0, 1, 0.5, step=0.01, label="Centre x"),
-                            "patch_y": gr.Slider(0, 1, 0.5, step=0.01, label="Centre y"),
-                            "patch_scale": gr.Slider(0.05, 1, 0.35, step=0.01, label="Patch width (fraction of canvas)"),
-                            "cut_background": gr.Checkbox(True, label="Cut out a plain background",
+                            "patch_x": gr.Slider(*PATCH_RANGES["patch_x"], PATCH_DEFAULTS["patch_x"], step=0.01, label="Centre x"),
+                            "patch_y": gr.Slider(*PATCH_RANGES["patch_y"], PATCH_DEFAULTS["patch_y"], step=0.01, label="Centre y"),
+                            "patch_scale": gr.Slider(*PATCH_RANGES["patch_scale"], PATCH_DEFAULTS["patch_scale"], step=0.01,
+                                                     label="Patch width (fraction of canvas)"),
+                            "cut_background": gr.Checkbox(PATCH_DEFAULTS["cut_background"], label="Cut out a plain background",
                                                           info="An opaque patch on one flat colour (a JPEG on white) is pasted "
                                                                "without it; patches with transparency and photos are pasted as "
                                                                "they are"),
