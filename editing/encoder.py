@@ -2,8 +2,10 @@
 
 Trained contrastively on the project's emoji corpus (`training/train_encoder.py`, CLIP-style
 InfoNCE, Radford et al. 2021) against the frozen MiniLM pooled sentence embeddings of the
-captions, passed through a learned linear text head. It serves the studio's realism metric (KID on
-its features, Binkowski et al. 2018) and its text-alignment score (cosine of the two embeddings).
+captions, passed through a learned linear text head. Its features give the studio's per-image realism
+score (the mean cosine to the 10 nearest held-out emoji, `editing.backend`), the training
+evaluation's KID (Binkowski et al. 2018, `training/evaluate.py`), and text alignment (cosine of the
+two embeddings: retrieval in the evaluation, and the benchmarks' Imagic figures).
 
     enc = load_encoder()                       # assets/models/emoji-encoder
     f = enc.embed_images(images_uint8)         # (B, 384), unit norm

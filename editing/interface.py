@@ -155,8 +155,8 @@ class ColorEditConfig:
       on [0, 1] and B thresholded to a binary mask, z_i += alpha B (c - x0) at each pulled step.
 
     Measured on the emoji model (50 steps, t2 30; README, "Colour edit"): both recolour, but at
-    equal colour change inside the mask, "noise" changes the rest of the image as much or more (up
-    to 1.75 times on the shipped weights, 2.7 and 5 on earlier checkpoints), and from alpha 0.1-0.2 the objects lose their shape (its push is largest at the
+    equal colour change inside the mask, "noise" changes the rest of the image more (1.4 to 3.0 times
+    on the shipped weights; docs/colour/colour-modes.json), and from alpha 0.1-0.2 the objects lose their shape (its push is largest at the
     noisiest steps). The defaults are the project's choices from that measurement; the paper shows the
     effect, not numbers: a 0.9 share over the first 60 % of the steps sets the colour while the last
     40 % restore texture and shading.

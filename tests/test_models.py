@@ -466,6 +466,19 @@ def test_missing_local_path(tmp_path):
     assert _one_sentence(str(err.value))
 
 
+@pytest.mark.parametrize("name", ["models/sd15", "./models/sd15", "{tmp}/models/sd15"])
+def test_a_presets_download_folder_not_there_yet_names_the_preset(name, tmp_path, monkeypatch):
+    """The README downloads sd15 to models/sd15 and passes --model models/sd15: without the folder, the message
+    read "models/sd15" as a hub id and told the user to `hf download models/sd15`."""
+    monkeypatch.chdir(tmp_path)  # no models/ folder here
+    name = name.format(tmp=tmp_path)
+    with pytest.raises(ModelNotFoundError) as err:
+        load_model(name)
+    msg = str(err.value)
+    assert _one_sentence(msg), msg
+    assert f"hf download stable-diffusion-v1-5/stable-diffusion-v1-5 --local-dir {name}" in msg and "--model sd15" in msg
+
+
 def test_unknown_folder_formats(tmp_path, tiny_dir):
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "notes.txt").write_text("hi")

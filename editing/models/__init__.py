@@ -153,6 +153,12 @@ def resolve_model(name_or_path: str | Path) -> Path:
     looks_like_path = (
         name.startswith((".", "/", "~")) or "\\" in name or not _HUB_ID.match(name) or Path(name.split("/")[0]).is_dir()
     )
+    preset = path.name if PRESETS.get(path.name) else None
+    if preset and (looks_like_path or path.parts[0] == LOCAL_MODELS_DIR.name):  # a preset's download folder, not there yet
+        raise ModelNotFoundError(
+            f"No model folder at '{name}': download the {preset} preset there on a machine with network "
+            f"(hf download {PRESETS[preset]} --local-dir {name}), or pass --model {preset}."
+        )
     if looks_like_path:
         presets = ", ".join(PRESETS)
         raise ModelNotFoundError(
