@@ -36,7 +36,7 @@ class EngineBackend:
     def __init__(self, model: Any, encoder_path: str | Path | None = None):
         self.model = model  # editing.models.ModelBundle
         self._encoder_path = encoder_path  # None: the shipped assets/models/emoji-encoder
-        self._realism: Callable[[list[np.ndarray]], list[float]] | None | bool = False  # False: not looked up yet
+        self._scorer: Callable[[list[np.ndarray], str, str], list[dict[str, float]]] | None | bool = False  # False: not looked up yet
         if model.family not in IMAGIC_TEXT_FAMILIES:
             self.imagic = None  # unconditional models have no text embedding to optimise
 
@@ -107,28 +107,26 @@ class EngineBackend:
 
         return shift(self.model, inversion, prompt, config)
 
-    def metrics(self, guide: np.ndarray, images: list[np.ndarray], mask: np.ndarray | None = None) -> list[dict[str, float]]:
-        """Faithfulness (SDEdit's L2 on [0, 1] pixels, SSIM; masked variants with a mask)."""
+    def metrics(self, guide: np.ndarray, images: list[np.ndarray], mask: np.ndarray | None = None, text: str = "",
+                source_text: str = "") -> list[dict[str, float]]:  # fmt: skip
+        """Faithfulness (SDEdit's L2 on [0, 1] pixels, SSIM; masked variants with a mask); on an emoji
+        model, realism and, given `text` (the prompt the images should show), alignment, and given the
+        `source_text` a text edit started from, the alignment gain (`emoji_scores`)."""
         from editing.metrics import faithfulness
 
         rows = faithfulness(guide, images, mask)
-        scorer = self.realism_scorer()
-        if scorer is not None and images:
-            for row, r in zip(rows, scorer(images), strict=True):
-                row["realism"] = r
+        if self._scorer is False:
+            self._scorer = self._load_scorer()
+        if self._scorer is not None and images:
+            for row, scores in zip(rows, self._scorer(images, text, source_text), strict=True):
+                row.update(scores)
         return rows
 
-    def realism_scorer(self) -> Callable[[list[np.ndarray]], list[float]] | None:
-        """Per-image realism for the emoji domain: the mean cosine similarity, in the emoji encoder's
-        space, to the K = 10 nearest held-out emoji (a k-NN "looks like a real emoji" score; KID needs
-        sets, not single images). None where there is no encoder or the model is not an emoji model."""
-        if self._realism is False:
-            self._realism = self._load_realism()
-        return self._realism
-
-    def _load_realism(self) -> Callable[[list[np.ndarray]], list[float]] | None:
+    def _load_scorer(self) -> Callable[[list[np.ndarray], str, str], list[dict[str, float]]] | None:
+        """`emoji_scores` on the shipped (or given) emoji encoder; None where there is no encoder or the
+        model is not an emoji model (the encoder knows emoji only: its scores mean nothing for photos)."""
         if self.model.family != "pixel-text":
-            return None  # the encoder knows emoji only: its score means nothing for photos
+            return None
         try:
             from editing.encoder import DEFAULT_PATH, load_encoder, reference_features
         except ImportError:
@@ -137,11 +135,28 @@ class EngineBackend:
         if not (path / "model.safetensors").exists() or not (path / "reference_features.safetensors").exists():
             return None
         encoder, (ref, _) = load_encoder(path), reference_features(path)
-        k = min(10, ref.shape[0])
+        return lambda images, text, source_text: emoji_scores(encoder, ref, images, text, source_text)
 
-        def score(images: list[np.ndarray]) -> list[float]:
-            sims = encoder.embed_images(np.stack(images)) @ ref.T  # (B, N) cosines of unit vectors
-            return sims.topk(k, dim=1).values.mean(dim=1).tolist()
 
-        return score
+def emoji_scores(encoder: Any, reference: Any, images: list[np.ndarray], text: str = "", source_text: str = "",
+                 k: int = 10) -> list[dict[str, float]]:  # fmt: skip
+    """Per image, in the emoji encoder's space: "realism", the mean cosine similarity to the k nearest
+    reference (held-out) emoji, a k-NN "looks like a real emoji" score (KID needs sets, not single
+    images); and with a text, "alignment", the cosine between the image's and the text's embeddings
+    (the encoder was trained so that an emoji and its caption meet): the role CLIP score plays in the
+    inversion and Imagic papers' figures. Alignment ranks results for one text; its values are small
+    (about 0.1 to 0.5). With the source text of a text edit, "alignment_gain": alignment to the text
+    minus alignment to the source, how far the result moved from what the picture was towards what it
+    should become (on the emoji model it follows T_skip where alignment alone barely moves)."""
+    feats = encoder.embed_images(np.stack(images))  # (B, 384), unit vectors
+    realism = (feats @ reference.T).topk(min(k, reference.shape[0]), dim=1).values.mean(dim=1).tolist()
+    rows = [{"realism": r} for r in realism]
+    if text.strip():
+        texts = [text, source_text] if source_text.strip() else [text]
+        sims = (feats @ encoder.embed_texts(texts).T).tolist()
+        for row, sim in zip(rows, sims, strict=True):
+            row["alignment"] = sim[0]
+            if len(sim) == 2:
+                row["alignment_gain"] = sim[0] - sim[1]
+    return rows
 

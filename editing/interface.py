@@ -570,4 +570,8 @@ class Backend(Protocol):
 
     def imagic(self, image: np.ndarray, target_prompt: str, config: ImagicConfig) -> Iterator[Frame]: ...
 
-    def metrics(self, guide: np.ndarray, images: list[np.ndarray], mask: np.ndarray | None = None) -> list[dict[str, float]]: ...
+    def metrics(self, guide: np.ndarray, images: list[np.ndarray], mask: np.ndarray | None = None, text: str = "",
+                source_text: str = "") -> list[dict[str, float]]:  # fmt: skip
+        """One row per image: "l2" and "ssim" to the guide; "realism", given the text the image should show
+        "alignment", and given a text edit's source text "alignment_gain", where the backend scores them."""
+        ...

@@ -105,8 +105,10 @@ class FakeBackend:
         out = np.roll(inversion.image, (config.dy, config.dx), axis=(0, 1))
         return self._frames(inversion.config.steps - config.skip, config.preview_every, "denoise", inversion.image, out, out)
 
-    def metrics(self, guide: np.ndarray, images: list[np.ndarray], mask: np.ndarray | None = None) -> list[dict[str, float]]:
+    def metrics(self, guide: np.ndarray, images: list[np.ndarray], mask: np.ndarray | None = None, text: str = "",
+                source_text: str = "") -> list[dict[str, float]]:  # fmt: skip
         self.calls["metrics"] += 1
+        self.metrics_text = (text, source_text)
         g = guide.astype(np.float32) / 255
         out = []
         for im in images:

@@ -270,7 +270,8 @@ def test_cancelling_a_run_stops_the_backend_within_a_step(guide_png):
 
 
 def test_engine_backend_adds_realism_only_with_the_emoji_encoder(tiny_pixel_text, tmp_path):
-    """Faithfulness always; realism (k-NN cosine to held-out emoji in the encoder's space) only with encoder weights."""
+    """Faithfulness always; realism (k-NN cosine to held-out emoji in the encoder's space) only with encoder weights,
+    and alignment (cosine of the image's and the text's embeddings) when a text is given."""
     import json
 
     from editing.backend import EngineBackend
@@ -291,6 +292,15 @@ def test_engine_backend_adds_realism_only_with_the_emoji_encoder(tiny_pixel_text
     rows = EngineBackend(tiny_pixel_text, encoder_path=tmp_path / "enc").metrics(images[0], images[:3])
     expected = (ref[:3] @ ref.T).topk(10, dim=1).values.mean(dim=1)
     np.testing.assert_allclose([r["realism"] for r in rows], expected.numpy(), rtol=1e-5, atol=1e-6)
+    assert "alignment" not in rows[0]  # no text, no alignment
+    rows = EngineBackend(tiny_pixel_text, encoder_path=tmp_path / "enc").metrics(images[0], images[:3], text="red apple")
+    expected = ref[:3] @ enc.embed_texts(["red apple"])[0]  # cosine of the image's and the text's embeddings
+    np.testing.assert_allclose([r["alignment"] for r in rows], expected.numpy(), rtol=1e-5, atol=1e-6)
+    assert "alignment_gain" not in rows[0]  # no source text
+    rows = EngineBackend(tiny_pixel_text, encoder_path=tmp_path / "enc").metrics(images[0], images[:3], text="red apple",
+                                                                                 source_text="green apple")  # fmt: skip
+    gain = expected - ref[:3] @ enc.embed_texts(["green apple"])[0]
+    np.testing.assert_allclose([r["alignment_gain"] for r in rows], gain.numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_unsupported_files_are_refused_with_a_message(client, tmp_path):

@@ -483,7 +483,7 @@ def test_stop_cancels_every_run_and_ui_events_stay_off_the_api():
     assert len(runs) == 11  # 6 method tabs, 2 bisection buttons, Imagic, sweep, methods side by side
     assert len(stops) == 1 and set(stops[0]["cancels"]) == runs
     public = {d["api_name"] for d in deps if d["api_visibility"] == "public"}
-    assert public == {"sdedit", "edit", "color", "shift", "imagic", "sweep"}
+    assert public == {"sdedit", "composite", "edit", "color", "shift", "imagic", "sweep"}
 
 
 def test_settings_the_engine_refuses_become_messages():
@@ -771,4 +771,42 @@ def test_the_sweep_plot_leaves_a_margin_around_its_points():
     plot, df = sweep_plot(session.sweep, [0])
     ys = [it.metrics.get("realism", it.metrics["ssim"]) for it in session.sweep]
     assert plot.y_lim[0] < min(ys) and plot.y_lim[1] > max(ys) and len(df) == 3 + 2  # 2 placeholder rows
-    assert plot.label == "Realism against faithfulness · seed 0 blue, orange = opened result"  # its legend is cut off
+    assert plot.label == "SSIM against faithfulness · seed 0 blue, orange = opened result"  # its legend is cut off
+
+
+class ScoringBackend(FakeBackend):
+    """A fake with realism and (given a text) alignment scores, as the engine has on the emoji model."""
+
+    def metrics(self, guide, images, mask=None, text="", source_text=""):
+        rows = super().metrics(guide, images, mask, text, source_text)
+        for k, row in enumerate(rows):
+            row["realism"] = 0.5 + 0.01 * k
+            if text:
+                row["alignment"] = 0.2 + 0.02 * k
+            if text and source_text:
+                row["alignment_gain"] = 0.05 - 0.01 * k
+        return rows
+
+
+@pytest.mark.parametrize("param, y, texts", [("t0", "realism", ("a smiling face", "")),
+                                             ("T_skip", "alignment_gain", ("an angry face", "a face")),
+                                             ("eta", "alignment_gain", ("an angry face", "a face"))])  # fmt: skip
+def test_sweeps_score_alignment_to_the_prompt_drawn_towards_and_plot_its_gain_for_text_edits(param, y, texts):
+    """The inversion paper plots CLIP score (alignment to the target) against LPIPS, SDEdit's realism against
+    L2: a T_skip or eta sweep's plot shows the alignment gain (to the target minus to the source), a t0 sweep's
+    realism; every result's caption and table row carry its alignment to the prompt it was drawn towards."""
+    from ui.compare import sweep_plot
+
+    backend, session = ScoringBackend(), Session()
+    ups = run(Compare(Studio(backend)).sweep(canvas=painting(), param=param, n_values=3, n_seeds=1, prompt="a smiling face",
+                                             source_prompt="a face", target_prompt="an angry face", t0=0.5, steps=10, skip=2, eta=1.0,
+                                             guidance_scale=3.0, seed=0, session=session))  # fmt: skip
+    assert backend.metrics_text == texts
+    items = session.sweep
+    assert all(f"alignment {it.metrics['alignment']:.3f}" in it.label for it in items)
+    table = [u for u in ups if "table" in u][-1]["table"]
+    assert [row[5] for row in table] == [round(it.metrics["alignment"], 3) for it in items]
+    assert [row[6] for row in table] == ([round(it.metrics[y], 3) for it in items] if param != "t0" else ["text edits only"] * 3)
+    plot, df = sweep_plot(items, [0])
+    assert list(df[df["index"] >= 0]["y"]) == [it.metrics[y] for it in items]
+    assert plot.label.startswith({"realism": "Realism", "alignment_gain": "Alignment gain"}[y] + " against faithfulness")

@@ -37,6 +37,7 @@ from ui.state import RunRecord, Session, SweepItem, image_key
 
 Param = Literal["t0", "T_skip", "eta"]
 NO_REALISM = "realism: needs the emoji encoder"
+NO_ALIGNMENT = "needs a prompt and the emoji encoder"
 
 
 SHOWN = {"eta": "η"}  # parameter names as the page shows them
@@ -51,22 +52,36 @@ def sweep_values(param: Param, n: int, steps: int) -> list[float]:
 
 def caption(label: str, m: dict[str, float]) -> str:
     realism = f"realism {m['realism']:.3f}" if "realism" in m else NO_REALISM
-    return f"{label} · L2 {m['l2']:.3f} · SSIM {m['ssim']:.3f} · {realism}"
+    alignment = f" · alignment {m['alignment']:.3f}" if "alignment" in m else ""
+    alignment += f" (gain {m['alignment_gain']:+.3f})" if "alignment_gain" in m else ""
+    return f"{label} · L2 {m['l2']:.3f} · SSIM {m['ssim']:.3f} · {realism}{alignment}"
+
+
+def y_metric(items: list[SweepItem]) -> str:
+    """The plot's y: for text edits (T_skip and eta sweeps) the alignment gain towards the target prompt
+    (the inversion paper plots CLIP score to the target against LPIPS; on the emoji encoder the gain
+    over the source prompt is what follows T_skip); for SDEdit (t0) realism, as SDEdit's paper plots it
+    against L2; SSIM where the backend has neither score."""
+    m = items[0].metrics if items else {}
+    if "alignment_gain" in m:
+        return "alignment_gain"
+    return "realism" if "realism" in m else "ssim"
 
 
 def plot_frame(items: list[SweepItem], selected: int | None = None, seeds: list[int] | None = None) -> pd.DataFrame:
-    """One row per result. x = faithfulness (L2 to the guide); y = realism when the backend has a
-    realism score, else SSIM (so the plot is still a faithfulness picture, and says so).
+    """One row per result. x = faithfulness (L2 to the guide); y = `y_metric`: alignment for text edits,
+    realism for SDEdit, else SSIM (so the plot is still a faithfulness picture, and says so).
 
     Gradio's plot fixes its colour domain when it first draws, so every category it will ever show
     (each seed, and "selected") gets a placeholder row without coordinates, which draws nothing."""
     x = "L2 to guide (lower = more faithful)"
     labels = [f"seed {s}" for s in (seeds if seeds is not None else sorted({it.seed for it in items}))] + ["selected"]
     rows = [{x: None, "y": None, "result": label, "value": None, "index": -1} for label in labels]
+    y = y_metric(items)
     for i, it in enumerate(items):
         rows.append({
             x: it.metrics["l2"],
-            "y": it.metrics.get("realism", it.metrics["ssim"]),
+            "y": it.metrics[y],
             "result": "selected" if i == selected else f"seed {it.seed}",
             "value": it.value,
             "index": i,
@@ -89,15 +104,16 @@ def sweep_plot(items: list[SweepItem], seeds: list[int], selected: int | None = 
     """The realism-against-faithfulness plot of a sweep (its points, seed colours and padded axes), and its frame."""
     df = plot_frame(items, selected, seeds=seeds)
     points = df[df["index"] >= 0]
-    plot = gr.ScatterPlot(value=df, y_title=y_title(items), color_map=colour_map(seeds), label=plot_label(seeds),
+    plot = gr.ScatterPlot(value=df, y_title=y_title(items), color_map=colour_map(seeds), label=plot_label(seeds, y_metric(items)),
                           x_lim=padded_limits(points.iloc[:, 0].tolist()), y_lim=padded_limits(points["y"].tolist()))  # fmt: skip
     return plot, df
 
 
-def plot_label(seeds: list[int]) -> str:
+def plot_label(seeds: list[int], y: str = "realism") -> str:
     """The plot's title with its colour key: Gradio draws the legend below the plot's frame, where it is cut off."""
     key = ", ".join(f"seed {s} {SEED_COLOUR_NAMES[i % len(SEED_COLOUR_NAMES)]}" for i, s in enumerate(seeds))
-    return f"Realism against faithfulness · {key}, orange = opened result"
+    what = {"alignment_gain": "Alignment gain", "realism": "Realism", "ssim": "SSIM"}[y]
+    return f"{what} against faithfulness · {key}, orange = opened result"
 
 
 SEED_COLOURS = ["#4263eb", "#12b886", "#ae3ec9", "#868e96"]
@@ -111,7 +127,8 @@ def colour_map(seeds: list[int]) -> dict[str, str]:
 
 
 def y_title(items: list[SweepItem]) -> str:
-    return "realism (encoder score)" if items and "realism" in items[0].metrics else "SSIM (realism needs the emoji encoder)"
+    return {"alignment_gain": "alignment to target − to source (encoder cosine)", "realism": "realism (encoder score)",
+            "ssim": "SSIM (realism needs the emoji encoder)"}[y_metric(items)]  # fmt: skip
 
 
 class Compare:
@@ -125,7 +142,10 @@ class Compare:
             "gallery": [(it.image, it.label) for it in items],
             "plot": plot,
             "table": [[it.value, it.seed, round(it.metrics["l2"], 3), round(it.metrics["ssim"], 3),
-                       round(it.metrics["realism"], 3) if "realism" in it.metrics else "needs the emoji encoder"] for it in items],
+                       round(it.metrics["realism"], 3) if "realism" in it.metrics else "needs the emoji encoder",
+                       round(it.metrics["alignment"], 3) if "alignment" in it.metrics else NO_ALIGNMENT,
+                       round(it.metrics["alignment_gain"], 3) if "alignment_gain" in it.metrics else "text edits only"]
+                      for it in items],  # fmt: skip
             "status": status,
             "session": session,
         }
@@ -240,7 +260,10 @@ class Compare:
 
     def _add(self, items: list[SweepItem], guide: Guide, param: str, values: list[float], seed: int, images: list[np.ndarray],
              runs: list[RunRecord]) -> None:  # fmt: skip
-        metrics = self.backend.metrics(guide.image, images, guide.mask)
+        """The results with their metrics; alignment is to the prompt the run drew towards (SDEdit's, or the edit's target)."""
+        prompts = runs[0].prompts
+        metrics = self.backend.metrics(guide.image, images, guide.mask, text=prompts.get("prompt", prompts.get("target", "")),
+                                       source_text=prompts.get("source", ""))  # fmt: skip
         for v, image, m, run in zip(values, images, metrics, runs, strict=True):
             items.append(SweepItem(image, v, seed, m, caption(f"{SHOWN.get(param, param)}={v} seed {seed}", m), run))
 
@@ -355,7 +378,7 @@ class Compare:
             image = yield from self._collect(guarded(self.backend.imagic, guide.image, prompt, icfg), "Imagic")
             runs.append((f"Imagic η={icfg.eta}", image, RunRecord("imagic", {"imagic": icfg}, {"target": prompt}, {"image": guide.image},
                                                                   mode="imagic-compare")))  # fmt: skip
-        metrics = self.backend.metrics(guide.image, [im for _, im, _ in runs], guide.mask)
+        metrics = self.backend.metrics(guide.image, [im for _, im, _ in runs], guide.mask, text=prompt)
         session.cross = [SweepItem(im, 0.0, seed, m, caption(name, m), run) for (name, im, run), m in zip(runs, metrics, strict=True)]
         gallery = [(guide.image, "input")] + [(it.image, it.label) for it in session.cross]
         note = "" if has_imagic(self.backend) else " Imagic needs a text-conditioned model."

@@ -14,8 +14,9 @@ from ui.widgets import follow_steps, howto, model_run, seed_row, slider
 
 def compare_tab(info: ModelInfo, compare: Compare, shared: dict, out: dict, text: bool, waiting: gr.Markdown) -> list[Any]:
     """Build the tab; return its run events (so Stop can cancel them)."""
-    howto("Sweep one setting over the canvas and compare the results: faithfulness (L2 to the guide, SSIM) and realism under "
-          "each. Drag across points on the plot to open their image; clicking an image highlights its point. "
+    howto("Sweep one setting over the canvas and compare the results: faithfulness (L2 to the guide, SSIM), realism and "
+          "alignment to the prompt under each (the plot: realism for t0; for T_skip and η the alignment gain, to the target "
+          "minus to the source prompt). Drag across points on the plot to open their image; clicking an image highlights its point. "
           "Gradio's plot selects x-ranges, not single points, so the nearest result to the range's centre is opened.")  # fmt: skip
     with gr.Row(equal_height=True):
         param = gr.Radio([("t0", "t0"), ("T_skip", "T_skip"), ("η", "eta")], value="t0", label="Sweep", info="t0: SDEdit; T_skip and η: inversion + edit", scale=2)
@@ -37,7 +38,7 @@ def compare_tab(info: ModelInfo, compare: Compare, shared: dict, out: dict, text
             "seed": seed_row(info, SDEditConfig),
         }
     follow_steps(fixed["steps"], fixed["skip"])
-    gallery = gr.Gallery(label="Results (captions: setting · L2 · SSIM · realism); click one to open it with its recipe", columns=6,
+    gallery = gr.Gallery(label="Results (captions: setting · L2 · SSIM · realism · alignment); click one to open it with its recipe", columns=6,
                          height=300, format="png", object_fit="contain", elem_classes="ss-gallery", elem_id="ss-sweep")  # fmt: skip
     with gr.Row(equal_height=False):
         plot = gr.ScatterPlot(x="L2 to guide (lower = more faithful)", y="y", color="result", y_title="SSIM", height=360,
@@ -49,7 +50,7 @@ def compare_tab(info: ModelInfo, compare: Compare, shared: dict, out: dict, text
             again = gr.Button("↺ Edit this result", size="sm", elem_id="ss-selected-again")
             selected_files = gr.File(label="Selected result: PNG (recipe embedded), recipe JSON and inputs", file_count="multiple",
                                      interactive=False, height=170, elem_id="ss-selected-files")  # fmt: skip
-    table = gr.Dataframe(headers=["value", "seed", "L2", "SSIM", "realism"], label="Metrics", interactive=False)
+    table = gr.Dataframe(headers=["value", "seed", "L2", "SSIM", "realism", "alignment", "gain"], label="Metrics", interactive=False)
 
     gr.Markdown("### Methods side by side\nSDEdit, inversion + edit and Imagic (text models, at its fast preset whatever the "
                 "Imagic tab is set to; its optimisation takes minutes on a CPU, once per picture and text) on the canvas with the "
