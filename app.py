@@ -66,7 +66,7 @@ def serve(demo, *, host: str = "127.0.0.1", port: int | None = None, share: bool
 
     keep_hours: how long the files runs leave (every streamed preview, results with their recipes,
     uploads) stay on disk; 0 keeps them all (ui/retention.py)."""
-    from ui import CSS, THEME
+    from ui import CSS, JS, THEME
     from ui.recipe import RESULTS_ROOT, output_dir
     from ui.retention import STUDIO_GRADIO_CACHE, Retention
 
@@ -78,7 +78,7 @@ def serve(demo, *, host: str = "127.0.0.1", port: int | None = None, share: bool
         Retention.prune()  # what stopped studios left: at start, not only when the first run finishes
     # One model, one worker: events share concurrency_id "model", limited to one at a time.
     demo.queue(max_size=queue_size, default_concurrency_limit=1)
-    _, local_url, share_url = demo.launch(server_name=host, server_port=port, share=share, auth=auth, theme=THEME, css=CSS,
+    _, local_url, share_url = demo.launch(server_name=host, server_port=port, share=share, auth=auth, theme=THEME, css=CSS, js=JS,
                                           prevent_thread_lock=True, quiet=True, show_error=True)  # fmt: skip
     if block:
         print(f"Stroke Studio is running at {local_url}", flush=True)

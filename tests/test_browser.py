@@ -221,3 +221,29 @@ def test_text_edit_skip_keeps_its_share_of_the_steps(page):
     settle(min(int(30 * 10 / (2 * n0) + 0.5), 9))
     steps.fill(str(n0))  # leave the tab as it was for the other tests
     steps.press("Enter")
+
+
+def test_on_a_phone_an_example_fills_its_prompts_and_generate_brings_the_result_into_view(page, studio_url):
+    """A phone's single column puts Generate about 750 px below the Result, which streamed off-screen; an
+    example left the prompt at "a smiling face emoji" (the apple was drawn towards a smiley); the status line
+    was not a live region, so a screen reader never said "Done"."""
+    phone = page.context.browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True)
+    try:
+        page = phone.new_page()  # the module's browser (one Playwright per process), a phone's context
+        page.goto(studio_url)
+        page.locator("#ss-examples button.thumbnail-item").first.wait_for(timeout=60_000)
+        status = page.locator("#ss-status")
+        page.wait_for_function("() => document.getElementById('ss-status')?.getAttribute('aria-live') === 'polite'", timeout=10_000)
+        assert status.get_attribute("role") == "status"
+        page.locator("#ss-examples button.thumbnail-item").first.click()  # apple.png, the first stroke painting
+        prompt = page.get_by_label("Prompt").first
+        prompt.and_(page.locator("textarea, input")).first.wait_for()
+        page.wait_for_function("(el) => el.value === 'red apple'", arg=prompt.element_handle(), timeout=10_000)
+        generate = page.get_by_role("button", name="Generate")
+        generate.scroll_into_view_if_needed()
+        assert page.locator("#ss-output").bounding_box()["y"] < -200  # the Result is far above
+        generate.click()
+        page.wait_for_function("() => Math.abs(document.getElementById('ss-output').getBoundingClientRect().top) < 50", timeout=5_000)
+        status.filter(has_text="Done").wait_for(timeout=120_000)
+    finally:
+        phone.close()

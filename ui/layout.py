@@ -7,6 +7,7 @@ yield dicts keyed by output name; `bind` maps those names to components.
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,38 @@ CSS = """
 #ss-output img, #ss-selected img {width: 100%; height: 100%; object-fit: contain}  /* 32 px previews fill the frame too */
 .ss-howto {font-size: 14px; opacity: .85}
 #ss-files .empty {height: 56px !important; min-height: 0 !important}
+/* keyboard focus: Gradio's theme draws none on sliders and radios, a faint one on buttons */
+input[type=range]:focus-visible, input[type=radio]:focus-visible, input[type=checkbox]:focus-visible, button:focus-visible
+  {outline: 2px solid var(--color-accent) !important; outline-offset: 2px}
+"""
+# Run once when the page loads (demo.launch(js=...)): the status line and the waiting line are polite live
+# regions, so a screen reader says "Done" or a refusal; leaving the page (reload, back) with a result on it
+# asks first, as an editor does: the canvas and the result are not kept by the page.
+JS = """
+() => {
+  const live = () => {
+    for (const id of ["ss-status", "ss-waiting"]) {
+      const el = document.getElementById(id);
+      if (el && !el.hasAttribute("aria-live")) { el.setAttribute("role", "status"); el.setAttribute("aria-live", "polite"); }
+    }
+  };
+  live();
+  new MutationObserver(live).observe(document.body, {childList: true, subtree: true});
+  window.addEventListener("beforeunload", (e) => {
+    if (document.querySelector("#ss-output img")) { e.preventDefault(); e.returnValue = ""; }
+  });
+}
+"""
+# On a run's click: bring the Result into view when less than half of it shows (a phone's or a small
+# laptop's single column puts the Generate buttons far below it), so its frames are seen as they stream.
+SCROLL_TO_RESULT = """
+() => {
+  const o = document.getElementById("ss-output");
+  if (!o) return;
+  const r = o.getBoundingClientRect();
+  const shown = Math.min(r.bottom, window.innerHeight) - Math.max(r.top, 0);
+  if (shown < r.height / 2) o.scrollIntoView({behavior: "smooth", block: "start"});
+}
 """
 THEME = gr.themes.Soft(primary_hue="indigo", secondary_hue="amber")
 
@@ -118,6 +151,7 @@ def build_ui(backend: Backend) -> gr.Blocks:
             # Gradio's progress on the Result only (a border while it runs); a run that waits says so in `waiting`
             # (model_run): Gradio's "queue: 1/2" there is replaced by the frames of the run ahead.
             outs = outputs or out
+            button.click(None, js=SCROLL_TO_RESULT, queue=False, api_visibility="private")
             runs.append(model_run(button, functools.partial(fn, **fixed), outs, {**shared, **controls}, session, waiting,
                                   concurrency_id="model", show_progress="full", show_progress_on=output))  # fmt: skip
 
@@ -276,7 +310,9 @@ def build_ui(backend: Backend) -> gr.Blocks:
         )
         blank.click(lambda: None, None, canvas, queue=False, api_visibility="private")
         again.click(result_to_canvas, session, [canvas, status], show_progress="hidden", api_visibility="private")  # queued: a refusal's toast shows only for queued events
-        examples.select(_load_example, None, canvas, queue=False, api_visibility="private")
+        # an example fills the prompts that say what the picture shows (a target is the user's to write)
+        examples.select(_load_example, None, [canvas, s_prompt, e_prompt, t_src, k_prompt, h_prompt], queue=False,
+                        api_visibility="private")  # fmt: skip
         add_api(studio, compare)
     return demo
 
@@ -305,10 +341,22 @@ def imagic_tab(info: ModelInfo, studio: Studio, shared: dict, out: dict, waiting
     shown = ("embedding_steps", "finetune_steps", "guidance_scale", "steps")
     adv["preset"].input(lambda name: [getattr(ImagicConfig.from_preset(name, info.family), k) for k in shown], adv["preset"],
                         [adv[k] for k in shown], queue=False, api_visibility="private")  # fmt: skip
+    go.click(None, js=SCROLL_TO_RESULT, queue=False, api_visibility="private")
     return model_run(go, studio.imagic, out, {**shared, "target_prompt": prompt, "eta": eta, **adv}, shared["session"], waiting,
                      concurrency_id="model", show_progress="full", show_progress_on=out["output"])  # fmt: skip
 
 
-def _load_example(evt: gr.SelectData) -> dict:
-    image = np.asarray(Image.open(example_files()[evt.index]).convert("RGBA"))
-    return image_to_editor_value(image)
+def _load_example(evt: gr.SelectData) -> tuple:
+    """The example on the canvas, and what it shows (assets/examples/prompts.json) in the prompts that
+    describe the picture; an example without an entry leaves them as they are."""
+    path = example_files()[evt.index]
+    image = np.asarray(Image.open(path).convert("RGBA"))
+    shows = example_prompts().get(path.stem)
+    return (image_to_editor_value(image), *[gr.update() if shows is None else shows] * 5)
+
+
+def example_prompts() -> dict[str, str]:
+    try:
+        return {k: v for k, v in json.loads((EXAMPLES / "prompts.json").read_text()).items() if not k.startswith("_")}
+    except (OSError, ValueError):
+        return {}
