@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import sys
 import typing
 import warnings
@@ -147,10 +148,13 @@ def _check_shift(configs: dict[str, Any], info: itf.ModelInfo | None) -> None:
 def _first_step_at_skip(model, configs: dict[str, Any], given: frozenset[str]) -> dict[str, Any]:
     """A one-shot edit extracts only the noise maps its regeneration uses: InversionConfig.first_step
     = its T_skip (LEdits++ inverts the same way), unless --first-step was given."""
-    if "first_step" in given:
-        return configs
     inv = configs["inversion"]
     regen = next(c for role, c in configs.items() if role != "inversion")
+    if "first_step" in given:
+        if inv.first_step > regen.skip:  # known before inverting: the edit would refuse it only after the inversion
+            raise ValueError(f"--first-step {inv.first_step} is past --skip {regen.skip}: the edit regenerates from step "
+                             f"{regen.skip}, so the inversion must keep the noise maps from there (--first-step <= {regen.skip})")  # fmt: skip
+        return configs
     return {**configs, "inversion": dataclasses.replace(inv, first_step=min(regen.skip, inv.steps - 1))}
 
 
@@ -176,6 +180,9 @@ METHODS: dict[str, MethodSpec] = {
                    resolve=_first_step_at_skip, check=_check_shift),
     ]
 }
+
+
+ALIASES = {"color": ["colour"]}  # the British spelling of the command, as its --colour flag (and --color) has both
 
 
 def register_method(spec: MethodSpec) -> None:
@@ -295,7 +302,7 @@ def _input_help(role: str, spec: MethodSpec) -> str:
 
 def _add_method_args(p: argparse.ArgumentParser, spec: MethodSpec) -> None:
     for role in spec.inputs:
-        p.add_argument(f"--{role}", required=True, help=_input_help(role, spec))
+        p.add_argument(f"--{role}", *(["--color"] if role == "colour" else []), required=True, help=_input_help(role, spec))
     for role in spec.optional_inputs:
         p.add_argument(f"--{role}", default=None, help="optional " + _input_help(role, spec))
     for role, text in spec.prompts.items():
@@ -318,7 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m editing", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for spec in METHODS.values():
-        p = sub.add_parser(spec.name, help=spec.help, description=spec.help)
+        p = sub.add_parser(spec.name, help=spec.help, description=spec.help, aliases=ALIASES.get(spec.name, []))
         _add_method_args(p, spec)
         p.add_argument("--out", default=f"outputs/{spec.name}.png",
                        help=f"output PNG; the recipe JSON is written beside it (default outputs/{spec.name}.png)")
@@ -326,11 +333,12 @@ def build_parser() -> argparse.ArgumentParser:
     sw = sub.add_parser("sweep", help="run a method over several values of one parameter and seeds, with metrics")
     sw_sub = sw.add_subparsers(dest="method", required=True)
     for spec in METHODS.values():
-        p = sw_sub.add_parser(spec.name, help=f"sweep {spec.name}")
+        p = sw_sub.add_parser(spec.name, help=f"sweep {spec.name}", aliases=ALIASES.get(spec.name, []))
         _add_method_args(p, spec)
         names = sorted({f.name for cls in spec.configs.values() for f in dataclasses.fields(cls)} - {"seed", "preview_every"})
         p.add_argument("--param", required=True, choices=names, help="the parameter to sweep")
-        p.add_argument("--values", required=True, help="comma-separated values, e.g. 0.2,0.35,0.5,0.65,0.8,0.95")
+        p.add_argument("--values", required=True, help="comma-separated values, e.g. 0.2,0.35,0.5,0.65,0.8,0.95 (negative ones "
+                       "too: --values -4,0,4)")
         p.add_argument("--seeds", default=None, help="comma-separated seeds (default: --seed's, else 0)")
         p.add_argument("--out-dir", default="outputs/sweep", help="folder of the results, their recipes and metrics.json "
                        "(default outputs/sweep)")
@@ -374,6 +382,13 @@ def _read_inputs(spec: MethodSpec, paths: dict[str, str | None]) -> tuple[dict[s
     if "colour" in images and "mask" not in images:
         raise ValueError("give --mask (white where the colour goes), or a --colour PNG that is transparent where nothing "
                          "changes (its painted pixels are then the mask)")  # fmt: skip
+    first = next(iter(paths_given := [r for r in spec.inputs + spec.optional_inputs if r in record]), None)
+    for role in paths_given[1:]:  # refused here, not by the engine once the model has loaded (or inverted)
+        (h, w), (fh, fw) = images[role].shape[:2], images[first].shape[:2]
+        if (h, w) != (fh, fw):
+            raise ValueError(f"the --{role} is {w}x{h} and the --{first} {fw}x{fh}: give them at the same size")
+    if "colour" in images and not images["mask"].any():
+        raise ValueError("the colour mask is empty: paint the region to recolour (white in --mask, or paint in a transparent --colour)")
     return images, record
 
 
@@ -531,8 +546,9 @@ def cmd_method(args) -> int:
     configs = _resolve(spec, model, vars(args), _build_configs(args, spec.configs, model.info()))
     if spec.check is not None:
         spec.check(configs, model.info())
+    existed = Path(args.out).exists()
     _, recipe_file = run_to_files(spec, model, images, record, prompts, configs, args.out, args.quiet)
-    print(f"wrote {args.out} and {recipe_file}")
+    print(f"wrote {args.out} and {recipe_file}" + (" (replacing the earlier result there; --out names another)" if existed else ""))
     return 0
 
 
@@ -609,12 +625,27 @@ def cmd_sweep(args) -> int:
         out = _sweep_out(out_dir, args, value, seed)
         write_result(spec, model, record, prompts, configs, result, out, batch)
         rows.append({args.param: value, "seed": seed, "path": str(out), "l2": l2(reference, result), "ssim": ssim(reference, result)})
+    stale = _earlier_sweep(out_dir, {Path(r["path"]).name for r in rows})
     (out_dir / "metrics.json").write_text(json.dumps(rows, indent=2) + "\n")
     print(f"{args.param:>16} {'seed':>5} {'L2':>8} {'SSIM':>7}")
     for r in rows:
         print(f"{r[args.param]:>16} {r['seed']:>5} {r['l2']:>8.4f} {r['ssim']:>7.4f}")
-    print(f"wrote {len(rows)} image{'s' if len(rows) != 1 else ''} and {out_dir / 'metrics.json'}")
+    print(f"wrote {len(rows)} image{'s' if len(rows) != 1 else ''} and {out_dir / 'metrics.json'}{stale}")
     return 0
+
+
+def _earlier_sweep(out_dir: Path, written: set[str]) -> str:
+    """What an earlier sweep in the same folder leaves, said on the "wrote" line: its metrics.json is
+    replaced, and results this sweep did not make again stay beside the new ones."""
+    try:
+        before = json.loads((out_dir / "metrics.json").read_text())
+        left = sorted({Path(r["path"]).name for r in before} - written)
+    except (OSError, ValueError, TypeError, KeyError):
+        return ""
+    if not left:
+        return " (replacing an earlier sweep's metrics.json)"
+    return (f" (replacing an earlier sweep's metrics.json; {len(left)} of its results stay in {out_dir}, not listed there: "
+            f"{', '.join(left[:3])}{' …' if len(left) > 3 else ''}; use another --out-dir to keep sweeps apart)")
 
 
 def _sweep_out(out_dir: Path, args, value, seed: int) -> Path:
@@ -713,13 +744,18 @@ def cmd_replay(args) -> int:
     prompts = recipe.get("prompts", {})
     if batch is not None:
         result = _drain(_batch_frames(spec, model, images, prompts, rows, bool(batch.get("etas"))), args.quiet, "batch")[index]
-        write_result(spec, model, record, prompts, configs, result, out, batch)
+        recipe_file = write_result(spec, model, record, prompts, configs, result, out, batch)
     else:
-        result, _ = run_to_files(spec, model, images, record, prompts, configs, out, args.quiet)
+        result, recipe_file = run_to_files(spec, model, images, record, prompts, configs, out, args.quiet)
     expected = recipe.get("output", {}).get("sha256")
     same = expected == pixel_sha256(result)
     why = "" if same else _difference(args.recipe, recipe, result, out, args.alone)
-    print(f"wrote {out}; pixels {'identical to' if same else 'DIFFERENT from'} the recipe's output{why}")
+    info = model.info()
+    made_on, runs_on = (str(recipe.get("device", "")), dtype_name), (str(info.device), str(info.dtype))
+    if not same and made_on != runs_on:
+        why += (f"; the recipe was made on {made_on[0]} in {made_on[1]} and this replay ran on {runs_on[0]} in {runs_on[1]}: "
+                "other devices and precisions round differently, so only a replay where it was made can match to the bit")  # fmt: skip
+    print(f"wrote {out} and {recipe_file}; pixels {'identical to' if same else 'DIFFERENT from'} the recipe's output{why}")
     return 0 if same or expected is None else 1
 
 
@@ -772,10 +808,31 @@ def _warning_line(message, category, filename, lineno, line=None) -> str:
     return f"warning: {message}\n"
 
 
+def _negative_values(argv: list[str]) -> list[str]:
+    """`--values -4,0,4` as `--values=-4,0,4`: argparse takes a word starting with "-" for an option."""
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] == "--values" and i + 1 < len(argv) and re.match(r"-[\d.]", argv[i + 1]):
+            out.append(f"--values={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:  # building the parser imports torch: a Ctrl-C then printed a 40-line traceback
+        args = build_parser().parse_args(_negative_values(sys.argv[1:] if argv is None else argv))
+    except KeyboardInterrupt:
+        print("interrupted: no result written", file=sys.stderr)
+        return 130
     from editing.models import ModelNotFoundError
 
+    canonical = {alias: name for name, aliases in ALIASES.items() for alias in aliases}
+    args.command = canonical.get(args.command, args.command)
+    if getattr(args, "method", None):
+        args.method = canonical.get(args.method, args.method)
     warnings.formatwarning = _warning_line
     try:
         if args.command == "sweep":

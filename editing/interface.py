@@ -393,7 +393,9 @@ class PromptReading(NamedTuple):
         """One sentence per problem, for the studio's status line and the command line's warnings."""
         out = []
         if self.left_out:
-            out.append(f"This model reads the first {self.tokens} tokens of a prompt: \"{self.left_out}\" at the end of "
+            words = self.left_out.split()
+            shown = self.left_out if len(words) <= 12 else " ".join(words[:12]) + f" … ({len(words)} words)"
+            out.append(f"This model reads the first {self.tokens} tokens of a prompt: \"{shown}\" at the end of "
                        f"{what} is left out.")  # fmt: skip
         if self.unknown:
             shown = " ".join(self.unknown[:5]) + (" …" if len(self.unknown) > 5 else "")

@@ -278,8 +278,11 @@ def test_shift_skip_follows_the_models_fraction_of_the_steps(tiny_dir, guide_fil
         (["sdedit", "--guide", "{tmp}/missing.png"], "missing.png"),
         (["sdedit", "--guide", "{guide}", "--model", "{tmp}/no-such-model"], "No model folder"),
         (["edit", "--image", "{guide}", "--target", "t", "--skip", "100", "--steps", "10"], "skip"),
+        # known from the flags: refused before inverting (the edit refused it once the inversion had run)
         (["edit", "--image", "{guide}", "--target", "t", "--skip", "2", "--first-step", "5", "--steps", "10"],
-         "T_skip=2 needs the noise maps from step 2, and this inversion has them from step 5"),
+         "--first-step 5 is past --skip 2"),
+        (["sdedit", "--guide", "{guide}", "--mask", "{small}"], "the --mask is 7x5 and the --guide 28x20: give them at the same size"),
+        (["color", "--image", "{guide}", "--colour", "{guide}", "--mask", "{black}"], "the colour mask is empty"),
         (["replay", "{tmp}/nothing.json"], "no recipe file"),
         (["sdedit", "--guide", "{guide}", "--out", "{tmp}/a.jpg"], "must name a .png file"),
         # a text model's edit towards no text would edit towards the unconditional embedding
@@ -301,7 +304,9 @@ def test_shift_skip_follows_the_models_fraction_of_the_steps(tiny_dir, guide_fil
     ],
 )
 def test_bad_input_gives_one_clear_line_and_exit_2(args, message, tiny_dir, guide_file, tmp_path, capsys):
-    args = [a.format(guide=guide_file, tmp=tmp_path) for a in args]
+    Image.fromarray(np.full((5, 7), 255, np.uint8)).save(tmp_path / "small.png")
+    Image.fromarray(np.zeros((20, 28), np.uint8)).save(tmp_path / "black.png")
+    args = [a.format(guide=guide_file, tmp=tmp_path, small=tmp_path / "small.png", black=tmp_path / "black.png") for a in args]
     if "--model" not in args and args[0] != "replay":
         args += ["--model", str(tiny_dir / "pixel-text")]
     if "many" not in args:
@@ -482,6 +487,13 @@ def test_a_result_is_not_left_without_its_recipe_and_ctrl_c_is_one_line(tiny_dir
                          "--out", tmp_path / "p.png", "--quiet"], capsys)  # fmt: skip
     assert code == 130 and err == "interrupted: no result written\n"
 
+    def early(*a, **k):  # Ctrl-C while the parser is built (it imports torch): a 40-line traceback
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", early)
+    code, _, err = _run(["sdedit", "--guide", guide_file], capsys)
+    assert code == 130 and err == "interrupted: no result written\n"
+
 
 def test_a_masks_transparent_pixels_are_not_selected(tmp_path):
     from editing.images import load_mask
@@ -563,7 +575,7 @@ def test_words_the_model_will_not_read_are_a_warning(tiny_dir, guide_file, tmp_p
         code, _, _ = _run(["sdedit", "--guide", guide_file, "--prompt", prompt, "--steps", "2", "--model", tiny_dir / "pixel-text",
                            "--out", tmp_path / "a.png", "--quiet"], capsys)  # fmt: skip
     lines = [str(w.message) for w in said]
-    assert code == 0 and any(x.startswith("This model reads the first ") and x.endswith('w59" at the end of --prompt is left out.')
+    assert code == 0 and any(x.startswith("This model reads the first ") and x.endswith('w18 … (53 words)" at the end of --prompt is left out.')
                              for x in lines), lines  # fmt: skip
 
 
@@ -590,3 +602,39 @@ def test_a_true_false_flag_may_be_given_bare():
     assert parser.parse_args([*base, "--keep-outside"]).keep_outside is True
     assert parser.parse_args([*base, "--keep-outside", "no"]).keep_outside is False
     assert parser.parse_args(base).keep_outside is None  # not given: the config's default
+
+
+def test_negative_sweep_values_the_british_command_and_replays_recipe_line(tiny_dir, guide_file, tmp_path, capsys):
+    """`--values -4,0,4` was "expected one argument"; `colour` was no command and `--color` no flag; replay
+    wrote a recipe JSON it did not name."""
+    from editing.cli import _negative_values
+
+    assert _negative_values(["sweep", "shift", "--values", "-4,0,4", "--dx", "1"]) == ["sweep", "shift", "--values=-4,0,4", "--dx", "1"]
+    assert _negative_values(["--values", "-.5,1"]) == ["--values=-.5,1"] and _negative_values(["--values", "--seed"]) == ["--values", "--seed"]
+    model = tiny_dir / "pixel-text"
+    code, out, err = _run(["sweep", "shift", "--image", guide_file, "--param", "dx", "--values", "-2,2", "--steps", "4",
+                           "--model", model, "--out-dir", tmp_path / "sw", "--quiet"], capsys)  # fmt: skip
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "sw").glob("*.png")) == ["shift-dx-2-seed0.png", "shift-dx2-seed0.png"]
+    code, out, _ = _run(["sweep", "shift", "--image", guide_file, "--param", "dx", "--values", "-2", "--steps", "4",
+                         "--model", model, "--out-dir", tmp_path / "sw", "--quiet"], capsys)  # fmt: skip
+    assert code == 0 and "1 of its results stay in" in out and "shift-dx2-seed0.png" in out  # said, not silently left
+    paint = np.zeros((20, 28, 4), np.uint8)
+    paint[5:10, 5:10] = (0, 0, 255, 255)
+    Image.fromarray(paint, "RGBA").save(tmp_path / "paint.png")
+    code, out, err = _run(["colour", "--image", guide_file, "--color", tmp_path / "paint.png", "--steps", "4", "--model", model,
+                           "--out", tmp_path / "c.png", "--quiet"], capsys)  # fmt: skip
+    assert code == 0, err
+    assert json.loads((tmp_path / "c.json").read_text())["method"] == "color"
+    code, out, err = _run(["colour", "--image", guide_file, "--color", tmp_path / "paint.png", "--steps", "4", "--model", model,
+                           "--out", tmp_path / "c.png", "--quiet"], capsys)  # fmt: skip
+    assert code == 0 and out.rstrip().endswith("(replacing the earlier result there; --out names another)")
+    code, out, _ = _run(["replay", tmp_path / "c.json", "--quiet"], capsys)
+    assert code == 0 and out.startswith(f"wrote {tmp_path / 'c-replay.png'} and {tmp_path / 'c-replay.json'}; pixels identical")
+
+
+def test_a_long_left_out_tail_is_cut_short_in_the_notice():
+    from editing.interface import PromptReading
+
+    (notice,) = PromptReading(tokens=14, left_out=" ".join(["apple"] * 500)).notices("--prompt")
+    assert len(notice) < 200 and notice.endswith('apple … (500 words)" at the end of --prompt is left out.')
