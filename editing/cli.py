@@ -326,6 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for spec in METHODS.values():
         p = sub.add_parser(spec.name, help=spec.help, description=spec.help, aliases=ALIASES.get(spec.name, []))
+        p.set_defaults(command=spec.name)  # an alias runs as the command's own name
         _add_method_args(p, spec)
         p.add_argument("--out", default=f"outputs/{spec.name}.png",
                        help=f"output PNG; the recipe JSON is written beside it (default outputs/{spec.name}.png)")
@@ -334,6 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw_sub = sw.add_subparsers(dest="method", required=True)
     for spec in METHODS.values():
         p = sw_sub.add_parser(spec.name, help=f"sweep {spec.name}", aliases=ALIASES.get(spec.name, []))
+        p.set_defaults(method=spec.name)
         _add_method_args(p, spec)
         names = sorted({f.name for cls in spec.configs.values() for f in dataclasses.fields(cls)} - {"seed", "preview_every"})
         p.add_argument("--param", required=True, choices=names, help="the parameter to sweep")
@@ -367,6 +369,7 @@ def _read_inputs(spec: MethodSpec, paths: dict[str, str | None]) -> tuple[dict[s
     from editing.images import load_image, load_mask
 
     images, record = {}, {}
+    first = None  # the first input given: every other one must have its size
     for role in spec.inputs + spec.optional_inputs:
         path = paths.get(role)
         if path is None:
@@ -377,31 +380,36 @@ def _read_inputs(spec: MethodSpec, paths: dict[str, str | None]) -> tuple[dict[s
                 images["mask"] = painted
         else:
             arr = load_mask(path) if role in spec.masks else load_image(path)
+            if first is not None:
+                _same_size(role, arr.shape, first, images[first].shape)
+        first = first or role
         images[role] = arr
         record[role] = {"file": str(Path(path).resolve()), "sha256": pixel_sha256(arr)}
     if "colour" in images and "mask" not in images:
         raise ValueError("give --mask (white where the colour goes), or a --colour PNG that is transparent where nothing "
                          "changes (its painted pixels are then the mask)")  # fmt: skip
-    first = next(iter(paths_given := [r for r in spec.inputs + spec.optional_inputs if r in record]), None)
-    for role in paths_given[1:]:  # refused here, not by the engine once the model has loaded (or inverted)
-        (h, w), (fh, fw) = images[role].shape[:2], images[first].shape[:2]
-        if (h, w) != (fh, fw):
-            raise ValueError(f"the --{role} is {w}x{h} and the --{first} {fw}x{fh}: give them at the same size")
     if "colour" in images and not images["mask"].any():
         raise ValueError("the colour mask is empty: paint the region to recolour (white in --mask, or paint in a transparent --colour)")
     return images, record
 
 
+def _same_size(role: str, shape: tuple[int, ...], first: str, first_shape: tuple[int, ...]) -> None:
+    """Every input has the first one's size: refused as it is read, not by the engine once the model has
+    loaded (or inverted)."""
+    if shape[:2] != first_shape[:2]:
+        (h, w), (fh, fw) = shape[:2], first_shape[:2]
+        raise ValueError(f"the --{role} is {w}x{h} and the --{first} {fw}x{fh}: give them at the same size")
+
+
 def _colour_layer(path: str, image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """--colour as given: (the colour image, the painted mask if it has transparency, else None)."""
+    """--colour as given, of the --image's size: (the colour image, the painted mask if it has
+    transparency, else None)."""
     from editing.images import load_image, load_rgba, over
 
     rgba = load_rgba(path)
+    _same_size("colour", rgba.shape, "image", image.shape)
     if (rgba[..., 3] == 255).all():
         return load_image(path), None
-    if rgba.shape[:2] != image.shape[:2]:
-        raise ValueError(f"the --colour layer is {rgba.shape[1]}x{rgba.shape[0]}, the --image {image.shape[1]}x{image.shape[0]}: "
-                         "a transparent colour layer must have the image's size")  # fmt: skip
     return over(image, rgba), rgba[..., 3] > 0
 
 
@@ -829,10 +837,6 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     from editing.models import ModelNotFoundError
 
-    canonical = {alias: name for name, aliases in ALIASES.items() for alias in aliases}
-    args.command = canonical.get(args.command, args.command)
-    if getattr(args, "method", None):
-        args.method = canonical.get(args.method, args.method)
     warnings.formatwarning = _warning_line
     try:
         if args.command == "sweep":

@@ -75,6 +75,13 @@ def _mask_layer(mask: str, base: np.ndarray) -> np.ndarray:
     return layer
 
 
+def _with_mask(canvas: dict, mask: str | None) -> dict:
+    """The canvas with a sent mask file as its mask layer (no strokes), or as it is without one."""
+    if mask is None:
+        return canvas
+    return {**canvas, "layers": [np.zeros_like(canvas["background"]), _mask_layer(mask, canvas["background"])]}
+
+
 def _colour_canvas(image: str | None, colour: str | None, mask: str | None) -> dict:
     """/color's inputs as the Colour edit tab's canvas: the photo, the new colours as the strokes layer
     (a transparent colour image is the strokes as painted; an opaque one is the picture repainted, and
@@ -170,21 +177,16 @@ def add_api(studio: Studio, compare: Compare) -> None:
     def sdedit(image, prompt, t0, steps, guidance_scale, seed, mask=None, session=None):
         """SDEdit on a guide image (strokes or photo): returns previews, then the result at the guide's size.
         With a mask (white where the picture may change), the Stroke edit tab's: only that region is re-generated."""
-        canvas, mode = _canvas(image), "stroke"
-        if mask is not None:
-            canvas, mode = {**canvas, "layers": [np.zeros_like(canvas["background"]), _mask_layer(mask, canvas["background"])]}, "mask"
-        yield from _stream(studio.sdedit(canvas=canvas, prompt=prompt or "", t0=t0, steps=steps, guidance_scale=guidance_scale,
-                                         seed=seed, preview_every=1, session=session, mode=mode))  # fmt: skip
+        yield from _stream(studio.sdedit(canvas=_with_mask(_canvas(image), mask), prompt=prompt or "", t0=t0, steps=steps,
+                                         guidance_scale=guidance_scale, seed=seed, preview_every=1, session=session,
+                                         mode="stroke" if mask is None else "mask"))  # fmt: skip
 
     def composite(image, patch, prompt, t0, steps, guidance_scale, seed, patch_x, patch_y, patch_scale, cut_background, mask=None,
                   session=None):  # fmt: skip
         """The Composite tab: the patch pasted onto the image, centred at (patch_x, patch_y) in [0, 1] of the image and
         patch_scale of its width, then blended in by SDEdit inside its footprint (plus the mask, if sent). With
         cut_background, an opaque patch on one flat colour (an object on white) has that colour cut out first."""
-        canvas = _canvas(image)
-        if mask is not None:
-            canvas = {**canvas, "layers": [np.zeros_like(canvas["background"]), _mask_layer(mask, canvas["background"])]}
-        yield from _stream(studio.sdedit(canvas=canvas, prompt=prompt or "", t0=t0, steps=steps, guidance_scale=guidance_scale,
+        yield from _stream(studio.sdedit(canvas=_with_mask(_canvas(image), mask), prompt=prompt or "", t0=t0, steps=steps, guidance_scale=guidance_scale,
                                          seed=seed, preview_every=1, session=session, mode="composite", patch=_image(patch, "patch"),
                                          patch_x=patch_x, patch_y=patch_y, patch_scale=patch_scale,
                                          cut_background=bool(cut_background)))  # fmt: skip

@@ -37,7 +37,9 @@ from ui.state import RunRecord, Session, SweepItem, image_key
 
 Param = Literal["t0", "T_skip", "eta"]
 NO_REALISM = "realism: needs the emoji encoder"
-NO_ALIGNMENT = "needs a prompt and the emoji encoder"
+# the Metrics table's score columns after value and seed, and what a row shows where a score is missing
+TABLE_SCORES = (("l2", ""), ("ssim", ""), ("realism", "needs the emoji encoder"), ("alignment", "needs a prompt and the emoji encoder"),
+                ("alignment_gain", "text edits only"))  # fmt: skip
 
 
 SHOWN = {"eta": "η"}  # parameter names as the page shows them
@@ -141,10 +143,7 @@ class Compare:
         return {
             "gallery": [(it.image, it.label) for it in items],
             "plot": plot,
-            "table": [[it.value, it.seed, round(it.metrics["l2"], 3), round(it.metrics["ssim"], 3),
-                       round(it.metrics["realism"], 3) if "realism" in it.metrics else "needs the emoji encoder",
-                       round(it.metrics["alignment"], 3) if "alignment" in it.metrics else NO_ALIGNMENT,
-                       round(it.metrics["alignment_gain"], 3) if "alignment_gain" in it.metrics else "text edits only"]
+            "table": [[it.value, it.seed, *(round(it.metrics[k], 3) if k in it.metrics else missing for k, missing in TABLE_SCORES)]
                       for it in items],  # fmt: skip
             "status": status,
             "session": session,

@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
-import numpy as np
-from PIL import Image
 
+from editing.images import load_rgba
 from editing.interface import (
     Backend,
     ColorEditConfig,
@@ -350,9 +349,8 @@ def _load_example(evt: gr.SelectData) -> tuple:
     """The example on the canvas, and what it shows (assets/examples/prompts.json) in the prompts that
     describe the picture; an example without an entry leaves them as they are."""
     path = example_files()[evt.index]
-    image = np.asarray(Image.open(path).convert("RGBA"))
     shows = example_prompts().get(path.stem)
-    return (image_to_editor_value(image), *[gr.update() if shows is None else shows] * 5)
+    return (image_to_editor_value(load_rgba(path)), *[gr.update() if shows is None else shows] * 5)
 
 
 def example_prompts() -> dict[str, str]:
