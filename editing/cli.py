@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import re
 import sys
 import typing
@@ -54,9 +55,11 @@ class MethodSpec:
     # recipe records what ran; replay runs a recipe's configs as recorded, never re-resolved. Called
     # with the model, the configs and the names of the fields the user gave.
     resolve: Callable[[Any, dict[str, Any], frozenset[str]], dict[str, Any]] | None = None
-    # Refuses a single run that would do nothing the user asked for (a sweep may include such a value
-    # as its baseline): called before the model loads (info None) and again once it has, before the run.
-    check: Callable[[dict[str, Any], itf.ModelInfo | None], None] | None = None
+    # Refuses settings the engine would refuse only after its slow part (a shift past the model's side,
+    # refused after the inversion), and a single run (`alone`) that would do nothing the user asked for
+    # (a sweep may include such a value as its baseline): called before the model loads (info None) and
+    # again once it has, before the run.
+    check: Callable[[dict[str, Any], itf.ModelInfo | None, bool], None] | None = None
 
 
 def _run_sdedit(model, images, prompts, configs):
@@ -135,9 +138,9 @@ def _run_shift(model, images, prompts, configs):
     return _then(model, images, prompts, configs, lambda inv: shift(model, inv, prompts.get("target", ""), configs["shift"]))
 
 
-def _check_shift(configs: dict[str, Any], info: itf.ModelInfo | None) -> None:
+def _check_shift(configs: dict[str, Any], info: itf.ModelInfo | None, alone: bool) -> None:
     dx, dy = configs["shift"].dx, configs["shift"].dy
-    if dx == 0 and dy == 0:  # it would invert and redraw the picture unmoved
+    if alone and dx == 0 and dy == 0:  # it would invert and redraw the picture unmoved
         raise ValueError("--dx and --dy are both 0: set how far to move the picture (dx to the right, dy down)")
     side = info.model_side if info is not None else 0
     if side and max(abs(dx), abs(dy)) >= side:  # before the inversion, not after it (the engine refuses it too)
@@ -247,6 +250,8 @@ _FIELD_HELP = {
 def _default_help(cls: type, f: dataclasses.Field) -> str:
     """"default X", or for a field a preset sets (Imagic's), its value per preset and model family."""
     key = f"{cls.__name__}.{f.name}"
+    if f.name == "preview_every":
+        return f"steps between preview frames (the studio streams them; --previews DIR writes them); default {f.default!r}"
     if key in _FIELD_HELP:
         return _FIELD_HELP[key].format(auto=itf.AUTO_STEPS_PER_CALL)
     if not hasattr(cls, "preset_values") or f.name == "preset":
@@ -270,8 +275,19 @@ def _build_configs(args: argparse.Namespace | dict, configs: dict[str, type], in
     out = {}
     for role, cls in configs.items():
         steps = next((c.steps for c in out.values() if isinstance(c, itf.InversionConfig)), None)
-        out[role] = itf.config_for(info, cls, steps, **{f.name: values.get(f.name) for f in dataclasses.fields(cls)})
+        try:
+            out[role] = itf.config_for(info, cls, steps, **{f.name: values.get(f.name) for f in dataclasses.fields(cls)})
+        except ValueError as e:
+            raise ValueError(_as_flags(str(e), configs)) from None
     return out
+
+
+def _as_flags(message: str, configs: dict[str, type]) -> str:
+    """A config's message in the command line's words: `guidance_scale=-1.0 is out of range` reads
+    `--guidance-scale -1.0 is out of range` (the field names are the API's; a CLI user typed flags)."""
+    names = sorted({f.name for cls in configs.values() for f in dataclasses.fields(cls)}, key=len, reverse=True)
+    pattern = re.compile(rf"(?<![\w.-])({'|'.join(names)})(=| must\b)")
+    return pattern.sub(lambda m: "--" + m[1].replace("_", "-") + (" " if m[2] == "=" else m[2]), message)
 
 
 def _threads(text: str) -> int:
@@ -330,6 +346,10 @@ def build_parser() -> argparse.ArgumentParser:
         _add_method_args(p, spec)
         p.add_argument("--out", default=f"outputs/{spec.name}.png",
                        help=f"output PNG; the recipe JSON is written beside it (default outputs/{spec.name}.png)")
+        p.add_argument("--previews", default=None, metavar="DIR",
+                       help="also write the preview frames the studio streams, every --preview-every steps, as PNGs in "
+                            "DIR: <stage>-<step>-xt.png (the noisy sample) and -x0.png (the predicted clean image), at "
+                            "the model's resolution")  # fmt: skip
 
     sw = sub.add_parser("sweep", help="run a method over several values of one parameter and seeds, with metrics")
     sw_sub = sw.add_subparsers(dest="method", required=True)
@@ -413,7 +433,9 @@ def _colour_layer(path: str, image: np.ndarray) -> tuple[np.ndarray, np.ndarray 
     return over(image, rgba), rgba[..., 3] > 0
 
 
-def _drain(frames: Iterator[itf.Frame], quiet: bool, desc: str) -> np.ndarray:
+def _drain(frames: Iterator[itf.Frame], quiet: bool, desc: str, previews: Path | None = None) -> np.ndarray:
+    """Runs a method's frames to its result with a progress bar per stage; `previews`: a folder the
+    frames' preview images are written to as they come."""
     from tqdm import tqdm
 
     bar = None
@@ -426,6 +448,8 @@ def _drain(frames: Iterator[itf.Frame], quiet: bool, desc: str) -> np.ndarray:
                 if bar is not None:  # the last step's frame is the done one: show the stage complete
                     bar.update(bar.total - bar.n)
                 break
+            if previews is not None:
+                _write_previews(previews, frame)
             if quiet:
                 continue
             if frame.stage != stage:
@@ -459,8 +483,19 @@ def write_result(spec: MethodSpec, model, record, prompts, configs, result: np.n
         raise
 
 
-def run_to_files(spec: MethodSpec, model, images, record, prompts, configs, out: str | Path, quiet: bool) -> tuple[np.ndarray, Path]:
-    result = _drain(spec.run(model, images, prompts, configs), quiet, spec.name)
+def _write_previews(folder: Path, frame: itf.Frame) -> None:
+    from PIL import Image
+
+    for kind in ("xt", "x0"):
+        image = getattr(frame, kind)
+        if image is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image).save(folder / f"{frame.stage}-{frame.step:04d}-{kind}.png")
+
+
+def run_to_files(spec: MethodSpec, model, images, record, prompts, configs, out: str | Path, quiet: bool,
+                 previews: str | Path | None = None) -> tuple[np.ndarray, Path]:  # fmt: skip
+    result = _drain(spec.run(model, images, prompts, configs), quiet, spec.name, None if previews is None else Path(previews))
     return result, write_result(spec, model, record, prompts, configs, result, out)
 
 
@@ -514,13 +549,20 @@ def _check_free(path: Path, inputs: dict[str, str | None], what: str) -> None:
 
 
 def check_folder(folder: str | Path, what: str) -> None:
-    """The folder results go to: made if missing, and writable; else one sentence naming `what`."""
+    """The folder results go to can be written, or made where it is missing; else one sentence naming
+    `what`. Nothing is made here: a run refused later (a bad value, a missing model) leaves no empty
+    folder behind; `save_png` makes it when the result is written."""
     import tempfile
 
-    folder = Path(folder)
+    folder = Path(folder).absolute()
+    existing = next(p for p in (folder, *folder.parents) if p.exists() or p == p.parent)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=folder).close()
+        if not existing.is_dir():
+            raise NotADirectoryError(20, "a file of that name is in the way", str(existing))
+        if existing != folder and not os.access(existing, os.W_OK | os.X_OK):
+            raise PermissionError(13, "Permission denied", str(existing))
+        if existing == folder:
+            tempfile.TemporaryFile(dir=folder).close()
     except OSError as e:
         raise ValueError(f"cannot write {what}: the folder {str(folder)!r} cannot be made or written to "
                          f"({e.strerror or e})") from None  # fmt: skip
@@ -544,18 +586,20 @@ def _check_prompts(spec: MethodSpec, model, prompts: dict[str, str]) -> None:
 def cmd_method(args) -> int:
     spec = METHODS[args.command]
     check_out(args.out, {r: getattr(args, r) for r in spec.inputs + spec.optional_inputs})
+    if args.previews is not None:
+        check_folder(args.previews, f"--previews {args.previews!r}")
     early = _build_configs(args, spec.configs)  # bad values fail before the model loads
     if spec.check is not None:
-        spec.check(early, None)
+        spec.check(early, None, True)
     images, record = _read_inputs(spec, {r: getattr(args, r) for r in spec.inputs + spec.optional_inputs})
     prompts = _prompts(spec, args)
     model = _load(args)
     _check_prompts(spec, model, prompts)
     configs = _resolve(spec, model, vars(args), _build_configs(args, spec.configs, model.info()))
     if spec.check is not None:
-        spec.check(configs, model.info())
+        spec.check(configs, model.info(), True)
     existed = Path(args.out).exists()
-    _, recipe_file = run_to_files(spec, model, images, record, prompts, configs, args.out, args.quiet)
+    _, recipe_file = run_to_files(spec, model, images, record, prompts, configs, args.out, args.quiet, args.previews)
     print(f"wrote {args.out} and {recipe_file}" + (" (replacing the earlier result there; --out names another)" if existed else ""))
     return 0
 
@@ -564,6 +608,8 @@ def _parse_values(text: str, kind: type, flag: str = "--values") -> list:
     """Comma-separated values of a field's type (true/false for a bool: bool("false") would be True),
     each once (two equal values would write the same file twice)."""
     parse = _parse_bool if kind is bool else kind
+    if text.strip() and not all(v.strip() for v in text.split(",")):
+        raise ValueError(f"{flag} '{text}' has an empty value between commas: give each value once, e.g. 1,2,3")
     try:
         values = [parse(v.strip()) for v in text.split(",") if v.strip()]
     except (ValueError, argparse.ArgumentTypeError):
@@ -583,6 +629,9 @@ def cmd_sweep(args) -> int:
     spec = METHODS[args.method]
     fields = {f.name: f for cls in spec.configs.values() for f in dataclasses.fields(cls)}
     values = _parse_values(args.values, type(fields[args.param].default))
+    if getattr(args, args.param, None) is not None:
+        flag = "--" + args.param.replace("_", "-")
+        raise ValueError(f"{flag} is what this sweep varies (--param {args.param} --values {args.values}): leave {flag} out")
     if args.seeds is not None and args.seed is not None:
         raise ValueError("give the seeds once: --seeds 0,1,2 (a sweep's seeds), or --seed 3 for a single one")
     seeds = _parse_values(args.seeds, int, "--seeds") if args.seeds is not None else [args.seed or 0]
@@ -597,11 +646,16 @@ def cmd_sweep(args) -> int:
     reference = images[spec.inputs[0]]
     grid = [(v, s, {**vars(args), args.param: v, "seed": s}) for v in values for s in seeds]
     for *_, given in grid:
-        _build_configs(given, spec.configs)  # bad values fail before the model loads
+        early = _build_configs(given, spec.configs)  # bad values fail before the model loads
+        if spec.check is not None:
+            spec.check(early, None, False)
     model = _load(args)
     info = model.info()
     _check_prompts(spec, model, prompts)
     runs = [(v, s, _resolve(spec, model, given, _build_configs(given, spec.configs, info))) for v, s, given in grid]
+    for *_, configs in runs:
+        if spec.check is not None:
+            spec.check(configs, info, False)
     if "inversion" in spec.configs and args.param != "first_step":
         # one inversion serves every run of a seed: the maps from the lowest T_skip of the sweep
         low = min(c["inversion"].first_step for _, _, c in runs)
@@ -632,7 +686,7 @@ def cmd_sweep(args) -> int:
     for (value, seed, configs), result, batch in zip(runs, results, batches, strict=True):
         out = _sweep_out(out_dir, args, value, seed)
         write_result(spec, model, record, prompts, configs, result, out, batch)
-        rows.append({args.param: value, "seed": seed, "path": str(out), "l2": l2(reference, result), "ssim": ssim(reference, result)})
+        rows.append({args.param: value, "seed": seed, "path": out.name, "l2": l2(reference, result), "ssim": ssim(reference, result)})
     stale = _earlier_sweep(out_dir, {Path(r["path"]).name for r in rows})
     (out_dir / "metrics.json").write_text(json.dumps(rows, indent=2) + "\n")
     print(f"{args.param:>16} {'seed':>5} {'L2':>8} {'SSIM':>7}")

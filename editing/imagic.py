@@ -355,7 +355,12 @@ def _imagic_frames(model, frames: Iterator[Frame], config: ImagicConfig) -> Iter
 def _resolve_cli(model, configs: dict[str, Any], given: Collection[str]) -> dict[str, Any]:
     """Fields the user did not give take the chosen preset's values for this model family."""
     _check_model(model)  # before the preset lookup, whose message for an unconditional family is less clear
-    return {**configs, "imagic": configs["imagic"].for_family(model.family, given)}
+    config = configs["imagic"].for_family(model.family, given)
+    if "lora_rank" in given and config.finetune_mode != "lora":  # it would be ignored without a word
+        why = "--finetune-mode full" if "finetune_mode" in given else f"the {config.preset} preset fine-tunes every weight"
+        raise ValueError(f"--lora-rank is read only with --finetune-mode lora, and {why}: leave --lora-rank out, "
+                         "or add --finetune-mode lora")  # fmt: skip
+    return {**configs, "imagic": config}
 
 
 def _run_cli(model, images, prompts, configs) -> Iterator[Frame]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -56,6 +55,19 @@ def test_sdedit_writes_image_and_recipe_and_replay_is_exact(tiny_dir, guide_file
     code, _, _ = _run(["sdedit", "--guide", guide_file, "--prompt", "a red square", "--t0", "0.6", "--steps", "10",
                        "--seed", "4", "--model", model, "--out", tmp_path / "b.png", "--quiet"], capsys)
     assert code == 0 and not np.array_equal(np.asarray(Image.open(tmp_path / "b.png")), result)
+
+
+def test_previews_are_written_where_asked_every_preview_every_steps(tiny_dir, guide_file, tmp_path, capsys):
+    code, stdout, _ = _run(["sdedit", "--guide", guide_file, "--t0", "0.6", "--steps", "10", "--preview-every", "2",
+                            "--previews", tmp_path / "pv", "--model", tiny_dir / "pixel-ddpm", "--out", tmp_path / "o.png",
+                            "--quiet"], capsys)  # fmt: skip
+    assert code == 0, stdout
+    names = sorted(p.name for p in (tmp_path / "pv").iterdir())
+    assert names == [f"denoise-{s:04d}-{k}.png" for s in (2, 4) for k in ("x0", "xt")]
+    assert all(np.asarray(Image.open(tmp_path / "pv" / n)).shape == (16, 16, 3) for n in names)  # the model's side
+    code, _, err = _run(["sdedit", "--guide", guide_file, "--previews", guide_file, "--model", tiny_dir / "pixel-ddpm",
+                         "--out", tmp_path / "p.png", "--quiet"], capsys)  # fmt: skip
+    assert code == 2 and "cannot write --previews" in err
 
 
 def test_edit_and_replay(tiny_dir, guide_file, tmp_path, capsys):
@@ -112,9 +124,9 @@ def test_sweep_writes_metrics_per_value(tiny_dir, guide_file, tmp_path, capsys):
     rows = json.loads((tmp_path / "sw" / "metrics.json").read_text())
     assert [(r["t0"], r["seed"]) for r in rows] == [(0.2, 0), (0.2, 1), (0.9, 0), (0.9, 1)]
     assert all(r["l2"] >= 0 and -1 <= r["ssim"] <= 1 for r in rows)
-    recipe = json.loads(Path(rows[3]["path"]).with_suffix(".json").read_text())
+    recipe = json.loads((tmp_path / "sw" / rows[3]["path"]).with_suffix(".json").read_text())  # beside metrics.json
     assert recipe["batch"]["index"] == 3 and recipe["batch"]["size"] == 4  # the whole batch, so replay re-runs it
-    code, stdout, _ = _run(["replay", Path(rows[3]["path"]).with_suffix(".json"), "--quiet"], capsys)
+    code, stdout, _ = _run(["replay", (tmp_path / "sw" / rows[3]["path"]).with_suffix(".json"), "--quiet"], capsys)
     assert code == 0 and "identical" in stdout
     recipe["batch"]["index"] = 0  # a batch record that does not hold the recipe's own settings: an edited recipe
     (tmp_path / "edited.json").write_text(json.dumps(recipe))
@@ -274,7 +286,14 @@ def test_shift_skip_follows_the_models_fraction_of_the_steps(tiny_dir, guide_fil
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["sdedit", "--guide", "{guide}", "--t0", "1.5"], "t0=1.5 is out of range; allowed: (0.0, 1.0]"),
+        # in the flags' words, and no --out folder left behind by a refused run
+        (["sdedit", "--guide", "{guide}", "--t0", "1.5", "--out", "{tmp}/new/o.png"], "--t0 1.5 is out of range; allowed: (0.0, 1.0]"),
+        (["sdedit", "--guide", "{guide}", "--guidance-scale", "-1", "--out", "{tmp}/new/deeper/o.png"],
+         "--guidance-scale -1.0 is out of range"),
+        (["sweep", "sdedit", "--guide", "{guide}", "--param", "t0", "--values", "0.2,,0.4", "--out-dir", "{tmp}/new"],
+         "--values '0.2,,0.4' has an empty value between commas"),
+        (["sweep", "sdedit", "--guide", "{guide}", "--param", "t0", "--values", "0.2,0.4", "--t0", "0.3"],
+         "--t0 is what this sweep varies (--param t0 --values 0.2,0.4): leave --t0 out"),
         (["sdedit", "--guide", "{tmp}/missing.png"], "missing.png"),
         (["sdedit", "--guide", "{guide}", "--model", "{tmp}/no-such-model"], "No model folder"),
         (["edit", "--image", "{guide}", "--target", "t", "--skip", "100", "--steps", "10"], "skip"),
@@ -301,6 +320,9 @@ def test_shift_skip_follows_the_models_fraction_of_the_steps(tiny_dir, guide_fil
         # refused before the model loads (this folder does not exist): nothing to move, nothing is run
         (["shift", "--image", "{guide}", "--model", "{tmp}/no-such-model"], "--dx and --dy are both 0"),
         (["shift", "--image", "{guide}", "--dx", "16", "--steps", "4"], "--dx 16 --dy 0 is out of range; allowed: [-15, 15] each"),
+        # a sweep's values too, before inverting (0 may stay: it is a sweep's unmoved baseline)
+        (["sweep", "shift", "--image", "{guide}", "--param", "dx", "--values", "0,16", "--steps", "4"],
+         "--dx 16 --dy 0 is out of range; allowed: [-15, 15] each"),
     ],
 )
 def test_bad_input_gives_one_clear_line_and_exit_2(args, message, tiny_dir, guide_file, tmp_path, capsys):
@@ -319,6 +341,7 @@ def test_bad_input_gives_one_clear_line_and_exit_2(args, message, tiny_dir, guid
     assert message in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not list(tmp_path.glob("**/*.json")), "a refused run wrote a recipe"
+    assert not (tmp_path / "new").exists(), "a refused run left its --out folder behind"
 
 
 def test_boolean_flags_read_false_as_false():
@@ -402,6 +425,15 @@ def test_an_empty_sweep_or_imagic_target_is_one_sentence(tiny_dir, guide_file, t
     assert not (tmp_path / "i.png").exists()
 
 
+@pytest.mark.parametrize("flags, why", [(["--finetune-mode", "full"], "and --finetune-mode full"),
+                                        (["--preset", "paper"], "and the paper preset fine-tunes every weight")])
+def test_a_lora_rank_that_full_fine_tuning_would_ignore_is_refused(flags, why, tiny_dir, guide_file, tmp_path, capsys):
+    code, _, err = _run(["imagic", "--image", guide_file, "--target", "a red square", "--lora-rank", "8", *flags,
+                         "--model", tiny_dir / "pixel-text", "--out", tmp_path / "i.png"], capsys)  # fmt: skip
+    assert code == 2 and err.startswith("error: --lora-rank is read only with --finetune-mode lora, " + why)
+    assert not (tmp_path / "i.png").exists()
+
+
 def _colour_inputs(guide_file, tmp_path):
     """A blue repaint of the red square and its mask, as files; the colour edit's flags for them."""
     colour = np.asarray(Image.open(guide_file).convert("RGB")).copy()
@@ -420,7 +452,7 @@ def test_a_sweep_over_a_true_false_setting_runs_both(tiny_dir, guide_file, tmp_p
     assert code == 0, stdout
     rows = json.loads((tmp_path / "sw" / "metrics.json").read_text())
     assert [r["keep_outside"] for r in rows] == [False, True] and len({r["path"] for r in rows}) == 2
-    off, on = (np.asarray(Image.open(r["path"])) for r in rows)
+    off, on = (np.asarray(Image.open(tmp_path / "sw" / r["path"])) for r in rows)
     assert not np.array_equal(off, on)
     assert "wrote 2 images" in stdout
 
@@ -430,7 +462,7 @@ def test_a_sweeps_seed_flag_is_its_seed(tiny_dir, guide_file, tmp_path, capsys):
                        "--model", tiny_dir / "pixel-ddpm", "--out-dir", tmp_path / "sw", "--quiet"], capsys)  # fmt: skip
     assert code == 0
     (row,) = json.loads((tmp_path / "sw" / "metrics.json").read_text())
-    assert row["seed"] == 5 and json.loads(Path(row["path"]).with_suffix(".json").read_text())["configs"]["sdedit"]["values"]["seed"] == 5
+    assert row["seed"] == 5 and json.loads((tmp_path / "sw" / row["path"]).with_suffix(".json").read_text())["configs"]["sdedit"]["values"]["seed"] == 5
 
 
 def test_step_indexed_defaults_keep_the_papers_share_of_the_steps(tiny_dir, guide_file, tmp_path, capsys):
