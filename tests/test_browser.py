@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.test_app_api import backend, free_port  # noqa: F401  (the same real-model fixture as the API test)
+from ui.compare import SEED_COLOURS
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -142,12 +143,31 @@ def test_mask_layer_limits_a_stroke_edit(page):
     assert _listed_recipe(page)["inputs"]["guide"]["sha256"] == last  # the mask's own layer adds no colour
 
 
+def _points_of_colour(png: bytes, colour: str, skip_top: int = 50) -> int:
+    """How many pixels of a plot's screenshot, below its title, have the hue of a #rrggbb colour (the plot
+    draws its points see-through, so their pixels are that colour paled towards the white behind them)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    hsv = np.asarray(Image.open(io.BytesIO(png)).convert("RGB").convert("HSV")).astype(int)[skip_top:]
+    (target, _, _), *_ = np.asarray(Image.new("RGB", (1, 1), colour).convert("HSV")).astype(int).reshape(1, 3)
+    hue_gap = np.abs(hsv[..., 0] - target)
+    return int(((np.minimum(hue_gap, 256 - hue_gap) <= 8) & (hsv[..., 1] >= 60)).sum())
+
+
 def test_compare_tab_sweeps_and_plots(page):
     page.locator("#ss-examples button.thumbnail-item").first.click()  # a fresh guide: the first example painting
     page.wait_for_timeout(1000)
     page.get_by_role("tab", name="Compare").click()
     page.get_by_role("button", name="Run sweep").click()
     page.locator("#ss-status").get_by_text(re.compile(r"Done: \d+ results")).wait_for(timeout=300_000)
+    page.wait_for_timeout(1000)
+    # every seed's points are drawn, in its colour (the last seed's were once dropped when the sweep ended)
+    plot = page.locator("#ss-plot").screenshot(path=ARTIFACTS / "studio-compare-plot.png")
+    for colour in SEED_COLOURS[:2]:  # the tab's default: two seeds
+        assert _points_of_colour(plot, colour) >= 50, f"no points of colour {colour} on the plot"
     page.locator("#ss-sweep button.thumbnail-item").nth(2).click()  # opens it, with its files to download
     page.locator("#ss-selected-files").get_by_text(re.compile(r"sdedit-sweep-seed\d+-\w+\s*\.json")).wait_for(timeout=30_000)
     page.screenshot(path=ARTIFACTS / "studio-compare.png", full_page=True)

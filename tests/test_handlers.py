@@ -768,10 +768,41 @@ def test_the_sweep_plot_leaves_a_margin_around_its_points():
     run(Compare(Studio(backend)).sweep(canvas=painting(), param="t0", n_values=3, n_seeds=1, prompt="a", source_prompt="",
                                        target_prompt="", t0=0.5, steps=10, skip=2, eta=1.0, guidance_scale=3.0, seed=0,
                                        session=session))  # fmt: skip
-    plot, df = sweep_plot(session.sweep, [0])
+    df, label, props = sweep_plot(session.sweep, [0])
     ys = [it.metrics.get("realism", it.metrics["ssim"]) for it in session.sweep]
-    assert plot.y_lim[0] < min(ys) and plot.y_lim[1] > max(ys) and len(df) == 3 + 2  # 2 placeholder rows
-    assert plot.label == "SSIM against faithfulness · seed 0 blue, orange = opened result"  # its legend is cut off
+    assert props["y_lim"][0] < min(ys) and props["y_lim"][1] > max(ys) and len(df) == 3 + 2  # 2 placeholder rows
+    assert label == "SSIM against faithfulness · seed 0 blue, orange = opened result"  # its legend is cut off
+    assert session.plot_props == props  # the finished sweep's plot has its margins
+
+
+def test_the_sweep_plot_never_gets_new_points_and_new_drawing_settings_in_one_update():
+    """Gradio's plot redraws itself when its axes, axis title or colours change, and given new points in
+    the same update it could redraw the points it had: the last seed of a sweep was missing from its plot.
+    Every plot update of a sweep, and of opening a result, changes one or the other; a finished sweep's
+    last update gives the axes their margins."""
+    from ui.compare import sweep_plot
+
+    compare, session = Compare(Studio(ScoringBackend())), Session()
+    settings = ("x_lim", "y_lim", "y_title", "color_map")
+
+    def plots(ups):
+        return [u["plot"] for u in ups if "plot" in u]
+
+    args = dict(canvas=painting(), param="t0", n_values=3, n_seeds=2, prompt="a", source_prompt="a face", target_prompt="an angry face",
+                t0=0.5, steps=10, skip=2, eta=1.0, guidance_scale=3.0, seed=0, session=session)  # fmt: skip
+    for param in ("t0", "t0", "T_skip"):  # a first sweep, one like it, one with another y axis
+        shown = [plots([compare._select(session, 0)])[0]] if session.sweep else []  # an opened result of the last sweep
+        shown += plots(run(compare.sweep(**{**args, "param": param})))
+        for before, after in zip(shown, shown[1:], strict=False):
+            new_points = before.value != after.value
+            new_settings = any(getattr(before, k) != getattr(after, k) for k in settings)
+            assert not (new_points and new_settings), f"{param}: new points and new settings in one update"
+        # numeric axes from the first update on (a frame of placeholders only was drawn with category axes)
+        assert all(set(p.value["datatypes"].values()) == {"quantitative", "nominal"} for p in shown)
+        assert all(p.value["datatypes"]["y"] == "quantitative" for p in shown)
+        df, label, props = sweep_plot(session.sweep, [0, 1])
+        assert shown[-1].value == gr.ScatterPlot(value=df).value and shown[-1].x_lim == props["x_lim"] is not None
+        assert len(shown[-1].value["data"]) == 6 + 3  # both seeds' points, and the placeholders
 
 
 class ScoringBackend(FakeBackend):
@@ -807,6 +838,6 @@ def test_sweeps_score_alignment_to_the_prompt_drawn_towards_and_plot_its_gain_fo
     table = [u for u in ups if "table" in u][-1]["table"]
     assert [row[5] for row in table] == [round(it.metrics["alignment"], 3) for it in items]
     assert [row[6] for row in table] == ([round(it.metrics[y], 3) for it in items] if param != "t0" else ["text edits only"] * 3)
-    plot, df = sweep_plot(items, [0])
+    df, label, _ = sweep_plot(items, [0])
     assert list(df[df["index"] >= 0]["y"]) == [it.metrics[y] for it in items]
-    assert plot.label.startswith({"realism": "Realism", "alignment_gain": "Alignment gain"}[y] + " against faithfulness")
+    assert label.startswith({"realism": "Realism", "alignment_gain": "Alignment gain"}[y] + " against faithfulness")

@@ -89,7 +89,9 @@ def plot_frame(items: list[SweepItem], selected: int | None = None, seeds: list[
             "index": i,
         })  # fmt: skip
     rows.sort(key=lambda r: r["result"] == "selected" and r["index"] >= 0)  # drawn last, so on top of a twin point
-    return pd.DataFrame(rows)
+    # numbers even with no points yet (a sweep's first update): a column of Nones read as categories, and the
+    # plot drew its axes as such
+    return pd.DataFrame(rows).astype({x: float, "y": float, "value": float})
 
 
 def padded_limits(values: list[float], share: float = 0.08) -> list[float] | None:
@@ -102,13 +104,27 @@ def padded_limits(values: list[float], share: float = 0.08) -> list[float] | Non
     return [lo - pad, hi + pad]
 
 
-def sweep_plot(items: list[SweepItem], seeds: list[int], selected: int | None = None) -> tuple[gr.ScatterPlot, pd.DataFrame]:
-    """The realism-against-faithfulness plot of a sweep (its points, seed colours and padded axes), and its frame."""
+def sweep_plot(items: list[SweepItem], seeds: list[int], selected: int | None = None) -> tuple[pd.DataFrame, str, dict[str, Any]]:
+    """The realism-against-faithfulness plot of a sweep: its frame (`plot_frame`), its title, and its drawing
+    settings (`plot_updates`): seed colours, the y axis's title and axes padded around the points."""
     df = plot_frame(items, selected, seeds=seeds)
     points = df[df["index"] >= 0]
-    plot = gr.ScatterPlot(value=df, y_title=y_title(items), color_map=colour_map(seeds), label=plot_label(seeds, y_metric(items)),
-                          x_lim=padded_limits(points.iloc[:, 0].tolist()), y_lim=padded_limits(points["y"].tolist()))  # fmt: skip
-    return plot, df
+    props = {"y_title": y_title(items), "color_map": colour_map(seeds), "x_lim": padded_limits(points.iloc[:, 0].tolist()),
+             "y_lim": padded_limits(points["y"].tolist())}  # fmt: skip
+    return df, plot_label(seeds, y_metric(items)), props
+
+
+def plot_updates(session: Session, df: pd.DataFrame, label: str, props: dict[str, Any]) -> list[gr.ScatterPlot]:
+    """The plot updates that draw `df` under `props` (from `sweep_plot`), one per yield, in order.
+
+    Gradio's plot (6.31) draws itself anew when an axis, title or colour setting changes; given new data
+    in the same update, that new drawing could show the data it held before (a sweep's last seed went
+    missing from its plot). So new points go first, under the settings the plot has
+    (`session.plot_props`, as last sent), and new settings after them, with the same points."""
+    shown = session.plot_props or props
+    session.plot_props = props
+    points = gr.ScatterPlot(value=df, label=label, **shown)
+    return [points] if shown == props else [points, gr.ScatterPlot(value=df, label=label, **props)]
 
 
 def plot_label(seeds: list[int], y: str = "realism") -> str:
@@ -129,6 +145,8 @@ def colour_map(seeds: list[int]) -> dict[str, str]:
 
 
 def y_title(items: list[SweepItem]) -> str:
+    if not items:  # a sweep's empty plot, before its first points say what they score
+        return "score"
     return {"alignment_gain": "alignment to target − to source (encoder cosine)", "realism": "realism (encoder score)",
             "ssim": "SSIM (realism needs the emoji encoder)"}[y_metric(items)]  # fmt: skip
 
@@ -138,16 +156,19 @@ class Compare:
         self.studio = studio
         self.backend = studio.backend
 
-    def _outputs(self, items: list[SweepItem], session: Session, status: str, seeds: list[int]) -> Updates:
-        plot, _ = sweep_plot(items, seeds)
-        return {
+    def _outputs(self, items: list[SweepItem], session: Session, status: str, seeds: list[int]) -> Iterator[Updates]:
+        """A sweep's results so far; the plot's new axes, if its points need them, in an update of their own."""
+        first, *after = plot_updates(session, *sweep_plot(items, seeds))
+        yield {
             "gallery": [(it.image, it.label) for it in items],
-            "plot": plot,
+            "plot": first,
             "table": [[it.value, it.seed, *(round(it.metrics[k], 3) if k in it.metrics else missing for k, missing in TABLE_SCORES)]
                       for it in items],  # fmt: skip
             "status": status,
             "session": session,
         }
+        for up in after:
+            yield {"plot": up}
 
     def sweep(
         self, *, canvas: dict | None, param: Param, n_values: int, n_seeds: int, prompt: str, source_prompt: str,
@@ -175,8 +196,13 @@ class Compare:
         # the last sweep's selection goes with it: its picture and files are not part of this sweep
         prompts = {"prompt": prompt} if param == "t0" else {"source_prompt": source_prompt, "target_prompt": target_prompt}
         notices = self.studio.prompt_notices(**prompts)
+        # the last sweep's points go too, on its axes (redrawn around this sweep's first points)
+        df, _, props = sweep_plot([], seeds)
+        (empty,) = plot_updates(session, df, f"Sweep over {SHOWN.get(param, param)}: the points appear as each seed finishes",
+                                session.plot_props or props)  # fmt: skip
         yield {"gallery": gr.Gallery(value=[], selected_index=None), "selected_image": None, "selected_caption": "",
-               "selected_files": None, "status": " ".join([f"Sweep over {SHOWN.get(param, param)}: {total} runs…", *notices])}  # fmt: skip
+               "selected_files": None, "status": " ".join([f"Sweep over {SHOWN.get(param, param)}: {total} runs…", *notices]),
+               "plot": empty}  # fmt: skip
         batched = param == "t0" and hasattr(self.backend, "sdedit_batch")  # one batch per seed through the model
         # text edits in one batch per seed: a T_skip sweep's of one inversion, an eta sweep's of one inversion
         # per eta, those from one set of model calls
@@ -204,7 +230,7 @@ class Compare:
                 runs = [self._edit_run(guide, ic, c, source_prompt, target_prompt, batch_record(rows, k, etas=param == "eta"))
                         for k, (ic, c) in enumerate(zip(inv_cfgs, cfgs, strict=True))]  # fmt: skip
                 self._add(items, guide, param, values, s, images, runs)
-                yield self._outputs(items, session, f"{len(items)} of {total} done.", seeds)
+                yield from self._outputs(items, session, f"{len(items)} of {total} done.", seeds)
                 continue
             if batched:
                 cfgs = [make_config(SDEditConfig, t0=v, steps=steps, guidance_scale=guidance_scale, seed=s, preview_every=1)
@@ -213,7 +239,7 @@ class Compare:
                 rows = [{"sdedit": cfg} for cfg in cfgs]
                 runs = [self._sdedit_run(guide, cfg, prompt, batch_record(rows, k)) for k, cfg in enumerate(cfgs)]
                 self._add(items, guide, param, values, s, images, runs)
-                yield self._outputs(items, session, f"{len(items)} of {total} done.", seeds)
+                yield from self._outputs(items, session, f"{len(items)} of {total} done.", seeds)
                 continue
             for v in values:
                 label = f"Sweep {len(items) + 1}/{total}: {param}={v}, seed {s}"
@@ -228,7 +254,7 @@ class Compare:
                     image = yield from self._collect(guarded(self.backend.edit, session.inversion, target_prompt, cfg), label)
                     run = self._edit_run(guide, inv_cfg, cfg, source_prompt, target_prompt)
                 self._add(items, guide, param, [v], s, [image], [run])
-                yield self._outputs(items, session, f"{len(items)} of {total} done.", seeds)
+                yield from self._outputs(items, session, f"{len(items)} of {total} done.", seeds)
         yield {"progress": progress_html(total, total, f"Sweep over {SHOWN.get(param, param)}, done"),
                "status": f"Done: {total} results; click one to open it with its files."}
 
@@ -314,7 +340,9 @@ class Compare:
 
     def _select(self, session: Session, i: int) -> Updates:
         session.selected = i
-        it, (plot, df) = session.sweep[i], sweep_plot(session.sweep, sorted({x.seed for x in session.sweep}), i)
+        # new points only, on the plot's axes as they are (a result opened while the sweep runs: its points so far)
+        it, (df, label, props) = session.sweep[i], sweep_plot(session.sweep, sorted({x.seed for x in session.sweep}), i)
+        plot = gr.ScatterPlot(value=df, label=label, **(session.plot_props or props))
         return {"selected_image": it.image, "selected_caption": it.label, "plot": plot, "plot_df": df, "session": session, "index": i,
                 "selected_files": self.files_of(it)}
 

@@ -57,5 +57,7 @@ class Session:
     sweep: list[SweepItem] = field(default_factory=list)
     cross: list[SweepItem] = field(default_factory=list)  # Compare methods' results, in gallery order after the input
     selected: int | None = None  # index into sweep highlighted in the plot
+    # the sweep plot's drawing settings as last sent (ui.compare.plot_updates): a change of them redraws it
+    plot_props: dict[str, Any] | None = None
     stops: int = 0  # Stop presses: a run queued before the last one does nothing when its turn comes (ui.widgets.model_run)
     result: np.ndarray | None = None  # the last finished result (not a preview), which "Edit this result" puts on the canvas
