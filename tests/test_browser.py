@@ -161,6 +161,9 @@ def test_compare_tab_sweeps_and_plots(page):
     page.locator("#ss-examples button.thumbnail-item").first.click()  # a fresh guide: the first example painting
     page.wait_for_timeout(1000)
     page.get_by_role("tab", name="Compare").click()
+    # the example says what it shows in Compare's prompts too (the apple was swept towards "a smiling face emoji")
+    assert page.get_by_label("Prompt (SDEdit)").input_value() == "red apple"
+    assert page.get_by_label("Source prompt (inversion)").input_value() == "red apple"
     page.get_by_role("button", name="Run sweep").click()
     page.locator("#ss-status").get_by_text(re.compile(r"Done: \d+ results")).wait_for(timeout=300_000)
     page.wait_for_timeout(1000)

@@ -27,6 +27,7 @@ def compare_tab(info: ModelInfo, compare: Compare, shared: dict, out: dict, text
         prompt = gr.Textbox(label="Prompt (SDEdit)", value="a smiling face emoji", visible=text)
         source = gr.Textbox(label="Source prompt (inversion)", visible=text)
         target = gr.Textbox(label="Target prompt (inversion)", visible=text)
+    shared["describing"] = [prompt, source]  # the prompts an example fills with what it shows (ui.layout._load_example)
     with gr.Accordion("Settings held fixed during the sweep", open=False), gr.Row():
         fixed = {
             "t0": slider(info, SDEditConfig, "t0"),

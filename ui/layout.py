@@ -310,8 +310,12 @@ def build_ui(backend: Backend) -> gr.Blocks:
         blank.click(lambda: None, None, canvas, queue=False, api_visibility="private")
         again.click(result_to_canvas, session, [canvas, status], show_progress="hidden", api_visibility="private")  # queued: a refusal's toast shows only for queued events
         # an example fills the prompts that say what the picture shows (a target is the user's to write)
-        examples.select(_load_example, None, [canvas, s_prompt, e_prompt, t_src, k_prompt, h_prompt], queue=False,
-                        api_visibility="private")  # fmt: skip
+        describing = [s_prompt, e_prompt, t_src, k_prompt, h_prompt, *shared.get("describing", [])]
+
+        def load_example(evt: gr.SelectData) -> tuple:
+            return _load_example(evt, len(describing))
+
+        examples.select(load_example, None, [canvas, *describing], queue=False, api_visibility="private")
         add_api(studio, compare)
     return demo
 
@@ -345,12 +349,12 @@ def imagic_tab(info: ModelInfo, studio: Studio, shared: dict, out: dict, waiting
                      concurrency_id="model", show_progress="full", show_progress_on=out["output"])  # fmt: skip
 
 
-def _load_example(evt: gr.SelectData) -> tuple:
-    """The example on the canvas, and what it shows (assets/examples/prompts.json) in the prompts that
-    describe the picture; an example without an entry leaves them as they are."""
+def _load_example(evt: gr.SelectData, n_prompts: int) -> tuple:
+    """The example on the canvas, and what it shows (assets/examples/prompts.json) in the `n_prompts` prompts
+    that describe the picture; an example without an entry leaves them as they are."""
     path = example_files()[evt.index]
     shows = example_prompts().get(path.stem)
-    return (image_to_editor_value(load_rgba(path)), *[gr.update() if shows is None else shows] * 5)
+    return (image_to_editor_value(load_rgba(path)), *[gr.update() if shows is None else shows] * n_prompts)
 
 
 def example_prompts() -> dict[str, str]:
