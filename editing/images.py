@@ -263,8 +263,11 @@ def dilate_mask(mask: np.ndarray, radius: int) -> np.ndarray:
 def feather_mask(mask: np.ndarray, radius: int) -> np.ndarray:
     """Soft alpha that is exactly 0 outside the mask and ramps to 1 within `radius` pixels inside it.
 
-    alpha = clip(d / radius, 0, 1), d the Euclidean distance to the nearest unmasked pixel. Pixels
-    outside the mask therefore keep the original exactly when this alpha composites an edit.
+    alpha = clip(d / r, 0, 1), d the Euclidean distance to the nearest unmasked pixel. Pixels outside
+    the mask therefore keep the original exactly when this alpha composites an edit. r is `radius`,
+    but at most half the half-width of each connected part of the mask (and at least 1): a brush
+    stroke narrower than twice `radius` never reached full strength (a 4 px stroke in a 512 px picture
+    kept 1/8 of its edit), and now does over most of its width.
     """
     m = np.asarray(mask).astype(bool)
     if radius <= 0 or not m.any():
@@ -272,7 +275,11 @@ def feather_mask(mask: np.ndarray, radius: int) -> np.ndarray:
     if m.all():
         return np.ones(m.shape, np.float32)
     d = cv2.distanceTransform(m.astype(np.uint8), cv2.DIST_L2, 5)
-    return np.clip(d / float(radius), 0.0, 1.0).astype(np.float32) * m
+    n, labels = cv2.connectedComponents(m.astype(np.uint8), connectivity=8)
+    half_width = np.zeros(n, np.float32)  # each part's largest distance to its edge
+    np.maximum.at(half_width, labels[m], d[m])
+    r = np.minimum(float(radius), np.maximum(1.0, half_width / 2))[labels]
+    return np.clip(d / r, 0.0, 1.0).astype(np.float32) * m
 
 
 def quantize_colors(image: np.ndarray, n: int, seed: int = 0) -> np.ndarray:

@@ -100,9 +100,21 @@ def test_masks():
     assert cov.dtype == np.float32 and cov.max() == 1.0 and 0 < cov[1, 1] < 1
     d = im.dilate_mask(m, 1)
     assert d.sum() > m.sum() and d[m].all()
-    f = im.feather_mask(m, 2)
-    assert (f[~m] == 0).all() and f[5, 5] == 1.0 and 0 < f[3, 3] < 1
+    wide = np.zeros((20, 20), bool)
+    wide[2:18, 2:18] = True
+    f = im.feather_mask(wide, 2)
+    assert (f[~wide] == 0).all() and f[10, 10] == 1.0 and 0 < f[2, 10] < 1
     assert (im.feather_mask(np.ones((4, 4), bool), 3) == 1).all()
+
+
+def test_a_thin_mask_is_feathered_over_at_most_half_its_half_width_so_its_edit_shows():
+    """A 512 px picture feathers over 16 px: a brush stroke 8 px wide reached a quarter of its edit."""
+    for width, full in ((1, 1), (4, 4), (8, 6), (64, 64 - 2 * 15)):
+        m = np.zeros((64, 512), bool)
+        m[:, 100 : 100 + width] = True
+        alpha = im.feather_mask(m, 16)[32, 100 : 100 + width]
+        assert (alpha == 1.0).sum() == full, width  # the 1 px edges of an 8 px stroke ramp; a wide mask keeps the 16 px ramp
+        assert (im.feather_mask(m, 16)[~m] == 0).all()
     with pytest.raises(ValueError, match="match"):
         im.check_mask(np.zeros((3, 3)), (4, 4))
 
