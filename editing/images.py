@@ -69,10 +69,33 @@ def load_rgba(src: str | Path) -> np.ndarray:
     return _read_file(src, _pil_rgba)
 
 
+def _in_srgb(img: Image.Image) -> Image.Image:
+    """An image with an embedded colour profile other than sRGB (Display P3, Adobe RGB, a CMYK press
+    profile), converted to sRGB, as a browser shows it: the results are written as sRGB PNGs, so its
+    numbers taken as they are shifted colours by up to 53 of 255. An unreadable profile is passed over."""
+    icc = img.info.get("icc_profile")
+    if not icc or img.mode not in ("RGB", "RGBA", "CMYK"):
+        return img
+    from PIL import ImageCms
+
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        out = ImageCms.profileToProfile(
+            img, profile, ImageCms.createProfile("sRGB"), outputMode="RGBA" if img.mode == "RGBA" else "RGB"
+        )
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        return img
+    if out is None:
+        return img
+    if img.mode != "CMYK" and np.abs(np.asarray(out, np.int16) - np.asarray(img, np.int16)).max(initial=0) <= 1:
+        return img  # an sRGB profile (of which there are many): the file's numbers, bit for bit
+    return out
+
+
 def _pil_rgba(img: Image.Image) -> np.ndarray:
-    """A PIL image as uint8 RGBA, upright (EXIF orientation applied); 16-bit and float greyscale are
-    scaled to 8 bits as `load_image` scales them (Pillow's own conversion clips them to white)."""
-    img = ImageOps.exif_transpose(img)
+    """A PIL image as uint8 RGBA, upright (EXIF orientation applied) and in sRGB (`_in_srgb`); 16-bit and
+    float greyscale are scaled to 8 bits as `load_image` scales them (Pillow's own conversion clips them to white)."""
+    img = _in_srgb(ImageOps.exif_transpose(img))
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         rgb = _from_pil(img)
         return np.concatenate([rgb, np.full(rgb.shape[:2] + (1,), 255, np.uint8)], axis=2)
@@ -106,7 +129,7 @@ def _from_array(arr: np.ndarray, matte: int = 255) -> np.ndarray:
 
 
 def _from_pil(img: Image.Image, matte: int = 255) -> np.ndarray:
-    img = ImageOps.exif_transpose(img)
+    img = _in_srgb(ImageOps.exif_transpose(img))
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I"):  # 16/32-bit greyscale (16-bit PNGs open as "I")
         arr = np.asarray(img, dtype=np.float64)
@@ -124,7 +147,8 @@ def load_image(src: ImageLike, matte: int = 255) -> np.ndarray:
     """Any image (path, bytes, PIL image or array) -> uint8 (H, W, 3) RGB.
 
     Transparency is composited on white (on the grey level `matte`); greyscale, palette, CMYK and
-    16-bit images are converted; EXIF orientation is applied. An unreadable or unsupported file
+    16-bit images are converted; EXIF orientation is applied; an embedded colour profile other than
+    sRGB is converted to sRGB. An unreadable or unsupported file
     raises ValueError.
     """
     if isinstance(src, np.ndarray):

@@ -197,3 +197,38 @@ def test_a_float_tiff_in_0_255_is_read_as_its_grey_levels(tmp_path):
     np.testing.assert_array_equal(out[0, :, 0], np.round(arr[0]).astype(np.uint8))
     Image.fromarray(arr / 255.0, mode="F").save(tmp_path / "g.tif")  # [0, 1] floats as before
     np.testing.assert_array_equal(load_image(tmp_path / "g.tif"), out)
+
+
+def _display_p3_profile() -> bytes:
+    """Pillow's sRGB profile with Display P3's primaries: a wide-gamut profile, made offline."""
+    import struct
+
+    from PIL import ImageCms
+
+    icc = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    primaries = {b"rXYZ": (0.5151, 0.2412, -0.0011), b"gXYZ": (0.2920, 0.6922, 0.0419), b"bXYZ": (0.1571, 0.0666, 0.7841)}
+    for i in range(struct.unpack(">I", icc[128:132])[0]):
+        sig, offset, _ = struct.unpack(">4sII", icc[132 + 12 * i : 144 + 12 * i])
+        if sig in primaries:
+            icc[offset + 8 : offset + 20] = b"".join(struct.pack(">i", round(v * 65536)) for v in primaries[sig])
+    icc[84:100] = bytes(16)  # no profile ID
+    return bytes(icc)
+
+
+def test_a_wide_gamut_picture_is_read_in_srgb_and_an_srgb_one_bit_for_bit(tmp_path):
+    """Results are sRGB PNGs: a Display P3 photo's numbers taken as they were shifted its colours on screen
+    (outside a mask too) by up to 53 of 255."""
+    from PIL import ImageCms
+
+    rgb = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    rgb[0, 0] = (255, 0, 0)
+    p3 = _display_p3_profile()
+    Image.fromarray(rgb).save(tmp_path / "p3.png", icc_profile=p3)
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    Image.fromarray(rgb).save(tmp_path / "srgb.png", icc_profile=srgb)
+    expected = np.asarray(ImageCms.profileToProfile(Image.fromarray(rgb), ImageCms.ImageCmsProfile(io.BytesIO(p3)),
+                                                    ImageCms.createProfile("sRGB")))  # fmt: skip
+    for read in (im.load_image, lambda p: im.load_rgba(p)[..., :3]):
+        got = read(tmp_path / "p3.png")
+        assert np.array_equal(got, expected) and np.abs(got.astype(int) - rgb).max() > 20  # P3's red is redder than sRGB's
+        assert np.array_equal(read(tmp_path / "srgb.png"), rgb)
