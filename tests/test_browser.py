@@ -270,3 +270,19 @@ def test_on_a_phone_an_example_fills_its_prompts_and_generate_brings_the_result_
         status.filter(has_text="Done").wait_for(timeout=120_000)
     finally:
         phone.close()
+
+
+def test_edit_this_result_with_no_result_is_a_toast_that_leaves_the_status_alone(page, studio_url):
+    """Raised, the refusal made Gradio write "Error" into the status line (a live region, read out later)."""
+    context = page.context.browser.new_context(viewport={"width": 1400, "height": 1000})
+    fresh = context.new_page()
+    try:
+        fresh.goto(studio_url)
+        fresh.get_by_role("button", name="Generate").wait_for(timeout=60_000)
+        before = fresh.locator("#ss-status").inner_text()
+        fresh.locator("#ss-again").click()
+        fresh.locator(".toast-body").filter(has_text="No finished result yet").wait_for(timeout=10_000)
+        fresh.wait_for_timeout(500)
+        assert fresh.locator("#ss-status").inner_text() == before and "Error" not in fresh.locator("#ss-status").inner_text()
+    finally:
+        context.close()

@@ -651,6 +651,24 @@ def test_edit_this_result_puts_the_finished_result_on_the_canvas_for_the_next_ed
     assert read_recipe(second["files"][0])["inputs"]["guide"]["sha256"] == pixel_sha256(expected)
     assert session.result is second["output"]
 
+    # a run stopped after its first preview: the panel shows the preview, so the last finished result is
+    # not what "Edit this result" takes (it was, silently, another picture than the one on screen)
+    from ui.widgets import forget_covered_result
+
+    updates = studio.sdedit(canvas=painting(), session=session, **SD)
+    for up in updates:  # as the page's run does (ui.widgets.model_run), update by update
+        forget_covered_result(session, up.get("output"))
+        if "output" in up:
+            updates.close()  # Stop, at its first preview
+            break
+    with pytest.raises(gr.Error, match="No finished result yet"):
+        result_to_canvas(session)
+    finished = []
+    for up in studio.sdedit(canvas=painting(), session=session, **SD):
+        forget_covered_result(session, up.get("output"))
+        finished.append(up)
+    assert session.result is finished[-1]["output"]  # run to the end, it is the one shown
+
     compare = Compare(studio)
     with pytest.raises(gr.Error, match="Open a result first"):
         compare.selected_to_canvas(session)

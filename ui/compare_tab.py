@@ -9,7 +9,7 @@ import gradio as gr
 from editing.interface import EditConfig, InversionConfig, ModelInfo, SDEditConfig
 from ui.compare import MAX_SEEDS, MAX_VALUES, Compare
 from ui.defaults import studio_default
-from ui.widgets import follow_steps, howto, model_run, seed_row, slider
+from ui.widgets import as_toast, follow_steps, howto, model_run, seed_row, slider
 
 
 def compare_tab(info: ModelInfo, compare: Compare, shared: dict, out: dict, text: bool, waiting: gr.Markdown) -> list[Any]:
@@ -85,7 +85,7 @@ def compare_tab(info: ModelInfo, compare: Compare, shared: dict, out: dict, text
     def on_gallery(session, evt: gr.SelectData):
         return as_list(compare.select_image(session, evt)) if session.sweep else [gr.skip()] * len(sel_out)
 
-    again.click(compare.selected_to_canvas, shared["session"], [shared["canvas"], out["status"]], show_progress="hidden",
+    again.click(as_toast(compare.selected_to_canvas), shared["session"], [shared["canvas"], out["status"]], show_progress="hidden",
                 api_visibility="private")  # queued: a refusal's toast shows only for queued events
     plot.select(on_plot, shared["session"], sel_out, api_visibility="private")
     gallery.select(on_gallery, shared["session"], sel_out, api_visibility="private")

@@ -33,7 +33,7 @@ from ui.compare_tab import compare_tab
 from ui.defaults import PATCH_DEFAULTS, PATCH_RANGES, canvas_side, studio_default
 from ui.handlers import IMAGIC_MISSING, Studio, count_stop, has_imagic, result_to_canvas, stopped
 from ui.state import Session
-from ui.widgets import follow_steps, howto, model_run, seed_row, slider
+from ui.widgets import as_toast, follow_steps, howto, model_run, seed_row, slider
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
 # Brush palette: saturated colours that read well as SDEdit strokes, plus the custom picker.
@@ -308,7 +308,7 @@ def build_ui(backend: Backend) -> gr.Blocks:
             stopped, [progress, status], [progress, status], queue=False, api_visibility="private"
         )
         blank.click(lambda: None, None, canvas, queue=False, api_visibility="private")
-        again.click(result_to_canvas, session, [canvas, status], show_progress="hidden", api_visibility="private")  # queued: a refusal's toast shows only for queued events
+        again.click(as_toast(result_to_canvas), session, [canvas, status], show_progress="hidden", api_visibility="private")  # queued: a toast shows only for queued events
         # an example fills the prompts that say what the picture shows (a target is the user's to write)
         describing = [s_prompt, e_prompt, t_src, k_prompt, h_prompt, *shared.get("describing", [])]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -31,6 +32,31 @@ def bind(fn: Callable[..., Iterator[dict]], outputs: dict[str, gr.components.Com
     return run
 
 
+def as_toast(fn: Callable[..., tuple], n_outputs: int = 2) -> Callable[..., tuple]:
+    """A quick handler whose refusal is a toast and changes none of its `n_outputs`. Raised, Gradio also wrote "Error"
+    into every output: the status line, a polite live region, kept it hidden in its text, where a
+    screen reader read it after later runs."""
+
+    @functools.wraps(fn)
+    def run(*args: Any) -> tuple:
+        try:
+            return fn(*args)
+        except Refusal as e:
+            gr.Warning(e.message, title="Not done")
+            return tuple(gr.skip() for _ in range(n_outputs))
+
+    return run
+
+
+def forget_covered_result(session: Any, shown: Any) -> None:
+    """A run's update puts `shown` (None: nothing) on the Result panel: once a preview covers the last
+    finished result there, "Edit this result" must not put that one on the canvas (after a Stop it did,
+    though the panel showed the stopped run's preview). The finished result (`Studio._finish` keeps it
+    in the session first) stays."""
+    if session is not None and shown is not None and shown is not session.result:
+        session.result = None
+
+
 def model_run(button: gr.Button, fn: Callable[..., Iterator[dict]], outputs: dict[str, gr.components.Component],
               inputs_kwargs: dict[str, gr.components.Component], session: gr.State, waiting: gr.components.Component,
               **click: Any) -> Any:  # fmt: skip
@@ -54,9 +80,11 @@ def model_run(button: gr.Button, fn: Callable[..., Iterator[dict]], outputs: dic
         if ticket is not None and sess is not None and sess.stops != ticket:
             return
         started = False
+        shown = outputs.get("output")
         try:
             for up in run(**kwargs):
                 started = True
+                forget_covered_result(sess, up.get(shown) if shown is not None else None)
                 yield up
         except Refusal as e:
             # A toast, not a raised error: Gradio marks every output of a failed event with an "Error"
