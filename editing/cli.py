@@ -386,7 +386,7 @@ def _read_inputs(spec: MethodSpec, paths: dict[str, str | None]) -> tuple[dict[s
     transparent where nothing changes is the paint as the studio's strokes layer holds it: it is laid
     over the --image, and without a --mask its painted pixels are the mask (not recorded as a file:
     replay derives it again)."""
-    from editing.images import load_image, load_mask
+    from editing.images import load_image, load_mask, squeeze_notice
 
     images, record = {}, {}
     first = None  # the first input given: every other one must have its size
@@ -410,6 +410,8 @@ def _read_inputs(spec: MethodSpec, paths: dict[str, str | None]) -> tuple[dict[s
                          "changes (its painted pixels are then the mask)")  # fmt: skip
     if "colour" in images and not images["mask"].any():
         raise ValueError("the colour mask is empty: paint the region to recolour (white in --mask, or paint in a transparent --colour)")
+    if first is not None and (squeezed := squeeze_notice(images[first].shape)) is not None:
+        warnings.warn(squeezed, stacklevel=1)  # as the studio says it
     return images, record
 
 

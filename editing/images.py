@@ -214,6 +214,19 @@ def to_model_size(image: np.ndarray, size: int) -> np.ndarray:
     return resize_image(image, (size, size))
 
 
+SQUARE_ENOUGH = 1.25  # wider (or taller) pictures get `squeeze_notice`: the models work on a square
+
+
+def squeeze_notice(shape: tuple[int, ...]) -> str | None:
+    """What `to_model_size` does to a picture of (H, W, ...) far from square, said to the user (the studio's
+    status, the command line's warning); None for a squarish one."""
+    h, w = shape[:2]
+    if max(h, w) <= SQUARE_ENOUGH * min(h, w):
+        return None
+    return (f"The picture is {w}x{h}, not square: the model works on a square, so it is squeezed into one and the result "
+            "stretched back, which distorts shapes; crop it to a square for the best result.")  # fmt: skip
+
+
 def from_model_size(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """The model's square output back to the input's (H, W): the aspect ratio is restored."""
     return resize_image(image, shape)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -609,6 +610,20 @@ def test_words_the_model_will_not_read_are_a_warning(tiny_dir, guide_file, tmp_p
     lines = [str(w.message) for w in said]
     assert code == 0 and any(x.startswith("This model reads the first ") and x.endswith('w18 … (53 words)" at the end of --prompt is left out.')
                              for x in lines), lines  # fmt: skip
+
+
+def test_a_picture_far_from_square_is_a_warning_as_in_the_studio(tiny_dir, guide_file, tmp_path, capsys):
+    """The model squeezes it into a square: the studio said so, the command line did not."""
+    Image.new("RGB", (24, 24), "white").save(tmp_path / "square.png")
+    for guide, said in ((guide_file, True), (tmp_path / "square.png", False)):  # 28x20, and 24x24
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            code, _, _ = _run(["sdedit", "--guide", guide, "--steps", "2", "--model", tiny_dir / "pixel-ddpm", "--out",
+                               tmp_path / "a.png", "--quiet"], capsys)  # fmt: skip
+        squeezed = [str(w.message) for w in caught if "not square" in str(w.message)]
+        assert code == 0 and squeezed == (["The picture is 28x20, not square: the model works on a square, so it is squeezed into one "
+                                           "and the result stretched back, which distorts shapes; crop it to a square for the best "
+                                           "result."] if said else [])  # fmt: skip
 
 
 def test_replay_warns_when_the_models_configs_changed(tiny_dir, guide_file, tmp_path, capsys):

@@ -20,12 +20,16 @@ from typing import Any
 
 import numpy as np
 
-from editing.images import MAX_SIDE, max_side_size, over  # the command line paints a --colour layer the same way, to the bit
+from editing.images import (  # the command line paints a --colour layer the same way, to the bit
+    MAX_SIDE,
+    max_side_size,
+    over,
+    squeeze_notice,
+)
 from editing.images import resize_pil as _resize
 from editing.interface import Guide
 
 STROKES, MASK = 0, 1  # layer positions; layout.py names them in LayerOptions in this order
-SQUARE_ENOUGH = 1.25  # wider (or taller) pictures get a notice: the models work on a square (editing/images.py)
 
 
 class CanvasError(ValueError):
@@ -108,10 +112,8 @@ def editor_to_canvas(value: dict | None, max_side: int = MAX_SIDE) -> Canvas:
         mask = None if mask is None else _resize(mask.astype(np.uint8) * 255, new, nearest=True) > 127
         color_mask = _resize(color_mask.astype(np.uint8) * 255, new, nearest=True) > 127
 
-    h, w = image.shape[:2]
-    if max(h, w) > SQUARE_ENOUGH * min(h, w):
-        notices.append(f"The picture is {w}x{h}, not square: the model works on a square, so it is squeezed into one and "
-                       "the result stretched back, which distorts shapes; crop it to a square for the best result.")  # fmt: skip
+    if (squeezed := squeeze_notice(image.shape)) is not None:
+        notices.append(squeezed)
     guide = Guide(image=image, mask=mask, color_mask=color_mask if color_mask.any() else None)
     return Canvas(guide=guide, background=base, notices=notices)
 
