@@ -186,6 +186,24 @@ def test_an_opaque_patchs_plain_background_is_cut_out():
     assert (cut_plain_background(np.full((8, 8, 3), 255, np.uint8))[..., 3] == 255).all()
 
 
+def test_a_cut_out_objects_anti_aliased_edge_is_unmixed_from_the_old_backdrop():
+    """Kept opaque, the edge's part-white pixels pasted a light outline around the object on a dark photo."""
+    from PIL import Image, ImageDraw
+
+    from ui.canvas import cut_plain_background
+
+    big = Image.new("RGB", (320, 320), "white")
+    ImageDraw.Draw(big).ellipse((40, 40, 280, 280), fill=(20, 170, 40))
+    p = np.asarray(big.resize((80, 80), Image.LANCZOS))  # a green disc, anti-aliased against white
+    cut = cut_plain_background(p)
+    partial = (cut[..., 3] > 0) & (cut[..., 3] < 255)
+    assert partial.sum() > 100  # the edge is see-through in part, as it was drawn
+    assert np.abs(cut[partial, :3].astype(int) - (20, 170, 40)).max() <= 12  # in the object's colour, not whitened
+    guide, footprint = paste_patch(np.zeros((160, 160, 3), np.uint8), p, 0.5, 0.5, 0.5, cut_background=True)
+    assert guide[..., 0][footprint].max() <= 20 + 12  # no pixel of the old white backdrop on the black photo
+    assert (cut[~partial & (cut[..., 3] == 255), :3] == p[~partial & (cut[..., 3] == 255)]).all()  # the inside as it was
+
+
 def test_paste_patch_places_the_patch_and_returns_its_footprint():
     bg = np.zeros((100, 200, 3), np.uint8)
     patch = rgba(10, 20, (255, 255, 255), 255)
