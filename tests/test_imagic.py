@@ -296,15 +296,16 @@ def test_eta_zero_reconstructs_the_input(tiny_pixel_text, trained):
 
 
 def test_larger_eta_moves_towards_the_target_text(tiny_pixel_text, trained):
-    # Proxy on a random model (no text alignment to measure): the distance to the sample generated
-    # from e_tgt alone (eta = 1) with the same seed shrinks as eta grows, and the distance to the input grows.
-    m, img = tiny_pixel_text, _image()
-    outs = {eta: _render(m, trained, eta=eta, sampler="ddim") for eta in (0.0, 0.5, 1.0)}
-    to_target = [_rms(outs[eta], outs[1.0]) for eta in (0.0, 0.5)]
-    to_input = [_rms(outs[eta], img) for eta in (0.0, 0.5, 1.0)]
-    print(f"rms to the eta=1 sample: {to_target}; to the input: {to_input}")
-    assert to_target[0] > to_target[1] > 0.0
-    assert to_input[0] < to_input[2]
+    # Proxy on a random model (no text alignment to measure): the distance to the sample generated from
+    # e_tgt alone (eta = 1) with the same seed shrinks step by step as eta grows. (The distance to the input
+    # is no proxy here: a random model's e_tgt moves the sample about orthogonally to the input, and its
+    # change over eta, 0.0005 of 0.36, took either sign on different CPUs.)
+    m = tiny_pixel_text
+    etas = (0.0, 0.25, 0.5, 0.75, 1.0)
+    outs = {eta: _render(m, trained, eta=eta, sampler="ddim") for eta in etas}
+    to_target = [_rms(outs[eta], outs[1.0]) for eta in etas]
+    print(f"rms to the eta=1 sample over eta {etas}: {to_target}")
+    assert all(a > b for a, b in zip(to_target, to_target[1:])) and to_target[-1] == 0.0
 
 
 def test_same_seed_same_output_new_seed_different(tiny_pixel_text, trained):
