@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 
 import numpy as np
@@ -305,7 +306,7 @@ def test_larger_eta_moves_towards_the_target_text(tiny_pixel_text, trained):
     outs = {eta: _render(m, trained, eta=eta, sampler="ddim") for eta in etas}
     to_target = [_rms(outs[eta], outs[1.0]) for eta in etas]
     print(f"rms to the eta=1 sample over eta {etas}: {to_target}")
-    assert all(a > b for a, b in zip(to_target, to_target[1:])) and to_target[-1] == 0.0
+    assert all(a > b for a, b in itertools.pairwise(to_target)) and to_target[-1] == 0.0
 
 
 def test_same_seed_same_output_new_seed_different(tiny_pixel_text, trained):
