@@ -20,6 +20,7 @@ import torch
 
 import editing.models as models
 from editing.models import PRESETS, ModelNotFoundError, detect_family, hash_weights, load_model
+from editing.models.common import component_dir
 from editing.models.latent_sd import LATENT_RGB_FACTORS
 from editing.models.minilm import shared_minilm
 from editing.schedule import VESchedule, VPSchedule
@@ -499,6 +500,32 @@ def test_inpainting_unet_is_refused(tmp_path, tiny_dir):
     (folder / "unet" / "config.json").write_text(json.dumps({**cfg, "in_channels": 9}))
     with pytest.raises(ValueError, match="inpainting or upscaling"):
         load_model(folder)
+
+
+@pytest.mark.parametrize("family", ["pixel-ddpm", "ve", "latent-sd"])
+def test_unet_sizes_the_engine_cannot_run_are_one_sentence_before_the_weights_load(tmp_path, tiny_dir, family):
+    """diffusers allows sample_size [h, w] and null, and a 1-channel (greyscale) pixel UNet: a list or null
+    was a TypeError traceback from int(), a greyscale DDPM loaded and failed mid-run in a convolution."""
+    side = json.loads((component_dir(tiny_dir / family, "unet") / "config.json").read_text())["sample_size"]
+
+    def variant(name: str, **changes) -> Path:
+        folder = shutil.copytree(tiny_dir / family, tmp_path / name)
+        path = component_dir(folder, "unet") / "config.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+        return folder
+
+    square = load_model(variant("square", sample_size=[side, side]), device="cpu")  # [n, n] is the square it was
+    assert square.resolution == load_model(tiny_dir / family, device="cpu").resolution
+    for name, size, shown in (("wide", [side, 2 * side], f"[{side}, {2 * side}]"), ("none", None, "none")):
+        folder = variant(name, sample_size=size)
+        with pytest.raises(ValueError) as err:
+            load_model(folder, device="cpu")
+        assert str(err.value) == (f"'{folder}': the UNet's config.json gives sample_size {shown}; Stroke Studio runs models that work "
+                                  "on a square picture of one size (sample_size one whole number, or [n, n]).")  # fmt: skip
+    if family != "latent-sd":  # a latent UNet's channels are the VAE's (test_inpainting_unet_is_refused)
+        folder = variant("grey", in_channels=1, out_channels=1)
+        with pytest.raises(ValueError, match=r"the UNet takes 1-channel pictures; Stroke Studio runs pixel models of RGB pictures \(3 "):
+            load_model(folder, device="cpu")
 
 
 def test_incomplete_folder_is_reported(tmp_path, tiny_dir):

@@ -159,6 +159,24 @@ def read_json(path: Path) -> dict:
         raise ValueError(f"'{path}' is damaged (not valid JSON: {e}): download or export the model again.") from None
 
 
+def unet_side(folder: Path, config: dict, channels: int | None = 3) -> int:
+    """The side of the square the UNet config `config` (its config.json, read before any weight loads) works
+    at; a ValueError in one sentence for what the engine cannot run: no `sample_size` or a non-square one
+    (diffusers allows [h, w] and null), or, for a pixel model (`channels` 3), a UNet that does not take RGB
+    pictures (a greyscale MNIST-style model failed mid-run in a convolution)."""
+    size = config.get("sample_size")
+    if isinstance(size, (list, tuple)) and len(size) == 2 and size[0] == size[1]:
+        size = size[0]
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        shown = "none" if size is None else repr(size)
+        raise ValueError(f"'{folder}': the UNet's config.json gives sample_size {shown}; Stroke Studio runs models that "
+                         "work on a square picture of one size (sample_size one whole number, or [n, n]).")  # fmt: skip
+    if channels is not None and config.get("in_channels", 3) != channels:
+        raise ValueError(f"'{folder}': the UNet takes {config.get('in_channels')}-channel pictures; Stroke Studio runs pixel "
+                         f"models of RGB pictures ({channels} channels).")  # fmt: skip
+    return size
+
+
 def frozen(module: torch.nn.Module, device) -> torch.nn.Module:
     """A loaded module (already in its dtype, set at from_pretrained) on device, eval mode, gradients off."""
     return module.to(device=device).eval().requires_grad_(False)

@@ -22,7 +22,7 @@ import torch
 
 from editing.interface import PromptReading
 from editing.models.base import pixels_to_tensor, tensor_to_pixels
-from editing.models.common import DiffusersBundle, check_prompts, frozen, prompt_reading, quiet_loading, to_eps
+from editing.models.common import DiffusersBundle, check_prompts, frozen, prompt_reading, quiet_loading, to_eps, unet_side
 from editing.schedule import VPSchedule
 
 # SD 1.x/2.x latent -> RGB approximation (rows: latent channels; the widely used factors of the
@@ -65,7 +65,7 @@ class LatentSDBundle(DiffusersBundle):
         self.shift_factor = float(getattr(vae.config, "shift_factor", None) or 0.0)
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
         self.latent_channels = int(unet.config.in_channels)
-        self.resolution = int(unet.config.sample_size) * self.vae_scale_factor
+        self.resolution = unet_side(model_id, unet.config, channels=None) * self.vae_scale_factor
 
     # The scale Stable Diffusion's own samplers and diffusers' pipelines (txt2img and img2img) default
     # to; SDEdit follows it (editing.interface.MODEL_DEFAULTS) unless the user sets one.
@@ -76,7 +76,9 @@ class LatentSDBundle(DiffusersBundle):
         from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
         from transformers import CLIPTextModel, CLIPTokenizer
 
-        unet_in = UNet2DConditionModel.load_config(folder / "unet").get("in_channels", 4)
+        unet_config = UNet2DConditionModel.load_config(folder / "unet")
+        unet_side(folder, unet_config, channels=None)  # before the weights load
+        unet_in = unet_config.get("in_channels", 4)
         vae_config = AutoencoderKL.load_config(folder / "vae")
         latent_ch = vae_config.get("latent_channels", 4)
         if unet_in != latent_ch:  # inpainting (9) and upscaling (7) UNets take extra input channels

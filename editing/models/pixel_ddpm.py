@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from editing.models.base import pixels_to_tensor, tensor_to_pixels
-from editing.models.common import DiffusersBundle, component_dir, frozen, to_eps
+from editing.models.common import DiffusersBundle, component_dir, frozen, to_eps, unet_side
 from editing.schedule import VPSchedule
 
 
@@ -46,6 +46,7 @@ class PixelDDPMBundle(DiffusersBundle):
     def from_folder(cls, folder: Path, *, model_id: str, weights_hash: str, device, dtype) -> PixelDDPMBundle:
         from diffusers import DDPMScheduler, UNet2DModel
 
+        side = unet_side(folder, UNet2DModel.load_config(component_dir(folder, "unet")))
         unet = UNet2DModel.from_pretrained(component_dir(folder, "unet"), torch_dtype=dtype)
         # Any VP scheduler config (DDPM, DDIM) holds the training betas; DDPMScheduler rebuilds them.
         scheduler = DDPMScheduler.from_config(DDPMScheduler.load_config(component_dir(folder, "scheduler")))
@@ -54,7 +55,7 @@ class PixelDDPMBundle(DiffusersBundle):
             VPSchedule.from_diffusers(scheduler),
             model_id=model_id,
             weights_hash=weights_hash,
-            resolution=int(unet.config.sample_size),
+            resolution=side,
             prediction_type=scheduler.config.prediction_type,
         )
 

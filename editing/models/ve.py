@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from editing.models.base import tensor_to_pixels
-from editing.models.common import DiffusersBundle, component_dir, frozen
+from editing.models.common import DiffusersBundle, component_dir, frozen, unet_side
 from editing.schedule import VESchedule
 
 
@@ -43,6 +43,7 @@ class VEBundle(DiffusersBundle):
     def from_folder(cls, folder: Path, *, model_id: str, weights_hash: str, device, dtype) -> VEBundle:
         from diffusers import ScoreSdeVeScheduler, UNet2DModel
 
+        side = unet_side(folder, UNet2DModel.load_config(component_dir(folder, "unet")))
         unet = UNet2DModel.from_pretrained(component_dir(folder, "unet"), torch_dtype=torch.float32)
         if unet.config.time_embedding_type != "fourier":
             raise ValueError(
@@ -64,7 +65,7 @@ class VEBundle(DiffusersBundle):
             VESchedule.from_diffusers(scheduler),
             model_id=model_id,
             weights_hash=weights_hash,
-            resolution=int(unet.config.sample_size),
+            resolution=side,
         )
 
     @property
