@@ -249,7 +249,7 @@ def test_text_edit_skip_keeps_its_share_of_the_steps(page):
 def test_on_a_phone_an_example_fills_its_prompts_and_generate_brings_the_result_into_view(page, studio_url):
     """A phone's single column puts Generate about 750 px below the Result, which streamed off-screen; an
     example left the prompt at "a smiling face emoji" (the apple was drawn towards a smiley); the status line
-    was not a live region, so a screen reader never said "Done"."""
+    was not a live region, so a screen reader never said "Done"; the rows kept two controls side by side."""
     phone = page.context.browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True)
     try:
         page = phone.new_page()  # the module's browser (one Playwright per process), a phone's context
@@ -258,9 +258,14 @@ def test_on_a_phone_an_example_fills_its_prompts_and_generate_brings_the_result_
         status = page.locator("#ss-status")
         page.wait_for_function("() => document.getElementById('ss-status')?.getAttribute('aria-live') === 'polite'", timeout=10_000)
         assert status.get_attribute("role") == "status"
+        # each control on a line of its own: the prompt sat in half the width beside its t0 slider, and the
+        # examples strip beside "New blank canvas" showed two of its pictures
+        assert page.locator("#ss-examples").bounding_box()["width"] > 0.8 * 390
         page.locator("#ss-examples button.thumbnail-item").first.click()  # apple.png, the first stroke painting
         prompt = page.get_by_label("Prompt").first
         prompt.and_(page.locator("textarea, input")).first.wait_for()
+        box, t0 = prompt.bounding_box(), page.locator("input[type=range]").first.bounding_box()
+        assert box["width"] > 0.7 * 390 and t0["y"] >= box["y"] + box["height"]  # it had half the width, t0 beside it
         page.wait_for_function("(el) => el.value === 'red apple'", arg=prompt.element_handle(), timeout=10_000)
         generate = page.get_by_role("button", name="Generate")
         generate.scroll_into_view_if_needed()

@@ -50,6 +50,11 @@ CSS = """
 /* keyboard focus: Gradio's theme draws none on sliders and radios, a faint one on buttons */
 input[type=range]:focus-visible, input[type=radio]:focus-visible, input[type=checkbox]:focus-visible, button:focus-visible
   {outline: 2px solid var(--color-accent) !important; outline-offset: 2px}
+/* a phone: each control of a row on a line of its own (a row keeps side by side what fits in 160 px each, so a
+   prompt sat in half the width beside its slider), and the examples strip under "New blank canvas", full width */
+@media (max-width: 600px) {
+  .ss-stack .row > *, .ss-stack .row > .form > *, .ss-stack.row > * {min-width: 100% !important}
+}
 """
 # Run once when the page loads (demo.launch(js=...)): the status line and the waiting line are polite live
 # regions, so a screen reader says "Done" or a refusal; leaving the page (reload, back) with a result on it
@@ -123,7 +128,7 @@ def build_ui(backend: Backend) -> gr.Blocks:
                     "may change pixels (Stroke edit, Composite, Colour edit, a Compare sweep); its eye icon hides it. Upload or paste a photo with the image tool.",
                     elem_classes="ss-howto",
                 )
-                with gr.Row(equal_height=False):
+                with gr.Row(equal_height=False, elem_classes="ss-stack"):
                     blank = gr.Button("New blank canvas", size="sm", scale=1, min_width=120)
                     examples = gr.Gallery(
                         example_paths, label="Examples (click to load)", columns=6, height=120,
@@ -169,7 +174,7 @@ def build_ui(backend: Backend) -> gr.Blocks:
                     "preview_every": slider(info, InversionConfig, "preview_every"),
                 }
 
-        with gr.Tabs():
+        with gr.Tabs(elem_classes="ss-stack"):
             with gr.Tab("Stroke → image"):
                 howto("Paint coarse coloured blobs (or load an example), describe it, press **Generate**. "
                       "Low t0 keeps your strokes; high t0 gives a more realistic picture.")  # fmt: skip
