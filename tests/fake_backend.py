@@ -50,11 +50,11 @@ class FakeInversion:
 
 
 class FakeBackend:
-    def __init__(self, step_delay: float = 0.0, family: str = "pixel-text", conditional: bool = True):
+    def __init__(self, step_delay: float = 0.0, family: str = "pixel-text", conditional: bool = True, kind: str = "vp"):
         self.calls: Counter[str] = Counter()
         self.step_delay = step_delay  # seconds per step, to test Stop
         self.steps_run = 0
-        self._info = ModelInfo("fake", family, 32, conditional, "vp", 1000)  # type: ignore[arg-type]
+        self._info = ModelInfo("fake", family, 32, conditional, kind, 1000)  # type: ignore[arg-type]
 
     def info(self) -> ModelInfo:
         return self._info

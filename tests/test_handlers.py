@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+import types
 
 import gradio as gr
 import numpy as np
@@ -106,8 +107,39 @@ def test_bad_settings_become_user_messages():
     assert read_recipe(run(studio.sdedit(canvas=painting(), **{**SD, "seed": 4.0}))[-1]["files"][0])["configs"]["sdedit"]["values"]["seed"] == 4
     with pytest.raises(gr.Error, match="target prompt"):
         run(studio.text_edit(canvas=painting(), **{**TE, "target_prompt": "  "}))
-    unconditional = Studio(FakeBackend(family="pixel-ddpm", conditional=False))  # no prompt boxes: nothing to ask for
-    assert run(unconditional.text_edit(canvas=painting(), **{**TE, "source_prompt": "", "target_prompt": ""}))[-1]["files"]
+
+
+def test_methods_a_model_cannot_run_are_refused_before_anything_runs_and_compare_runs_the_others():
+    """A VE model has no DDPM inversion: the text edit, colour edit and shift ran the canvas up to the engine's
+    refusal, which the page showed as "Stopped: ... VE score model The downloads ..."; and Compare methods failed
+    whole, its SDEdit result lost. An unconditional model's text edit only gave the picture back."""
+    colour = {"prompt": "", "strength": 1.0, "t1": 0, "t2": 5, "skip": 0, "guidance_scale": 3.5,
+              **{k: TE[k] for k in ("steps", "eta", "source_guidance_scale", "seed")}}  # fmt: skip
+    shift = {**{k: TE[k] for k in ("steps", "eta", "source_guidance_scale", "seed", "skip", "guidance_scale")}, "prompt": "", "dx": 2, "dy": 0}
+    ve, unconditional = FakeBackend(family="ve", conditional=False, kind="ve"), FakeBackend(family="pixel-ddpm", conditional=False)
+    runs = {"text edit": lambda s: s.text_edit(canvas=painting(), **{**TE, "source_prompt": "", "target_prompt": ""}),
+            "colour edit": lambda s: s.color_edit(canvas=with_mask(painting()), **colour),
+            "shift": lambda s: s.shift(canvas=painting(), **shift)}  # fmt: skip
+    for name, method in runs.items():
+        with pytest.raises(gr.Error, match=rf"The {name} is not available for this model: it works through DDPM inversion, "
+                                           r"which needs a VP \(DDPM-type\) model, and this one is a VE score model \(Stroke"):  # fmt: skip
+            next(method(Studio(ve)))  # refused before its first update: nothing said "Running"
+    assert not ve.calls
+    with pytest.raises(gr.Error, match=r"The text edit is not available for this model: it reads no text \(an unconditional model\)"):
+        next(runs["text edit"](Studio(unconditional)))
+    for name in ("colour edit", "shift"):  # they need no text
+        assert run(runs[name](Studio(unconditional)))[-1]["files"]
+    for backend in (ve, unconditional):
+        compare = Compare(Studio(backend))
+        for param, shown in (("T_skip", "T_skip"), ("eta", "η")):
+            with pytest.raises(gr.Error, match=rf"A {shown} sweep is not available for this model"):
+                next(compare.sweep(canvas=painting(), param=param, n_values=2, n_seeds=1, prompt="", source_prompt="", target_prompt="",
+                                   t0=0.5, steps=10, skip=3, eta=1.0, guidance_scale=3.0, seed=0))  # fmt: skip
+        ups = run(compare.cross(canvas=painting(), prompt="", source_prompt="", t0=0.5, steps=10, skip=3, guidance_scale=3.0, seed=4))
+        assert [c.split(" ")[0] for _, c in ups[-1]["cross_gallery"]] == ["input", "SDEdit"]
+        assert ups[-1]["status"].startswith("Done: SDEdit on the same input with seed 4; click one for its files. Inversion + edit is not available")
+        assert "Imagic is not available" in ups[-1]["status"]
+    assert ve.calls["sdedit"] == 1 and not ve.calls["invert"] and unconditional.calls["invert"] == 2  # its colour edit and shift
 
 
 def test_stroke_edit_needs_a_mask_and_changes_only_inside_it():
@@ -418,7 +450,7 @@ def test_cross_method_runs_sdedit_and_inversion_on_the_same_seed():
     gallery = ups[-1]["cross_gallery"]
     assert [c.split(" ")[0] for _, c in gallery] == ["input", "SDEdit", "Inversion"]
     assert backend.calls["sdedit"] == 1 and backend.calls["invert"] == 1 and backend.calls["edit"] == 1
-    assert "Imagic needs a text-conditioned model" in ups[-1]["status"]
+    assert "Imagic is not available for this model: it needs a text-conditioned model" in ups[-1]["status"]
     compare = Compare(Studio(FakeBackend()))
     session = Session()
     run(compare.cross(canvas=painting(), prompt="a dog", source_prompt="a cat", t0=0.5, steps=10, skip=3, guidance_scale=3.0,
@@ -509,6 +541,45 @@ def test_header_shows_the_models_status_only_when_it_has_one():
     interim = FakeBackend()
     interim._info = dataclasses.replace(interim._info, status="interim, CPU-trained")
     assert "Status: *interim, CPU-trained*" in header(interim)
+
+
+def test_the_page_offers_only_what_the_model_can_run_and_sends_no_prompt_to_a_model_that_reads_none():
+    """A VE model's Text edit, Colour edit and Shift tabs were offered and refused when run; a studio on an
+    unconditional model sent its hidden prompt boxes' defaults to the engine (a warning in the server's log
+    for every run, and prompts in recipes that the model never read)."""
+    import dataclasses
+
+    from ui import build_ui
+
+    def page(backend) -> tuple[list[str], list[dict]]:
+        demo = build_ui(backend)
+        (load,) = [f for f in demo.fns.values() if f.name == "load_example"]
+        out = load.fn(types.SimpleNamespace(index=0))  # the apple: the canvas, and "red apple" in each describing prompt
+        values = out if len(load.outputs) > 1 else (out,)  # one output takes a tuple as its value: that failed
+        for component, value in zip(load.outputs, values, strict=True):
+            component.postprocess(value)
+        comps = demo.get_config_file()["components"]
+        return [c["props"].get("value") or "" for c in comps if c["type"] == "markdown"], comps
+
+    ve_md, ve = page(FakeBackend(family="ve", conditional=False, kind="ve"))
+    for name in ("text edit", "colour edit", "shift"):
+        assert any(m.startswith(f"The {name} is not available for this model: it works through DDPM inversion") for m in ve_md), name
+    un_md, unconditional = page(FakeBackend(family="pixel-ddpm", conditional=False))
+    assert any(m.startswith("The text edit is not available for this model: it reads no text") for m in un_md)
+    assert not any(m.startswith(("The colour edit is not", "The shift is not")) for m in un_md)
+    for comps in (ve, unconditional):
+        sweeps = next(c for c in comps if c["props"].get("label") == "Sweep")
+        assert [v for _, v in sweeps["props"]["choices"]] == ["t0"]  # T_skip and η sweep a text edit
+        boxes = [c["props"] for c in comps if c["type"] == "textbox" and "rompt" in (c["props"].get("label") or "")]
+        assert boxes and all(not b.get("value") for b in boxes if not b["visible"])
+    _, text = page(FakeBackend())
+    sweeps = next(c for c in text if c["props"].get("label") == "Sweep")
+    assert [v for _, v in sweeps["props"]["choices"]] == ["t0", "T_skip", "eta"]
+    latent = FakeBackend(family="latent-sd")
+    latent._info = dataclasses.replace(latent._info, resolution=512, model_side=64)
+    labels = {c["props"].get("label") for c in page(latent)[1]}
+    assert {"Shift x (latent cells of 8 px)", "Shift y (latent cells of 8 px)"} <= labels and "Shift x (px)" in {
+        c["props"].get("label") for c in text}  # fmt: skip
 
 
 def test_sdedit_guidance_starts_at_the_models_recommended_scale():

@@ -20,6 +20,7 @@ from editing.interface import EditConfig, Frame, Guide, ImagicConfig, InversionC
 from editing.recipe import batch_record
 from ui.defaults import studio_default
 from ui.handlers import (
+    IMAGIC_MISSING,
     STAGES,
     Refusal,
     Show,
@@ -30,6 +31,8 @@ from ui.handlers import (
     make_config,
     progress_html,
     read_canvas,
+    refuse,
+    text_edit_missing,
     to_canvas,
 )
 from ui.recipe import save_run
@@ -184,9 +187,11 @@ class Compare:
         for name, n, hi in (("n_values", n_values, MAX_VALUES), ("n_seeds", n_seeds, MAX_SEEDS)):
             if not (n == int(n) and 1 <= n <= hi):
                 raise Refusal(f"{name}={n} is out of range; allowed: [1, {hi}]")
+        if param != "t0":
+            refuse(text_edit_missing(self.studio.info, f"A {SHOWN.get(param, param)} sweep"))
         edit_guidance = self._edit_guidance(edit_guidance_scale) if param != "t0" else None  # a t0 sweep makes no text edit
         c = read_canvas(canvas)
-        if param != "t0" and self.studio.info.conditional and not target_prompt.strip():
+        if param != "t0" and not target_prompt.strip():
             raise Refusal("Write a target prompt: a T_skip or η sweep edits the picture towards it.")
         guide = c.guide
         values = sweep_values(param, int(n_values), int(steps))
@@ -389,15 +394,17 @@ class Compare:
         image = yield from self._collect(guarded(self.backend.sdedit, guide, cfg, prompt), "SDEdit")
         runs.append((f"SDEdit t0={cfg.t0}", image, RunRecord("sdedit", {"sdedit": cfg}, {"prompt": prompt}, {"guide": guide.image},
                                                               mode="sdedit-compare")))  # fmt: skip
-        yield {"status": "Running inversion + edit…"}
-        inv_cfg = make_config(InversionConfig, steps=steps, eta=eta, seed=seed, preview_every=1)
-        ecfg = make_config(EditConfig, skip=min(int(skip), inv_cfg.steps - 1), guidance_scale=self._edit_guidance(edit_guidance_scale),
-                           preview_every=1)  # fmt: skip
-        yield from self.studio.ensure_inversion(guide.image, source_prompt, inv_cfg, session, show)
-        edited = yield from self._collect(guarded(self.backend.edit, session.inversion, prompt, ecfg), "Inversion + edit")
-        runs.append((f"Inversion + edit T_skip={ecfg.skip}", edited,
-                     RunRecord("edit", {"inversion": inv_cfg, "edit": ecfg}, {"source": source_prompt, "target": prompt},
-                               {"image": guide.image}, mode="edit-compare")))  # fmt: skip
+        edits = text_edit_missing(self.studio.info, "Inversion + edit") is None
+        if edits:
+            yield {"status": "Running inversion + edit…"}
+            inv_cfg = make_config(InversionConfig, steps=steps, eta=eta, seed=seed, preview_every=1)
+            ecfg = make_config(EditConfig, skip=min(int(skip), inv_cfg.steps - 1), guidance_scale=self._edit_guidance(edit_guidance_scale),
+                               preview_every=1)  # fmt: skip
+            yield from self.studio.ensure_inversion(guide.image, source_prompt, inv_cfg, session, show)
+            edited = yield from self._collect(guarded(self.backend.edit, session.inversion, prompt, ecfg), "Inversion + edit")
+            runs.append((f"Inversion + edit T_skip={ecfg.skip}", edited,
+                         RunRecord("edit", {"inversion": inv_cfg, "edit": ecfg}, {"source": source_prompt, "target": prompt},
+                                   {"image": guide.image}, mode="edit-compare")))  # fmt: skip
         if has_imagic(self.backend):
             yield {"status": "Running Imagic (its optimisation is cached by content)…"}
             icfg = make_config(ImagicConfig, **{**asdict(ImagicConfig.from_preset("fast", self.studio.info.family)), "seed": seed,
@@ -408,8 +415,11 @@ class Compare:
         metrics = self.backend.metrics(guide.image, [im for _, im, _ in runs], guide.mask, text=prompt)
         session.cross = [SweepItem(im, 0.0, seed, m, caption(name, m), run) for (name, im, run), m in zip(runs, metrics, strict=True)]
         gallery = [(guide.image, "input")] + [(it.image, it.label) for it in session.cross]
-        note = "" if has_imagic(self.backend) else " Imagic needs a text-conditioned model."
-        done = "SDEdit, inversion + edit and Imagic" if has_imagic(self.backend) else "SDEdit and inversion + edit"
+        ran = ["SDEdit", *(["inversion + edit"] if edits else []), *(["Imagic"] if has_imagic(self.backend) else [])]
+        done = ", ".join(ran[:-1]) + f" and {ran[-1]}" if len(ran) > 1 else ran[0]
+        missing = ([text_edit_missing(self.studio.info, "Inversion + edit")] if not edits else []) + (
+            [IMAGIC_MISSING] if not has_imagic(self.backend) else [])  # fmt: skip
+        note = "".join(" " + m for m in missing if m)
         yield {"cross_gallery": gallery, "progress": progress_html(1, 1, "Compare methods, done"),
                "status": f"Done: {done} on the same input with seed {seed}; click one for its files.{note}",
                "session": session}  # fmt: skip

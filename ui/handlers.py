@@ -32,6 +32,7 @@ from editing.interface import (
     Guide,
     ImagicConfig,
     InversionConfig,
+    ModelInfo,
     SDEditConfig,
     ShiftConfig,
 )
@@ -64,6 +65,32 @@ class Refusal(gr.Error):
 def has_imagic(backend: Backend) -> bool:
     """Imagic is an optional backend capability (text-conditioned models only)."""
     return callable(getattr(backend, "imagic", None))
+
+
+def inversion_missing(info: ModelInfo, what: str) -> str | None:
+    """Why `what` (a method built on DDPM inversion) cannot run on this model, or None: the inversion needs
+    a VP model. The studio shows it in place of the method's controls, and a request is refused with it."""
+    if info.kind == "vp":
+        return None
+    return (f"{what} is not available for this model: it works through DDPM inversion, which needs a VP (DDPM-type) "
+            "model, and this one is a VE score model (Stroke → image, Stroke edit and Composite work on it).")  # fmt: skip
+
+
+def text_edit_missing(info: ModelInfo, what: str = "The text edit") -> str | None:
+    """Why a text edit (or a T_skip or η sweep of one) cannot run on this model, or None: besides the
+    inversion, it needs a model that reads text; an unconditional one would only reconstruct the picture."""
+    if missing := inversion_missing(info, what):
+        return missing
+    if info.conditional:
+        return None
+    return (f"{what} is not available for this model: it reads no text (an unconditional model), so a text edit would "
+            "only give the picture back; Colour edit and Shift work on it.")  # fmt: skip
+
+
+def refuse(missing: str | None) -> None:
+    """A method this model cannot run is refused before anything runs."""
+    if missing:
+        raise Refusal(missing)
 
 
 def progress_html(step: int, total: int, label: str) -> str:
@@ -336,8 +363,9 @@ class Studio:
         session: Session | None = None,
     ) -> Iterator[Updates]:  # fmt: skip
         """Edit-friendly DDPM inversion, then regeneration under the target prompt."""
+        refuse(text_edit_missing(self.info))
         c = read_canvas(canvas)
-        if self.info.conditional and not target_prompt.strip():
+        if not target_prompt.strip():
             raise Refusal("Write a target prompt: the text the edited image should match.")
         inv_cfg = make_config(InversionConfig, steps=steps, eta=eta, source_guidance_scale=source_guidance_scale, seed=seed,
                               preview_every=preview_every)  # fmt: skip
@@ -359,6 +387,7 @@ class Studio:
         preview_every: int = 1, show: Show = "predicted x0", session: Session | None = None,
     ) -> Iterator[Updates]:  # fmt: skip
         """Colour manipulation: invert the photo (background), push the painted colours into the noise maps."""
+        refuse(inversion_missing(self.info, "The colour edit"))
         c = read_canvas(canvas)
         mask = c.guide.mask if c.guide.mask is not None else c.guide.color_mask
         if mask is None:
@@ -386,6 +415,7 @@ class Studio:
         session: Session | None = None,
     ) -> Iterator[Updates]:  # fmt: skip
         """Image shift: the noise maps are rolled by (dx, dy) and the image regenerated around the move."""
+        refuse(inversion_missing(self.info, "The shift"))
         c = read_canvas(canvas)
         if dx == 0 and dy == 0:  # the engine would invert and regenerate the picture unmoved, for nothing
             raise Refusal("Shift x and Shift y are both 0: set how far to move the picture (x to the right, y down).")

@@ -31,7 +31,16 @@ from ui.canvas import image_to_editor_value
 from ui.compare import Compare
 from ui.compare_tab import compare_tab
 from ui.defaults import PATCH_DEFAULTS, PATCH_RANGES, canvas_side, studio_default
-from ui.handlers import IMAGIC_MISSING, Studio, count_stop, has_imagic, result_to_canvas, stopped
+from ui.handlers import (
+    IMAGIC_MISSING,
+    Studio,
+    count_stop,
+    has_imagic,
+    inversion_missing,
+    result_to_canvas,
+    stopped,
+    text_edit_missing,
+)
 from ui.state import Session
 from ui.widgets import as_toast, follow_steps, howto, model_run, seed_row, slider
 
@@ -159,8 +168,14 @@ def build_ui(backend: Backend) -> gr.Blocks:
             runs.append(model_run(button, functools.partial(fn, **fixed), outs, {**shared, **controls}, session, waiting,
                                   concurrency_id="model", show_progress="full", show_progress_on=output))  # fmt: skip
 
-        def prompt_box(label: str, value: str = "", **kw: Any) -> gr.Textbox:
-            return gr.Textbox(value=value, label=label, visible=text, **kw)
+        describing: list[gr.Textbox] = []  # the prompts that say what the picture shows: an example fills them
+
+        def prompt_box(label: str, value: str = "", describes: bool = False, **kw: Any) -> gr.Textbox:
+            # hidden and empty on a model that reads no text: the engine would be sent words it ignores (and warn)
+            box = gr.Textbox(value=value if text else "", label=label, visible=text, **kw)
+            if describes and text:
+                describing.append(box)
+            return box
 
         last_step = studio_default(info, InversionConfig, "steps") - 1  # step-indexed sliders: 0..steps-1 (follow_steps)
 
@@ -179,7 +194,7 @@ def build_ui(backend: Backend) -> gr.Blocks:
                 howto("Paint coarse coloured blobs (or load an example), describe it, press **Generate**. "
                       "Low t0 keeps your strokes; high t0 gives a more realistic picture.")  # fmt: skip
                 with gr.Row(equal_height=True):
-                    s_prompt = prompt_box("Prompt", "a smiling face emoji", scale=4)
+                    s_prompt = prompt_box("Prompt", "a smiling face emoji", describes=True, scale=4)
                     s_t0 = slider(info, SDEditConfig, "t0", scale=3)
                     s_go = gr.Button("Generate", variant="primary", scale=1)
                 with gr.Row():
@@ -205,7 +220,7 @@ def build_ui(backend: Backend) -> gr.Blocks:
                       "on the **strokes** layer. Only the masked region is re-generated. The mask lies over your strokes: "
                       "hide it with its eye icon (layers menu) to see what you paint under it.")  # fmt: skip
                 with gr.Row(equal_height=True):
-                    e_prompt = prompt_box("Prompt", scale=4)
+                    e_prompt = prompt_box("Prompt", describes=True, scale=4)
                     e_t0 = slider(info, SDEditConfig, "t0", scale=3)
                     e_go = gr.Button("Edit inside mask", variant="primary", scale=1)
                 with gr.Accordion("Advanced", open=False):
@@ -243,60 +258,71 @@ def build_ui(backend: Backend) -> gr.Blocks:
                 run(c_go, studio.sdedit, {"prompt": c_prompt, "t0": c_t0, "patch": patch, **c_geo, **c_adv}, mode="composite")
 
             with gr.Tab("Text edit"):
-                howto("Describe the picture as it is (source) and as you want it (target). The picture is inverted once per "
-                      "session; changing only the target, T_skip or guidance re-renders without inverting again.")  # fmt: skip
-                with gr.Row(equal_height=True):
-                    t_src = prompt_box("Source prompt (what the picture shows)", scale=3)
-                    t_tgt = prompt_box("Target prompt (what it should show)", scale=3)
-                    t_go = gr.Button("Edit", variant="primary", scale=1)
-                with gr.Row():
-                    t_skip = slider(info, EditConfig, "skip", maximum=last_step)
-                    t_cfg = slider(info, EditConfig, "guidance_scale", label="Target guidance")
-                t_inv = inversion_controls()
-                follow_steps(t_inv["steps"], t_skip)
-                run(t_go, studio.text_edit, {"source_prompt": t_src, "target_prompt": t_tgt, "skip": t_skip, "guidance_scale": t_cfg,
-                                             **t_inv})  # fmt: skip
+                if missing := text_edit_missing(info):
+                    gr.Markdown(missing)
+                else:
+                    howto("Describe the picture as it is (source) and as you want it (target). The picture is inverted once per "
+                          "session; changing only the target, T_skip or guidance re-renders without inverting again.")  # fmt: skip
+                    with gr.Row(equal_height=True):
+                        t_src = prompt_box("Source prompt (what the picture shows)", describes=True, scale=3)
+                        t_tgt = prompt_box("Target prompt (what it should show)", scale=3)
+                        t_go = gr.Button("Edit", variant="primary", scale=1)
+                    with gr.Row():
+                        t_skip = slider(info, EditConfig, "skip", maximum=last_step)
+                        t_cfg = slider(info, EditConfig, "guidance_scale", label="Target guidance")
+                    t_inv = inversion_controls()
+                    follow_steps(t_inv["steps"], t_skip)
+                    run(t_go, studio.text_edit, {"source_prompt": t_src, "target_prompt": t_tgt, "skip": t_skip, "guidance_scale": t_cfg,
+                                                 **t_inv})  # fmt: skip
 
             with gr.Tab("Colour edit"):
-                howto("Load a picture and paint the new colour on the **strokes** layer over what should change colour "
-                      "(or mark the region on the **mask** layer). The colour is pushed in through the noise maps.")  # fmt: skip
-                with gr.Row(equal_height=True):
-                    k_prompt = prompt_box("Prompt (what the picture shows)", scale=4)
-                    k_strength = slider(info, ColorEditConfig, "strength", scale=3)
-                    # on in the studio (a recolour is expected to stay where it was painted); off is the paper's method
-                    k_keep = gr.Checkbox(value=True, label="Keep the rest of the picture", scale=2,
-                                         info="off: the paper's method, where the whole picture may shift with the colour")  # fmt: skip
-                    k_go = gr.Button("Recolour", variant="primary", scale=1)
-                with gr.Accordion("Advanced", open=False), gr.Row():
-                    k_mode = gr.Radio([("predicted image (x0)", "x0"), ("noise maps (authors' code)", "noise")],
-                                      value=studio_default(info, ColorEditConfig, "mode"), label="Push the colour into")  # fmt: skip
-                    k_adv = {"mode": k_mode, "alpha": slider(info, ColorEditConfig, "alpha"),
-                             "t1": slider(info, ColorEditConfig, "t1", maximum=last_step),
-                             "t2": slider(info, ColorEditConfig, "t2", maximum=last_step),
-                             "skip": slider(info, ColorEditConfig, "skip", maximum=last_step),
-                             "guidance_scale": slider(info, ColorEditConfig, "guidance_scale")}  # fmt: skip
-                k_inv = inversion_controls()
-                follow_steps(k_inv["steps"], k_adv["t1"], k_adv["t2"], k_adv["skip"])
-                run(k_go, studio.color_edit, {"prompt": k_prompt, "strength": k_strength, "keep_outside": k_keep, **k_adv, **k_inv})
+                if missing := inversion_missing(info, "The colour edit"):
+                    gr.Markdown(missing)
+                else:
+                    howto("Load a picture and paint the new colour on the **strokes** layer over what should change colour "
+                          "(or mark the region on the **mask** layer). The colour is pushed in through the noise maps.")  # fmt: skip
+                    with gr.Row(equal_height=True):
+                        k_prompt = prompt_box("Prompt (what the picture shows)", describes=True, scale=4)
+                        k_strength = slider(info, ColorEditConfig, "strength", scale=3)
+                        # on in the studio (a recolour is expected to stay where it was painted); off is the paper's method
+                        k_keep = gr.Checkbox(value=True, label="Keep the rest of the picture", scale=2,
+                                             info="off: the paper's method, where the whole picture may shift with the colour")  # fmt: skip
+                        k_go = gr.Button("Recolour", variant="primary", scale=1)
+                    with gr.Accordion("Advanced", open=False), gr.Row():
+                        k_mode = gr.Radio([("predicted image (x0)", "x0"), ("noise maps (authors' code)", "noise")],
+                                          value=studio_default(info, ColorEditConfig, "mode"), label="Push the colour into")  # fmt: skip
+                        k_adv = {"mode": k_mode, "alpha": slider(info, ColorEditConfig, "alpha"),
+                                 "t1": slider(info, ColorEditConfig, "t1", maximum=last_step),
+                                 "t2": slider(info, ColorEditConfig, "t2", maximum=last_step),
+                                 "skip": slider(info, ColorEditConfig, "skip", maximum=last_step),
+                                 "guidance_scale": slider(info, ColorEditConfig, "guidance_scale")}  # fmt: skip
+                    k_inv = inversion_controls()
+                    follow_steps(k_inv["steps"], k_adv["t1"], k_adv["t2"], k_adv["skip"])
+                    run(k_go, studio.color_edit, {"prompt": k_prompt, "strength": k_strength, "keep_outside": k_keep, **k_adv, **k_inv})
 
             with gr.Tab("Shift"):
-                howto("Move the picture's content: the noise maps are shifted circularly (what leaves one edge comes back at "
-                      "the other, as in the paper) and the model redraws the picture around the move. "
-                      "T_skip (Advanced) is where the regeneration starts: lower redraws more, higher keeps the move; a model "
-                      "trained on centred pictures pulls an early start back to the middle, so a model may name its own "
-                      "start (the emoji model does).")  # fmt: skip
-                with gr.Row(equal_height=True):
-                    h_prompt = prompt_box("Prompt (what the picture shows)", scale=3)
-                    reach = (info.model_side or info.resolution) - 1  # a circular shift by the whole side is no move
-                    h_dx = slider(info, ShiftConfig, "dx", minimum=-reach, maximum=reach, scale=2)
-                    h_dy = slider(info, ShiftConfig, "dy", minimum=-reach, maximum=reach, scale=2)
-                    h_go = gr.Button("Shift", variant="primary", scale=1)
-                with gr.Accordion("Advanced", open=False), gr.Row():
-                    h_adv = {"skip": slider(info, ShiftConfig, "skip", maximum=last_step),
-                             "guidance_scale": slider(info, ShiftConfig, "guidance_scale")}
-                h_inv = inversion_controls()
-                follow_steps(h_inv["steps"], h_adv["skip"])
-                run(h_go, studio.shift, {"prompt": h_prompt, "dx": h_dx, "dy": h_dy, **h_adv, **h_inv})
+                if missing := inversion_missing(info, "The shift"):
+                    gr.Markdown(missing)
+                else:
+                    howto("Move the picture's content: the noise maps are shifted circularly (what leaves one edge comes back at "
+                          "the other, as in the paper) and the model redraws the picture around the move. "
+                          "T_skip (Advanced) is where the regeneration starts: lower redraws more, higher keeps the move; a model "
+                          "trained on centred pictures pulls an early start back to the middle, so a model may name its own "
+                          "start (the emoji model does).")  # fmt: skip
+                    with gr.Row(equal_height=True):
+                        h_prompt = prompt_box("Prompt (what the picture shows)", describes=True, scale=3)
+                        reach = (info.model_side or info.resolution) - 1  # a circular shift by the whole side is no move
+                        cell = info.resolution // (info.model_side or info.resolution)  # a latent cell is 8 px of Stable Diffusion's
+                        unit = "px" if cell == 1 else f"latent cells of {cell} px"
+                        h_dx = slider(info, ShiftConfig, "dx", minimum=-reach, maximum=reach, label=f"Shift x ({unit})", scale=2)
+                        h_dy = slider(info, ShiftConfig, "dy", minimum=-reach, maximum=reach, label=f"Shift y ({unit})", scale=2)
+                        h_go = gr.Button("Shift", variant="primary", scale=1)
+                    with gr.Accordion("Advanced", open=False), gr.Row():
+                        h_adv = {"skip": slider(info, ShiftConfig, "skip", maximum=last_step),
+                                 "guidance_scale": slider(info, ShiftConfig, "guidance_scale")}
+                    h_inv = inversion_controls()
+                    follow_steps(h_inv["steps"], h_adv["skip"])
+                    run(h_go, studio.shift, {"prompt": h_prompt, "dx": h_dx, "dy": h_dy, **h_adv, **h_inv})
 
             with gr.Tab("Imagic"):
                 if has_imagic(backend):
@@ -315,7 +341,7 @@ def build_ui(backend: Backend) -> gr.Blocks:
         blank.click(lambda: None, None, canvas, queue=False, api_visibility="private")
         again.click(as_toast(result_to_canvas), session, [canvas, status], show_progress="hidden", api_visibility="private")  # queued: a toast shows only for queued events
         # an example fills the prompts that say what the picture shows (a target is the user's to write)
-        describing = [s_prompt, e_prompt, t_src, k_prompt, h_prompt, *shared.get("describing", [])]
+        describing += shared.get("describing", []) if text else []
 
         def load_example(evt: gr.SelectData) -> tuple:
             return _load_example(evt, len(describing))
@@ -354,12 +380,14 @@ def imagic_tab(info: ModelInfo, studio: Studio, shared: dict, out: dict, waiting
                      concurrency_id="model", show_progress="full", show_progress_on=out["output"])  # fmt: skip
 
 
-def _load_example(evt: gr.SelectData, n_prompts: int) -> tuple:
+def _load_example(evt: gr.SelectData, n_prompts: int) -> Any:
     """The example on the canvas, and what it shows (assets/examples/prompts.json) in the `n_prompts` prompts
-    that describe the picture; an example without an entry leaves them as they are."""
+    that describe the picture; an example without an entry leaves them as they are. With no prompts (a model
+    that reads no text), the canvas's value alone: Gradio takes a tuple for one output as that output's value."""
     path = example_files()[evt.index]
     shows = example_prompts().get(path.stem)
-    return (image_to_editor_value(load_rgba(path)), *[gr.update() if shows is None else shows] * n_prompts)
+    value = image_to_editor_value(load_rgba(path))
+    return (value, *[gr.update() if shows is None else shows] * n_prompts) if n_prompts else value
 
 
 def example_prompts() -> dict[str, str]:

@@ -92,7 +92,8 @@ def model_run(button: gr.Button, fn: Callable[..., Iterator[dict]], outputs: dic
             # started, the run changed nothing; stopped by it, its status says so.
             gr.Warning(e.message, title="Not run" if not started else "Stopped")
             if started and "status" in outputs:
-                yield {outputs["status"]: f"Stopped: {e.message} {NOT_FINISHED}"}
+                said = e.message if e.message.endswith((".", "?", "!")) else e.message + "."  # engine errors end bare
+                yield {outputs["status"]: f"Stopped: {said} {NOT_FINISHED}"}
 
     stamp = button.click(lambda s: (s.stops if s is not None else None, WAITING), session, [ticket, waiting], queue=False,
                          show_progress="hidden", api_visibility="private")  # fmt: skip
