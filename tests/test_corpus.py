@@ -76,6 +76,9 @@ def test_flip_only_where_meaning_survives(built):
     assert not corpus.flippable("\U0001f1e9\U0001f1ea", "Flags")  # a flag
     assert not corpus.flippable("\U0001f449")  # backhand index pointing right
     assert corpus.flippable("\U0001f34e")  # red apple
+    # "leftwards" is no word "left", "two-thirty" no "o'clock": mirrored, each became another emoji
+    for char in ("\U0001faf2", "\U0001faf8", "\U0001f55d", "\U0001f567"):  # leftwards hand, rightwards pushing hand, two-, twelve-thirty
+        assert not corpus.flippable(char), corpus.cldr_name(char)
 
 
 def test_split_is_by_emoji_across_styles_and_skin_tones(built):

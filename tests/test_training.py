@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -124,6 +125,50 @@ def test_min_snr_weighting(tmp_path):
     cfg = _tiny_config(tmp_path / "long", batch_size=16, lr=2e-3, warmup_steps=5, max_steps=60, snr_gamma=5.0)
     losses = np.array(train(cfg, data, enc, torch.zeros(1, 1, 384))["losses"])
     assert losses[-15:].mean() < 0.6 * losses[:15].mean(), (losses[:15].mean(), losses[-15:].mean())
+
+
+def test_a_run_resumes_only_as_the_model_it_is_and_says_why_in_one_sentence(tmp_path):
+    """Resumed with other model flags, a run trained another model on the checkpoint's weights without a word
+    (a pooled model on token states) or failed in load_state_dict, having already overwritten config.json; a
+    leftover STOP, or a --max-steps already reached, ran no step but wrote a checkpoint and a grid; a missing
+    corpus or checkpoint, a damaged one, were tracebacks."""
+    import dataclasses
+
+    from training.export_model import main as export_main
+    from training.train_diffusion import load_corpus, train
+
+    images, captions = _tiny_images(n_per=2)
+    data = {"images": images, "captions": captions, "flip": np.ones(len(images), bool)}
+    enc = (torch.nn.functional.normalize(torch.randn(2, 1, 384), dim=-1), torch.tensor([0] * 2 + [1] * 2))
+    cfg = _tiny_config(tmp_path, batch_size=4, max_steps=2)
+    assert train(cfg, data, enc, torch.zeros(1, 1, 384))["run_steps"] == 2
+    run = tmp_path / "run"
+    for changed, said in ((dict(block_out_channels=(32, 64)), "--channels 32,32, not --channels 32,64"),
+                          (dict(attention=(True, True)), "--attention 0,1, not --attention 1,1"),
+                          (dict(conditioning="tokens"), "--conditioning pooled, not --conditioning tokens")):  # fmt: skip
+        with pytest.raises(SystemExit) as err:
+            train(dataclasses.replace(cfg, max_steps=4, **changed), data, enc, torch.zeros(1, 1, 384))
+        assert str(err.value) == f"{run / 'ckpt.pt'} was trained with {said}: resume it with its own, or give a new --out."
+    assert json.loads((run / "config.json").read_text())["block_out_channels"] == [32, 32]  # left as trained
+    with pytest.raises(SystemExit, match=r"has trained 2 steps in .* min, which reaches --max-steps 2: raise it to train on\.$"):
+        train(cfg, data, enc, torch.zeros(1, 1, 384))
+    (run / "STOP").touch()
+    with pytest.raises(SystemExit, match=rf"^{re.escape(str(run / 'STOP'))} is left from an earlier stop: remove it"):
+        train(dataclasses.replace(cfg, max_steps=4), data, enc, torch.zeros(1, 1, 384))
+    (run / "STOP").unlink()
+    assert train(dataclasses.replace(cfg, max_steps=3), data, enc, torch.zeros(1, 1, 384))["run_steps"] == 1
+    ckpt = run / "ckpt.pt"
+    ckpt.write_bytes(ckpt.read_bytes()[:1000])
+    with pytest.raises(SystemExit, match=rf"^{re.escape(str(ckpt))} cannot be read \(.*\): it is damaged; delete it to start over"):
+        train(dataclasses.replace(cfg, max_steps=4), data, enc, torch.zeros(1, 1, 384))
+    with pytest.raises(SystemExit, match=r"cannot be read .*: it is damaged"):
+        export_main(["--ckpt", str(ckpt), "--out", str(tmp_path / "model")])
+    with pytest.raises(SystemExit, match=r"^No checkpoint at .*nothing\.pt: give --ckpt the ckpt\.pt of a training run"):
+        export_main(["--ckpt", str(tmp_path / "nothing.pt"), "--out", str(tmp_path / "model")])
+    with pytest.raises(SystemExit) as err:
+        load_corpus(str(tmp_path / "corpus" / "emoji32.npz"))
+    assert str(err.value) == (f"No corpus at {tmp_path / 'corpus' / 'emoji32.npz'}: build it with `python -m training.corpus --out "
+                              f"{tmp_path / 'corpus'} --size 32` (it writes emoji<size>.npz there), or pass --corpus.")  # fmt: skip
 
 
 def test_text_time_embedding_adds_the_caption_path_and_warm_starts_silent(tmp_path):

@@ -55,7 +55,8 @@ HELDOUT_PERCENT = 3
 SKIN_TONES = {"light", "medium-light", "medium", "medium-dark", "dark"}
 # Flipping would change the meaning: direction, text, letters, digits, clocks, flags.
 NO_FLIP = re.compile(
-    r"\b(left|right|arrow|flag|keycap|letter|letters|button|clock|o’clock|o'clock|sign|symbol|mark|"
+    r"\b(left|right|leftwards|rightwards|arrow|flag|keycap|letter|letters|button|clock|o’clock|o'clock|"
+    r"[a-z]+-thirty|sign|symbol|mark|"
     r"input|ideograph|japanese|zodiac|[a-z]\b.*button|writing|reverse|fast|play|next|last|track|"
     r"record|eject|shuffle|repeat|clockwise|counterclockwise|tm|copyright|registered|sos|new|free|"
     r"cool|top|soon|on!|end|back|atm|wc|abc|abcd|1234|id|vs|ok|up!|ng)\b",
@@ -347,6 +348,8 @@ def main(argv: list[str] | None = None) -> None:
     args = show_defaults(ap).parse_args(argv)
 
     wanted = set(args.sources.split(","))
+    if unknown := sorted(wanted - set(STYLES)):  # a typo built an empty corpus and exited 0
+        ap.error(f"--sources: unknown {', '.join(map(repr, unknown))}; choose from {','.join(STYLES)}")
     roots = fetch(args.pkgs or args.out / "pkgs", wanted)
     items = [it for it in list_items(roots) if it.source in wanted]
     data = build(items, args.size, google_categories(roots["google"]) if "google" in roots else {}, args.workers)

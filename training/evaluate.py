@@ -32,6 +32,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from training import open_corpus
+
 MODEL = Path("assets/models/emoji")
 CORPUS = Path(".cache/corpus/emoji32.npz")
 
@@ -113,7 +115,7 @@ def retrieval(images: np.ndarray, caption_idx: np.ndarray, captions: list[str], 
 
 
 def heldout(corpus: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
-    d = np.load(corpus or CORPUS)
+    d = open_corpus(corpus or CORPUS)
     m = d["split"] == "heldout"
     return d["images"][m], d["captions"][m]
 
@@ -163,7 +165,7 @@ def samples_figures(path: Path, encoder) -> list[dict]:
 
 def reference_figures(encoder) -> dict:
     """Floors and ceilings: KID of real training images vs held-out images; retrieval of real held-out images."""
-    d = np.load(CORPUS)
+    d = open_corpus(CORPUS)
     real, caps = heldout()
     train_idx = np.random.default_rng(0).choice(np.nonzero(d["split"] == "train")[0], size=len(real), replace=False)
     k_mean, k_std = kid(real, d["images"][train_idx], encoder)

@@ -19,6 +19,9 @@ from pathlib import Path
 
 import torch
 
+from training import show_defaults
+from training.train_diffusion import load_checkpoint
+
 
 def export(ckpt: Path, out: Path, guidance_scale: float, status: str = "interim, CPU-trained",
            edit_guidance_scale: float | None = None, edit_skip_fraction: float | None = None,
@@ -26,7 +29,9 @@ def export(ckpt: Path, out: Path, guidance_scale: float, status: str = "interim,
     from diffusers import UNet2DConditionModel
     from diffusers.training_utils import EMAModel
 
-    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    if not Path(ckpt).is_file():
+        raise SystemExit(f"No checkpoint at {ckpt}: give --ckpt the ckpt.pt of a training run (python -m training.train_diffusion --out DIR).")
+    state = load_checkpoint(Path(ckpt), torch.device("cpu"))
     unet = UNet2DConditionModel.from_config(state["unet_config"])
     ema = EMAModel(unet.parameters(), model_cls=UNet2DConditionModel, model_config=unet.config)
     ema.load_state_dict(state["ema"])
@@ -70,7 +75,8 @@ def write_model(unet, scheduler_config: dict, cfg: dict, training: dict, out: Pa
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ckpt", type=Path, default=Path(".cache/runs/emoji32/ckpt.pt"))
-    ap.add_argument("--out", type=Path, default=Path("assets/models/emoji"))
+    # the shipped model's folder only when named (--out assets/models/emoji): a trial export overwrote it
+    ap.add_argument("--out", type=Path, default=Path(".cache/export/emoji"))
     ap.add_argument("--guidance", type=float, default=3.0)
     ap.add_argument("--edit-guidance", type=float, default=None, help="text edits' target guidance (default: none named)")
     ap.add_argument("--edit-skip-fraction", type=float, default=None,
@@ -78,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--shift-skip-fraction", type=float, default=None,
                     help="image shifts' T_skip / inversion steps (docs/shift/shift_study.py; default: none named)")
     ap.add_argument("--status", default="interim, CPU-trained")
-    a = ap.parse_args(argv)
+    a = show_defaults(ap).parse_args(argv)
     print(json.dumps(export(a.ckpt, a.out, a.guidance, a.status, a.edit_guidance, a.edit_skip_fraction, a.shift_skip_fraction),
                      indent=1))
 

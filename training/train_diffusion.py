@@ -22,6 +22,7 @@ import csv
 import hashlib
 import json
 import math
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,7 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from training import show_defaults
+from training import open_corpus, show_defaults
 
 # Captions and seeds of the logged grids: training and held-out emoji in several styles.
 GRID_CAPTIONS = [
@@ -279,7 +280,7 @@ def save_png(path: Path, image: np.ndarray) -> None:
 
 
 def load_corpus(path: str, split: str = "train") -> dict[str, np.ndarray]:
-    d = np.load(path)
+    d = open_corpus(path)
     m = d["split"] == split
     return {k: d[k][m] for k in ("images", "captions", "flip")}
 
@@ -368,8 +369,9 @@ def _train(cfg: TrainConfig, data, encodings, empty, grid_cond) -> dict:
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device)
     autocast = device.type == "cuda" and cfg.bf16
     out = Path(cfg.out)
+    if (out / "STOP").exists():  # a run would stop before its first step, and still write a checkpoint and a grid
+        raise SystemExit(f"{out / 'STOP'} is left from an earlier stop: remove it to train on (rm {out / 'STOP'}).")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
 
     data = data if data is not None else load_corpus(cfg.corpus, "train")
     images = torch.from_numpy(data["images"])  # (N, H, W, 3) uint8, stays on CPU
@@ -421,7 +423,8 @@ def _train(cfg: TrainConfig, data, encodings, empty, grid_cond) -> dict:
     gen = torch.Generator().manual_seed(cfg.seed)
     ckpt = out / "ckpt.pt"
     if ckpt.exists():
-        state = torch.load(ckpt, map_location=device, weights_only=False)
+        state = load_checkpoint(ckpt, device)
+        check_resume(state.get("config", {}), cfg, ckpt)
         had_path = any(k.startswith(TEXT_PATH) for k in state["unet"])
         if had_path != cfg.text_time_embedding:
             raise SystemExit(f"{ckpt} was trained {'with' if had_path else 'without'} the caption in the time embedding: "
@@ -433,8 +436,13 @@ def _train(cfg: TrainConfig, data, encodings, empty, grid_cond) -> dict:
         gen.set_state(state["gen"].cpu())  # map_location moved it
         if noise_gen is not None and "noise_gen" in state:
             noise_gen.set_state(state["noise_gen"].cpu())
+        if cfg.max_steps is not None and step >= cfg.max_steps or cfg.max_minutes is not None and minutes_before >= cfg.max_minutes:
+            limit = f"--max-steps {cfg.max_steps}" if cfg.max_steps is not None and step >= cfg.max_steps else f"--max-minutes {cfg.max_minutes:g}"
+            raise SystemExit(f"{ckpt} has trained {step} steps in {minutes_before:.1f} min, which reaches {limit}: raise it to train on.")
         print(f"resumed from step {step} ({minutes_before:.1f} min, {images_seen} images)")
     ema.to(device)
+    start_step = step
+    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=1))  # once the checkpoint, if any, takes these settings
 
     def save() -> None:
         state = {
@@ -575,8 +583,45 @@ def _train(cfg: TrainConfig, data, encodings, empty, grid_cond) -> dict:
             save()
     if cfg.grid_captions and step > 0:
         log_grid()
-    return {"losses": losses, "steps": step, "images_seen": images_seen, "minutes": minutes(), "ema": ema, "unet": unet,
+    return {"losses": losses, "steps": step, "run_steps": step - start_step, "images_seen": images_seen, "minutes": minutes(), "ema": ema, "unet": unet,
             "compiled": net is not unet, "compile_error": compile_error}  # fmt: skip
+
+
+# What a checkpoint's network and data are, with the flag that sets each: resumed with another value, a run trained
+# another model on its weights (a pooled model on token states, saying nothing) or failed in load_state_dict.
+MODEL_FLAGS = {"resolution": "--resolution", "block_out_channels": "--channels", "attention": "--attention",
+               "layers_per_block": "--layers-per-block", "attention_head_dim": "--attention-head-dim",
+               "norm_num_groups": "--norm-groups", "conditioning": "--conditioning", "text_time_embedding": "--text-time-embedding",
+               "beta_schedule": "--beta-schedule", "schedule_shift": "--schedule-shift"}  # fmt: skip
+
+
+def _flag(name: str, value) -> str:
+    """A setting as the command line gives it: --channels 32,64 --attention 0,1 --no-text-time-embedding."""
+    if isinstance(value, bool):
+        return MODEL_FLAGS[name] if value else MODEL_FLAGS[name].replace("--", "--no-", 1)
+    if isinstance(value, (list, tuple)):
+        value = ",".join(str(int(v)) if isinstance(v, bool) else str(v) for v in value)
+    return f"{MODEL_FLAGS[name]} {value}"
+
+
+def check_resume(trained: dict, cfg: TrainConfig, ckpt: Path) -> None:
+    """Refuse to resume a checkpoint with settings that define another model; the message gives its own."""
+    now = asdict(cfg)
+    differ = [k for k in MODEL_FLAGS if k in trained and json.dumps(trained[k]) != json.dumps(now[k])]
+    if differ:
+        raise SystemExit(f"{ckpt} was trained with {' '.join(_flag(k, trained[k]) for k in differ)}, not "
+                         f"{' '.join(_flag(k, now[k]) for k in differ)}: resume it with its own, or give a new --out.")  # fmt: skip
+
+
+def load_checkpoint(ckpt: Path, device: torch.device) -> dict:
+    """A training checkpoint, or an exit in one sentence when it cannot be read (cut short, not a checkpoint)."""
+    import pickle
+
+    try:
+        return torch.load(ckpt, map_location=device, weights_only=False)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, ValueError) as e:
+        why = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise SystemExit(f"{ckpt} cannot be read ({why}): it is damaged; delete it to start over, or restore a copy.") from None
 
 
 def _tuple(kind):
@@ -673,8 +718,13 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
 
 
 def main(argv: list[str] | None = None) -> None:
-    r = train(parse_args(argv))
-    print(f"done: {r['steps']} steps, {r['images_seen']} images, {r['minutes']:.1f} min")
+    cfg = parse_args(argv)
+    try:
+        r = train(cfg)
+    except KeyboardInterrupt:  # the run's own finally has written the checkpoint
+        print(f"interrupted: {Path(cfg.out) / 'ckpt.pt'} holds the last step; run the same command to resume.", file=sys.stderr)
+        raise SystemExit(130) from None
+    print(f"done: {r['run_steps']} steps this run, {r['steps']} in all, {r['images_seen']} images, {r['minutes']:.1f} min")
 
 
 if __name__ == "__main__":

@@ -23,13 +23,13 @@ import torch
 import torch.nn.functional as F
 
 from editing.encoder import EmojiEncoder, EncoderConfig
-from training import show_defaults
+from training import open_corpus, show_defaults
 
 
 @dataclass
 class EncoderTrainConfig:
     corpus: str = ".cache/corpus/emoji32.npz"
-    out: str = "assets/models/emoji-encoder"
+    out: str = ".cache/runs/emoji-encoder"  # the shipped folder only when named: a trial run overwrote it
     batch_size: int = 256
     lr: float = 2e-3
     weight_decay: float = 0.05
@@ -139,7 +139,7 @@ def save_examples(corpus: str, out: Path, n: int = 8) -> list[str]:
     style, or every style where the corpus has no held-out google image (`--sources noto`)."""
     from PIL import Image
 
-    d = np.load(corpus)
+    d = open_corpus(corpus)
     held = d["split"] == "heldout"
     google = held & (d["source"] == "google")
     m = np.nonzero(google if google.any() else held)[0]
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> None:
         max_minutes=a.max_minutes,
         threads=a.threads,
     )
-    with np.load(cfg.corpus) as d:
+    with open_corpus(cfg.corpus) as d:
         if not (d["split"] == "heldout").any():
             ap.error(f"{cfg.corpus} has no held-out images: the encoder's reference features and figures need them "
                      "(build the corpus with training.corpus, which holds out about 3 % of the emoji)")  # fmt: skip
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from editing.models.minilm import shared_minilm
 
-    d = np.load(cfg.corpus)
+    d = open_corpus(cfg.corpus)
     held = d["split"] == "heldout"
     images, captions = d["images"][held], d["captions"][held]
     feats = model.embed_images(images)
