@@ -771,6 +771,25 @@ def test_a_run_still_waiting_when_stop_is_pressed_does_nothing_when_its_turn_com
     assert len(ups) > 2 and any("Done" in str(v) for up in ups for v in up.values())
 
 
+def test_a_run_that_fails_before_it_starts_clears_its_waiting_sign_and_says_so():
+    """A request refused by a full queue (or whose upload was gone when its turn came) said "waiting for the
+    model" for good: the sign is set by the click and cleared only by the run itself."""
+    from ui import build_ui
+    from ui.widgets import FAILED
+
+    demo = build_ui(FakeBackend())
+    deps = demo.get_config_file()["dependencies"]
+    runs = [i for i, f in enumerate(demo.fns.values()) if f.name == "unless_stopped"]
+    failures = {d["trigger_after"]: d for d in deps if d["trigger_only_on_failure"]}
+    assert runs and set(runs) <= failures.keys()  # every model run, the Compare tab's included
+    for i in runs:
+        fn = demo.fns[failures[i]["id"]]
+        out = fn.fn()
+        waiting, *status = out if isinstance(out, tuple) else (out,)
+        assert waiting == "" and status in ([], [FAILED]) and not fn.queue  # unqueued: a full queue cannot refuse it too
+        assert deps[i]["outputs"][-1] == failures[i]["outputs"][0]  # the run's own waiting line
+
+
 class ReadsFourWords(FakeBackend):
     """A text encoder that reads 4 words and knows no word with a digit in it."""
 

@@ -20,6 +20,7 @@ WAITING = ("**Starting:** sending the canvas, and waiting for the model if anoth
 
 
 NOT_FINISHED = "The downloads are the last finished run's."
+FAILED = f"Failed: the message that popped up says why (a full queue: try again in a moment). {NOT_FINISHED}"
 
 
 def bind(fn: Callable[..., Iterator[dict]], outputs: dict[str, gr.components.Component], **fixed: Any) -> Callable:
@@ -97,8 +98,14 @@ def model_run(button: gr.Button, fn: Callable[..., Iterator[dict]], outputs: dic
 
     stamp = button.click(lambda s: (s.stops if s is not None else None, WAITING), session, [ticket, waiting], queue=False,
                          show_progress="hidden", api_visibility="private")  # fmt: skip
-    return stamp.then(unless_stopped, inputs_kwargs={**inputs_kwargs, "ticket": ticket}, outputs=[*outputs.values(), waiting],
-                      trigger_mode="always_last", api_visibility="private", **click)  # fmt: skip
+    event = stamp.then(unless_stopped, inputs_kwargs={**inputs_kwargs, "ticket": ticket}, outputs=[*outputs.values(), waiting],
+                       trigger_mode="always_last", api_visibility="private", **click)  # fmt: skip
+    # A run that failed never cleared the waiting sign: a request refused by a full queue (or whose upload was
+    # gone when its turn came) said "waiting for the model" for good, beside Gradio's toast of the reason.
+    status = outputs.get("status")
+    event.failure(lambda: ("", FAILED) if status is not None else "", None, [waiting, *([status] if status is not None else [])],
+                  queue=False, show_progress="hidden", api_visibility="private")  # fmt: skip
+    return event
 
 
 def slider(info: ModelInfo, cls: type, name: str, **kw: Any) -> gr.Slider:
