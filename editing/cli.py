@@ -570,12 +570,18 @@ def check_folder(folder: str | Path, what: str) -> None:
                          f"({e.strerror or e})") from None  # fmt: skip
 
 
-def _check_prompts(spec: MethodSpec, model, prompts: dict[str, str]) -> None:
+def _check_prompts(spec: MethodSpec, model, prompts: dict[str, str], flags: dict[str, Any]) -> None:
     """A text edit without --target on a text model is refused; then one warning line for each
     prompt's words the model will not read (past its text encoder's tokens, or unknown to it): the
-    encoder drops them without a word."""
+    encoder drops them without a word; and one for a guidance flag given to a model that reads no text."""
     info = model.info()
-    if spec.needs_target and info.conditional and not (prompts.get("target") or "").strip():
+    guided = [f"--{f.replace('_', '-')}" for f in ("guidance_scale", "source_guidance_scale") if flags.get(f) is not None]
+    if guided and not info.conditional:  # accepted without a word, and written into the recipe
+        warnings.warn(f"{info.name} reads no text (an unconditional model): {' and '.join(guided)} does nothing on it", stacklevel=1)
+    if spec.needs_target and not info.conditional:  # as the studio, which offers no Text edit tab there
+        raise ValueError(f"{info.name} reads no text (an unconditional model): a text edit would only give the picture back; "
+                         "the color and shift commands work on it")  # fmt: skip
+    if spec.needs_target and not (prompts.get("target") or "").strip():
         raise ValueError(f"--target is missing: write the text the edited picture should match ({info.name} takes prompts)")
     seen = set()
     for role, prompt in prompts.items():
@@ -596,7 +602,7 @@ def cmd_method(args) -> int:
     images, record = _read_inputs(spec, {r: getattr(args, r) for r in spec.inputs + spec.optional_inputs})
     prompts = _prompts(spec, args)
     model = _load(args)
-    _check_prompts(spec, model, prompts)
+    _check_prompts(spec, model, prompts, vars(args))
     configs = _resolve(spec, model, vars(args), _build_configs(args, spec.configs, model.info()))
     if spec.check is not None:
         spec.check(configs, model.info(), True)
@@ -653,7 +659,7 @@ def cmd_sweep(args) -> int:
             spec.check(early, None, False)
     model = _load(args)
     info = model.info()
-    _check_prompts(spec, model, prompts)
+    _check_prompts(spec, model, prompts, vars(args))
     runs = [(v, s, _resolve(spec, model, given, _build_configs(given, spec.configs, info))) for v, s, given in grid]
     for *_, configs in runs:
         if spec.check is not None:

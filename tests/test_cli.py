@@ -259,6 +259,21 @@ def test_edit_skip_follows_the_models_fraction_of_the_steps(tiny_dir, guide_file
     assert code == 2 and "recommended_edit_skip_fraction" in err and "Traceback" not in err
 
 
+def test_a_text_edit_on_a_model_that_reads_no_text_is_refused(tiny_dir, guide_file, tmp_path, capsys):
+    """It ran, warned twice that the prompts were ignored and gave the picture back (the studio offers no Text
+    edit tab there); the colour edit and shift, which need no text, are named instead."""
+    for command in (["edit"], ["sweep", "edit", "--param", "skip", "--values", "1,2"]):
+        code, _, err = _run([*command, "--image", guide_file, "--source", "a", "--target", "b", "--steps", "4", "--model",
+                             tiny_dir / "pixel-ddpm", *(["--out", tmp_path / "o.png"] if command == ["edit"] else ["--out-dir", tmp_path / "o"])],
+                            capsys)  # fmt: skip
+        assert code == 2 and "reads no text (an unconditional model): a text edit would only give the picture back; the color" in err
+        assert "Traceback" not in err and not (tmp_path / "o").exists() and not (tmp_path / "o.png").exists()
+    with pytest.warns(UserWarning, match=r"reads no text \(an unconditional model\): --guidance-scale does nothing on it"):
+        code, _, _ = _run(["sdedit", "--guide", guide_file, "--steps", "2", "--guidance-scale", "7.5", "--model", tiny_dir / "pixel-ddpm",
+                           "--out", tmp_path / "s.png", "--quiet"], capsys)  # fmt: skip
+    assert code == 0
+
+
 def test_shift_skip_follows_the_models_fraction_of_the_steps(tiny_dir, guide_file, tmp_path, capsys):
     """Image shift's T_skip: the paper's 0, or the fraction the model folder names (docs/shift measured
     the emoji model's), in the steps actually run; a bad value is one sentence."""
