@@ -43,17 +43,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def parse_auth(value: str | None) -> list[tuple[str, str]] | None:
-    """USER:PASS or a file of such lines (blank lines and # comments skipped) -> [(user, pass)]."""
+    """USER:PASS or a file of such lines (blank lines and # comments skipped) -> [(user, pass)], with the
+    spaces around the colon dropped. A value with no colon, or with a '/' before it, is a file's name: a
+    missing file was read as USER:PASS ('./cfg/users:prod.txt' became user './cfg/users'). Errors name
+    the file's line by number, never its text (it may be a password)."""
     if value is None:
         return None
-    lines = Path(value).read_text().splitlines() if os.path.isfile(value) else [value]
+    is_file = os.path.isfile(value)
+    user_part = value.partition(":")[0]
+    if not is_file and (":" not in value or "/" in user_part or os.sep in user_part):
+        raise ValueError(f"--auth: no file {value!r}; give USER:PASS, or a file of USER:PASS lines")
+    lines = Path(value).read_text().splitlines() if is_file else [value]
     pairs = []
-    for line in (x.strip() for x in lines):
+    for number, line in enumerate((x.strip() for x in lines), 1):
         if not line or line.startswith("#"):
             continue
-        user, sep, password = line.partition(":")
+        user, sep, password = (part.strip() for part in line.partition(":"))
         if not sep or not user or not password:
-            raise ValueError(f"--auth expects USER:PASS (or a file of USER:PASS lines), got {line!r}")
+            where = f"file {value!r}, line {number}," if is_file else ""
+            raise ValueError(f"--auth {where} expects USER:PASS: a user name, a colon and a password".replace("  ", " "))
         pairs.append((user, password))
     if not pairs:
         raise ValueError(f"--auth file {value!r} has no USER:PASS lines")

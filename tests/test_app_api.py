@@ -340,8 +340,16 @@ def test_command_line_help_bad_model_and_auth(tmp_path):
     users = tmp_path / "users.txt"
     users.write_text("# studio users\nann:one\n\nbob:two\n")
     assert parse_auth(str(users)) == [("ann", "one"), ("bob", "two")]
-    with pytest.raises(ValueError, match="USER:PASS"):
-        parse_auth("nocolon")
+    with pytest.raises(ValueError, match=r"^--auth: no file 'nocolon'; give USER:PASS, or a file of USER:PASS lines$"):
+        parse_auth("nocolon")  # a file's name, not there (it was read as a USER:PASS without its colon)
+    with pytest.raises(ValueError, match=r"^--auth: no file './cfg/users:prod.txt'"):
+        parse_auth("./cfg/users:prod.txt")  # was user './cfg/users', password 'prod.txt'
+    users.write_text(" bob : builder \n\nann-without-colon\n")
+    with pytest.raises(ValueError) as err:
+        parse_auth(str(users))
+    assert str(err.value) == f"--auth file {str(users)!r}, line 3, expects USER:PASS: a user name, a colon and a password"
+    users.write_text(" bob : builder \n")
+    assert parse_auth(str(users)) == [("bob", "builder")]  # it was ('bob ', ' builder'): "Incorrect Credentials"
 
 
 def test_a_share_link_that_cannot_open_is_said_in_one_line(capsys):
