@@ -183,8 +183,12 @@ def test_a_visitor_whose_run_waits_sees_the_queue_on_the_result():
         assert d["show_progress"] == "full" and d["show_progress_on"] and set(d["show_progress_on"]) <= shown_on, d["api_name"]
     # and in words, under the progress bar: the click says it waits (at once, unqueued), the run clears it when it starts
     waiting = next(i for i, b in by_id.items() if getattr(b, "elem_id", None) == "ss-waiting")
-    stamps = [d for d in demo.config["dependencies"] if waiting in d["outputs"] and not d["types"]["generator"]]
+    stamps = [d for d in demo.config["dependencies"] if waiting in d["outputs"] and not d["types"]["generator"]
+              and not d["trigger_only_on_failure"]]  # fmt: skip
     assert all(waiting in d["outputs"] for d in runs) and len(stamps) == len(runs) + 1  # + Stop, which clears it
+    # and a run that fails before it starts (a full queue) clears it too
+    failed = [d for d in demo.config["dependencies"] if waiting in d["outputs"] and d["trigger_only_on_failure"]]
+    assert len(failed) == len(runs)
     # a second click while its run goes runs after it, and clears the sign then ("once" dropped it: the sign stayed)
     assert {d["trigger_mode"] for d in runs} == {"always_last"}
 
