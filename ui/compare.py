@@ -394,8 +394,8 @@ class Compare:
         image = yield from self._collect(guarded(self.backend.sdedit, guide, cfg, prompt), "SDEdit")
         runs.append((f"SDEdit t0={cfg.t0}", image, RunRecord("sdedit", {"sdedit": cfg}, {"prompt": prompt}, {"guide": guide.image},
                                                               mode="sdedit-compare")))  # fmt: skip
-        edits = text_edit_missing(self.studio.info, "Inversion + edit") is None
-        if edits:
+        edit_missing = text_edit_missing(self.studio.info, "Inversion + edit")  # None: this model makes text edits
+        if edit_missing is None:
             yield {"status": "Running inversion + edit…"}
             inv_cfg = make_config(InversionConfig, steps=steps, eta=eta, seed=seed, preview_every=1)
             ecfg = make_config(EditConfig, skip=min(int(skip), inv_cfg.steps - 1), guidance_scale=self._edit_guidance(edit_guidance_scale),
@@ -415,11 +415,10 @@ class Compare:
         metrics = self.backend.metrics(guide.image, [im for _, im, _ in runs], guide.mask, text=prompt)
         session.cross = [SweepItem(im, 0.0, seed, m, caption(name, m), run) for (name, im, run), m in zip(runs, metrics, strict=True)]
         gallery = [(guide.image, "input")] + [(it.image, it.label) for it in session.cross]
-        ran = ["SDEdit", *(["inversion + edit"] if edits else []), *(["Imagic"] if has_imagic(self.backend) else [])]
+        imagic_missing = None if has_imagic(self.backend) else IMAGIC_MISSING
+        ran = ["SDEdit", *(["inversion + edit"] if edit_missing is None else []), *(["Imagic"] if imagic_missing is None else [])]
         done = ", ".join(ran[:-1]) + f" and {ran[-1]}" if len(ran) > 1 else ran[0]
-        missing = ([text_edit_missing(self.studio.info, "Inversion + edit")] if not edits else []) + (
-            [IMAGIC_MISSING] if not has_imagic(self.backend) else [])  # fmt: skip
-        note = "".join(" " + m for m in missing if m)
+        note = "".join(" " + m for m in (edit_missing, imagic_missing) if m)
         yield {"cross_gallery": gallery, "progress": progress_html(1, 1, "Compare methods, done"),
                "status": f"Done: {done} on the same input with seed {seed}; click one for its files.{note}",
                "session": session}  # fmt: skip
