@@ -60,8 +60,8 @@ def parse_auth(value: str | None) -> list[tuple[str, str]] | None:
             continue
         user, sep, password = (part.strip() for part in line.partition(":"))
         if not sep or not user or not password:
-            where = f"file {value!r}, line {number}," if is_file else ""
-            raise ValueError(f"--auth {where} expects USER:PASS: a user name, a colon and a password".replace("  ", " "))
+            where = f" file {value!r}, line {number}," if is_file else ""
+            raise ValueError(f"--auth{where} expects USER:PASS: a user name, a colon and a password")
         pairs.append((user, password))
     if not pairs:
         raise ValueError(f"--auth file {value!r} has no USER:PASS lines")

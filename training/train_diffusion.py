@@ -436,9 +436,10 @@ def _train(cfg: TrainConfig, data, encodings, empty, grid_cond) -> dict:
         gen.set_state(state["gen"].cpu())  # map_location moved it
         if noise_gen is not None and "noise_gen" in state:
             noise_gen.set_state(state["noise_gen"].cpu())
-        if cfg.max_steps is not None and step >= cfg.max_steps or cfg.max_minutes is not None and minutes_before >= cfg.max_minutes:
-            limit = f"--max-steps {cfg.max_steps}" if cfg.max_steps is not None and step >= cfg.max_steps else f"--max-minutes {cfg.max_minutes:g}"
-            raise SystemExit(f"{ckpt} has trained {step} steps in {minutes_before:.1f} min, which reaches {limit}: raise it to train on.")
+        for flag, limit, done in (("--max-steps", cfg.max_steps, step), ("--max-minutes", cfg.max_minutes, minutes_before)):
+            if limit is not None and done >= limit:
+                raise SystemExit(f"{ckpt} has trained {step} steps in {minutes_before:.1f} min, which reaches {flag} {limit:g}: "
+                                 "raise it to train on.")  # fmt: skip
         print(f"resumed from step {step} ({minutes_before:.1f} min, {images_seen} images)")
     ema.to(device)
     start_step = step

@@ -20,10 +20,9 @@ def compare_tab(info: ModelInfo, compare: Compare, shared: dict, out: dict, text
           "minus to the source prompt). Drag across points on the plot to open their image; clicking an image highlights its point. "
           "Gradio's plot selects x-ranges, not single points, so the nearest result to the range's centre is opened.")  # fmt: skip
     with gr.Row(equal_height=True):
-        edits = text_edit_missing(info, "A T_skip or η sweep") is None  # sweeps of a text edit, which this model may not make
-        param = gr.Radio([("t0", "t0"), ("T_skip", "T_skip"), ("η", "eta")] if edits else [("t0", "t0")], value="t0", label="Sweep",
-                         info="t0: SDEdit; T_skip and η: inversion + edit" if edits else text_edit_missing(info, "A T_skip or η sweep"),
-                         scale=2)  # fmt: skip
+        no_edits = text_edit_missing(info, "A T_skip or η sweep")  # they sweep a text edit, which this model may not make
+        param = gr.Radio([("t0", "t0")] if no_edits else [("t0", "t0"), ("T_skip", "T_skip"), ("η", "eta")], value="t0", label="Sweep",
+                         info=no_edits or "t0: SDEdit; T_skip and η: inversion + edit", scale=2)  # fmt: skip
         n_values = gr.Slider(2, MAX_VALUES, 6, step=1, label="Values", scale=1)
         n_seeds = gr.Slider(1, MAX_SEEDS, 2, step=1, label="Seeds", scale=1)
         go = gr.Button("Run sweep", variant="primary", scale=1)
