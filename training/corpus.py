@@ -17,7 +17,7 @@ it has no 3D PNGs, so "modern" stands in for the 3D-looking style. The Apple and
 (licences) and OpenMoji (share-alike) are left out on purpose.
 
 Every image is composited on white and area-downsampled (cv2.INTER_AREA) to `size`. Captions are
-the CLDR name from the `emoji` package plus the style phrase. The held-out split (~3 %) is by
+the CLDR name from the `emoji` package plus the style phrase. The held-out split (~3 % of base emoji) is by
 emoji: the hash of the emoji with skin tones and variation selectors removed, so a held-out emoji
 (and its skin-tone variants) is unseen in every style.
 """

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 
 from training import open_corpus, show_defaults
 
-# Captions and seeds of the logged grids: training and held-out emoji in several styles.
+# Captions of the logged grids: training emoji in several styles (evaluate.py's grid adds held-out ones).
 GRID_CAPTIONS = [
     "grinning face, twemoji style",
     "red apple, google style",
