@@ -121,6 +121,12 @@ def test_encoder_trains_end_to_end_on_a_built_corpus(built, tmp_path):
     assert len(captions) == held.sum() and json.loads((enc / "training_summary.json").read_text())["steps"] == 2
     shown = json.loads((enc / "heldout_examples.json").read_text())
     assert shown and set(shown) <= set(captions)
+    # the evaluation scores with the encoder it is given (a retrained one was usable only over the shipped one):
+    # one that is not there is said, where the shipped one would have loaded
+    from training import evaluate
+
+    with pytest.raises(SystemExit, match=r"^No emoji encoder at .*nope: train one with"):
+        evaluate.main(["reference", "--encoder", str(tmp_path / "nope"), "--corpus", str(corpus_file), "--model", str(tmp_path)])
     empty = tmp_path / "no-heldout.npz"
     np.savez(empty, **{**d, "split": np.full(len(d["split"]), "train")})
     with pytest.raises(SystemExit):

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from training import open_corpus
+from training import open_corpus, show_defaults
 
 MODEL = Path("assets/models/emoji")
 CORPUS = Path(".cache/corpus/emoji32.npz")
@@ -392,13 +392,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--model", type=Path, default=MODEL, help="the exported model folder")
     ap.add_argument("--corpus", type=Path, default=CORPUS, help="the corpus whose held-out split is the reference")
     ap.add_argument("--samples", type=Path, default=None, help="samples.npz from `training.gpu_kit train --samples` (what=samples)")
-    a = ap.parse_args(argv)
+    ap.add_argument("--encoder", type=Path, default=None,
+                    help="the encoder folder whose features score KID and retrieval (default: the shipped assets/models/emoji-encoder)")
+    a = show_defaults(ap).parse_args(argv)
     MODEL, CORPUS = a.model, a.corpus
     torch.set_num_threads(a.threads)
     if a.what in ("sweep", "kid", "reference", "samples"):
         from editing.encoder import load_encoder
 
-        encoder = load_encoder()
+        try:
+            encoder = load_encoder(a.encoder)  # a retrained encoder was usable only by overwriting the shipped one
+        except FileNotFoundError as e:
+            raise SystemExit(str(e)) from None
     if a.what == "sweep":
         record("guidance_sweep", [evaluate(a.n, a.steps, float(s), encoder) for s in a.scales.split(",")])
     elif a.what == "kid":
