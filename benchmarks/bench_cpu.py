@@ -55,6 +55,8 @@ def load(model_name: str):
             pass
         return load_model(save_emoji_architecture(), device="cpu", dtype=torch.float32), (
             "STAND-IN: the emoji model's architecture with random weights (emoji model not landed)")
+    if model_name != "tiny":  # a folder or another preset: what was asked for (it ran the tiny stand-in without a word)
+        return load_model(model_name, device="cpu", dtype=torch.float32), model_name
     from tests.tiny_models import save_tiny_pixel_text
 
     folder = save_tiny_pixel_text(Path(tempfile.mkdtemp(prefix="tiny-pixel-text-")) / "m", text_conditioning="tokens")
@@ -129,7 +131,8 @@ def diffusers_sdedit(model, guide: np.ndarray, cfg: SDEditConfig, cond: torch.Te
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="emoji", help="emoji (falls back to the tiny test model if missing) or tiny")
+    p.add_argument("--model", default="emoji",
+                   help="emoji (falls back to a random-weight stand-in if missing), tiny (the tests' model), or a model folder")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--ablation", action="store_true", help="time channels_last and torch.compile on the CPU")
@@ -144,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"# WARNING: {busy}", flush=True)
     results = ablation(model, label, args.repeats) if args.ablation else figures(model, label, args.repeats)
     standin = "standin-" if "STAND-IN" in label else ""  # never filed under the real model's name
-    path = write_results(("cpu-ablation-" if args.ablation else "cpu-") + standin, env, results)
+    threads = f"{args.threads}thread{'s' if args.threads > 1 else ''}-"  # the files' names had no thread count
+    path = write_results(("cpu-ablation-" if args.ablation else "cpu-") + threads + standin, env, results)
     if busy:
         print(f"# WARNING: the machine was busy (load {env['loadavg_start']} at the start): these figures are not comparable "
               "with a quiet run's", flush=True)  # fmt: skip
