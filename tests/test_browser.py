@@ -291,3 +291,53 @@ def test_edit_this_result_with_no_result_is_a_toast_that_leaves_the_status_alone
         assert fresh.locator("#ss-status").inner_text() == before and "Error" not in fresh.locator("#ss-status").inner_text()
     finally:
         context.close()
+
+
+def test_stop_says_stopped_and_a_reload_brings_back_the_last_runs_canvas_and_prompt(page, studio_url):
+    """Gradio counted a stopped run as failed, and the status said "Failed" over Stop's "Stopped". A reload (which
+    Gradio makes itself when its connection comes back after a drop) lost the canvas and the prompts."""
+    context = page.context.browser.new_context(viewport={"width": 1400, "height": 1000})  # its own localStorage
+    fresh = context.new_page()
+    fresh.on("dialog", lambda d: d.accept())  # "Leave site?": a result is on the page
+    try:
+        fresh.goto(studio_url)
+        # the examples have names (a screen reader said "Thumbnail 3 of 6")
+        fresh.locator("#ss-examples img[alt='smiley']").wait_for(timeout=60_000)
+        fresh.locator("#ss-examples button.thumbnail-item").nth(2).click()  # the smiley
+        prompt = fresh.get_by_label("Prompt").first
+        fresh.wait_for_function("(el) => el.value !== 'a smiling face emoji'", arg=prompt.element_handle(), timeout=10_000)
+        prompt.fill("my own words")
+        fresh.get_by_text("Advanced").locator("visible=true").first.click()
+        steps = fresh.locator("input[aria-label='number input for Steps']").locator("visible=true").first
+        steps.fill("500")
+        steps.press("Enter")
+        status = fresh.locator("#ss-status")
+        fresh.get_by_role("button", name="Generate").click()
+        status.get_by_text("Running").wait_for(timeout=60_000)
+        fresh.get_by_role("button", name="■ Stop").click()
+        status.get_by_text("Stopped").wait_for(timeout=10_000)
+        fresh.wait_for_timeout(1500)  # Gradio's failure event for the cancelled run comes after Stop's own
+        assert status.inner_text().startswith("Stopped") and "Failed" not in status.inner_text()
+        shown = fresh.locator("#ss-canvas canvas").first.screenshot()
+        fresh.reload()
+        status.get_by_text("canvas and prompts are back").wait_for(timeout=60_000)
+        fresh.wait_for_function("(el) => el.value === 'my own words'", arg=fresh.get_by_label("Prompt").first.element_handle(),
+                                timeout=10_000)  # fmt: skip
+        fresh.wait_for_timeout(1000)
+        from io import BytesIO
+
+        import numpy as np
+        from PIL import Image
+
+        before, after = (np.asarray(Image.open(BytesIO(b)).convert("RGB"), np.int16)
+                         for b in (shown, fresh.locator("#ss-canvas canvas").first.screenshot()))  # fmt: skip
+        assert before.shape == after.shape and np.abs(before - after).mean() < 8  # the smiley, not a blank page
+        assert (after < 200).any(axis=-1).mean() > 0.05
+        fresh.get_by_role("button", name="New blank canvas").click()
+        fresh.wait_for_timeout(1000)
+        fresh.reload()
+        fresh.get_by_role("button", name="Generate").wait_for(timeout=60_000)
+        fresh.wait_for_timeout(2000)
+        assert "are back" not in status.inner_text()
+    finally:
+        context.close()

@@ -784,10 +784,15 @@ def test_a_run_that_fails_before_it_starts_clears_its_waiting_sign_and_says_so()
     assert runs and set(runs) <= failures.keys()  # every model run, the Compare tab's included
     for i in runs:
         fn = demo.fns[failures[i]["id"]]
-        out = fn.fn()
+        session = Session()
+        out = fn.fn(session.stops, session)  # its ticket (the Stops counted when it was clicked), and the session
         waiting, *status = out if isinstance(out, tuple) else (out,)
         assert waiting == "" and status in ([], [FAILED]) and not fn.queue  # unqueued: a full queue cannot refuse it too
-        assert deps[i]["outputs"][-1] == failures[i]["outputs"][0]  # the run's own waiting line
+        assert failures[i]["outputs"][0] in deps[i]["outputs"][-2:]  # the run's own waiting line (then the browser's copy)
+        session.stops += 1  # Stop cancelled it, which Gradio counts as a failure: Stop's "Stopped" stays
+        out = fn.fn(session.stops - 1, session)
+        waiting, *status = out if isinstance(out, tuple) else (out,)
+        assert waiting == "" and all(isinstance(s, dict) and s.get("__type__") == "update" and len(s) == 1 for s in status), status
 
 
 class ReadsFourWords(FakeBackend):

@@ -10,10 +10,12 @@ from editing.interface import EditConfig, InversionConfig, ModelInfo, SDEditConf
 from ui.compare import MAX_SEEDS, MAX_VALUES, Compare
 from ui.defaults import studio_default
 from ui.handlers import text_edit_missing
-from ui.widgets import as_toast, follow_steps, howto, model_run, seed_row, slider
+from ui.keep import Keeper
+from ui.widgets import as_toast, follow_steps, howto, model_run, scroll_to, seed_row, slider
 
 
-def compare_tab(info: ModelInfo, compare: Compare, shared: dict, out: dict, text: bool, waiting: gr.Markdown) -> list[Any]:
+def compare_tab(info: ModelInfo, compare: Compare, shared: dict, out: dict, text: bool, waiting: gr.Markdown,
+                keeper: Keeper | None = None) -> list[Any]:
     """Build the tab; return its run events (so Stop can cancel them)."""
     howto("Sweep one setting over the canvas and compare the results: faithfulness (L2 to the guide, SSIM), realism and "
           "alignment to the prompt under each (the plot: realism for t0; for T_skip and η the alignment gain, to the target "
@@ -42,8 +44,13 @@ def compare_tab(info: ModelInfo, compare: Compare, shared: dict, out: dict, text
             "seed": seed_row(info, SDEditConfig),
         }
     follow_steps(fixed["steps"], fixed["skip"])
-    gallery = gr.Gallery(label="Results (captions: setting · L2 · SSIM · realism · alignment); click one to open it with its recipe", columns=6,
-                         height=300, format="png", object_fit="contain", elem_classes="ss-gallery", elem_id="ss-sweep")  # fmt: skip
+    # The galleries' labels are lines above them, not Gradio's label box, which lies over the pictures: on a phone,
+    # three lines of it covered the thumbnails
+    sweep_label = "Results (captions: setting · L2 · SSIM · realism · alignment); click one to open it with its recipe"
+    gr.Markdown(f"**{sweep_label}**", elem_classes="ss-gallery-label")
+    # fit_columns off: three results grew to fill the row, taller than the box, their captions out of sight
+    gallery = gr.Gallery(label=sweep_label, show_label=False, columns=6, fit_columns=False, height=300, format="png",
+                         object_fit="contain", elem_classes="ss-gallery", elem_id="ss-sweep")  # fmt: skip
     with gr.Row(equal_height=False):
         plot = gr.ScatterPlot(x="L2 to guide (lower = more faithful)", y="y", color="result", y_title="SSIM", height=360,
                               label="Realism against faithfulness · colour = seed, orange = opened result", scale=3,
@@ -62,19 +69,24 @@ def compare_tab(info: ModelInfo, compare: Compare, shared: dict, out: dict, text
                 "describes the picture for the inversion.")  # fmt: skip
     cross_go = gr.Button("Compare methods")
     with gr.Row(equal_height=False):
-        cross_gallery = gr.Gallery(label="Input, SDEdit, inversion + edit, Imagic; click one for its files", columns=4, height=260,
-                                   format="png", elem_classes="ss-gallery", elem_id="ss-cross", scale=3)  # fmt: skip
+        with gr.Column(scale=3):
+            cross_label = "Input, SDEdit, inversion + edit, Imagic; click one for its files"
+            gr.Markdown(f"**{cross_label}**", elem_classes="ss-gallery-label")
+            cross_gallery = gr.Gallery(label=cross_label, show_label=False, columns=4, height=260, format="png",
+                                       elem_classes="ss-gallery", elem_id="ss-cross")  # fmt: skip
         cross_files = gr.File(label="Its PNG (recipe embedded), recipe JSON and inputs", file_count="multiple", interactive=False,
                               height=120, elem_id="ss-cross-files", scale=2)  # fmt: skip
 
     sweep_out = {"gallery": gallery, "plot": plot, "table": table, "status": out["status"], "session": out["session"],
                  "progress": out["progress"], "selected_image": selected, "selected_caption": selected_caption,
                  "selected_files": selected_files}  # fmt: skip
+    go.click(None, js=scroll_to("ss-sweep"), queue=False, api_visibility="private")
+    cross_go.click(None, js=scroll_to("ss-cross"), queue=False, api_visibility="private")
     sweep = model_run(
         go, compare.sweep, sweep_out,
         {"canvas": shared["canvas"], "session": shared["session"], "param": param, "n_values": n_values,
          "n_seeds": n_seeds, "prompt": prompt, "source_prompt": source, "target_prompt": target, **fixed},
-        shared["session"], waiting, concurrency_id="model", show_progress="full", show_progress_on=gallery,
+        shared["session"], waiting, keeper, concurrency_id="model", show_progress="full", show_progress_on=gallery,
     )  # fmt: skip
     sel_out = [selected, selected_caption, plot, out["session"], gallery, selected_files]
 
@@ -103,6 +115,6 @@ def compare_tab(info: ModelInfo, compare: Compare, shared: dict, out: dict, text
         {"canvas": shared["canvas"], "session": shared["session"], "prompt": prompt, "source_prompt": source,
          "t0": fixed["t0"], "steps": fixed["steps"], "skip": fixed["skip"], "guidance_scale": fixed["guidance_scale"],
          "edit_guidance_scale": fixed["edit_guidance_scale"], "seed": fixed["seed"], "eta": fixed["eta"]},
-        shared["session"], waiting, concurrency_id="model", show_progress="full", show_progress_on=cross_gallery,
+        shared["session"], waiting, keeper, concurrency_id="model", show_progress="full", show_progress_on=cross_gallery,
     )  # fmt: skip
     return [sweep, cross]

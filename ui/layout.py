@@ -41,8 +41,9 @@ from ui.handlers import (
     stopped,
     text_edit_missing,
 )
+from ui.keep import Keeper
 from ui.state import Session
-from ui.widgets import as_toast, follow_steps, howto, model_run, seed_row, slider
+from ui.widgets import as_toast, follow_steps, howto, model_run, scroll_to, seed_row, slider
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
 # Brush palette: saturated colours that read well as SDEdit strokes, plus the custom picker.
@@ -63,6 +64,8 @@ input[type=range]:focus-visible, input[type=radio]:focus-visible, input[type=che
    prompt sat in half the width beside its slider), and the examples strip under "New blank canvas", full width */
 @media (max-width: 600px) {
   .ss-stack .row > *, .ss-stack .row > .form > *, .ss-stack.row > * {min-width: 100% !important}
+  /* a sweep's results in rows of three that fit the screen (six of 100 px each ran off its side) */
+  #ss-sweep .grid-container, #ss-cross .grid-container {--grid-cols: 3 !important}
 }
 """
 # Run once when the page loads (demo.launch(js=...)): the status line and the waiting line are polite live
@@ -81,17 +84,6 @@ JS = """
   window.addEventListener("beforeunload", (e) => {
     if (document.querySelector("#ss-output img")) { e.preventDefault(); e.returnValue = ""; }
   });
-}
-"""
-# On a run's click: bring the Result into view when less than half of it shows (a phone's or a small
-# laptop's single column puts the Generate buttons far below it), so its frames are seen as they stream.
-SCROLL_TO_RESULT = """
-() => {
-  const o = document.getElementById("ss-output");
-  if (!o) return;
-  const r = o.getBoundingClientRect();
-  const shown = Math.min(r.bottom, window.innerHeight) - Math.max(r.top, 0);
-  if (shown < r.height / 2) o.scrollIntoView({behavior: "smooth", block: "start"});
 }
 """
 THEME = gr.themes.Soft(primary_hue="indigo", secondary_hue="amber")
@@ -113,12 +105,14 @@ def build_ui(backend: Backend) -> gr.Blocks:
     gradio_cache.install()  # two runs with the same picture never read each other's half-written copy
     studio = Studio(backend)
     info = studio.info
-    example_paths = [str(p) for p in example_files()]
+    # captioned: a screen reader named them "Thumbnail 1 of 6" only (the caption is the picture's alt text)
+    example_paths = [(str(p), example_caption(p)) for p in example_files()]
     compare = Compare(studio)
     side = canvas_side(info)
     text = info.conditional
     with gr.Blocks(title="Stroke Studio") as demo:
         session = gr.State(Session())
+        keeper = Keeper()  # the last run's canvas and prompts, which the browser keeps over a reload (ui/keep.py)
         gr.Markdown(
             f"## Stroke Studio\nPaint, then let a diffusion model make it real. Model: **{model_label(info.name)}** "
             f"({info.family}, {info.resolution} px{', text prompts' if text else ', unconditional'})."
@@ -164,8 +158,8 @@ def build_ui(backend: Backend) -> gr.Blocks:
             # Gradio's progress on the Result only (a border while it runs); a run that waits says so in `waiting`
             # (model_run): Gradio's "queue: 1/2" there is replaced by the frames of the run ahead.
             outs = outputs or out
-            button.click(None, js=SCROLL_TO_RESULT, queue=False, api_visibility="private")
-            runs.append(model_run(button, functools.partial(fn, **fixed), outs, {**shared, **controls}, session, waiting,
+            button.click(None, js=scroll_to("ss-output"), queue=False, api_visibility="private")
+            runs.append(model_run(button, functools.partial(fn, **fixed), outs, {**shared, **controls}, session, waiting, keeper,
                                   concurrency_id="model", show_progress="full", show_progress_on=output))  # fmt: skip
 
         describing: list[gr.Textbox] = []  # the prompts that say what the picture shows: an example fills them
@@ -326,19 +320,20 @@ def build_ui(backend: Backend) -> gr.Blocks:
 
             with gr.Tab("Imagic"):
                 if has_imagic(backend):
-                    runs.append(imagic_tab(info, studio, shared, out, waiting))
+                    runs.append(imagic_tab(info, studio, shared, out, waiting, keeper))
                 else:
                     gr.Markdown(IMAGIC_MISSING)
 
             with gr.Tab("Compare"):
-                runs.extend(compare_tab(info, compare, shared, out, text, waiting))
+                runs.extend(compare_tab(info, compare, shared, out, text, waiting, keeper))
 
         # after the cancel, so that no update the run had in flight lands on top of "Stopped"
         # the count first (unqueued): a run still waiting then does nothing when its turn comes (model_run)
         stop.click(count_stop, session, waiting, cancels=runs, queue=False, api_visibility="private").then(
             stopped, [progress, status], [progress, status], queue=False, api_visibility="private"
         )
-        blank.click(lambda: None, None, canvas, queue=False, api_visibility="private")
+        # {} rather than None, which Gradio's BrowserState does not write: the kept canvas would come back
+        blank.click(lambda: (None, {}), None, [canvas, keeper.state], queue=False, api_visibility="private")
         again.click(as_toast(result_to_canvas), session, [canvas, status], show_progress="hidden", api_visibility="private")  # queued: a toast shows only for queued events
         # an example fills the prompts that say what the picture shows (a target is the user's to write)
         describing += shared.get("describing", []) if text else []
@@ -348,10 +343,12 @@ def build_ui(backend: Backend) -> gr.Blocks:
 
         examples.select(load_example, None, [canvas, *describing], queue=False, api_visibility="private")
         add_api(studio, compare)
+        # after every model run has registered its prompt boxes with the keeper
+        demo.load(keeper.restore, keeper.state, [canvas, status, *keeper.boxes.values()], queue=False, api_visibility="private")
     return demo
 
 
-def imagic_tab(info: ModelInfo, studio: Studio, shared: dict, out: dict, waiting: gr.Markdown) -> Any:
+def imagic_tab(info: ModelInfo, studio: Studio, shared: dict, out: dict, waiting: gr.Markdown, keeper: Keeper) -> Any:
     """Controls of the Imagic tab, starting at the engine's "fast" preset for this model family."""
     fast = ImagicConfig.from_preset("fast", info.family)
     howto("Load or paint a picture and write one target text. Imagic optimises a text embedding to the picture and "
@@ -375,9 +372,14 @@ def imagic_tab(info: ModelInfo, studio: Studio, shared: dict, out: dict, waiting
     shown = ("embedding_steps", "finetune_steps", "guidance_scale", "steps")
     adv["preset"].input(lambda name: [getattr(ImagicConfig.from_preset(name, info.family), k) for k in shown], adv["preset"],
                         [adv[k] for k in shown], queue=False, api_visibility="private")  # fmt: skip
-    go.click(None, js=SCROLL_TO_RESULT, queue=False, api_visibility="private")
-    return model_run(go, studio.imagic, out, {**shared, "target_prompt": prompt, "eta": eta, **adv}, shared["session"], waiting,
+    go.click(None, js=scroll_to("ss-output"), queue=False, api_visibility="private")
+    return model_run(go, studio.imagic, out, {**shared, "target_prompt": prompt, "eta": eta, **adv}, shared["session"], waiting, keeper,
                      concurrency_id="model", show_progress="full", show_progress_on=out["output"])  # fmt: skip
+
+
+def example_caption(path: Path) -> str:
+    """An example's short name, which fits under its thumbnail: "apple", "cat"."""
+    return path.stem.removeprefix("photo-").replace("-", " ")
 
 
 def _load_example(evt: gr.SelectData, n_prompts: int) -> Any:

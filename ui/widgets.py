@@ -12,11 +12,27 @@ import gradio as gr
 from editing.interface import ModelInfo, step_of_fraction
 from ui.defaults import SLIDERS, studio_default
 from ui.handlers import Refusal
+from ui.keep import Keeper
 
 # Shown from the click until the run starts: the canvas's upload (seconds for a large photo) and any
 # run ahead in the queue; it cannot tell which, so it names both.
 WAITING = ("**Starting:** sending the canvas, and waiting for the model if another run is using it "
            "(**■ Stop** cancels yours).")  # fmt: skip
+
+
+def scroll_to(elem_id: str) -> str:
+    """JS for a run's click: bring what the run fills (the Result, a sweep's gallery) into view when less than
+    half of it shows (a phone's or a small laptop's single column puts the buttons far from it), so its
+    frames or results are seen as they come."""
+    return f"""
+() => {{
+  const o = document.getElementById("{elem_id}");
+  if (!o) return;
+  const r = o.getBoundingClientRect();
+  const shown = Math.min(r.bottom, window.innerHeight) - Math.max(r.top, 0);
+  if (shown < r.height / 2) o.scrollIntoView({{behavior: "smooth", block: "start"}});
+}}
+"""
 
 
 NOT_FINISHED = "The downloads are the last finished run's."
@@ -60,7 +76,7 @@ def forget_covered_result(session: Any, shown: Any) -> None:
 
 def model_run(button: gr.Button, fn: Callable[..., Iterator[dict]], outputs: dict[str, gr.components.Component],
               inputs_kwargs: dict[str, gr.components.Component], session: gr.State, waiting: gr.components.Component,
-              **click: Any) -> Any:  # fmt: skip
+              keeper: Keeper | None = None, **click: Any) -> Any:  # fmt: skip
     """A model run that says when it waits, and that Stop also stops while it waits; returns the event
     Stop cancels.
 
@@ -71,15 +87,19 @@ def model_run(button: gr.Button, fn: Callable[..., Iterator[dict]], outputs: dic
     the run then painted a few steps over "Stopped" and was cut there, leaving a frozen progress bar.
     A run whose ticket is behind the count does nothing. A click while the same button's run is going
     runs once more after it ("always_last"): with "once" Gradio dropped the click, and the waiting
-    message it had already shown stayed."""
+    message it had already shown stayed. `keeper`: as it starts, the run hands its canvas and prompts to
+    the browser to keep (ui/keep.py)."""
     ticket = gr.State(None)
     run = bind(fn, outputs)
+    kept = keeper.register(inputs_kwargs) if keeper is not None else {}
 
     def unless_stopped(ticket: int | None, **kwargs: Any) -> Iterator[dict]:
         yield {waiting: ""}
         sess = kwargs.get("session")
         if ticket is not None and sess is not None and sess.stops != ticket:
             return
+        if keeper is not None:
+            yield {keeper.state: keeper.value(kwargs, kept)}
         started = False
         shown = outputs.get("output")
         try:
@@ -98,12 +118,19 @@ def model_run(button: gr.Button, fn: Callable[..., Iterator[dict]], outputs: dic
 
     stamp = button.click(lambda s: (s.stops if s is not None else None, WAITING), session, [ticket, waiting], queue=False,
                          show_progress="hidden", api_visibility="private")  # fmt: skip
-    event = stamp.then(unless_stopped, inputs_kwargs={**inputs_kwargs, "ticket": ticket}, outputs=[*outputs.values(), waiting],
+    event = stamp.then(unless_stopped, inputs_kwargs={**inputs_kwargs, "ticket": ticket},
+                       outputs=[*outputs.values(), waiting, *([keeper.state] if keeper is not None else [])],
                        trigger_mode="always_last", api_visibility="private", **click)  # fmt: skip
     # A run that failed never cleared the waiting sign: a request refused by a full queue (or whose upload was
     # gone when its turn came) said "waiting for the model" for good, beside Gradio's toast of the reason.
     status = outputs.get("status")
-    event.failure(lambda: ("", FAILED) if status is not None else "", None, [waiting, *([status] if status is not None else [])],
+
+    def failed(ticket: int | None, sess: Any) -> Any:
+        """Gradio counts a run Stop cancelled as failed too: Stop's own status ("Stopped", and where) stays then."""
+        stopped = ticket is not None and sess is not None and sess.stops != ticket
+        return ("", gr.skip() if stopped else FAILED) if status is not None else ""
+
+    event.failure(failed, [ticket, session], [waiting, *([status] if status is not None else [])],
                   queue=False, show_progress="hidden", api_visibility="private")  # fmt: skip
     return event
 
