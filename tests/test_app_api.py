@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import socket
 import time
@@ -62,6 +63,51 @@ def test_only_the_named_endpoints_are_public(client):
     assert names == {"/sdedit", "/composite", "/edit", "/color", "/shift", "/imagic", "/sweep"}
 
 
+def test_every_parameter_says_what_it_is_and_the_ranges_it_states_are_the_ones_refused(client, server, guide_png, tmp_path):
+    """The API page and view_api() described no parameter (a file's was Gradio's FileData docstring, and its
+    sample a PDF on the internet): ranges, choices and units were learnt from failed calls."""
+    import re
+
+    import requests
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    api = requests.get(server + "gradio_api/info", timeout=30).json()["named_endpoints"]
+    for name, endpoint in api.items():
+        for p in endpoint["parameters"] + endpoint["returns"]:
+            text = p["python_type"]["description"]
+            assert len(text) > 25 and "FileData" not in text and "GradioModel" not in text, (name, p["label"], text)
+        for p in endpoint["parameters"]:
+            if p["component"] == "File":
+                assert p["example_input"]["url"] == "assets/examples/smiley.png"
+    assert (EMOJI.parent.parent / "examples" / "smiley.png").is_file()
+    # every stated range holds: a value just past either end is refused naming the parameter, before any run
+    path, _ = guide_png
+    paint = np.zeros((48, 64, 4), np.uint8)
+    paint[5:20, 5:20] = (0, 0, 255, 255)
+    Image.fromarray(paint).save(tmp_path / "paint.png")
+    needs = {"/sdedit": {}, "/composite": {"patch": handle_file(path)}, "/edit": {"source_prompt": "a", "target_prompt": "b"},
+             "/color": {"colour": handle_file(str(tmp_path / "paint.png"))}, "/shift": {"dx": 1}, "/imagic": {"target_prompt": "b"},
+             "/sweep": {"n_values": 1}}  # fmt: skip
+    interval = re.compile(r"in ([\[(])(-?[\d.]+), (-?[\d.]+)\]")
+    checked = 0
+    for name, endpoint in api.items():
+        for p in endpoint["parameters"]:
+            m = interval.search(p["python_type"]["description"])
+            if m is None:
+                continue
+            lo, hi = float(m[2]), float(m[3])
+            step = 1 if p["python_type"]["type"] == "int" else 0.01
+            for value in (lo if m[1] == "(" else lo - step, hi + step):
+                value = int(value) if step == 1 else value
+                few = {"steps": 4} if any(q["parameter_name"] == "steps" for q in endpoint["parameters"]) else {}
+                with pytest.raises(AppError, match=re.escape(p["parameter_name"]) + "|out of range"):
+                    client.predict(handle_file(path), **{**needs[name], **few, p["parameter_name"]: value}, api_name=name)
+                    pytest.fail(f"{name} {p['parameter_name']}={value} was not refused")
+                checked += 1
+    assert checked >= 50
+
+
 def test_sdedit_streams_frames_then_a_result_of_the_guides_size(client, guide_png):
     from gradio_client import handle_file
 
@@ -83,7 +129,7 @@ def test_sweep_returns_one_result_per_value_with_metrics(client, guide_png):
     from gradio_client import handle_file
 
     path, _ = guide_png
-    gallery, results = client.predict(handle_file(path), "a red apple", "t0", 4, 1, 0.5, 10, 3, 1.0, 3.0, 0, "", "",
+    gallery, results = client.predict(handle_file(path), "a red apple", "t0", 4, 1, 10, 3, 1.0, 3.0, 0, "", "",
                                       api_name="/sweep")  # fmt: skip
     assert len(gallery) == 4 and len(results) == 4
     assert [r["value"] for r in results] == [0.1, 0.4, 0.7, 1.0]
@@ -97,6 +143,17 @@ def test_sweep_returns_one_result_per_value_with_metrics(client, guide_png):
     _, results = client.predict(handle_file(path), param="T_skip", n_values=2, steps=6, guidance_scale=1.5, edit_guidance_scale=6.0,
                                 source_prompt="a red apple", target_prompt="a green apple", api_name="/sweep")  # fmt: skip
     assert [r["recipe"]["configs"]["edit"]["values"]["guidance_scale"] for r in results] == [6.0, 6.0]
+    # the results stream as each seed's finish (it returned only at the end), and a picture's notes reach the caller
+    wide = Path(path).with_name("wide.png")
+    Image.open(path).resize((1200, 900)).save(wide)  # over 1024 px: run downscaled, which the status says
+    job = client.submit(handle_file(str(wide)), prompt="a red apple", n_values=2, n_seeds=2, steps=4, api_name="/sweep")
+    sent = [len(out[1]) for out in job]
+    assert sent == [2, 4], sent
+    assert all("downscaled to 1024x768" in r["status"] for r in job.outputs()[-1][1])
+    # "skip", the name of the step parameter beside it, is T_skip
+    _, results = client.predict(handle_file(path), param="skip", n_values=1, steps=4, source_prompt="a", target_prompt="b",
+                                api_name="/sweep")  # fmt: skip
+    assert results[0]["param"] == "T_skip"
 
 
 def test_edit_endpoint_reuses_the_inversion_within_a_session_only(client, guide_png):
@@ -313,8 +370,14 @@ def test_unsupported_files_are_refused_with_a_message(client, tmp_path):
 
     bogus = tmp_path / "notes.txt"
     bogus.write_text("not a picture")
-    with pytest.raises(AppError, match="Unsupported image file 'notes.txt'"):
+    with pytest.raises(AppError, match="The image file: cannot read image 'notes.txt': not a supported or intact image file"):
         client.predict(handle_file(str(bogus)), api_name="/sdedit")
+    photo = io.BytesIO()  # a JPEG cut short in transfer: named as damaged, not as a format to change
+    Image.new("RGB", (64, 64), "red").save(photo, "JPEG")
+    (tmp_path / "cut.jpg").write_bytes(photo.getvalue()[:300])
+    with pytest.raises(AppError, match="cannot read image 'cut.jpg': not a supported or intact image file") as e:
+        client.predict(handle_file(str(tmp_path / "cut.jpg")), api_name="/sdedit")
+    assert "/tmp" not in str(e.value)  # the server's own copy of the upload is not named
 
 
 def test_command_line_help_bad_model_and_auth(tmp_path):
@@ -454,6 +517,11 @@ def test_colour_and_shift_endpoints(client, guide_png, tmp_path):
         ({"param": "eta", "edit_guidance_scale": -1, "target_prompt": "x", "api_name": "/sweep"},
          "edit_guidance_scale (the text edit's target guidance): guidance_scale=-1.0 is out of range"),
         ({"param": "bogus", "api_name": "/sweep"}, "param='bogus' is not one of: 't0', 'T_skip', 'eta'"),  # was Gradio's, unnamed
+        # these ran: "no" as true (Python's bool of a word), a number or a list as its Python spelling
+        ({"patch": "PATCH", "cut_background": "no", "api_name": "/composite"}, "cut_background='no' must be true or false."),
+        ({"prompt": 123, "api_name": "/sdedit"}, "prompt=123 must be text."),
+        ({"prompt": ["a", "b"], "api_name": "/sdedit"}, "prompt=['a', 'b'] must be text."),
+        ({"sampler": "euler", "api_name": "/sdedit"}, "sampler='euler'; allowed: 'ddpm' or 'ddim'"),
     ],
 )
 def test_a_bad_api_value_is_refused_naming_its_parameter(client, guide_png, kwargs, message):
@@ -463,8 +531,27 @@ def test_a_bad_api_value_is_refused_naming_its_parameter(client, guide_png, kwar
     from gradio_client.exceptions import AppError
 
     path, _ = guide_png
+    kwargs = {k: handle_file(path) if v == "PATCH" else v for k, v in kwargs.items()}
     with pytest.raises(AppError, match=re.escape(message)):
         client.predict(handle_file(path), **kwargs)
+
+
+def test_the_largest_seed_runs_as_given_and_true_false_words_are_read(client, guide_png):
+    """Through a float, a seed past 2**53 lost its last digits, and 2**63 - 1, the largest allowed, was refused."""
+    from gradio_client import handle_file
+
+    path, _ = guide_png
+    for seed in (2**53 + 1, 2**63 - 1):
+        _, info = client.predict(handle_file(path), prompt="x", t0=0.3, steps=4, seed=seed, api_name="/sdedit")
+        assert info["recipe"]["configs"]["sdedit"]["values"]["seed"] == seed
+    _, info = client.predict(handle_file(path), prompt="x", t0=0.3, steps=4, repeats=2, sampler="ddim", api_name="/sdedit")
+    assert {k: info["recipe"]["configs"]["sdedit"]["values"][k] for k in ("repeats", "sampler")} == {"repeats": 2, "sampler": "ddim"}
+    paint = np.zeros((48, 64, 4), np.uint8)
+    paint[5:20, 5:20] = (0, 0, 255, 255)
+    colour = Path(path).with_name("paint.png")
+    Image.fromarray(paint).save(colour)
+    _, info = client.predict(handle_file(path), handle_file(str(colour)), steps=4, keep_outside="false", api_name="/color")
+    assert info["recipe"]["configs"]["color"]["values"]["keep_outside"] is False  # "false" ran as true
 
 
 def test_numeric_strings_are_read_and_a_left_out_t_skip_scales_with_the_steps(client, guide_png):

@@ -189,8 +189,15 @@ class Compare:
                 raise Refusal(f"{name}={n} is out of range; allowed: [1, {hi}]")
         if param != "t0":
             refuse(text_edit_missing(self.studio.info, f"A {SHOWN.get(param, param)} sweep"))
-        edit_guidance = self._edit_guidance(edit_guidance_scale) if param != "t0" else None  # a t0 sweep makes no text edit
-        c = read_canvas(canvas)
+        # every setting is checked, whatever is swept: one out of range is refused, not passed over unread
+        make_config(SDEditConfig, steps=steps, guidance_scale=guidance_scale, seed=seed)
+        make_config(InversionConfig, steps=steps, eta=eta, seed=seed)
+        edit_guidance = self._edit_guidance(edit_guidance_scale)
+        make_config(EditConfig, skip=skip, guidance_scale=edit_guidance)
+        if param != "T_skip" and not 0 <= int(skip) < int(steps):
+            raise Refusal(f"T_skip (skip={skip}) must be smaller than the number of steps ({steps}).")
+        edit_guidance = edit_guidance if param != "t0" else None  # a t0 sweep makes no text edit
+        c = read_canvas(canvas)  # its notices (a picture run downscaled...) are the sweep's as they are a run's
         if param != "t0" and not target_prompt.strip():
             raise Refusal("Write a target prompt: a T_skip or η sweep edits the picture towards it.")
         guide = c.guide
@@ -200,14 +207,14 @@ class Compare:
         session.sweep, session.selected = items, None
         # the last sweep's selection goes with it: its picture and files are not part of this sweep
         prompts = {"prompt": prompt} if param == "t0" else {"source_prompt": source_prompt, "target_prompt": target_prompt}
-        notices = self.studio.prompt_notices(**prompts)
+        notices = [*c.notices, *self.studio.prompt_notices(**prompts)]
         # the last sweep's points go too, on its axes (redrawn around this sweep's first points)
         df, _, props = sweep_plot([], seeds)
         (empty,) = plot_updates(session, df, f"Sweep over {SHOWN.get(param, param)}: the points appear as each seed finishes",
                                 session.plot_props or props)  # fmt: skip
         yield {"gallery": gr.Gallery(value=[], selected_index=None), "selected_image": None, "selected_caption": "",
                "selected_files": None, "status": " ".join([f"Sweep over {SHOWN.get(param, param)}: {total} runs…", *notices]),
-               "plot": empty}  # fmt: skip
+               "plot": empty, "notices": notices}  # fmt: skip  ("notices": for the API, which has no status line)
         batched = param == "t0" and hasattr(self.backend, "sdedit_batch")  # one batch per seed through the model
         # text edits in one batch per seed: a T_skip sweep's of one inversion, an eta sweep's of one inversion
         # per eta, those from one set of model calls

@@ -149,6 +149,10 @@ def result_to_canvas(session: Session | None) -> tuple[dict, str]:
 def as_number(name: str, value: Any, integer: bool = False) -> float | int:
     """A value from a number box or an API call as a number, or a Refusal naming `name`: not a number
     (a string, a bool, None), or a fraction where a whole number goes (Gradio would round it unsaid)."""
+    if integer and isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return int(value)  # as it is: through a float, a seed past 2**53 would lose its last digits
+    if integer and isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
+        return int(value)
     try:
         if isinstance(value, bool):
             raise TypeError
@@ -208,6 +212,8 @@ def stream(frames: Iterator[Frame], show: Show, label: str) -> Iterator[tuple[Fr
         stage_text = STAGES.get(frame.stage, frame.stage)
         text = (label if label.lower() == stage_text else f"{label}, {stage_text}") + (f" (loss {loss:.4f})" if loss is not None else "")
         up: Updates = {"progress": progress_html(frame.step, frame.total, text), "step": [frame.step, frame.total, frame.stage]}
+        if frame.loss is not None:  # this step's own (the progress text keeps showing the last one between)
+            up["loss"] = float(frame.loss)
         preview = frame.x0 if show == "predicted x0" else frame.xt
         if preview is None:  # between previews, or a preview kind this stage does not produce
             preview = frame.xt if frame.x0 is None else frame.x0
