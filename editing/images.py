@@ -15,6 +15,7 @@ user painted) and needs no padding colour that the model would then have to "exp
 from __future__ import annotations
 
 import io
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -55,11 +56,19 @@ def _read_file(src: str | Path | bytes, read: Callable[[Image.Image], np.ndarray
     """`read` applied to an image file (a path, or its bytes); an unreadable one is a ValueError naming it."""
     what = "the uploaded bytes" if isinstance(src, bytes) else str(src)
     try:
-        with Image.open(io.BytesIO(src) if isinstance(src, bytes) else src) as img:
-            img.load()
-            return read(img)
+        with warnings.catch_warnings():
+            # Pillow warns past MAX_IMAGE_PIXELS (89 MP) of a "decompression bomb DOS attack"; such a photo
+            # is read (and downscaled by the methods): up to twice that, where Pillow refuses, below.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(src) if isinstance(src, bytes) else src) as img:
+                img.load()
+                return read(img)
     except FileNotFoundError as e:
         raise ValueError(f"cannot read image {what}: no such file") from e
+    except Image.DecompressionBombError as e:
+        limit = 2 * (Image.MAX_IMAGE_PIXELS or 0) / 1e6
+        raise ValueError(f"cannot read image {what}: it has more than {limit:.0f} megapixels, the most read here "
+                         "(Pillow's guard against decompression bombs); downscale it first") from e
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise ValueError(f"cannot read image {what}: not a supported or intact image file ({e})") from e
 

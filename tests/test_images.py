@@ -79,6 +79,21 @@ def test_corrupt_missing_and_unsupported(tmp_path):
         im.load_image(3.0)
 
 
+def test_a_very_large_picture_is_read_without_alarm_up_to_pillows_limit_and_refused_past_it(tmp_path, monkeypatch):
+    import warnings
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # the limits, scaled down: warn past 1 000 px, refuse past 2 000
+    big, bomb = tmp_path / "big.png", tmp_path / "bomb.png"
+    Image.new("RGB", (40, 40), "red").save(big)
+    Image.new("RGB", (50, 50), "red").save(bomb)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Pillow's "decompression bomb DOS attack" warning is not passed on
+        assert im.load_image(big).shape == (40, 40, 3) and im.load_rgba(big).shape == (40, 40, 4)
+    for load in (im.load_image, im.load_rgba):  # one sentence (the command line's exit 2), not Pillow's own error
+        with pytest.raises(ValueError, match="more than 0 megapixels, the most read here .*downscale it first"):
+            load(bomb)
+
+
 def test_resize_area_down_cubic_up_and_back():
     checker = np.indices((8, 8)).sum(0) % 2 * 255
     checker = np.repeat(checker[..., None], 3, axis=2).astype(np.uint8)
