@@ -358,7 +358,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(method=spec.name)
         _add_method_args(p, spec)
         names = sorted({f.name for cls in spec.configs.values() for f in dataclasses.fields(cls)} - {"seed", "preview_every"})
-        p.add_argument("--param", required=True, choices=names, help="the parameter to sweep")
+        # T_skip: the studio's and the API's name for skip
+        p.add_argument("--param", required=True, choices=names, type=lambda v: "skip" if v == "T_skip" else v,
+                       help="the parameter to sweep" + (" (T_skip: skip)" if "skip" in names else ""))  # fmt: skip
         p.add_argument("--values", required=True, help="comma-separated values, e.g. 0.2,0.35,0.5,0.65,0.8,0.95 (negative ones "
                        "too: --values -4,0,4)")
         p.add_argument("--seeds", default=None, help="comma-separated seeds (default: --seed's, else 0)")
@@ -782,8 +784,9 @@ def cmd_replay(args) -> int:
             del paths["mask"]
     missing = [f"{role} ({paths[role]})" for role in paths if not Path(paths[role]).is_file()]
     if missing:
+        roles = " ".join(f"--input {role}=FILE" for role in paths if not Path(paths[role]).is_file())
         raise ValueError(f"the recipe's inputs are missing: {', '.join(missing)}; keep the files a recipe names beside it "
-                         "(the studio's download offers them with the result)")  # fmt: skip
+                         f"(the studio's download offers them with the result), or name your own copies: {roles}")  # fmt: skip
     images, record = _read_inputs(spec, paths)
     _studio_downscaled(images, record, recipe["inputs"], given_roles)
     for role, rec in recipe["inputs"].items():

@@ -137,7 +137,8 @@ def test_sweep_writes_metrics_per_value(tiny_dir, guide_file, tmp_path, capsys):
 
 def test_sweep_over_t_skip_inverts_once_and_each_result_replays(tiny_dir, guide_file, tmp_path, capsys, monkeypatch):
     """An edit sweep over target-side settings reuses the inversion (same image, prompt, settings) and runs
-    its edits as one batch; a new seed inverts again; every result replays alone."""
+    its edits as one batch; a new seed inverts again; every result replays alone. --param takes the
+    studio's name T_skip for skip."""
     import editing.inversion as inversion
 
     calls = []
@@ -150,7 +151,7 @@ def test_sweep_over_t_skip_inverts_once_and_each_result_replays(tiny_dir, guide_
     monkeypatch.setattr(inversion, "invert", counting)
     monkeypatch.setattr(inversion, "edit", None)  # the edits run as one batch per seed (editing.sweep.edit_sweep)
     code, stdout, _ = _run(["sweep", "edit", "--image", guide_file, "--source", "a red square", "--target", "a blue square",
-                            "--param", "skip", "--values", "0,2,4", "--seeds", "0,1", "--steps", "6", "--model",
+                            "--param", "T_skip", "--values", "0,2,4", "--seeds", "0,1", "--steps", "6", "--model",
                             tiny_dir / "pixel-text", "--out-dir", tmp_path / "sw", "--quiet"], capsys)  # fmt: skip
     assert code == 0, stdout
     assert calls == [0, 1]  # one inversion per seed: the runs go seed by seed

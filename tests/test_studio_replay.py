@@ -89,6 +89,7 @@ def test_replay_names_missing_inputs(studio, tmp_path, capsys):
     assert main(["replay", str(tmp_path / Path(up["files"][1]).name), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "the recipe's inputs are missing: guide (" in err and "keep the files a recipe names beside it" in err
+    assert "or name your own copies: --input guide=FILE" in err
 
 
 def test_replay_refuses_a_changed_input_with_one_sentence(studio, tmp_path, capsys):
