@@ -21,7 +21,15 @@ applies to the samples the model has not yet seen (see `invert_latents`).
 The last step goes to the clean image (abar = 1), where sigma = 0 for every eta: there is no noise
 to extract. We KEEP that step's map as the residual z_{n-1} = x0 - mu_{n-1} (unit scale), so that
 regeneration with the source prompt returns x0 to float precision; in an edit it carries the
-source's finest detail (the reference code zeroes it; it also loses exactness there).
+source's finest detail (the reference code zeroes it; it also loses exactness there). That holds
+when the regeneration's guidance equals the inversion's (`EditConfig.guidance_scale` =
+`InversionConfig.source_guidance_scale`): the defaults differ (the paper's 15 against 3.5; the emoji
+model edits at 3.0), so an "edit" to the source prompt itself redraws the picture somewhat.
+
+The grid differs from the reference's on latent models: it takes diffusers' DDIM timesteps (981, 961,
+..., 1 for Stable Diffusion at 50 steps, ending at abar_0), this module `VPSchedule.times` ("trailing":
+999, 979, ..., 19, ending at abar = 1). Step-by-step comparisons with the reference do not line up;
+the method is the same.
 
 Note: our mu uses DDIM's sqrt(1 - abar_prev - sigma^2), with sigma^2 = eta^2 var; the reference code
 writes eta * var there, which agrees for the paper's eta = 1 only.

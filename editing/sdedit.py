@@ -9,17 +9,22 @@ Algorithm (paper Alg. 1 for VE, Alg. 3/4 "VP" and the official code `runners/ima
         VE: x = x0 + sigma(t0) z
         for each step of the reverse SDE from t0 to 0:
             x = step(x)                                    # VP: ancestral DDPM (or DDIM); VE: Euler-Maruyama
-            masked: x = m * x + (1 - m) * noised(x0, t_next, z)   # the official code's mask loop
+            masked: x = m * x + (1 - m) * noised(x0, t_next, z)   # the official code's mask loop (see below)
         VE: x = x + sigma_min^2 s(x)                       # final denoising
         x0 = x  (inside the mask)                          # the next round starts from this output
     image = decode(x0); masked: outside the mask, the input's pixels exactly
 
 Masked editing: m is 1 where the user may change pixels (our `Guide.mask`), i.e. the complement of
 the official code's `mask`. As in the official code, the known region is re-noised with the same z
-drawn for the start. m lives in model space: the pixel mask's area coverage on the model grid,
+drawn for the start; unlike it, to the level of the time the step arrives at (t_next): the official
+loop uses the level of the time it left, one step noisier, so its known region ends the run noised at
+the last step's level. m lives in model space: the pixel mask's area coverage on the model grid,
 thresholded at > 0 (a latent cell touched by the mask may change). The decoded result is then
 composited onto the input at the input's resolution with an alpha that is exactly 0 outside the
 mask and feathered over a few pixels inside it only, so unmasked pixels are the input's exactly.
+
+VP pixel models clamp the predicted x0 to [-1, 1] at every step, as diffusers' DDPM and DDIM schedulers
+do by default (`clip_sample`; `editing.samplers.predict_x0_clipped`); the official code does not clip.
 
 Frames: with total = n * K steps (n = ceil(t0 * steps)) and k = config.preview_every, a preview
 Frame after every step that is a multiple of k and below total, then one Frame(stage="done") at
