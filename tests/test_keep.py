@@ -58,7 +58,8 @@ def test_the_page_restores_on_load_and_new_blank_canvas_forgets():
     config = demo.get_config_file()
     state = next(c for c in config["components"] if c["type"] == "browserstate")
     loads = [d for d in config["dependencies"] if any(t[1] == "load" for t in d["targets"])]
-    assert any(d["inputs"] == [state["id"]] for d in loads)
+    (restore,) = [d for d in loads if d["inputs"] == [state["id"]]]
+    assert restore["show_progress"] == "hidden"  # Gradio's timer flashed in the status line at every page load
     writers = [d for d in config["dependencies"] if state["id"] in d["outputs"]]
     runs = [i for i, f in enumerate(demo.fns.values()) if f.name == "unless_stopped"]
     assert {i for i, d in enumerate(config["dependencies"]) if state["id"] in d["outputs"]} >= set(runs)  # every model run

@@ -344,7 +344,9 @@ def build_ui(backend: Backend) -> gr.Blocks:
         examples.select(load_example, None, [canvas, *describing], queue=False, api_visibility="private")
         add_api(studio, compare)
         # after every model run has registered its prompt boxes with the keeper
-        demo.load(keeper.restore, keeper.state, [canvas, status, *keeper.boxes.values()], queue=False, api_visibility="private")
+        # (no progress shown: Gradio's timer flashed on the canvas and in the status line at every page load)
+        demo.load(keeper.restore, keeper.state, [canvas, status, *keeper.boxes.values()], queue=False, show_progress="hidden",
+                  api_visibility="private")  # fmt: skip
     return demo
 
 
