@@ -59,7 +59,8 @@ def test_the_page_restores_on_load_and_new_blank_canvas_forgets():
     state = next(c for c in config["components"] if c["type"] == "browserstate")
     loads = [d for d in config["dependencies"] if any(t[1] == "load" for t in d["targets"])]
     (restore,) = [d for d in loads if d["inputs"] == [state["id"]]]
-    assert restore["show_progress"] == "hidden"  # Gradio's timer flashed in the status line at every page load
+    # Gradio's timer showed in the status line at every page load, "hidden" or not: on the invisible state only
+    assert restore["show_progress"] == "hidden" and restore["show_progress_on"] == [state["id"]]
     writers = [d for d in config["dependencies"] if state["id"] in d["outputs"]]
     runs = [i for i, f in enumerate(demo.fns.values()) if f.name == "unless_stopped"]
     assert {i for i, d in enumerate(config["dependencies"]) if state["id"] in d["outputs"]} >= set(runs)  # every model run

@@ -344,9 +344,10 @@ def build_ui(backend: Backend) -> gr.Blocks:
         examples.select(load_example, None, [canvas, *describing], queue=False, api_visibility="private")
         add_api(studio, compare)
         # after every model run has registered its prompt boxes with the keeper
-        # (no progress shown: Gradio's timer flashed on the canvas and in the status line at every page load)
+        # its progress on the (invisible) kept state: Gradio's timer, even "hidden", showed in the status line (a live
+        # region) and on the canvas at every page load
         demo.load(keeper.restore, keeper.state, [canvas, status, *keeper.boxes.values()], queue=False, show_progress="hidden",
-                  api_visibility="private")  # fmt: skip
+                  show_progress_on=keeper.state, api_visibility="private")  # fmt: skip
     return demo
 
 
