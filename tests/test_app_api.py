@@ -188,6 +188,15 @@ def test_imagic_endpoint_optimises_then_renders(client, guide_png):
     with Image.open(image_path) as im:
         assert im.size == size
     assert info["recipe"]["method"] == "imagic" and info["recipe"]["configs"]["imagic"]["values"]["eta"] == 0.8
+    # the loss streams with the optimisation's previews (its last step has one)
+    assert any("loss" in o[1] and o[1]["step"][2] == "optimize" for o in job.outputs()[:-1])
+    # the paper's preset: its learning rates and guidance, the step counts given
+    from editing.interface import ImagicConfig
+
+    _, info = client.predict(handle_file(path), "a blue blob", 0.8, 1, 2, 2, steps=4, preset="paper", api_name="/imagic")
+    values, paper = info["recipe"]["configs"]["imagic"]["values"], ImagicConfig.from_preset("paper", "pixel-text")
+    assert values["preset"] == "paper" and values["guidance_scale"] == paper.guidance_scale and values["steps"] == 4
+    assert values["embedding_lr"] == paper.embedding_lr and values["embedding_steps"] == 2
 
 
 def test_a_full_queue_refuses_with_a_message(guide_png):
@@ -522,6 +531,7 @@ def test_colour_and_shift_endpoints(client, guide_png, tmp_path):
         ({"prompt": 123, "api_name": "/sdedit"}, "prompt=123 must be text."),
         ({"prompt": ["a", "b"], "api_name": "/sdedit"}, "prompt=['a', 'b'] must be text."),
         ({"sampler": "euler", "api_name": "/sdedit"}, "sampler='euler'; allowed: 'ddpm' or 'ddim'"),
+        ({"target_prompt": "x", "preset": "slow", "api_name": "/imagic"}, "preset='slow'; allowed: 'fast' or 'paper'"),
     ],
 )
 def test_a_bad_api_value_is_refused_naming_its_parameter(client, guide_png, kwargs, message):

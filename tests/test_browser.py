@@ -81,6 +81,8 @@ def test_paint_strokes_and_generate(page):
     status = page.locator("#ss-status")
     status.get_by_text(re.compile(r"Done: \d+x\d+ PNG")).wait_for(timeout=240_000)
     assert "step" in page.locator(".ss-progress").inner_text()
+    bar = page.locator(".ss-progress[role=progressbar]")  # a screen reader's progress bar, at its end (it was plain text)
+    assert bar.get_attribute("aria-valuenow") == bar.get_attribute("aria-valuemax") and "done" in bar.get_attribute("aria-label")
     src = page.locator("#ss-output img").first.get_attribute("src")
     assert src and ("/file=" in src or "gradio_api" in src or src.startswith("data:"))
     page.screenshot(path=ARTIFACTS / "studio-result.png", full_page=True)

@@ -265,14 +265,23 @@ def add_api(studio: Studio, compare: Compare) -> None:
         sampler = _describe(_text("sampler", studio_default(info, SDEditConfig, "sampler")),
                             "'ddpm' (the paper's stochastic sampler) or 'ddim' (deterministic)")  # fmt: skip
         fast = ImagicConfig.from_preset("fast", info.family) if has_imagic(studio.backend) else ImagicConfig()
-        imagic_guidance = _describe(_number(fast.guidance_scale, "guidance_scale"), guidance_text.format("interpolated embedding"))
-        imagic_steps = _describe(_number(fast.steps, "steps", True), "stage 3: sampling steps of the render, in [1, 1000]")
+        paper = ImagicConfig.from_preset("paper", info.family) if has_imagic(studio.backend) else ImagicConfig()
+
+        def preset_number(name: str, text: str, integer: bool = False) -> gr.Number:
+            """Left out, the preset's (a "paper" run with the fast step counts was the Imagic tab's old trap)."""
+            return _describe(_number(None, name, integer, optional=True), f"{text}; left out: the preset's "
+                             f"(fast {getattr(fast, name):g}, paper {getattr(paper, name):g})")  # fmt: skip
+
+        imagic_preset = _describe(_text("preset", "fast"), "'fast' (few steps; the studio's) or 'paper' (the paper's steps, "
+                                  "learning rates and guidance: hours on a CPU)")  # fmt: skip
+        imagic_guidance = preset_number("guidance_scale", guidance_text.format("interpolated embedding"))
+        imagic_steps = preset_number("steps", "stage 3: sampling steps of the render, in [1, 1000]", integer=True)
         imagic_eta = _describe(_number(fast.eta, "eta"), "in [0, 1.5]: 0 renders the picture back, 1 the target text's "
                                "embedding; past 1 goes further")  # fmt: skip
-        emb_steps = _describe(_number(fast.embedding_steps, "embedding_steps", True), "stage 1: Adam steps fitting the text "
-                              "embedding to the picture, in [0, 100000]")  # fmt: skip
-        ft_steps = _describe(_number(fast.finetune_steps, "finetune_steps", True), "stage 2: Adam steps fine-tuning the model "
-                             "on the picture, in [0, 100000]")  # fmt: skip
+        emb_steps = preset_number("embedding_steps", "stage 1: Adam steps fitting the text embedding to the picture, in "
+                                  "[0, 100000]", integer=True)  # fmt: skip
+        ft_steps = preset_number("finetune_steps", "stage 2: Adam steps fine-tuning the model on the picture, in [0, 100000]",
+                                 integer=True)  # fmt: skip
         trigger = gr.Button()
 
     def sdedit(image, prompt, t0, steps, guidance_scale, seed, mask=None, repeats=1, sampler="ddpm", session=None):
@@ -320,10 +329,16 @@ def add_api(studio: Studio, compare: Compare) -> None:
             guidance_scale=guidance_scale, steps=steps, eta=eta, source_guidance_scale=source_guidance_scale, seed=seed,
             preview_every=1, session=session))  # fmt: skip
 
-    def imagic(image, target_prompt, eta, seed, embedding_steps, finetune_steps, guidance_scale, steps, session):
-        """Imagic with the engine's "fast" preset: optimise, fine-tune (cached by content), render at η."""
-        yield from _stream(studio.imagic(canvas=_canvas(image), target_prompt=target_prompt or "", preset="fast", eta=eta,
-                                         guidance_scale=guidance_scale, steps=steps, seed=seed, preview_every=5,
+    def imagic(image, target_prompt, eta, seed, embedding_steps=None, finetune_steps=None, guidance_scale=None, steps=None,
+               preset="fast", session=None):  # fmt: skip
+        """Imagic at a preset ("fast" or "paper"): optimise, fine-tune (cached by content), render at η."""
+        try:
+            base = ImagicConfig.from_preset(preset, info.family)
+        except ValueError:
+            base = fast  # the handler says why: no Imagic on this model, or a preset it does not know
+        yield from _stream(studio.imagic(canvas=_canvas(image), target_prompt=target_prompt or "", preset=preset, eta=eta,
+                                         guidance_scale=base.guidance_scale if guidance_scale is None else guidance_scale,
+                                         steps=base.steps if steps is None else steps, seed=seed, preview_every=5,
                                          embedding_steps=embedding_steps, finetune_steps=finetune_steps, session=session))  # fmt: skip
 
     def sweep(image, prompt, param, n_values, n_seeds, steps, skip=None, eta=None, guidance_scale=None, seed=None, source_prompt=None,
@@ -357,7 +372,7 @@ def add_api(studio: Studio, compare: Compare) -> None:
                           src_guidance, seed, session], [out_image, out_info], api_name="color", **common)  # fmt: skip
     trigger.click(shift, [image, prompt, h_dx, h_dy, h_skip, h_cfg, inv_steps, eta, src_guidance, seed, session], [out_image, out_info],
                   api_name="shift", **common)  # fmt: skip
-    trigger.click(imagic, [image, target, imagic_eta, seed, emb_steps, ft_steps, imagic_guidance, imagic_steps, session],
+    trigger.click(imagic, [image, target, imagic_eta, seed, emb_steps, ft_steps, imagic_guidance, imagic_steps, imagic_preset, session],
                   [out_image, out_info], api_name="imagic", **common)  # fmt: skip
     trigger.click(sweep, [image, prompt, param, n_values, n_seeds, sweep_steps, skip, eta, guidance, seed, source, target,
                           sweep_tgt_guidance, session],

@@ -15,6 +15,7 @@ Errors the user can fix raise Refusal (a gr.Error): Gradio shows the message and
 
 from __future__ import annotations
 
+import html
 import itertools
 import re
 from collections.abc import Callable, Generator, Iterator
@@ -94,9 +95,11 @@ def refuse(missing: str | None) -> None:
 
 
 def progress_html(step: int, total: int, label: str) -> str:
+    """The bar under the Result; a progressbar to a screen reader (it was plain text), named by what runs."""
     pct = 100.0 * step / max(total, 1)
     return (
-        f'<div class="ss-progress"><div class="ss-bar" style="width:{pct:.1f}%"></div>'
+        f'<div class="ss-progress" role="progressbar" aria-label="{html.escape(label)}" aria-valuemin="0" '
+        f'aria-valuemax="{total}" aria-valuenow="{step}"><div class="ss-bar" style="width:{pct:.1f}%"></div>'
         f"<span>{label}: step {step} / {total}</span></div>"
     )
 
