@@ -33,6 +33,7 @@ def _describe(component: gr.components.Component, text: str, example: Any = None
     would be empty, or, for a file, its FileData class's docstring); `example`: the page's sample value
     (a file's is otherwise a PDF on the internet)."""
     as_input = component.api_info
+    text = text[:1].upper() + text[1:]  # a sentence after Gradio's own on the API page ("The input value that is provided...")
 
     component.api_info = lambda: {**as_input(), "additional_description": text}  # parameters
     component.api_info_as_output = lambda: {**as_input(), "description": text}  # returned values
