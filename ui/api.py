@@ -19,11 +19,11 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from editing.images import load_rgba
+from editing.images import MAX_SIDE, load_rgba
 from editing.interface import ColorEditConfig, EditConfig, ImagicConfig, InversionConfig, SDEditConfig, ShiftConfig
 from ui.canvas import image_to_editor_value
 from ui.compare import MAX_SEEDS, MAX_VALUES, Compare
-from ui.defaults import PATCH_DEFAULTS, studio_default, studio_step_default
+from ui.defaults import PATCH_DEFAULTS, shift_units, studio_default, studio_step_default
 from ui.handlers import Refusal, Studio, Updates, as_number, has_imagic
 from ui.state import Session
 
@@ -190,13 +190,12 @@ def add_api(studio: Studio, compare: Compare) -> None:
     def at_steps(cls: type, name: str, value: int | None, steps: int) -> int:
         return studio_step_default(info, cls, name, steps) if value is None else value
 
-    reach = (info.model_side or info.resolution) - 1  # a circular shift by the whole side is no move
-    cells = "px" if (info.model_side or info.resolution) == info.resolution else f"latent cells of {info.resolution // info.model_side} px"
+    reach, cells = shift_units(info)
     guidance_text = "classifier-free guidance of the {}, in [0, 30]; 1 = none"
     with gr.Column(visible=False):
         session = gr.State(Session())
         image = _file("image", "the picture: a painting of coloured strokes, or a photo (PNG, JPEG, WebP...; read upright, "
-                      "as its EXIF orientation says); over 1024 px it is run downscaled. gradio_client: handle_file('path.png')")
+                      f"as its EXIF orientation says); over {MAX_SIDE} px it is run downscaled. gradio_client: handle_file('path.png')")
         out_image = _describe(gr.Image(type="numpy", format="png", label="image"),
                               "a preview while the run goes (None between previews), then the result: a PNG at the picture's "
                               "size with its recipe embedded")  # fmt: skip
@@ -348,7 +347,7 @@ def add_api(studio: Studio, compare: Compare) -> None:
         guidance_scale is SDEdit's, edit_guidance_scale the text edit's target guidance."""
         skip = at_steps(EditConfig, "skip", skip, steps)
         param = "T_skip" if param == "skip" else param  # the step parameter's own name here
-        notes, sent = "", 0
+        notes, rows = "", []
         for up in compare.sweep(canvas=_canvas(image), param=param, n_values=n_values, n_seeds=n_seeds, prompt=prompt or "",
                                 source_prompt=source_prompt or "", target_prompt=target_prompt or "", steps=steps, skip=skip,
                                 t0=studio_default(info, SDEditConfig, "t0"),  # not read: a t0 sweep's values are the t0s
@@ -356,11 +355,10 @@ def add_api(studio: Studio, compare: Compare) -> None:
                                 session=session):  # fmt: skip
             notes = " ".join(up["notices"]) if "notices" in up else notes
             items = up["session"].sweep if "session" in up else []
-            if "gallery" in up and len(items) > sent:  # the results so far, as each seed's (or value's) finish
-                sent = len(items)
-                yield ([(it.image, it.label) for it in items],
-                       [{"param": param, "value": it.value, "seed": it.seed, **it.metrics, "recipe": _recipe(compare.files_of(it)),
-                         **({"status": notes} if notes else {})} for it in items])  # fmt: skip
+            if "gallery" in up and len(items) > len(rows):  # the results so far, as each seed's (or value's) finish
+                rows += [{"param": param, "value": it.value, "seed": it.seed, **it.metrics, "recipe": _recipe(compare.files_of(it)),
+                          **({"status": notes} if notes else {})} for it in items[len(rows):]]  # fmt: skip
+                yield [(it.image, it.label) for it in items], list(rows)
 
     common = {"concurrency_id": "model", "show_progress": "hidden"}
     trigger.click(sdedit, [image, prompt, t0, steps, guidance, seed, mask, repeats, sampler, session], [out_image, out_info],

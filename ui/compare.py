@@ -26,6 +26,7 @@ from ui.handlers import (
     Show,
     Studio,
     Updates,
+    check_skip,
     guarded,
     has_imagic,
     make_config,
@@ -194,8 +195,8 @@ class Compare:
         make_config(InversionConfig, steps=steps, eta=eta, seed=seed)
         edit_guidance = self._edit_guidance(edit_guidance_scale)
         make_config(EditConfig, skip=skip, guidance_scale=edit_guidance)
-        if param != "T_skip" and not 0 <= int(skip) < int(steps):
-            raise Refusal(f"T_skip (skip={skip}) must be smaller than the number of steps ({steps}).")
+        if param != "T_skip":
+            check_skip(skip, steps)
         edit_guidance = edit_guidance if param != "t0" else None  # a t0 sweep makes no text edit
         c = read_canvas(canvas)  # its notices (a picture run downscaled...) are the sweep's as they are a run's
         if param != "t0" and not target_prompt.strip():

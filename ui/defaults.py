@@ -74,6 +74,14 @@ STUDIO_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+def shift_units(info: ModelInfo) -> tuple[int, str]:
+    """A shift's reach in model-space cells (a circular shift by the whole side is no move), and their unit:
+    "px", or "latent cells of 8 px" on Stable Diffusion."""
+    side = info.model_side or info.resolution
+    cell = info.resolution // side
+    return side - 1, "px" if cell == 1 else f"latent cells of {cell} px"
+
+
 def studio_default(info: ModelInfo, config_cls: type, name: str) -> Any:
     """A field's starting value in the studio: the model's own default if it names one
     (`editing.interface.MODEL_DEFAULTS`; a T_skip fraction (`MODEL_STEP_FRACTIONS`) in the studio's

@@ -94,6 +94,12 @@ def refuse(missing: str | None) -> None:
         raise Refusal(missing)
 
 
+def check_skip(skip: int, steps: int) -> None:
+    """T_skip counts steps skipped from the noisiest: it must leave one to run."""
+    if not 0 <= int(skip) < int(steps):
+        raise Refusal(f"T_skip (skip={skip}) must be smaller than the number of steps ({steps}).")
+
+
 def progress_html(step: int, total: int, label: str) -> str:
     """The bar under the Result; a progressbar to a screen reader (it was plain text), named by what runs."""
     pct = 100.0 * step / max(total, 1)
@@ -379,8 +385,7 @@ class Studio:
         inv_cfg = make_config(InversionConfig, steps=steps, eta=eta, source_guidance_scale=source_guidance_scale, seed=seed,
                               preview_every=preview_every)  # fmt: skip
         cfg = make_config(EditConfig, skip=skip, guidance_scale=guidance_scale, preview_every=preview_every)
-        if cfg.skip >= inv_cfg.steps:
-            raise Refusal(f"T_skip (skip={cfg.skip}) must be smaller than the number of steps ({inv_cfg.steps}).")
+        check_skip(cfg.skip, inv_cfg.steps)
         yield from self._inverted_run(
             "edit", c.guide.image, source_prompt, inv_cfg, session, show,
             lambda inv: guarded(self.backend.edit, inv, target_prompt, cfg), {"edit": cfg},

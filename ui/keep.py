@@ -31,9 +31,11 @@ RESTORED = ("Your last run's canvas and prompts are back (this browser keeps the
 
 
 def encode(image: np.ndarray) -> str | None:
-    """A uint8 RGB picture as a lossless WebP, base64; None when it is larger than MAX_BYTES."""
+    """A uint8 RGB picture as a lossless WebP, base64; None when it is larger than MAX_BYTES. The least effort
+    (quality 0, method 0): it runs as every run starts, and a 1024 px photo took 1.0 s at quality 100, method 4,
+    against 0.07 s (770 kB against 585 kB)."""
     buf = io.BytesIO()
-    Image.fromarray(image).save(buf, "WEBP", lossless=True, quality=100, method=4)
+    Image.fromarray(image).save(buf, "WEBP", lossless=True, quality=0, method=0)
     return base64.b64encode(buf.getvalue()).decode("ascii") if buf.tell() <= MAX_BYTES else None
 
 

@@ -30,7 +30,7 @@ from ui.api import add_api
 from ui.canvas import image_to_editor_value
 from ui.compare import Compare
 from ui.compare_tab import compare_tab
-from ui.defaults import PATCH_DEFAULTS, PATCH_RANGES, canvas_side, studio_default
+from ui.defaults import PATCH_DEFAULTS, PATCH_RANGES, canvas_side, shift_units, studio_default
 from ui.handlers import (
     IMAGIC_MISSING,
     Studio,
@@ -305,9 +305,7 @@ def build_ui(backend: Backend) -> gr.Blocks:
                           "start (the emoji model does).")  # fmt: skip
                     with gr.Row(equal_height=True):
                         h_prompt = prompt_box("Prompt (what the picture shows)", describes=True, scale=3)
-                        reach = (info.model_side or info.resolution) - 1  # a circular shift by the whole side is no move
-                        cell = info.resolution // (info.model_side or info.resolution)  # a latent cell is 8 px of Stable Diffusion's
-                        unit = "px" if cell == 1 else f"latent cells of {cell} px"
+                        reach, unit = shift_units(info)
                         h_dx = slider(info, ShiftConfig, "dx", minimum=-reach, maximum=reach, label=f"Shift x ({unit})", scale=2)
                         h_dy = slider(info, ShiftConfig, "dy", minimum=-reach, maximum=reach, label=f"Shift y ({unit})", scale=2)
                         h_go = gr.Button("Shift", variant="primary", scale=1)

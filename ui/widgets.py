@@ -91,12 +91,17 @@ def model_run(button: gr.Button, fn: Callable[..., Iterator[dict]], outputs: dic
     the browser to keep (ui/keep.py)."""
     ticket = gr.State(None)
     run = bind(fn, outputs)
+
+    def stopped_since(ticket: int | None, sess: Any) -> bool:
+        """Whether Stop was pressed after the click that took `ticket`."""
+        return ticket is not None and sess is not None and sess.stops != ticket
+
     kept = keeper.register(inputs_kwargs) if keeper is not None else {}
 
     def unless_stopped(ticket: int | None, **kwargs: Any) -> Iterator[dict]:
         yield {waiting: ""}
         sess = kwargs.get("session")
-        if ticket is not None and sess is not None and sess.stops != ticket:
+        if stopped_since(ticket, sess):
             return
         if keeper is not None:
             yield {keeper.state: keeper.value(kwargs, kept)}
@@ -127,8 +132,7 @@ def model_run(button: gr.Button, fn: Callable[..., Iterator[dict]], outputs: dic
 
     def failed(ticket: int | None, sess: Any) -> Any:
         """Gradio counts a run Stop cancelled as failed too: Stop's own status ("Stopped", and where) stays then."""
-        stopped = ticket is not None and sess is not None and sess.stops != ticket
-        return ("", gr.skip() if stopped else FAILED) if status is not None else ""
+        return ("", gr.skip() if stopped_since(ticket, sess) else FAILED) if status is not None else ""
 
     event.failure(failed, [ticket, session], [waiting, *([status] if status is not None else [])],
                   queue=False, show_progress="hidden", api_visibility="private")  # fmt: skip
